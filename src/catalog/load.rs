@@ -1,0 +1,438 @@
+//! Loading and validating asset files.
+//!
+//! A catalogue is a folder of asset files (`*.json` or `*.toml`, one asset
+//! each); template paths inside a file are relative to that folder. The demo
+//! catalogue under `catalog/` in the repository is compiled into the binary
+//! with `include_dir`, and goes through exactly the same checks.
+//!
+//! Every problem is reported as `file: field: message`, the field written as
+//! a path into the document (`layers[3].dependsOn[0]`).
+
+use super::spec::{AssetSpec, AttributeType, OptionSpec, RenderSpec};
+use super::{AttrKind, AttrOption, Attribute, Asset, Catalog, Layer, Recipe, Template, Value, View};
+use include_dir::{Dir, include_dir};
+use std::collections::HashSet;
+use std::path::{Component, Path};
+use uuid::Uuid;
+
+static DEMO: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/catalog");
+
+/// The id of the demo sofa in the built-in catalogue.
+pub const DEMO_ASSET_ID: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
+
+/// Largest canvas side accepted in a definition. Renders of this size are
+/// 256 MiB of RGBA; anything larger is a typo, not a product shot.
+const MAX_CANVAS_SIDE: u32 = 8192;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct CatalogError {
+    pub file: String,
+    /// Path of the offending field inside the document; empty for the file itself.
+    pub field: String,
+    pub message: String,
+}
+
+impl CatalogError {
+    pub fn new(file: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        CatalogError { file: file.into(), field: field.into(), message: message.into() }
+    }
+}
+
+/// Where template files come from.
+enum Source<'a> {
+    Dir(&'a Path),
+    Embedded(&'static Dir<'static>),
+    /// Definitions submitted over the API carry their templates inline.
+    None,
+}
+
+impl Source<'_> {
+    fn read(&self, rel: &str) -> Result<String, String> {
+        let p = Path::new(rel);
+        if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(format!("template path \"{rel}\" must be relative and stay inside the catalogue"));
+        }
+        match self {
+            Source::Dir(d) => std::fs::read_to_string(d.join(p)).map_err(|e| format!("cannot read template \"{rel}\": {e}")),
+            Source::Embedded(d) => d
+                .get_file(p)
+                .and_then(|f| f.contents_utf8())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("template \"{rel}\" is not in the built-in catalogue")),
+            Source::None => Err(format!("template file \"{rel}\" cannot be read here; give the template inline")),
+        }
+    }
+}
+
+pub(super) fn demo() -> Result<Catalog, CatalogError> {
+    let mut assets = Vec::new();
+    let mut files: Vec<_> = DEMO.files().collect();
+    files.sort_by_key(|f| f.path());
+    for f in files {
+        let name = f.path().to_string_lossy().into_owned();
+        // Asset files sit at the top; folders below hold their templates.
+        if !name.contains('/') && is_asset_file(&name) {
+            let text = f.contents_utf8().ok_or_else(|| CatalogError::new(&name, "", "not UTF-8"))?;
+            assets.push(parse(&name, text, &Source::Embedded(&DEMO))?);
+        }
+    }
+    Catalog::from_assets(assets)
+}
+
+pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+    let shown = dir.display().to_string();
+    let entries = std::fs::read_dir(dir).map_err(|e| CatalogError::new(&shown, "", format!("cannot read folder: {e}")))?;
+    let mut paths = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| CatalogError::new(&shown, "", e.to_string()))?;
+        let p = e.path();
+        if p.is_file() && is_asset_file(&p.to_string_lossy()) {
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    let mut assets = Vec::new();
+    for p in paths {
+        let name = p.display().to_string();
+        let text = std::fs::read_to_string(&p).map_err(|e| CatalogError::new(&name, "", e.to_string()))?;
+        assets.push(parse(&name, &text, &Source::Dir(dir))?);
+    }
+    let catalog = Catalog::from_assets(assets)?;
+    if catalog.is_empty() {
+        return Err(CatalogError::new(&shown, "", "no asset files (*.json, *.toml) in this folder"));
+    }
+    Ok(catalog)
+}
+
+/// Parses and validates one asset definition whose templates are inline.
+///
+/// # Errors
+/// [`CatalogError`] naming `label` and the field at fault.
+pub fn load_asset_str(label: &str, json: &str) -> Result<Asset, CatalogError> {
+    parse(&format!("{label}.json"), json, &Source::None)
+}
+
+fn is_asset_file(name: &str) -> bool {
+    name.ends_with(".json") || name.ends_with(".toml")
+}
+
+fn parse(file: &str, text: &str, src: &Source<'_>) -> Result<Asset, CatalogError> {
+    let doc: serde_json::Value = if file.ends_with(".toml") {
+        let table: toml::Table = toml::from_str(text).map_err(|e| CatalogError::new(file, "", e.message().to_string()))?;
+        serde_json::to_value(table).map_err(|e| CatalogError::new(file, "", e.to_string()))?
+    } else {
+        serde_json::from_str(text).map_err(|e| CatalogError::new(file, "", e.to_string()))?
+    };
+    let spec: AssetSpec = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let field = e.path().to_string();
+        CatalogError::new(file, if field == "." { String::new() } else { field }, e.into_inner().to_string())
+    })?;
+    validate(file, spec, src)
+}
+
+fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, CatalogError> {
+    let err = |field: String, msg: String| CatalogError::new(file, field, msg);
+    let id = Uuid::parse_str(&spec.id).map_err(|_| err("id".into(), format!("\"{}\" is not a UUID", spec.id)))?;
+    if spec.name.trim().is_empty() {
+        return Err(err("name".into(), "must not be empty".into()));
+    }
+    if spec.version == 0 {
+        return Err(err("version".into(), "must be 1 or more".into()));
+    }
+    for (field, v) in [("width", spec.width), ("height", spec.height)] {
+        if v == 0 || v > MAX_CANVAS_SIDE {
+            return Err(err(field.into(), format!("{v} is outside 1..={MAX_CANVAS_SIDE}")));
+        }
+    }
+    let attributes = attributes(&spec, &err)?;
+    let views = views(&spec, &err)?;
+    let layers = layers(&spec, &attributes, &views, src, &err)?;
+
+    let mut h = blake3::Hasher::new();
+    h.update(b"layercake/asset-definition/1\n");
+    h.update(serde_json::to_string(&spec).unwrap_or_default().as_bytes());
+    for l in &layers {
+        h.update(&l.recipe.fingerprint);
+    }
+    Ok(Asset {
+        id,
+        name: spec.name.clone(),
+        version: spec.version,
+        description: spec.description.clone(),
+        width: spec.width,
+        height: spec.height,
+        attributes,
+        views,
+        layers,
+        fingerprint: *h.finalize().as_bytes(),
+        spec,
+    })
+}
+
+type ErrFn<'a> = dyn Fn(String, String) -> CatalogError + 'a;
+
+fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, CatalogError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, a) in spec.attributes.iter().enumerate() {
+        let at = |f: &str| format!("attributes[{i}]{f}");
+        if a.name.trim().is_empty() {
+            return Err(err(at(".name"), "must not be empty".into()));
+        }
+        if !seen.insert(a.name.as_str()) {
+            return Err(err(at(".name"), format!("attribute \"{}\" is defined twice", a.name)));
+        }
+        let only = |present: bool, field: &str, types: &str| {
+            if present { Err(err(at(&format!(".{field}")), format!("only {types} attributes take \"{field}\""))) } else { Ok(()) }
+        };
+        let kind = match a.kind {
+            AttributeType::String => {
+                only(a.min.is_some(), "min", "number")?;
+                only(a.max.is_some(), "max", "number")?;
+                let values = a.values.as_ref().filter(|v| !v.is_empty()).ok_or_else(|| err(at(".values"), "a string attribute needs at least one value".into()))?;
+                let mut opts = Vec::new();
+                let mut names = HashSet::new();
+                for (j, o) in values.iter().enumerate() {
+                    if !names.insert(o.value()) {
+                        return Err(err(at(&format!(".values[{j}]")), format!("option \"{}\" is listed twice", o.value())));
+                    }
+                    opts.push(match o {
+                        OptionSpec::Plain(v) => AttrOption { value: v.clone(), label: None, metadata: Default::default() },
+                        OptionSpec::Detailed(d) => AttrOption { value: d.value.clone(), label: d.label.clone(), metadata: d.metadata.clone() },
+                    });
+                }
+                AttrKind::String { options: opts }
+            }
+            AttributeType::Number => {
+                only(a.values.is_some(), "values", "string")?;
+                let (min, max) = match (a.min, a.max) {
+                    (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() && lo <= hi => (lo, hi),
+                    (Some(_), Some(_)) => return Err(err(at(".max"), "min and max must be finite with min <= max".into())),
+                    _ => return Err(err(at(".min"), "a number attribute needs min and max".into())),
+                };
+                AttrKind::Number { min, max }
+            }
+            AttributeType::Boolean => {
+                only(a.values.is_some(), "values", "string")?;
+                only(a.min.is_some() || a.max.is_some(), "min", "number")?;
+                AttrKind::Boolean
+            }
+            AttributeType::Color => {
+                only(a.values.is_some(), "values", "string")?;
+                only(a.min.is_some() || a.max.is_some(), "min", "number")?;
+                AttrKind::Color
+            }
+        };
+        let mut attr = Attribute { name: a.name.clone(), label: a.label.clone(), kind, default: Value::Bool(false) };
+        attr.default = match (&a.default, a.kind) {
+            (None | Some(serde_json::Value::Null), AttributeType::Boolean) => Value::Bool(false),
+            (None | Some(serde_json::Value::Null), _) => return Err(err(at(".default"), "a default value is required".into())),
+            (Some(v), _) => attr.accept(v).map_err(|e| err(at(".default"), e.to_string()))?,
+        };
+        out.push(attr);
+    }
+    Ok(out)
+}
+
+fn views(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
+    if spec.views.is_empty() {
+        return Err(err("views".into(), "an asset needs at least one view".into()));
+    }
+    let mut names = HashSet::new();
+    let mut stages = HashSet::new();
+    let mut out = Vec::new();
+    for (i, v) in spec.views.iter().enumerate() {
+        let slug = !v.name.is_empty() && v.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !slug {
+            return Err(err(format!("views[{i}].name"), format!("\"{}\" must be lowercase letters, digits and '-'", v.name)));
+        }
+        if !names.insert(v.name.as_str()) {
+            return Err(err(format!("views[{i}].name"), format!("view \"{}\" is defined twice", v.name)));
+        }
+        if v.stage.is_empty() {
+            return Err(err(format!("views[{i}].stage"), "must name at least one stage attribute, e.g. {\"Camera\": 0}".into()));
+        }
+        let canonical = crate::keys::canonical_json(&serde_json::Value::Object(v.stage.clone()));
+        if !stages.insert(canonical.clone()) {
+            return Err(err(format!("views[{i}].stage"), format!("another view already has the stage {canonical}")));
+        }
+        out.push(View { name: v.name.clone(), label: v.label.clone().unwrap_or_else(|| v.name.clone()), stage: v.stage.clone() });
+    }
+    Ok(out)
+}
+
+fn layers(spec: &AssetSpec, attrs: &[Attribute], views: &[View], src: &Source<'_>, err: &ErrFn<'_>) -> Result<Vec<Layer>, CatalogError> {
+    if spec.layers.is_empty() {
+        return Err(err("layers".into(), "an asset needs at least one layer".into()));
+    }
+    let index_of = |name: &str| attrs.iter().position(|a| a.name == name);
+    let mut ids = HashSet::new();
+    let mut out = Vec::new();
+    for (i, l) in spec.layers.iter().enumerate() {
+        let at = |f: &str| format!("layers[{i}]{f}");
+        let id = Uuid::parse_str(&l.id).map_err(|_| err(at(".id"), format!("\"{}\" is not a UUID", l.id)))?;
+        if !ids.insert(id) {
+            return Err(err(at(".id"), format!("layer id {id} is used twice")));
+        }
+        if l.name.trim().is_empty() {
+            return Err(err(at(".name"), "must not be empty".into()));
+        }
+        let mut depends_on = Vec::new();
+        for (j, d) in l.depends_on.iter().enumerate() {
+            let k = index_of(d).ok_or_else(|| err(at(&format!(".dependsOn[{j}]")), format!("unknown attribute \"{d}\"")))?;
+            if depends_on.contains(&k) {
+                return Err(err(at(&format!(".dependsOn[{j}]")), format!("\"{d}\" is listed twice")));
+            }
+            depends_on.push(k);
+        }
+        depends_on.sort_unstable();
+        let mut visible_when = Vec::new();
+        for (name, want) in l.visible_when.iter().flatten() {
+            let field = at(&format!(".visibleWhen.{name}"));
+            let k = index_of(name).ok_or_else(|| err(field.clone(), format!("unknown attribute \"{name}\"")))?;
+            let wanted: Vec<&serde_json::Value> = match want {
+                serde_json::Value::Array(xs) if xs.is_empty() => return Err(err(field, "needs at least one value".into())),
+                serde_json::Value::Array(xs) => xs.iter().collect(),
+                v => vec![v],
+            };
+            let values = wanted.into_iter().map(|v| attrs[k].accept(v).map_err(|e| err(field.clone(), e.to_string()))).collect::<Result<_, _>>()?;
+            visible_when.push((k, values));
+        }
+        let recipe = recipe(&l.render, attrs, views, &depends_on, src, &|m| err(at(".render"), m))?;
+        out.push(Layer { id, name: l.name.clone(), depends_on, visible_when, recipe });
+    }
+    Ok(out)
+}
+
+fn recipe(r: &RenderSpec, attrs: &[Attribute], views: &[View], depends_on: &[usize], src: &Source<'_>, err: &dyn Fn(String) -> CatalogError) -> Result<Recipe, CatalogError> {
+    let mut h = blake3::Hasher::new();
+    h.update(b"layercake/recipe/1\n");
+    h.update(if r.crop { b"crop\n" } else { b"full\n" });
+    for &d in depends_on {
+        h.update(attrs[d].name.as_bytes());
+        h.update(b"\n");
+    }
+    let mut templates = Vec::new();
+    for v in views {
+        let (origin, text) = match (&r.svg, &r.template) {
+            (Some(path), None) => {
+                let rel = path.replace("{view}", &v.name);
+                let text = src.read(&rel).map_err(err)?;
+                (rel, text)
+            }
+            (None, Some(t)) => ("the inline template".to_string(), t.clone()),
+            _ => return Err(err("give exactly one of \"svg\" (a file) or \"template\" (inline)".into())),
+        };
+        let t = Template::parse(&text, attrs).map_err(|e| err(format!("{origin}: {e}")))?;
+        if let Some(k) = t.attributes().find(|k| !depends_on.contains(k)) {
+            return Err(err(format!("{origin} reads attribute \"{}\", which is not in dependsOn", attrs[k].name)));
+        }
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+        templates.push(t);
+    }
+    Ok(Recipe { templates, crop: r.crop, fingerprint: *h.finalize().as_bytes() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({
+            "id": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f",
+            "name": "Mug", "version": 1, "width": 64, "height": 64,
+            "attributes": [
+                {"name": "Color", "type": "string", "default": "Red",
+                 "values": [{"value": "Red", "metadata": {"hex": "#c00"}}, {"value": "Blue", "metadata": {"hex": "#00c"}}]},
+                {"name": "Handle", "type": "boolean"}
+            ],
+            "views": [{"name": "front", "stage": {"Camera": 0}}],
+            "layers": [
+                {"id": "0e7b3c1a-2d4f-4a6b-8c9d-1e2f3a4b5c6d", "name": "Body", "dependsOn": ["Color"],
+                 "render": {"template": "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><rect width='10' height='10' fill='{{Color.hex}}'/></svg>"}}
+            ]
+        })
+    }
+
+    fn load(v: &serde_json::Value) -> Result<Asset, CatalogError> {
+        load_asset_str("mug", &v.to_string())
+    }
+
+    #[test]
+    fn demo_catalogue_loads() {
+        let c = Catalog::demo().unwrap();
+        let sofa = c.get(&Uuid::parse_str(DEMO_ASSET_ID).unwrap()).unwrap();
+        assert_eq!(sofa.views.len(), 4);
+        assert_eq!(sofa.attributes.len(), 4);
+    }
+
+    #[test]
+    fn minimal_asset_loads() {
+        let a = load(&minimal()).unwrap();
+        assert_eq!(a.layers[0].depends_on, vec![0]);
+        assert_eq!(a.attributes[1].default, Value::Bool(false));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/layers/0/dependsOn/0", serde_json::json!("Colour"), "layers[0].dependsOn[0]"),
+            ("/id", serde_json::json!("not-a-uuid"), "id"),
+            ("/attributes/0/default", serde_json::json!("Green"), "attributes[0].default"),
+            ("/views/0/name", serde_json::json!("Front View"), "views[0].name"),
+            ("/layers/0/visibleWhen", serde_json::json!({"Handle": "yes"}), "layers[0].visibleWhen.Handle"),
+            ("/layers/0/render/template", serde_json::json!("{{Handle}}"), "layers[0].render"),
+            ("/width", serde_json::json!(0), "width"),
+            ("/attributes/1/min", serde_json::json!(1), "attributes[1].min"),
+        ];
+        for (ptr, value, field) in cases {
+            let mut doc = minimal();
+            let (parent, key) = ptr.rsplit_once('/').unwrap();
+            match doc.pointer_mut(parent).unwrap() {
+                serde_json::Value::Array(xs) => xs[key.parse::<usize>().unwrap()] = value,
+                serde_json::Value::Object(m) => drop(m.insert(key.to_string(), value)),
+                _ => unreachable!("{ptr}"),
+            }
+            let e = load(&doc).unwrap_err();
+            assert_eq!(e.field, field, "{ptr}: {e}");
+            assert_eq!(e.file, "mug.json");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let mut doc = minimal();
+        doc["layers"][0]["dependOn"] = serde_json::json!(["Color"]);
+        let e = load(&doc).unwrap_err();
+        assert_eq!(e.field, "layers[0].dependOn");
+        assert!(e.message.contains("dependOn"), "{e}");
+    }
+
+    #[test]
+    fn template_must_stay_within_depends_on() {
+        let mut doc = minimal();
+        doc["layers"][0]["dependsOn"] = serde_json::json!([]);
+        let e = load(&doc).unwrap_err();
+        assert!(e.message.contains("not in dependsOn"), "{e}");
+    }
+
+    #[test]
+    fn editing_a_template_changes_fingerprints() {
+        let a = load(&minimal()).unwrap();
+        let mut doc = minimal();
+        doc["layers"][0]["render"]["template"] = serde_json::json!("<svg xmlns='http://www.w3.org/2000/svg'/>");
+        doc["layers"][0]["dependsOn"] = serde_json::json!([]);
+        let b = load(&doc).unwrap();
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.layers[0].recipe.fingerprint, b.layers[0].recipe.fingerprint);
+    }
+
+    #[test]
+    fn template_files_cannot_escape_the_catalogue() {
+        let src = Source::Dir(Path::new("/tmp"));
+        assert!(src.read("../etc/passwd").is_err());
+        assert!(src.read("/etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! The catalogue: assets, their attributes, views and layer composition.
+//!
+//! Owns the validated, in-memory form of an asset ([`Asset`]) and the
+//! loading of asset files (`load`). It knows nothing of keys (see `keys`),
+//! pixels (see `render`, `compose`) or HTTP. Once built, an [`Asset`] is
+//! immutable and shared as `Arc<Asset>`: a changed definition is a new
+//! `Asset` with a new version, never an edit in place.
+
+mod load;
+pub mod spec;
+pub mod template;
+mod value;
+
+pub use load::{CatalogError, DEMO_ASSET_ID, load_asset_str};
+pub use spec::AssetSpec;
+pub use template::{Template, TemplateContext, TemplateError};
+pub use value::{Rgb, Value, ValueError};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A validated asset definition.
+#[derive(Debug)]
+pub struct Asset {
+    pub id: Uuid,
+    pub name: String,
+    pub version: u32,
+    pub description: String,
+    pub width: u32,
+    pub height: u32,
+    pub attributes: Vec<Attribute>,
+    pub views: Vec<View>,
+    pub layers: Vec<Layer>,
+    /// blake3 over the whole definition, template texts included: part of
+    /// every composite key, so an edited file can never serve stale images
+    /// even if its author forgot to bump `version`.
+    pub fingerprint: [u8; 32],
+    /// The definition as written, for the API.
+    pub spec: AssetSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub name: String,
+    pub label: Option<String>,
+    pub kind: AttrKind,
+    pub default: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum AttrKind {
+    String { options: Vec<AttrOption> },
+    Number { min: f64, max: f64 },
+    Boolean,
+    Color,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttrOption {
+    pub value: String,
+    pub label: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct View {
+    pub name: String,
+    pub label: String,
+    /// The stage configuration that selects this view.
+    pub stage: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub id: Uuid,
+    pub name: String,
+    /// Attribute indices, ascending.
+    pub depends_on: Vec<usize>,
+    /// `(attribute index, accepted values)`: visible when every entry matches.
+    pub visible_when: Vec<(usize, Vec<Value>)>,
+    pub recipe: Recipe,
+}
+
+/// How the built-in renderer draws a layer.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// One template per view, in view order.
+    pub templates: Vec<Template>,
+    pub crop: bool,
+    /// blake3 over the template texts, the crop flag and `dependsOn`: part
+    /// of the layer key, so editing one layer's template re-renders that
+    /// layer only.
+    pub fingerprint: [u8; 32],
+}
+
+impl Layer {
+    /// Whether this layer is drawn for a full configuration (one value per
+    /// attribute, in attribute order).
+    pub fn is_visible(&self, config: &[Value]) -> bool {
+        self.visible_when.iter().all(|(i, allowed)| allowed.contains(&config[*i]))
+    }
+}
+
+impl Asset {
+    pub fn attribute(&self, name: &str) -> Option<(usize, &Attribute)> {
+        self.attributes.iter().enumerate().find(|(_, a)| a.name == name)
+    }
+}
+
+/// Every asset the server knows, by id.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    assets: BTreeMap<Uuid, Arc<Asset>>,
+}
+
+impl Catalog {
+    /// # Errors
+    /// [`CatalogError`] naming the file (and field) of the first problem.
+    pub fn from_dir(dir: &std::path::Path) -> Result<Catalog, CatalogError> {
+        load::from_dir(dir)
+    }
+
+    /// The demo catalogue compiled into the binary.
+    ///
+    /// # Errors
+    /// Only if the shipped demo is broken, which a unit test rules out.
+    pub fn demo() -> Result<Catalog, CatalogError> {
+        load::demo()
+    }
+
+    /// # Errors
+    /// [`CatalogError`] when two assets share an id.
+    pub fn from_assets(assets: Vec<Asset>) -> Result<Catalog, CatalogError> {
+        let mut map = BTreeMap::new();
+        for a in assets {
+            let id = a.id;
+            if map.insert(id, Arc::new(a)).is_some() {
+                return Err(CatalogError::new("catalog", "id", format!("asset {id} is defined twice")));
+            }
+        }
+        Ok(Catalog { assets: map })
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Arc<Asset>> {
+        self.assets.get(id)
+    }
+
+    /// Assets ordered by id.
+    pub fn assets(&self) -> impl ExactSizeIterator<Item = &Arc<Asset>> {
+        self.assets.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.assets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty()
+    }
+}

@@ -1,0 +1,106 @@
+//! The `layercake` command line: one binary, a subcommand per role.
+//!
+//! - `serve`: the HTTP service with in-process renders.
+//! - `catalog check`: validate a folder of asset definitions.
+//! - `config`: print the merged configuration.
+//!
+//! This is the only module that uses `anyhow`: errors here end the process
+//! with a message, they are not matched on.
+
+mod serve;
+
+use crate::catalog::Catalog;
+use crate::config::{Overrides, Settings};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "layercake", version, about = "Render cache and layered image compositor")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service (fast compositor, assets, demo page).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (overrides http.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Work with asset definitions.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Print the merged configuration (defaults, file, environment, flags) as TOML.
+    Config {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Load and validate every asset file in a folder (default: the built-in demo).
+    Check {
+        /// Folder of *.json / *.toml asset files.
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Configuration file (TOML); see config/layercake.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where state lives (overrides storage.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Common {
+    fn settings(&self, listen: Option<String>) -> anyhow::Result<Settings> {
+        let flags = Overrides { listen, data_dir: self.data_dir.clone() };
+        Ok(Settings::load(self.config.as_deref(), &flags)?)
+    }
+}
+
+/// Runs the command line; the binary's `main` is just this.
+///
+/// # Errors
+/// Any failure, for `main` to print.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { common, listen } => serve::run(common.settings(listen)?),
+        Command::Config { common } => {
+            print!("{}", common.settings(None)?.to_toml());
+            Ok(())
+        }
+        Command::Catalog { command: CatalogCommand::Check { dir } } => {
+            let catalog = match &dir {
+                Some(d) => Catalog::from_dir(d)?,
+                None => Catalog::demo()?,
+            };
+            for a in catalog.assets() {
+                let visible = a.layers.len();
+                println!(
+                    "ok  {}  {} v{}: {} attributes, {} views, {} layers, {}x{}",
+                    a.id,
+                    a.name,
+                    a.version,
+                    a.attributes.len(),
+                    a.views.len(),
+                    visible,
+                    a.width,
+                    a.height
+                );
+            }
+            Ok(())
+        }
+    }
+}

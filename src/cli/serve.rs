@@ -1,0 +1,58 @@
+//! `layercake serve`: logging, runtime, listener, signals.
+
+use crate::app::App;
+use crate::config::Settings;
+use anyhow::Context;
+use std::sync::Arc;
+
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    init_tracing(&settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listen = settings.http.listen.clone();
+        let app = Arc::new(App::build(settings)?);
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        for a in app.catalog.assets() {
+            tracing::info!(asset = %a.id, name = %a.name, version = a.version, layers = a.layers.len(), views = a.views.len(), "asset loaded");
+        }
+        tracing::info!(%addr, store = app.store.url(), "layercake listening; open http://{addr}/");
+        crate::http::serve(listener, app, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn init_tracing(s: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&s.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if s.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,237 @@
+//! Configuration, in two stages.
+//!
+//! 1. [`Settings`]: the raw, merged values. Defaults are the shipped
+//!    `config/layercake.toml` itself (compiled in, so the file and the
+//!    defaults cannot drift apart), then the `--config` file, then
+//!    `LAYERCAKE_<SECTION>__<KEY>` environment variables, then flags.
+//!    [`Settings::validate`] checks them without any I/O, naming the key.
+//! 2. The runtime built from them (`app::App`): stores, caches, queues.
+//!
+//! Unknown keys are errors, so a typo in a file or an environment
+//! variable is reported instead of silently ignored.
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The shipped configuration file, which is also the set of defaults.
+pub const DEFAULT_TOML: &str = include_str!("../config/layercake.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub storage: StorageSettings,
+    pub catalog: CatalogSettings,
+    pub cache: CacheSettings,
+    pub render: RenderSettings,
+    pub compose: ComposeSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: String,
+    pub max_dimension: u32,
+    pub request_timeout_secs: u64,
+    pub max_age_secs: u64,
+    pub max_query_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub composite_bytes: u64,
+    pub layer_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RenderSettings {
+    pub concurrency: usize,
+    pub timeout_secs: u64,
+    pub max_pixels: u64,
+    pub miss_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSettings {
+    pub concurrency: usize,
+    pub default_format: String,
+    pub jpeg_quality: u8,
+    pub webp_quality: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: String,
+    pub level: String,
+}
+
+/// Values given as command-line flags; `None` leaves the setting alone.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct SettingsError(pub String);
+
+impl Settings {
+    /// Merges defaults, `file`, the environment and `flags`, then validates.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the key and where it came from.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Settings, SettingsError> {
+        Self::load_from(file, flags, Env::prefixed("LAYERCAKE_").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, flags: &Overrides, env: Env) -> Result<Settings, SettingsError> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(SettingsError(format!("{}: no such file", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(env);
+        if let Some(l) = &flags.listen {
+            fig = fig.merge(Serialized::default("http.listen", l));
+        }
+        if let Some(d) = &flags.data_dir {
+            fig = fig.merge(Serialized::default("storage.data_dir", d));
+        }
+        let s: Settings = fig.extract().map_err(|e| SettingsError(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks every value that has rules beyond its type.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, msg: String| Err(SettingsError(format!("{key}: {msg}")));
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            return bad("http.listen", format!("\"{}\" is not an address like 127.0.0.1:8080", self.http.listen));
+        }
+        if !(1..=16384).contains(&self.http.max_dimension) {
+            return bad("http.max_dimension", "must be 1..=16384".into());
+        }
+        if self.http.request_timeout_secs == 0 {
+            return bad("http.request_timeout_secs", "must be at least 1".into());
+        }
+        if self.http.max_query_bytes < 256 {
+            return bad("http.max_query_bytes", "must be at least 256".into());
+        }
+        let url = &self.storage.url;
+        if !(url.is_empty() || url.starts_with("file:///") || url == "memory://") {
+            return bad("storage.url", format!("\"{url}\": use \"\", file:///absolute/path or memory://"));
+        }
+        if self.render.timeout_secs == 0 || self.render.miss_wait_secs == 0 {
+            return bad("render.timeout_secs", "timeouts must be at least 1 second".into());
+        }
+        if self.render.max_pixels < 64 * 64 {
+            return bad("render.max_pixels", "must be at least 4096".into());
+        }
+        if crate::compose::Format::parse(&self.compose.default_format).is_none() {
+            return bad("compose.default_format", format!("\"{}\": use png, jpg or webp", self.compose.default_format));
+        }
+        for (k, q) in [("compose.jpeg_quality", self.compose.jpeg_quality), ("compose.webp_quality", self.compose.webp_quality)] {
+            if !(1..=100).contains(&q) {
+                return bad(k, "must be 1..=100".into());
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad("log.format", format!("\"{}\": use text or json", self.log.format));
+        }
+        Ok(())
+    }
+
+    /// The object store URL, with the default resolved against `data_dir`.
+    pub fn store_url(&self) -> String {
+        if !self.storage.url.is_empty() {
+            return self.storage.url.clone();
+        }
+        let dir = self.storage.data_dir.join("objects");
+        let abs = std::path::absolute(&dir).unwrap_or(dir);
+        format!("file://{}", abs.display())
+    }
+
+    /// The merged settings as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// `n`, or the number of CPU cores when `n` is 0.
+    pub fn threads(n: usize) -> usize {
+        if n > 0 { n } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Env {
+        Env::prefixed("LAYERCAKE_TEST_NOTHING_")
+    }
+
+    #[test]
+    fn shipped_file_is_complete_and_valid() {
+        // deny_unknown_fields + no serde defaults: every key is in the file.
+        let s = Settings::load_from(None, &Overrides::default(), no_env()).unwrap();
+        assert_eq!(s.http.listen, "127.0.0.1:8080");
+        assert_eq!(s.storage.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn environment_and_flags_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LAYERCAKE_HTTP__LISTEN", "127.0.0.1:9000");
+            jail.set_env("LAYERCAKE_CACHE__LAYER_BYTES", "1024");
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            assert_eq!(s.http.listen, "127.0.0.1:9000");
+            assert_eq!(s.cache.layer_bytes, 1024);
+            let flags = Overrides { listen: Some("127.0.0.1:9100".into()), data_dir: None };
+            assert_eq!(Settings::load(None, &flags).unwrap().http.listen, "127.0.0.1:9100");
+            jail.set_env("LAYERCAKE_HTTP__LISTN", "x");
+            let e = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("listn"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[compose]\ndefault_format = \"gif\"\n")?;
+            let e = Settings::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("compose.default_format"), "{e}");
+            jail.create_file("bad2.toml", "[http]\nmax_dimension = \"big\"\n")?;
+            let e = Settings::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("max_dimension"), "{e}");
+            Ok(())
+        });
+    }
+}

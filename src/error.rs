@@ -1,0 +1,61 @@
+//! The service-level error: what went wrong, in terms a caller can act on.
+//!
+//! Module errors (`CatalogError`, `ConfigError`, `StoreError`, `RenderError`,
+//! ...) are translated into these kinds where they cross into the service
+//! (`pipeline`, `http` extractors). Only `http::error` turns a kind into a
+//! status code. `Error` is `Clone` because one failed computation is shared
+//! by every request that waited on it.
+
+/// Seconds a client is asked to wait before retrying a 503.
+pub const DEFAULT_RETRY_AFTER: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The request cannot be read: malformed JSON, a non-number width (400).
+    #[error("{param}: {message}")]
+    Malformed { param: String, message: String },
+    /// Well-formed but not acceptable: unknown attribute, out of range (422).
+    #[error("{param}: {message}")]
+    Invalid { param: String, message: String },
+    /// A well-formed id that names nothing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A body over its limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The renderer failed for good (502).
+    #[error("render failed: {0}")]
+    RenderFailed(String),
+    /// Not ready yet, or a dependency is down; try again later (503).
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u32 },
+    /// A bug or an unexpected failure; the message is logged, not sent (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn malformed(param: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Malformed { param: param.into(), message: message.into() }
+    }
+
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Invalid { param: param.into(), message: message.into() }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Error {
+        Error::Unavailable { message: message.into(), retry_after: DEFAULT_RETRY_AFTER }
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Error {
+        if e.is_transient() { Error::unavailable(format!("object store: {e}")) } else { Error::Internal(format!("object store: {e}")) }
+    }
+}
+
+impl From<crate::render::RenderError> for Error {
+    fn from(e: crate::render::RenderError) -> Error {
+        Error::RenderFailed(e.to_string())
+    }
+}

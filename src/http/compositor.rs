@@ -1,0 +1,126 @@
+//! `GET /api/fast-compositor`: one configuration's image.
+//!
+//! The parameters are checked in the order a client would fix them (asset,
+//! configuration, view, size, crop, format), each failure naming its
+//! parameter. The composite key, and so the `ETag`, is known before any
+//! work: a revalidation (`If-None-Match`) is answered 304 without looking
+//! at a cache, let alone rendering.
+
+use super::error::ApiError;
+use super::params::Params;
+use crate::app::App;
+use crate::compose::{Fit, Format, Output, Rect};
+use crate::error::Error;
+use crate::keys::{self, Configuration};
+use crate::pipeline::ImageRequest;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// Response header telling where the bytes came from: `hit-memory`,
+/// `hit-store` or `miss`.
+pub const CACHE_HEADER: &str = "x-layercake-cache";
+
+pub async fn image(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
+    let req = image_request(&app, &params)?;
+    let etag = format!("\"{}\"", req.key().hex());
+    let cache_control = format!("public, max-age={}", app.settings.http.max_age_secs);
+    if if_none_match(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)]).into_response());
+    }
+    let img = app.compositor.image(req).await?;
+    tracing::debug!(key = %img.key, source = img.source.name(), bytes = img.bytes.len(), "composite served");
+    let mut res = (
+        [
+            (header::CONTENT_TYPE, img.format.content_type().to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        img.bytes,
+    )
+        .into_response();
+    res.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(img.source.name()));
+    Ok(res)
+}
+
+pub async fn healthcheck() -> &'static str {
+    "ok"
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+/// Checks every parameter and builds the request.
+///
+/// # Errors
+/// 400/404/422 naming the parameter at fault.
+pub fn image_request(app: &App, p: &Params) -> Result<ImageRequest, Error> {
+    let id = super::params::parse_uuid("assetId", p.required("assetId")?)?;
+    let asset = app.catalog.get(&id).cloned().ok_or_else(|| Error::NotFound(format!("asset {id} not found")))?;
+    let config_json = p.json("configuration")?.unwrap_or(serde_json::Value::Null);
+    let config = Configuration::parse(&asset, &config_json).map_err(|e| Error::invalid("configuration", e.to_string()))?;
+    // layercake has no separate stage assets: a stageId is checked for form
+    // only, and the view comes from stageConfiguration.
+    p.uuid("stageId")?;
+    let stage = p.json("stageConfiguration")?.unwrap_or(serde_json::Value::Null);
+    let view = keys::select_view(&asset, &stage).map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
+
+    let max = app.settings.http.max_dimension;
+    let dimension = |name: &str| -> Result<Option<u32>, Error> {
+        match p.u32(name)? {
+            Some(v) if v == 0 || v > max => Err(Error::invalid(name, format!("{v} is outside 1..={max}"))),
+            v => Ok(v),
+        }
+    };
+    let (width, height) = (dimension("width")?, dimension("height")?);
+    let crop = crop(p, (asset.width, asset.height))?;
+    let format = match p.str("format") {
+        None => Format::parse(&app.settings.compose.default_format).unwrap_or(Format::Png),
+        Some(f) => Format::parse(f).ok_or_else(|| Error::invalid("format", format!("\"{f}\": use png, jpg or webp")))?,
+    };
+    let fit = match p.str("imageFitMode") {
+        None => Fit::Contain,
+        Some(f) => Fit::parse(f).ok_or_else(|| Error::invalid("imageFitMode", format!("\"{f}\": use cover, contain, fitWidth or fitHeight")))?,
+    };
+    let quality = match p.u32("quality")? {
+        Some(q) if !(1..=100).contains(&q) => return Err(Error::invalid("quality", format!("{q} is outside 1..=100"))),
+        q => q.map(|q| q as u8),
+    };
+    let default_quality = match format {
+        Format::Webp => app.settings.compose.webp_quality,
+        _ => app.settings.compose.jpeg_quality,
+    };
+    let output = Output { width, height, fit, crop, format, quality }.normalize((asset.width, asset.height), default_quality);
+    Ok(ImageRequest { asset, config, view, output })
+}
+
+/// `cropX`, `cropY`, `cropWidth`, `cropHeight` in canvas pixels; any subset
+/// may be given (the box then extends to the canvas edge).
+fn crop(p: &Params, canvas: (u32, u32)) -> Result<Option<Rect>, Error> {
+    let (x, y, w, h) = (p.u32("cropX")?, p.u32("cropY")?, p.u32("cropWidth")?, p.u32("cropHeight")?);
+    if x.is_none() && y.is_none() && w.is_none() && h.is_none() {
+        return Ok(None);
+    }
+    let (x, y) = (x.unwrap_or(0), y.unwrap_or(0));
+    if x >= canvas.0 || y >= canvas.1 {
+        return Err(Error::invalid(if x >= canvas.0 { "cropX" } else { "cropY" }, format!("({x},{y}) is outside the {}x{} canvas", canvas.0, canvas.1)));
+    }
+    let w = w.unwrap_or(canvas.0 - x);
+    let h = h.unwrap_or(canvas.1 - y);
+    if w == 0 || u64::from(x) + u64::from(w) > u64::from(canvas.0) {
+        return Err(Error::invalid("cropWidth", format!("{w} at x={x} does not fit the canvas width {}", canvas.0)));
+    }
+    if h == 0 || u64::from(y) + u64::from(h) > u64::from(canvas.1) {
+        return Err(Error::invalid("cropHeight", format!("{h} at y={y} does not fit the canvas height {}", canvas.1)));
+    }
+    Ok(Some(Rect { x, y, width: w, height: h }))
+}

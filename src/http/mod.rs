@@ -1,0 +1,64 @@
+//! The HTTP edge: axum routes, one file per resource.
+//!
+//! - `compositor`: `/api/fast-compositor` (the image path).
+//! - `assets`: `/api/assets` (the catalogue).
+//! - `plp`: `/`, the demo product-listing page.
+//! - `params`, `page`: query parsing and pagination shared by the routes.
+//! - `error`: the only place where errors become status codes.
+//!
+//! [`serve`] takes its listener and its shutdown signal as arguments: the
+//! binary binds the configured address and passes SIGTERM/Ctrl-C, tests
+//! bind port 0 and pass whatever they like. Shutdown order: stop accepting,
+//! let in-flight requests finish (axum's graceful shutdown), then wait for
+//! background writes of composites (`Compositor::flush`).
+
+mod assets;
+mod compositor;
+mod error;
+mod page;
+mod params;
+mod plp;
+
+pub use compositor::CACHE_HEADER;
+pub use error::ApiError;
+
+use crate::app::App;
+use axum::Router;
+use axum::routing::get;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Every route of the service.
+pub fn router(app: Arc<App>) -> Router {
+    let timeout = Duration::from_secs(app.settings.http.request_timeout_secs);
+    Router::new()
+        .route("/", get(plp::page))
+        .route("/api/fast-compositor", get(compositor::image))
+        .route("/api/fast-compositor/", get(compositor::image))
+        .route("/api/fast-compositor/healthcheck", get(compositor::healthcheck))
+        .route("/api/assets", get(assets::list))
+        .route("/api/assets/healthcheck", get(assets::healthcheck))
+        .route("/api/assets/{id}", get(assets::get))
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(crate::error::Error::NotFound(format!("no route for {}", uri.path())))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let router = router(Arc::clone(&app));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    app.compositor.flush().await;
+    Ok(())
+}

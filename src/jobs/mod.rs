@@ -1,0 +1,114 @@
+//! Jobs: the only way a render starts.
+//!
+//! [`RenderQueue`] is the seam between the compositor and rendering: "make
+//! sure the layer with this key exists in the object store, and give it to
+//! me". The compositor calls it on a miss and knows nothing of how the work
+//! is scheduled. [`InProcess`] is the embedded implementation: renders run
+//! in this process with bounded parallelism and a timeout, and the output
+//! is validated and written to the object store before anyone sees it. The
+//! durable queue (tasks, leases, runs in the metadata store) will be a
+//! second implementation of the same trait.
+//!
+//! Deduplication of concurrent misses for one key is the caller's single
+//! flight (`store::Flights`); this module renders whatever it is asked.
+
+use crate::compose::{LayerImage, layerfile};
+use crate::error::Error;
+use crate::keys::Key;
+use crate::render::{RenderError, RenderRequest, Renderer};
+use crate::store::{BlobStore, layer_path};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// One layer to produce.
+#[derive(Debug, Clone)]
+pub struct LayerJob {
+    pub key: Key,
+    pub request: RenderRequest,
+}
+
+#[async_trait::async_trait]
+pub trait RenderQueue: Send + Sync + 'static {
+    /// Renders the layer, stores it under its key, and returns it decoded.
+    ///
+    /// # Errors
+    /// [`Error::RenderFailed`] when the renderer fails or its output is
+    /// invalid; [`Error::Unavailable`] when the result cannot be stored.
+    async fn ensure(&self, job: LayerJob) -> Result<Arc<LayerImage>, Error>;
+}
+
+/// Limits of the in-process queue.
+#[derive(Debug, Clone, Copy)]
+pub struct InProcessLimits {
+    /// Renders running at once.
+    pub concurrency: usize,
+    /// Longest a single render may take.
+    pub timeout: Duration,
+}
+
+/// Renders in this process.
+pub struct InProcess {
+    renderer: Arc<dyn Renderer>,
+    store: BlobStore,
+    permits: Semaphore,
+    timeout: Duration,
+}
+
+impl InProcess {
+    pub fn new(renderer: Arc<dyn Renderer>, store: BlobStore, limits: InProcessLimits) -> InProcess {
+        InProcess { renderer, store, permits: Semaphore::new(limits.concurrency.max(1)), timeout: limits.timeout }
+    }
+}
+
+/// Checks a renderer's output against what was asked for.
+///
+/// # Errors
+/// [`RenderError::Failed`] naming the mismatch.
+pub fn validate(req: &RenderRequest, out: &LayerImage) -> Result<(), RenderError> {
+    if (out.canvas_width, out.canvas_height) != (req.width, req.height) {
+        return Err(RenderError::Failed(format!(
+            "output canvas is {}x{}, expected {}x{}",
+            out.canvas_width, out.canvas_height, req.width, req.height
+        )));
+    }
+    let img = &out.image;
+    let fits = u64::from(out.x) + u64::from(img.width) <= u64::from(req.width)
+        && u64::from(out.y) + u64::from(img.height) <= u64::from(req.height);
+    if !fits || img.data.len() != img.width as usize * img.height as usize * 4 {
+        return Err(RenderError::Failed(format!(
+            "output box {}x{} at ({},{}) does not fit the {}x{} canvas",
+            img.width, img.height, out.x, out.y, req.width, req.height
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl RenderQueue for InProcess {
+    async fn ensure(&self, job: LayerJob) -> Result<Arc<LayerImage>, Error> {
+        let _permit = self.permits.acquire().await.map_err(|_| Error::unavailable("the render queue is shut down"))?;
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(self.timeout, self.renderer.render(&job.request))
+            .await
+            .map_err(|_| RenderError::Timeout(self.timeout))??;
+        validate(&job.request, &out)?;
+        let layer = Arc::new(out);
+        let encoded = {
+            let layer = Arc::clone(&layer);
+            tokio::task::spawn_blocking(move || layerfile::encode(&layer))
+                .await
+                .map_err(|e| Error::Internal(format!("encode task: {e}")))?
+                .map_err(|e| Error::Internal(format!("layer encode: {e}")))?
+        };
+        self.store.put(&layer_path(&job.key), Bytes::from(encoded)).await?;
+        tracing::info!(
+            key = %job.key,
+            layer = %job.request.describe(),
+            ms = started.elapsed().as_millis() as u64,
+            "rendered layer"
+        );
+        Ok(layer)
+    }
+}

@@ -1,0 +1,204 @@
+//! Keys: what "the same image" means.
+//!
+//! A request's configuration is checked against its asset and put in
+//! canonical form ([`Configuration`]); from it come two kinds of blake3 key:
+//!
+//! - the **layer key**: asset id, version, the layer id and its recipe
+//!   fingerprint, the configuration *restricted to the layer's `dependsOn`*,
+//!   the view's stage configuration and the render size. One layer image
+//!   serves every configuration that agrees on those attributes.
+//! - the **composite key**: asset id, version and definition fingerprint,
+//!   the *full* canonical configuration (defaults filled in), the view and
+//!   the canonical output parameters (size, fit, crop, format, quality).
+//!
+//! Identity is exactly those fields. Noise never enters a key: attribute
+//! order, `1` vs `1.0`, attributes omitted or `null` (they take their
+//! defaults), `cacheKey`, auth parameters, the raw `Accept` header.
+//!
+//! The hashed input is a few `name=value` lines behind a version salt
+//! (`layercake/layer/1`, `layercake/composite/1`); see [`layer_key`] and
+//! [`composite_key`]. Expected hashes are pinned in the tests below: a
+//! change that moves them invalidates every deployed cache and must bump
+//! the salt.
+//!
+//! This module depends on catalogue types and blake3 alone; it does no I/O.
+
+mod canonical;
+
+pub use canonical::canonical_json;
+
+use crate::catalog::{Asset, Value, ValueError};
+use std::fmt;
+
+/// A 256-bit blake3 key, shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    pub fn hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            use std::fmt::Write;
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({})", &self.hex()[..16])
+    }
+}
+
+/// Why a configuration or stage configuration is not acceptable for an asset.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration must be a JSON object")]
+    NotAnObject,
+    #[error("unknown attribute \"{0}\"")]
+    UnknownAttribute(String),
+    #[error("attribute \"{attribute}\": {error}")]
+    InvalidValue { attribute: String, error: ValueError },
+    #[error("the stage configuration {0} selects no view of this asset (views: {1})")]
+    UnknownView(String, String),
+}
+
+/// A full configuration: one checked value per attribute, in attribute order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Configuration {
+    values: Vec<Value>,
+}
+
+impl Configuration {
+    /// Every attribute at its default.
+    pub fn defaults(asset: &Asset) -> Configuration {
+        Configuration { values: asset.attributes.iter().map(|a| a.default.clone()).collect() }
+    }
+
+    /// Checks `json` (an object, or null for "all defaults") against `asset`.
+    /// Missing and `null` attributes take their defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the unknown attribute or the bad value.
+    pub fn parse(asset: &Asset, json: &serde_json::Value) -> Result<Configuration, ConfigError> {
+        let mut cfg = Configuration::defaults(asset);
+        let map = match json {
+            serde_json::Value::Null => return Ok(cfg),
+            serde_json::Value::Object(m) => m,
+            _ => return Err(ConfigError::NotAnObject),
+        };
+        for (name, v) in map {
+            let (i, attr) = asset.attribute(name).ok_or_else(|| ConfigError::UnknownAttribute(name.clone()))?;
+            if !v.is_null() {
+                cfg.values[i] = attr
+                    .accept(v)
+                    .map_err(|error| ConfigError::InvalidValue { attribute: name.clone(), error })?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// The canonical JSON of the whole configuration.
+    pub fn canonical(&self, asset: &Asset) -> String {
+        let mut s = String::new();
+        canonical::write_object(&mut s, asset.attributes.iter().zip(&self.values).map(|(a, v)| (a.name.as_str(), v)));
+        s
+    }
+
+    /// The canonical JSON of the attributes at `indices` only.
+    pub fn canonical_subset(&self, asset: &Asset, indices: &[usize]) -> String {
+        let mut s = String::new();
+        canonical::write_object(&mut s, indices.iter().map(|&i| (asset.attributes[i].name.as_str(), &self.values[i])));
+        s
+    }
+
+    /// `(index, value)` for the attributes at `indices`.
+    pub fn subset(&self, indices: &[usize]) -> Vec<(usize, Value)> {
+        indices.iter().map(|&i| (i, self.values[i].clone())).collect()
+    }
+}
+
+/// Picks the view a stage configuration selects; null or `{}` is the first view.
+///
+/// # Errors
+/// [`ConfigError::UnknownView`] when no view's stage equals it canonically.
+pub fn select_view(asset: &Asset, stage: &serde_json::Value) -> Result<usize, ConfigError> {
+    match stage {
+        serde_json::Value::Null => return Ok(0),
+        serde_json::Value::Object(m) if m.is_empty() => return Ok(0),
+        serde_json::Value::Object(_) => {}
+        _ => return Err(ConfigError::NotAnObject),
+    }
+    let want = canonical_json(stage);
+    asset
+        .views
+        .iter()
+        .position(|v| canonical_json(&serde_json::Value::Object(v.stage.clone())) == want)
+        .ok_or_else(|| {
+            let all: Vec<String> = asset.views.iter().map(|v| canonical_json(&serde_json::Value::Object(v.stage.clone()))).collect();
+            ConfigError::UnknownView(want, all.join(", "))
+        })
+}
+
+/// The canonical stage configuration of a view.
+pub fn view_canonical(asset: &Asset, view: usize) -> String {
+    canonical_json(&serde_json::Value::Object(asset.views[view].stage.clone()))
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    Key(*b).hex()
+}
+
+/// The key of one layer image.
+///
+/// Hashed input, one field a line: `layercake/layer/1`, `asset=<uuid>`,
+/// `version=<n>`, `layer=<uuid>`, `recipe=<hex>`, `config=<canonical JSON of
+/// the dependsOn attributes>`, `view=<canonical stage JSON>`, `size=<w>x<h>`.
+pub fn layer_key(asset: &Asset, layer: usize, view: usize, config: &Configuration, size: (u32, u32)) -> Key {
+    let l = &asset.layers[layer];
+    let input = format!(
+        "layercake/layer/1\nasset={}\nversion={}\nlayer={}\nrecipe={}\nconfig={}\nview={}\nsize={}x{}\n",
+        asset.id,
+        asset.version,
+        l.id,
+        hex32(&l.recipe.fingerprint),
+        config.canonical_subset(asset, &l.depends_on),
+        view_canonical(asset, view),
+        size.0,
+        size.1
+    );
+    Key(*blake3::hash(input.as_bytes()).as_bytes())
+}
+
+/// The key of one composite image.
+///
+/// Hashed input: `layercake/composite/1`, `asset=<uuid>`, `version=<n>`,
+/// `definition=<hex>`, `config=<canonical JSON, defaults filled in>`,
+/// `view=<canonical stage JSON>`, `output=<canonical output parameters>`
+/// (as `compose::Output::canonical` spells them).
+pub fn composite_key(asset: &Asset, config: &Configuration, view: usize, output: &str) -> Key {
+    let input = format!(
+        "layercake/composite/1\nasset={}\nversion={}\ndefinition={}\nconfig={}\nview={}\noutput={}\n",
+        asset.id,
+        asset.version,
+        hex32(&asset.fingerprint),
+        config.canonical(asset),
+        view_canonical(asset, view),
+        output
+    );
+    Key(*blake3::hash(input.as_bytes()).as_bytes())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+use super::*;
+use crate::catalog::{self, Catalog, DEMO_ASSET_ID};
+use proptest::prelude::*;
+use serde_json::json;
+
+const OPTIONS: [&str; 4] = ["Red", "Green", "Blue", "Ünïcode \"☃\""];
+
+fn asset() -> Asset {
+    let svg = |body: &str| format!("<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'>{body}</svg>");
+    let doc = json!({
+        "id": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f", "name": "Mug", "version": 3, "width": 8, "height": 8,
+        "attributes": [
+            {"name": "Color", "type": "string", "default": "Red", "values": OPTIONS},
+            {"name": "Size", "type": "number", "min": -50, "max": 100, "default": 10},
+            {"name": "Engraved", "type": "boolean"},
+            {"name": "Tint", "type": "color", "default": {"r": 128, "g": 128, "b": 128}}
+        ],
+        "views": [{"name": "front", "stage": {"Camera": 0}}, {"name": "side", "stage": {"Camera": 1}}],
+        "layers": [
+            {"id": "0e7b3c1a-2d4f-4a6b-8c9d-1e2f3a4b5c6d", "name": "Body", "dependsOn": ["Color"], "render": {"template": svg("<!--{{Color}}-->")}},
+            {"id": "1e7b3c1a-2d4f-4a6b-8c9d-1e2f3a4b5c6d", "name": "Print", "dependsOn": ["Size", "Tint"], "render": {"template": svg("")}},
+            {"id": "2e7b3c1a-2d4f-4a6b-8c9d-1e2f3a4b5c6d", "name": "Shadow", "render": {"template": svg("")}}
+        ]
+    });
+    catalog::load_asset_str("mug", &doc.to_string()).unwrap()
+}
+
+/// A configuration as attribute → JSON value, every attribute present.
+fn arb_config() -> impl Strategy<Value = Vec<(&'static str, serde_json::Value)>> {
+    (0..OPTIONS.len(), -50i32..=100, any::<bool>(), any::<(u8, u8, u8)>()).prop_map(|(c, s, e, (r, g, b))| {
+        vec![
+            ("Color", json!(OPTIONS[c])),
+            ("Size", json!(s)),
+            ("Engraved", json!(e)),
+            ("Tint", json!({"r": r, "g": g, "b": b})),
+        ]
+    })
+}
+
+/// Writes the same configuration differently: in the given order, integral
+/// numbers as floats, colours as hex, and attributes equal to their
+/// default either omitted or null.
+fn respell(asset: &Asset, cfg: &[(&str, serde_json::Value)], order: &[usize], style: u8) -> String {
+    let mut parts = Vec::new();
+    for &i in order {
+        let (name, v) = &cfg[i % cfg.len()];
+        let (_, attr) = asset.attribute(name).unwrap();
+        let is_default = attr.accept(v).unwrap() == attr.default;
+        if is_default && style % 3 == 1 {
+            continue;
+        }
+        let spelled = if is_default && style % 3 == 2 {
+            "null".to_string()
+        } else {
+            match v {
+                serde_json::Value::Number(n) if style & 4 != 0 => format!("{:.1}", n.as_f64().unwrap()),
+                serde_json::Value::Object(m) if style & 8 != 0 => {
+                    let c = |k: &str| m[k].as_u64().unwrap();
+                    format!("\"#{:02X}{:02x}{:02X}\"", c("r"), c("g"), c("b"))
+                }
+                v => v.to_string(),
+            }
+        };
+        parts.push(format!("{}: {spelled}", serde_json::to_string(name).unwrap()));
+    }
+    format!("{{ {} }}", parts.join(" , "))
+}
+
+fn composite(asset: &Asset, text: &str) -> Key {
+    let cfg = Configuration::parse(asset, &serde_json::from_str(text).unwrap()).unwrap();
+    composite_key(asset, &cfg, 0, "w=512")
+}
+
+proptest! {
+    #[test]
+    fn equivalent_configurations_have_equal_keys(
+        cfg in arb_config(),
+        order in Just(vec![0usize, 1, 2, 3]).prop_shuffle(),
+        style in 0u8..16,
+    ) {
+        let a = asset();
+        let plain = respell(&a, &cfg, &[0, 1, 2, 3], 0);
+        let other = respell(&a, &cfg, &order, style);
+        prop_assert_eq!(composite(&a, &plain), composite(&a, &other), "{} vs {}", plain, other);
+    }
+
+    #[test]
+    fn different_configurations_have_different_keys(x in arb_config(), y in arb_config()) {
+        let a = asset();
+        let px = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &x, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
+        let py = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &y, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
+        let (kx, ky) = (composite_key(&a, &px, 0, "w=512"), composite_key(&a, &py, 0, "w=512"));
+        prop_assert_eq!(px == py, kx == ky);
+    }
+
+    #[test]
+    fn layer_keys_see_only_their_dependencies(x in arb_config(), y in arb_config()) {
+        let a = asset();
+        let px = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &x, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
+        let py = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &y, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
+        for (li, layer) in a.layers.iter().enumerate() {
+            let same_deps = layer.depends_on.iter().all(|&i| px.values()[i] == py.values()[i]);
+            let kx = layer_key(&a, li, 0, &px, (8, 8));
+            let ky = layer_key(&a, li, 0, &py, (8, 8));
+            prop_assert_eq!(same_deps, kx == ky, "layer {}", layer.name);
+        }
+    }
+}
+
+#[test]
+fn output_view_size_version_and_layer_enter_the_keys() {
+    let a = asset();
+    let cfg = Configuration::defaults(&a);
+    let base = composite_key(&a, &cfg, 0, "w=512");
+    assert_ne!(base, composite_key(&a, &cfg, 1, "w=512"));
+    assert_ne!(base, composite_key(&a, &cfg, 0, "w=513"));
+    let l = layer_key(&a, 0, 0, &cfg, (8, 8));
+    assert_ne!(l, layer_key(&a, 0, 1, &cfg, (8, 8)));
+    assert_ne!(l, layer_key(&a, 0, 0, &cfg, (8, 9)));
+    assert_ne!(l, layer_key(&a, 1, 0, &cfg, (8, 8)));
+    let mut doc = serde_json::to_value(&a.spec).unwrap();
+    doc["version"] = json!(4);
+    let b = catalog::load_asset_str("mug", &doc.to_string()).unwrap();
+    assert_ne!(base, composite_key(&b, &cfg, 0, "w=512"));
+    assert_ne!(l, layer_key(&b, 0, 0, &cfg, (8, 8)));
+}
+
+#[test]
+fn bad_configurations_are_named() {
+    let a = asset();
+    let e = |v: serde_json::Value| Configuration::parse(&a, &v).unwrap_err();
+    assert_eq!(e(json!({"Colour": "Red"})), ConfigError::UnknownAttribute("Colour".into()));
+    assert!(matches!(e(json!({"Color": "Purple"})), ConfigError::InvalidValue { attribute, .. } if attribute == "Color"));
+    assert!(matches!(e(json!({"Size": 101})), ConfigError::InvalidValue { .. }));
+    assert_eq!(e(json!([1])), ConfigError::NotAnObject);
+}
+
+#[test]
+fn views_are_selected_canonically() {
+    let a = asset();
+    assert_eq!(select_view(&a, &json!(null)), Ok(0));
+    assert_eq!(select_view(&a, &json!({})), Ok(0));
+    assert_eq!(select_view(&a, &json!({"Camera": 1.0})), Ok(1));
+    assert!(matches!(select_view(&a, &json!({"Camera": 7})), Err(ConfigError::UnknownView(..))));
+}
+
+/// Pinned: if these move, every deployed cache is invalidated. Bump the salt
+/// in `layer_key`/`composite_key` on purpose, then update the values.
+#[test]
+fn demo_keys_are_pinned() {
+    let catalog = Catalog::demo().unwrap();
+    let sofa = catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap();
+    let cfg = Configuration::defaults(sofa);
+    let input = format!(
+        "layercake/composite/1\nasset={}\nversion={}\ndefinition={}\nconfig={}\nview={}\noutput=fmt=png\n",
+        sofa.id,
+        sofa.version,
+        Key(sofa.fingerprint).hex(),
+        cfg.canonical(sofa),
+        r#"{"Camera":0}"#
+    );
+    assert_eq!(composite_key(sofa, &cfg, 0, "fmt=png"), Key(*blake3::hash(input.as_bytes()).as_bytes()));
+    let a = asset();
+    let cfg = Configuration::parse(&a, &json!({"Size": 2.5, "Tint": "#102030"})).unwrap();
+    assert_eq!(cfg.canonical(&a), r#"{"Color":"Red","Engraved":false,"Size":2.5,"Tint":{"b":48,"g":32,"r":16}}"#);
+    assert_eq!(composite_key(&a, &cfg, 1, "fmt=png").hex(), PINNED_COMPOSITE);
+    assert_eq!(layer_key(&a, 1, 1, &cfg, (8, 8)).hex(), PINNED_LAYER);
+}
+
+const PINNED_COMPOSITE: &str = "16c35173d5c30b113768e174662a3ba7e8f0ae59a8b8631f12bc0834db47388c";
+const PINNED_LAYER: &str = "ff90fd49fea59ed03784223869a2b9f843f926e7b2762a294954a19847a2d1fa";

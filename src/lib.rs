@@ -1,0 +1,31 @@
+//! layercake: a render cache and layered image compositor.
+//!
+//! Reading order, from pure logic to the edge:
+//!
+//! - [`catalog`]: assets, attributes, views, layers, render recipes.
+//! - [`keys`]: canonical configurations and blake3 layer/composite keys.
+//! - [`compose`]: pixel kernels: "over", fit/resize, encoders, layer files.
+//! - [`render`]: renderer backends (the built-in SVG renderer).
+//! - [`store`]: memory tiers, the object store, single flights.
+//! - [`jobs`]: the render queue, the only way a render starts.
+//! - [`pipeline`]: the request path from key to bytes.
+//! - [`config`], [`app`]: settings and the runtime built from them.
+//! - [`http`]: routes, parameters, errors → status codes.
+//! - [`cli`]: the `layercake` binary.
+
+pub mod catalog;
+pub mod keys;
+pub mod compose;
+pub mod render;
+pub mod store;
+pub mod jobs;
+pub mod pipeline;
+pub mod error;
+pub mod config;
+pub mod app;
+pub mod http;
+pub mod cli;
+
+pub use app::App;
+pub use config::Settings;
+pub use error::Error;

@@ -1,0 +1,270 @@
+//! The one path everything serves: a checked image request in, encoded
+//! bytes out.
+//!
+//! ```text
+//! composite key ─► memory ─► object store ─► plan layers ─► for each layer:
+//!                                                            memory ─► object store ─► RenderQueue
+//!               ◄─ fill memory, write store ◄─ encode ◄─ fit/resize ◄─ compose ◄─┘
+//! ```
+//!
+//! Every step that does work is a single flight per key (`store::Flights`),
+//! spawned so that the first requester's disconnect cancels nothing. CPU
+//! work (compose, resize, encode, layer decode) runs on the blocking pool
+//! behind a semaphore, so a burst of misses cannot starve the hits.
+//!
+//! This module decides *what* happens on a miss; it does not know HTTP
+//! (see `http`), pixels (see `compose`) or how renders are scheduled (see
+//! `jobs`).
+
+use crate::catalog::Asset;
+use crate::compose::{self, Format, LayerImage, Output, Rect, layerfile};
+use crate::error::Error;
+use crate::jobs::{LayerJob, RenderQueue};
+use crate::keys::{self, Configuration, Key};
+use crate::render::RenderRequest;
+use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path, layer_path};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+/// A fully checked request for one composite image.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    pub asset: Arc<Asset>,
+    pub config: Configuration,
+    pub view: usize,
+    /// Normalised (see `Output::normalize`).
+    pub output: Output,
+}
+
+impl ImageRequest {
+    pub fn key(&self) -> Key {
+        keys::composite_key(&self.asset, &self.config, self.view, &self.output.canonical())
+    }
+}
+
+/// Where the bytes of a response came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The in-memory composite cache.
+    Memory,
+    /// The object store (another request or node made it earlier).
+    Store,
+    /// Composed for this request (layers possibly rendered).
+    Composed,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Memory => "hit-memory",
+            Source::Store => "hit-store",
+            Source::Composed => "miss",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub key: Key,
+    pub bytes: Bytes,
+    pub format: Format,
+    pub source: Source,
+}
+
+/// Limits of the compositor.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Compose/encode jobs running at once.
+    pub compose_concurrency: usize,
+    /// How long a request waits for a miss before answering 503.
+    pub miss_wait: Duration,
+    /// Largest stored layer accepted when decoding (pixels).
+    pub max_layer_pixels: u64,
+}
+
+/// The compositor service. Cheap to clone.
+#[derive(Clone)]
+pub struct Compositor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tiers: MemoryTiers,
+    store: BlobStore,
+    renders: Arc<dyn RenderQueue>,
+    composites: Arc<Flights<Key, (Encoded, Source)>>,
+    layers: Arc<Flights<Key, Arc<LayerImage>>>,
+    cpu: Semaphore,
+    limits: Limits,
+    /// Background writes of composites, awaited at shutdown.
+    writes: TaskTracker,
+}
+
+impl Compositor {
+    pub fn new(tiers: MemoryTiers, store: BlobStore, renders: Arc<dyn RenderQueue>, limits: Limits) -> Compositor {
+        Compositor {
+            inner: Arc::new(Inner {
+                tiers,
+                store,
+                renders,
+                composites: Arc::default(),
+                layers: Arc::default(),
+                cpu: Semaphore::new(limits.compose_concurrency.max(1)),
+                limits,
+                writes: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn tiers(&self) -> &MemoryTiers {
+        &self.inner.tiers
+    }
+
+    /// Serves one composite: from memory, the object store, or by composing.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the miss takes longer than the wait budget
+    /// (the work goes on; a later request finds it done), [`Error::RenderFailed`]
+    /// when a layer cannot be rendered, and store or internal failures.
+    pub async fn image(&self, req: ImageRequest) -> Result<Image, Error> {
+        let key = req.key();
+        let format = req.output.format;
+        if let Some(e) = self.inner.tiers.composites.get(&key) {
+            return Ok(Image { key, bytes: e.bytes, format: e.format, source: Source::Memory });
+        }
+        let inner = Arc::clone(&self.inner);
+        let tiers = self.inner.tiers.clone();
+        let flight = self.inner.composites.run(
+            key,
+            || tiers.composites.get(&key).map(|e| (e, Source::Memory)),
+            move || async move { Inner::produce(inner, key, req).await },
+        );
+        let (encoded, source) = tokio::time::timeout(self.inner.limits.miss_wait, flight).await.map_err(|_| {
+            Error::unavailable(format!(
+                "the image is still being rendered after {:?}; retry shortly",
+                self.inner.limits.miss_wait
+            ))
+        })??;
+        Ok(Image { key, bytes: encoded.bytes, format, source })
+    }
+
+    /// Waits for background writes to finish (for graceful shutdown).
+    pub async fn flush(&self) {
+        self.inner.writes.close();
+        self.inner.writes.wait().await;
+        self.inner.writes.reopen();
+    }
+}
+
+impl Inner {
+    async fn produce(this: Arc<Inner>, key: Key, req: ImageRequest) -> Result<(Encoded, Source), Error> {
+        let format = req.output.format;
+        let path = composite_path(&key, format);
+        if let Some(bytes) = this.store.get(&path).await? {
+            let e = Encoded { bytes, format };
+            this.tiers.composites.insert(key, e.clone());
+            return Ok((e, Source::Store));
+        }
+        let layers = Inner::layers_for(&this, &req).await?;
+        let bytes = {
+            let _permit = this.cpu.acquire().await.map_err(|_| Error::unavailable("shutting down"))?;
+            let output = req.output.clone();
+            let canvas = (req.asset.width, req.asset.height);
+            tokio::task::spawn_blocking(move || render_composite(&layers, canvas, &output))
+                .await
+                .map_err(|e| Error::Internal(format!("compose task: {e}")))??
+        };
+        let e = Encoded { bytes: Bytes::from(bytes), format };
+        this.tiers.composites.insert(key, e.clone());
+        let (store, bytes) = (this.store.clone(), e.bytes.clone());
+        this.writes.spawn(async move {
+            if let Err(err) = store.put(&path, bytes).await {
+                tracing::warn!(%key, error = %err, "composite not written to the object store");
+            }
+        });
+        Ok((e, Source::Composed))
+    }
+
+    /// Every visible layer of the request, bottom to top, fetched concurrently.
+    async fn layers_for(this: &Arc<Inner>, req: &ImageRequest) -> Result<Vec<Arc<LayerImage>>, Error> {
+        let asset = &req.asset;
+        let size = (asset.width, asset.height);
+        let fetches = asset.layers.iter().enumerate().filter(|(_, l)| l.is_visible(req.config.values())).map(|(i, l)| {
+            let key = keys::layer_key(asset, i, req.view, &req.config, size);
+            let job = LayerJob {
+                key,
+                request: RenderRequest {
+                    asset: Arc::clone(asset),
+                    layer: i,
+                    view: req.view,
+                    values: req.config.subset(&l.depends_on),
+                    width: size.0,
+                    height: size.1,
+                },
+            };
+            Inner::layer(Arc::clone(this), job)
+        });
+        futures::future::try_join_all(fetches).await
+    }
+
+    /// One layer: memory, then object store, then the render queue.
+    async fn layer(this: Arc<Inner>, job: LayerJob) -> Result<Arc<LayerImage>, Error> {
+        let key = job.key;
+        if let Some(l) = this.tiers.layers.get(&key) {
+            return Ok(l);
+        }
+        let tiers = this.tiers.clone();
+        let flights = Arc::clone(&this.layers);
+        flights
+            .run(key, || tiers.layers.get(&key), move || async move {
+                let layer = match Inner::stored_layer(&this, &job).await? {
+                    Some(l) => l,
+                    None => this.renders.ensure(job).await?,
+                };
+                this.tiers.layers.insert(key, Arc::clone(&layer));
+                Ok(layer)
+            })
+            .await
+    }
+
+    /// A stored layer, if there is a usable one. A stored object that does
+    /// not decode or does not fit the canvas is treated as missing (and so
+    /// rendered again) rather than served.
+    async fn stored_layer(this: &Arc<Inner>, job: &LayerJob) -> Result<Option<Arc<LayerImage>>, Error> {
+        let Some(bytes) = this.store.get(&layer_path(&job.key)).await? else {
+            return Ok(None);
+        };
+        let max = this.limits.max_layer_pixels;
+        let want = (job.request.width, job.request.height);
+        let decoded = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
+            .await
+            .map_err(|e| Error::Internal(format!("decode task: {e}")))?;
+        match decoded {
+            Ok(l) if (l.canvas_width, l.canvas_height) == want => Ok(Some(Arc::new(l))),
+            Ok(l) => {
+                tracing::warn!(key = %job.key, canvas = ?(l.canvas_width, l.canvas_height), "stored layer has the wrong canvas; rendering again");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(key = %job.key, error = %e, "stored layer does not decode; rendering again");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Compose, crop, fit, resize and encode: the CPU part of a miss.
+///
+/// # Errors
+/// [`Error::Internal`] when the encoder fails.
+pub fn render_composite(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: &Output) -> Result<Vec<u8>, Error> {
+    let region = output.crop.unwrap_or(Rect { x: 0, y: 0, width: canvas.0, height: canvas.1 });
+    let refs: Vec<&LayerImage> = layers.iter().map(AsRef::as_ref).collect();
+    let composed = compose::compose(region, &refs);
+    let g = compose::geometry((region.width, region.height), output.width, output.height, output.fit);
+    let fitted = compose::resize_into(composed, &g);
+    compose::encode(fitted, output.format, output.quality).map_err(|e| Error::Internal(format!("encode: {e}")))
+}
