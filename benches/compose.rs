@@ -1,1 +1,99 @@
-fn main(){}
+//! The compose kernel and the CPU part of a miss.
+//!
+//! - `over/6x1200`: six full-canvas 1200×1200 layers (a third transparent,
+//!   a third opaque, a third antialiased/translucent each), stacked.
+//! - `over/6x1200_tiny_skia`: the same stack drawn with tiny-skia's
+//!   `draw_pixmap` (SourceOver, premultiplied u8): the crate reference our
+//!   hand-written kernel has to beat to exist.
+//! - `over/demo`: the demo sofa's real (cropped) layers for one view.
+//! - `miss_cpu/*`: compose + resize to 1024 + encode, per format.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use layercake::catalog::{Catalog, DEMO_ASSET_ID};
+use layercake::compose::{self, Fit, Format, LayerImage, Output, Rect, Rgba8};
+use layercake::keys::Configuration;
+use layercake::pipeline::render_composite;
+use layercake::render::{BuiltinRenderer, RenderRequest};
+use resvg::tiny_skia;
+use std::hint::black_box;
+use std::sync::Arc;
+
+const SIDE: u32 = 1200;
+
+fn synthetic(seed: u32) -> LayerImage {
+    let mut data = Vec::with_capacity((SIDE * SIDE * 4) as usize);
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            // Bands: transparent, opaque, then a translucent gradient.
+            let band = (x + y * 3 + seed * 97) % 600;
+            let a = match band {
+                0..200 => 0,
+                200..400 => 255,
+                b => (b - 400) as u8,
+            };
+            data.extend_from_slice(&[(x + seed) as u8, (y * 2) as u8, (seed * 40) as u8, a]);
+        }
+    }
+    LayerImage { image: Rgba8 { width: SIDE, height: SIDE, data }, x: 0, y: 0, canvas_width: SIDE, canvas_height: SIDE }
+}
+
+fn demo_layers() -> Vec<Arc<LayerImage>> {
+    let catalog = Catalog::demo().unwrap();
+    let asset = Arc::clone(catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap());
+    let cfg = Configuration::parse(&asset, &serde_json::json!({"Skirt": true})).unwrap();
+    let r = BuiltinRenderer::new(1 << 26);
+    asset
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_visible(cfg.values()))
+        .map(|(i, l)| {
+            let req = RenderRequest { asset: Arc::clone(&asset), layer: i, view: 1, values: cfg.subset(&l.depends_on), width: asset.width, height: asset.height };
+            Arc::new(r.render_sync(&req).unwrap())
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let full = Rect { x: 0, y: 0, width: SIDE, height: SIDE };
+    let layers: Vec<LayerImage> = (0..6).map(synthetic).collect();
+    let refs: Vec<&LayerImage> = layers.iter().collect();
+    let mut g = c.benchmark_group("over");
+    g.throughput(Throughput::Elements(u64::from(SIDE * SIDE) * 6));
+    g.bench_function("6x1200", |b| b.iter(|| compose::compose(black_box(full), black_box(&refs))));
+    let pixmaps: Vec<tiny_skia::Pixmap> = layers
+        .iter()
+        .map(|l| {
+            let mut p = tiny_skia::Pixmap::new(SIDE, SIDE).unwrap();
+            for (dst, src) in p.pixels_mut().iter_mut().zip(l.image.data.chunks_exact(4)) {
+                *dst = tiny_skia::ColorU8::from_rgba(src[0], src[1], src[2], src[3]).premultiply();
+            }
+            p
+        })
+        .collect();
+    g.bench_function("6x1200_tiny_skia", |b| {
+        b.iter(|| {
+            let mut canvas = tiny_skia::Pixmap::new(SIDE, SIDE).unwrap();
+            for p in &pixmaps {
+                canvas.draw_pixmap(0, 0, black_box(p.as_ref()), &tiny_skia::PixmapPaint::default(), tiny_skia::Transform::identity(), None);
+            }
+            canvas
+        })
+    });
+    let demo = demo_layers();
+    let demo_refs: Vec<&LayerImage> = demo.iter().map(AsRef::as_ref).collect();
+    g.throughput(Throughput::Elements(u64::from(SIDE * SIDE)));
+    g.bench_function("demo", |b| b.iter(|| compose::compose(black_box(full), black_box(&demo_refs))));
+    g.finish();
+
+    let mut g = c.benchmark_group("miss_cpu");
+    g.sample_size(20);
+    for format in [Format::Png, Format::Jpeg, Format::Webp] {
+        let out = Output { width: Some(1024), height: None, fit: Fit::Contain, crop: None, format, quality: None }.normalize((SIDE, SIDE), 85);
+        g.bench_function(format!("1024_{}", format.name()), |b| b.iter(|| render_composite(black_box(&demo), (SIDE, SIDE), &out).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -60,18 +60,12 @@ pub(super) fn straight(mut img: PremulImage, opaque: bool) -> PremulImage {
 }
 
 /// In place, SIMD where the CPU has it.
-pub(crate) fn unpremultiply(data: &mut [u8], width: u32, height: u32) {
+pub fn unpremultiply(data: &mut [u8], width: u32, height: u32) {
     if let Ok(mut view) = Image::from_slice_u8(width, height, data, PixelType::U8x4) {
         let _ = MulDiv::new().divide_alpha_inplace(&mut view);
     }
 }
 
-/// In place, SIMD where the CPU has it.
-pub(crate) fn premultiply(data: &mut [u8], width: u32, height: u32) {
-    if let Ok(mut view) = Image::from_slice_u8(width, height, data, PixelType::U8x4) {
-        let _ = MulDiv::new().multiply_alpha_inplace(&mut view);
-    }
-}
 
 fn png(img: &PremulImage, opaque: bool) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(img.data.len() / 4);

@@ -11,8 +11,7 @@
 //! Decoding reads the header first and refuses images over the pixel budget
 //! before a single pixel is inflated (a 20000×20000 PNG is a few KB).
 
-use super::encode::{premultiply, unpremultiply};
-use super::{LayerImage, PremulImage};
+use super::{LayerImage, Rgba8};
 
 const CHUNK_KEY: &str = "layercake";
 
@@ -42,11 +41,9 @@ struct Placement {
 /// [`LayerFileError::Encode`] if the PNG encoder fails.
 pub fn encode(layer: &LayerImage) -> Result<Vec<u8>, LayerFileError> {
     let img = &layer.image;
-    let mut data = img.data.clone();
-    unpremultiply(&mut data, img.width, img.height);
     let placement = Placement { v: 1, x: layer.x, y: layer.y, canvas: [layer.canvas_width, layer.canvas_height] };
     let text = serde_json::to_string(&placement).map_err(|e| LayerFileError::Placement(e.to_string()))?;
-    let mut out = Vec::with_capacity(data.len() / 8);
+    let mut out = Vec::with_capacity(img.data.len() / 8);
     let mut enc = png::Encoder::new(&mut out, img.width, img.height);
     enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
@@ -54,12 +51,12 @@ pub fn encode(layer: &LayerImage) -> Result<Vec<u8>, LayerFileError> {
     enc.set_compression(png::Compression::Balanced);
     enc.add_text_chunk(CHUNK_KEY.into(), text)?;
     let mut w = enc.write_header()?;
-    w.write_image_data(&data)?;
+    w.write_image_data(&img.data)?;
     w.finish()?;
     Ok(out)
 }
 
-/// Decodes a stored (or uploaded) layer PNG into premultiplied pixels.
+/// Decodes a stored (or uploaded) layer PNG.
 ///
 /// # Errors
 /// [`LayerFileError`] when the bytes are not a PNG, exceed `max_pixels`, or
@@ -92,8 +89,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<LayerImage, LayerFileErro
     if rgba.len() != width as usize * height as usize * 4 {
         return Err(LayerFileError::Placement(format!("decoded {} bytes for {width}x{height}", rgba.len())));
     }
-    let mut image = PremulImage { width, height, data: rgba };
-    premultiply(&mut image.data, width, height);
+    let image = Rgba8 { width, height, data: rgba };
     let (x, y, cw, ch) = match placement {
         Some(p) => (p.x, p.y, p.canvas[0], p.canvas[1]),
         None => (0, 0, width, height),
@@ -122,23 +118,22 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_pixels_and_placement() {
-        // Opaque and fully transparent pixels survive premultiplication exactly.
-        let data = [[10, 20, 30, 255], [0, 0, 0, 0], [255, 255, 255, 255], [1, 2, 3, 255]].concat();
-        let layer = LayerImage { image: PremulImage { width: 2, height: 2, data }, x: 5, y: 7, canvas_width: 10, canvas_height: 12 };
+        let data = [[10, 20, 30, 255], [0, 0, 0, 0], [255, 255, 255, 7], [1, 2, 3, 128]].concat();
+        let layer = LayerImage { image: Rgba8 { width: 2, height: 2, data }, x: 5, y: 7, canvas_width: 10, canvas_height: 12 };
         let back = decode(&encode(&layer).unwrap(), 1 << 20).unwrap();
         assert_eq!(back, layer);
     }
 
     #[test]
     fn oversized_images_are_refused_from_the_header() {
-        let layer = LayerImage { image: PremulImage::transparent(100, 100), x: 0, y: 0, canvas_width: 100, canvas_height: 100 };
+        let layer = LayerImage { image: Rgba8 { width: 100, height: 100, data: vec![0; 40000] }, x: 0, y: 0, canvas_width: 100, canvas_height: 100 };
         let bytes = encode(&layer).unwrap();
         assert!(matches!(decode(&bytes, 9_999), Err(LayerFileError::TooLarge { .. })));
     }
 
     #[test]
     fn placement_outside_the_canvas_is_refused() {
-        let layer = LayerImage { image: PremulImage::transparent(4, 4), x: 8, y: 0, canvas_width: 10, canvas_height: 10 };
+        let layer = LayerImage { image: Rgba8 { width: 4, height: 4, data: vec![0; 64] }, x: 8, y: 0, canvas_width: 10, canvas_height: 10 };
         assert!(matches!(decode(&encode(&layer).unwrap(), 1 << 20), Err(LayerFileError::Placement(_))));
     }
 

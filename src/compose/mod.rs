@@ -1,10 +1,14 @@
 //! The pixel kernels: stacking layers, fitting, resizing and encoding.
 //!
 //! Everything here is a pure function of its inputs: `compose` does no I/O,
-//! spawns nothing and knows no HTTP type. Images travel as [`PremulImage`]
-//! (RGBA8, premultiplied alpha) from the moment a layer is decoded until the
-//! final unpremultiply just before encoding, so that "over" and resampling
-//! are done on premultiplied values, which is what makes edges correct.
+//! spawns nothing and knows no HTTP type.
+//!
+//! Layers are kept as [`Rgba8`] (straight alpha), exactly the pixels of the
+//! stored PNG, so a layer fresh from the renderer and the same layer read
+//! back from the object store compose to identical bytes on every node.
+//! "Over" premultiplies on the fly into 32-bit accumulators (no 8-bit
+//! premultiplication rounding), and the result travels as [`PremulImage`]
+//! through resampling until the final unpremultiply before encoding.
 //!
 //! - `over`: the "over" kernel, bottom to top, cropped layers at offsets.
 //! - `fit`: output geometry (`imageFitMode`, crop) and resizing.
@@ -16,11 +20,31 @@ mod fit;
 pub mod layerfile;
 mod over;
 
-pub use encode::{EncodeError, encode};
+pub use encode::{EncodeError, encode, unpremultiply};
 pub use fit::{Fit, Geometry, geometry, resize_into};
 pub use over::compose;
 
 use std::fmt::Write;
+
+/// An RGBA8 image with straight (not premultiplied) alpha, rows packed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rgba8 {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Rgba8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rgba8({}x{})", self.width, self.height)
+    }
+}
+
+impl Rgba8 {
+    pub fn byte_size(&self) -> usize {
+        self.data.len()
+    }
+}
 
 /// An RGBA8 image with premultiplied alpha, rows packed without padding.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,7 +89,7 @@ pub struct Rect {
 /// One rendered layer: its visible box and where that box sits on the canvas.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerImage {
-    pub image: PremulImage,
+    pub image: Rgba8,
     pub x: u32,
     pub y: u32,
     /// The full canvas the layer was rendered for.

@@ -7,7 +7,7 @@
 
 use super::{RenderError, RenderRequest, Renderer};
 use crate::catalog::TemplateContext;
-use crate::compose::{LayerImage, PremulImage, Rect};
+use crate::compose::{LayerImage, Rect, Rgba8, unpremultiply};
 use resvg::{tiny_skia, usvg};
 
 #[derive(Debug, Clone)]
@@ -48,14 +48,16 @@ impl BuiltinRenderer {
         let size = tree.size();
         let transform = tiny_skia::Transform::from_scale(w as f32 / size.width(), h as f32 / size.height());
         resvg::render(&tree, transform, &mut pixmap.as_mut());
-        // tiny-skia pixmaps are premultiplied RGBA8: exactly PremulImage.
-        let full = PremulImage { width: w, height: h, data: pixmap.take() };
-        let (image, x, y) = if layer.recipe.crop {
+        // tiny-skia pixmaps are premultiplied; crop first (alpha is the same
+        // either way), then keep straight alpha, as layers are stored (see `compose`).
+        let full = Rgba8 { width: w, height: h, data: pixmap.take() };
+        let (mut image, x, y) = if layer.recipe.crop {
             let b = visible_box(&full);
             (crop(&full, b), b.x, b.y)
         } else {
             (full, 0, 0)
         };
+        unpremultiply(&mut image.data, image.width, image.height);
         Ok(LayerImage { image, x, y, canvas_width: w, canvas_height: h })
     }
 }
@@ -72,7 +74,7 @@ impl Renderer for BuiltinRenderer {
 
 /// The smallest rectangle holding every pixel with non-zero alpha; a fully
 /// transparent image gives a 1×1 box at the origin.
-pub fn visible_box(img: &PremulImage) -> Rect {
+pub fn visible_box(img: &Rgba8) -> Rect {
     let (w, h) = (img.width as usize, img.height as usize);
     let row_alpha = |y: usize| img.data[y * w * 4..(y + 1) * w * 4].chunks_exact(4).map(|p| p[3]);
     let Some(top) = (0..h).find(|&y| row_alpha(y).any(|a| a != 0)) else {
@@ -90,13 +92,13 @@ pub fn visible_box(img: &PremulImage) -> Rect {
     Rect { x: left as u32, y: top as u32, width: (right - left + 1) as u32, height: (bottom - top + 1) as u32 }
 }
 
-fn crop(img: &PremulImage, r: Rect) -> PremulImage {
+fn crop(img: &Rgba8, r: Rect) -> Rgba8 {
     let mut data = Vec::with_capacity(r.width as usize * r.height as usize * 4);
     for y in r.y..r.y + r.height {
         let s = (y as usize * img.width as usize + r.x as usize) * 4;
         data.extend_from_slice(&img.data[s..s + r.width as usize * 4]);
     }
-    PremulImage { width: r.width, height: r.height, data }
+    Rgba8 { width: r.width, height: r.height, data }
 }
 
 #[cfg(test)]
@@ -105,11 +107,11 @@ mod tests {
 
     #[test]
     fn visible_box_is_tight() {
-        let mut img = PremulImage::transparent(10, 8);
+        let mut img = Rgba8 { width: 10, height: 8, data: vec![0; 320] };
         for (x, y) in [(3, 2), (6, 5), (4, 3)] {
             img.data[(y * 10 + x) * 4 + 3] = 1;
         }
         assert_eq!(visible_box(&img), Rect { x: 3, y: 2, width: 4, height: 4 });
-        assert_eq!(visible_box(&PremulImage::transparent(5, 5)), Rect { x: 0, y: 0, width: 1, height: 1 });
+        assert_eq!(visible_box(&Rgba8 { width: 5, height: 5, data: vec![0; 100] }), Rect { x: 0, y: 0, width: 1, height: 1 });
     }
 }

@@ -1,0 +1,94 @@
+//! Shared harness: a real server on 127.0.0.1:0, in this process, with
+//! settings and renderer chosen by the test.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use layercake::compose::LayerImage;
+use layercake::config::{Overrides, Settings};
+use layercake::render::{BuiltinRenderer, RenderError, RenderRequest, Renderer};
+use layercake::App;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
+
+/// Default settings with the object store in memory.
+pub fn settings() -> Settings {
+    let mut s = Settings::load(None, &Overrides::default()).expect("default settings");
+    s.storage.url = "memory://".into();
+    s
+}
+
+pub struct Server {
+    pub base: String,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(settings: Settings, renderer: Arc<dyn Renderer>) -> Server {
+        let app = Arc::new(App::with_renderer(settings, renderer).expect("app builds"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(layercake::http::serve(listener, Arc::clone(&app), async move {
+            let _ = rx.await;
+        }));
+        Server { base, app, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    /// Stops accepting, drains, and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("server task").expect("server io");
+        }
+    }
+}
+
+/// The built-in renderer, counting renders per layer key description.
+#[derive(Clone)]
+pub struct Counting {
+    inner: BuiltinRenderer,
+    pub counts: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Counting {
+    pub fn new() -> Counting {
+        Counting { inner: BuiltinRenderer::new(1 << 26), counts: Arc::default() }
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    pub fn max_per_layer(&self) -> usize {
+        self.counts.lock().unwrap().values().copied().max().unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Renderer for Counting {
+    async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
+        let id = format!("{} {:?}", req.describe(), req.values);
+        *self.counts.lock().unwrap().entry(id).or_default() += 1;
+        self.inner.render(req).await
+    }
+}
+
+/// `encodeURIComponent(JSON.stringify(v))`.
+pub fn enc(v: &serde_json::Value) -> String {
+    form_urlencoded::byte_serialize(v.to_string().as_bytes()).collect()
+}
+
+pub fn image_url(config: &serde_json::Value, extra: &str) -> String {
+    format!("/api/fast-compositor?assetId={SOFA}&configuration={}{extra}", enc(config))
+}
