@@ -254,10 +254,16 @@ fn views(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
             return Err(err(format!("views[{i}].stage"), "must name at least one stage attribute, e.g. {\"Camera\": 0}".into()));
         }
         let canonical = crate::keys::canonical_json(&serde_json::Value::Object(v.stage.clone()));
-        if !stages.insert(canonical.clone()) {
+        if stages.contains(&canonical) {
             return Err(err(format!("views[{i}].stage"), format!("another view already has the stage {canonical}")));
         }
-        out.push(View { name: v.name.clone(), label: v.label.clone().unwrap_or_else(|| v.name.clone()), stage: v.stage.clone() });
+        stages.insert(canonical.clone());
+        out.push(View {
+            name: v.name.clone(),
+            label: v.label.clone().unwrap_or_else(|| v.name.clone()),
+            stage: v.stage.clone(),
+            stage_canonical: canonical,
+        });
     }
     Ok(out)
 }

@@ -69,6 +69,8 @@ pub struct View {
     pub label: String,
     /// The stage configuration that selects this view.
     pub stage: serde_json::Map<String, serde_json::Value>,
+    /// `stage` in canonical JSON (`keys::canonical_json`), computed once.
+    pub stage_canonical: String,
 }
 
 #[derive(Debug, Clone)]

@@ -36,18 +36,20 @@ pub struct Key(pub [u8; 32]);
 
 impl Key {
     pub fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            use std::fmt::Write;
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+        self.to_string()
     }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.hex())
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            buf[2 * i] = HEX[usize::from(b >> 4)];
+            buf[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        // Only ASCII hex digits were written.
+        f.write_str(std::str::from_utf8(&buf).unwrap_or_default())
     }
 }
 
@@ -144,20 +146,34 @@ pub fn select_view(asset: &Asset, stage: &serde_json::Value) -> Result<usize, Co
     asset
         .views
         .iter()
-        .position(|v| canonical_json(&serde_json::Value::Object(v.stage.clone())) == want)
+        .position(|v| v.stage_canonical == want)
         .ok_or_else(|| {
-            let all: Vec<String> = asset.views.iter().map(|v| canonical_json(&serde_json::Value::Object(v.stage.clone()))).collect();
+            let all: Vec<&str> = asset.views.iter().map(|v| v.stage_canonical.as_str()).collect();
             ConfigError::UnknownView(want, all.join(", "))
         })
 }
 
-/// The canonical stage configuration of a view.
-pub fn view_canonical(asset: &Asset, view: usize) -> String {
-    canonical_json(&serde_json::Value::Object(asset.views[view].stage.clone()))
-}
+/// Hashes `name=value` lines behind a salt line, without building the
+/// whole input as one string.
+struct Lines(blake3::Hasher);
 
-fn hex32(b: &[u8; 32]) -> String {
-    Key(*b).hex()
+impl Lines {
+    fn new(salt: &str) -> Lines {
+        let mut h = blake3::Hasher::new();
+        h.update(salt.as_bytes());
+        h.update(b"\n");
+        Lines(h)
+    }
+
+    fn line(&mut self, name: &str, value: impl fmt::Display) -> &mut Lines {
+        use std::io::Write;
+        let _ = write!(self.0, "{name}={value}\n");
+        self
+    }
+
+    fn key(&self) -> Key {
+        Key(*self.0.finalize().as_bytes())
+    }
 }
 
 /// The key of one layer image.
@@ -167,18 +183,15 @@ fn hex32(b: &[u8; 32]) -> String {
 /// the dependsOn attributes>`, `view=<canonical stage JSON>`, `size=<w>x<h>`.
 pub fn layer_key(asset: &Asset, layer: usize, view: usize, config: &Configuration, size: (u32, u32)) -> Key {
     let l = &asset.layers[layer];
-    let input = format!(
-        "layercake/layer/1\nasset={}\nversion={}\nlayer={}\nrecipe={}\nconfig={}\nview={}\nsize={}x{}\n",
-        asset.id,
-        asset.version,
-        l.id,
-        hex32(&l.recipe.fingerprint),
-        config.canonical_subset(asset, &l.depends_on),
-        view_canonical(asset, view),
-        size.0,
-        size.1
-    );
-    Key(*blake3::hash(input.as_bytes()).as_bytes())
+    Lines::new("layercake/layer/1")
+        .line("asset", asset.id)
+        .line("version", asset.version)
+        .line("layer", l.id)
+        .line("recipe", Key(l.recipe.fingerprint))
+        .line("config", config.canonical_subset(asset, &l.depends_on))
+        .line("view", &asset.views[view].stage_canonical)
+        .line("size", format_args!("{}x{}", size.0, size.1))
+        .key()
 }
 
 /// The key of one composite image.
@@ -188,16 +201,14 @@ pub fn layer_key(asset: &Asset, layer: usize, view: usize, config: &Configuratio
 /// `view=<canonical stage JSON>`, `output=<canonical output parameters>`
 /// (as `compose::Output::canonical` spells them).
 pub fn composite_key(asset: &Asset, config: &Configuration, view: usize, output: &str) -> Key {
-    let input = format!(
-        "layercake/composite/1\nasset={}\nversion={}\ndefinition={}\nconfig={}\nview={}\noutput={}\n",
-        asset.id,
-        asset.version,
-        hex32(&asset.fingerprint),
-        config.canonical(asset),
-        view_canonical(asset, view),
-        output
-    );
-    Key(*blake3::hash(input.as_bytes()).as_bytes())
+    Lines::new("layercake/composite/1")
+        .line("asset", asset.id)
+        .line("version", asset.version)
+        .line("definition", Key(asset.fingerprint))
+        .line("config", config.canonical(asset))
+        .line("view", &asset.views[view].stage_canonical)
+        .line("output", output)
+        .key()
 }
 
 #[cfg(test)]
