@@ -151,6 +151,12 @@ impl Settings {
         if self.render.timeout_secs == 0 || self.render.miss_wait_secs == 0 {
             return bad("render.timeout_secs", "timeouts must be at least 1 second".into());
         }
+        if self.http.request_timeout_secs <= self.render.miss_wait_secs {
+            return bad(
+                "http.request_timeout_secs",
+                format!("must be longer than render.miss_wait_secs ({}), so that a slow miss answers its own 503", self.render.miss_wait_secs),
+            );
+        }
         if self.render.max_pixels < 64 * 64 {
             return bad("render.max_pixels", "must be at least 4096".into());
         }

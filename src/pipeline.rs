@@ -9,8 +9,10 @@
 //!
 //! Every step that does work is a single flight per key (`store::Flights`),
 //! spawned so that the first requester's disconnect cancels nothing. CPU
-//! work (compose, resize, encode, layer decode) runs on the blocking pool
-//! behind a semaphore, so a burst of misses cannot starve the hits.
+//! work here (compose, resize, encode, stored-layer decode) runs on the
+//! blocking pool behind one semaphore (`compose.concurrency`), so a burst of
+//! misses cannot starve the hits; renders and their encode are bounded by
+//! the render queue's own slots (`render.concurrency`).
 //!
 //! This module decides *what* happens on a miss; it does not know HTTP
 //! (see `http`), pixels (see `compose`) or how renders are scheduled (see
@@ -239,9 +241,12 @@ impl Inner {
         };
         let max = this.limits.max_layer_pixels;
         let want = (job.request.width, job.request.height);
-        let decoded = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-            .await
-            .map_err(|e| Error::Internal(format!("decode task: {e}")))?;
+        let decoded = {
+            let _permit = this.cpu.acquire().await.map_err(|_| Error::unavailable("shutting down"))?;
+            tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
+                .await
+                .map_err(|e| Error::Internal(format!("decode task: {e}")))?
+        };
         match decoded {
             Ok(l) if (l.canvas_width, l.canvas_height) == want => Ok(Some(Arc::new(l))),
             Ok(l) => {

@@ -87,6 +87,8 @@ async fn every_format_fit_crop_and_view_decodes_with_the_right_size() {
         ("&cropX=100&cropY=200&cropWidth=600&cropHeight=300", "image/png", (600, 300)),
         ("&cropX=100&cropY=200&cropWidth=600&cropHeight=300&width=120", "image/png", (120, 60)),
         ("&stageConfiguration=%7B%22Camera%22%3A3%7D&width=200", "image/png", (200, 200)),
+        // A sliver stretched across the widest output: only the output is resampled.
+        ("&width=4096&height=1&cropWidth=1&imageFitMode=fitWidth", "image/png", (4096, 1)),
     ];
     let mut etags = std::collections::HashSet::new();
     for (extra, ctype, size) in cases {
@@ -97,6 +99,34 @@ async fn every_format_fit_crop_and_view_decodes_with_the_right_size() {
         let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
         assert_eq!((img.width(), img.height()), size, "{extra}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_crop_is_exactly_that_region_of_the_full_image() {
+    let server = Server::start(settings(), Arc::new(Counting::new())).await;
+    let client = reqwest::Client::new();
+    let cfg = json!({"Body": "Oatmeal", "Skirt": true});
+    let png = |extra: &str| {
+        let url = server.url(&image_url(&cfg, &format!("&format=png{extra}")));
+        let client = client.clone();
+        async move { image::load_from_memory(&get(&client, &url).await.bytes().await.unwrap()).unwrap().to_rgba8() }
+    };
+    let full = png("").await;
+    let part = png("&cropX=150&cropY=420&cropWidth=733&cropHeight=301").await;
+    assert_eq!((part.width(), part.height()), (733, 301));
+    for y in 0..301 {
+        for x in 0..733 {
+            assert_eq!(part.get_pixel(x, y), full.get_pixel(x + 150, y + 420), "({x},{y})");
+        }
+    }
+    // A contain-fit into a wider box pads transparently, centred.
+    let boxed = png("&width=400&height=200&imageFitMode=contain").await;
+    assert_eq!(boxed.get_pixel(0, 100).0[3], 0, "left padding is transparent");
+    assert_eq!(boxed.get_pixel(399, 100).0[3], 0, "right padding is transparent");
+    assert_eq!(boxed.get_pixel(200, 100).0[3], 255, "the picture is in the middle");
+    assert_eq!(boxed.get_pixel(100, 100).0[3], 255, "and 200 px wide");
+    assert_eq!(boxed.get_pixel(99, 100).0[3], 0);
     server.stop().await;
 }
 
@@ -128,13 +158,21 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
         (q(&format!("assetId={SOFA}&cropX=100&cropWidth=1150")), 422, "cropWidth"),
         (q(&format!("assetId={SOFA}&stageId=xyz")), 422, "stageId"),
         (q(&format!("assetId={SOFA}&configuration={}", "x".repeat(20000))), 413, "limit"),
+        // The side that is not given must respect the limit too.
+        (q(&format!("assetId={SOFA}&width=4096&cropWidth=1")), 422, "height"),
         (server.url("/api/nothing-here"), 404, "no route"),
     ];
     for (url, status, needle) in cases {
         let (got, code, message) = error_of(get(&client, &url).await).await;
         assert_eq!(got, status, "{url}: {message}");
         assert!(message.contains(needle), "{url}: message {message:?} should name {needle:?}");
-        assert!(!code.is_empty());
+        let want = match status {
+            400 => "malformed",
+            404 => "not-found",
+            413 => "too-large",
+            _ => "invalid",
+        };
+        assert_eq!(code, want, "{url}");
     }
     server.stop().await;
 }

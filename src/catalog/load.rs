@@ -305,19 +305,34 @@ fn layers(spec: &AssetSpec, attrs: &[Attribute], views: &[View], src: &Source<'_
             let values = wanted.into_iter().map(|v| attrs[k].accept(v).map_err(|e| err(field.clone(), e.to_string()))).collect::<Result<_, _>>()?;
             visible_when.push((k, values));
         }
-        let recipe = recipe(&l.render, attrs, views, &depends_on, src, &|m| err(at(".render"), m))?;
+        let recipe = recipe(&l.render, spec, views, &depends_on, src, &|m| err(at(".render"), m), attrs)?;
         out.push(Layer { id, name: l.name.clone(), depends_on, visible_when, recipe });
     }
     Ok(out)
 }
 
-fn recipe(r: &RenderSpec, attrs: &[Attribute], views: &[View], depends_on: &[usize], src: &Source<'_>, err: &dyn Fn(String) -> CatalogError) -> Result<Recipe, CatalogError> {
+/// Parses a layer's templates and fingerprints everything they can read:
+/// the template texts, the crop flag, the full definitions of the
+/// `dependsOn` attributes (options and their metadata, which `{{Attr.key}}`
+/// reads) and the views' names and labels.
+fn recipe(
+    r: &RenderSpec,
+    spec: &AssetSpec,
+    views: &[View],
+    depends_on: &[usize],
+    src: &Source<'_>,
+    err: &dyn Fn(String) -> CatalogError,
+    attrs: &[Attribute],
+) -> Result<Recipe, CatalogError> {
     let mut h = blake3::Hasher::new();
-    h.update(b"layercake/recipe/1\n");
+    h.update(b"layercake/recipe/2\n");
     h.update(if r.crop { b"crop\n" } else { b"full\n" });
     for &d in depends_on {
-        h.update(attrs[d].name.as_bytes());
+        h.update(serde_json::to_string(&spec.attributes[d]).unwrap_or_default().as_bytes());
         h.update(b"\n");
+    }
+    for v in views {
+        h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
     }
     let mut templates = Vec::new();
     for v in views {
@@ -433,6 +448,26 @@ mod tests {
         let b = load(&doc).unwrap();
         assert_ne!(a.fingerprint, b.fingerprint);
         assert_ne!(a.layers[0].recipe.fingerprint, b.layers[0].recipe.fingerprint);
+    }
+
+    #[test]
+    fn editing_what_a_template_reads_changes_its_fingerprint() {
+        // Option metadata read by {{Color.hex}}: the layer must re-render.
+        let a = load(&minimal()).unwrap();
+        let mut doc = minimal();
+        doc["attributes"][0]["values"][1]["metadata"]["hex"] = serde_json::json!("#00f");
+        let b = load(&doc).unwrap();
+        assert_ne!(a.layers[0].recipe.fingerprint, b.layers[0].recipe.fingerprint);
+        // A view label (readable as {{view.label}}) as well.
+        let mut doc = minimal();
+        doc["views"][0]["label"] = serde_json::json!("Straight on");
+        let c = load(&doc).unwrap();
+        assert_ne!(a.layers[0].recipe.fingerprint, c.layers[0].recipe.fingerprint);
+        // An attribute the layer does not depend on leaves it alone.
+        let mut doc = minimal();
+        doc["attributes"][1]["label"] = serde_json::json!("Has a handle");
+        let d = load(&doc).unwrap();
+        assert_eq!(a.layers[0].recipe.fingerprint, d.layers[0].recipe.fingerprint);
     }
 
     #[test]

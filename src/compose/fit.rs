@@ -100,37 +100,49 @@ pub fn geometry(src: (u32, u32), width: Option<u32>, height: Option<u32>, fit: F
     }
 }
 
-/// Resamples `src` to the content size and places it in the output.
+/// Resamples the visible part of `src` and places it in the output.
+///
+/// Only what ends up in the output is resampled: for `cover` and the fit
+/// modes the source is cropped to the visible region first, so the work and
+/// the memory are bounded by the output size, never by the (possibly much
+/// larger) scaled content.
 pub fn resize_into(src: PremulImage, g: &Geometry) -> PremulImage {
-    let content = if (src.width, src.height) == (g.content_width, g.content_height) {
+    let (cw, ch) = (i64::from(g.content_width), i64::from(g.content_height));
+    // Visible part of the content, in content pixels.
+    let vx0 = (-g.offset_x).max(0);
+    let vy0 = (-g.offset_y).max(0);
+    let vx1 = cw.min(i64::from(g.width) - g.offset_x);
+    let vy1 = ch.min(i64::from(g.height) - g.offset_y);
+    if vx0 >= vx1 || vy0 >= vy1 {
+        return PremulImage::transparent(g.width, g.height);
+    }
+    let (vw, vh) = ((vx1 - vx0) as u32, (vy1 - vy0) as u32);
+    let visible = if (vx0, vy0, vx1, vy1) == (0, 0, cw, ch) && (src.width, src.height) == (vw, vh) {
         src
     } else {
-        resample(&src, g.content_width, g.content_height)
+        // The same region in source pixels.
+        let kx = f64::from(src.width) / cw as f64;
+        let ky = f64::from(src.height) / ch as f64;
+        let crop = [vx0 as f64 * kx, vy0 as f64 * ky, f64::from(vw) * kx, f64::from(vh) * ky];
+        resample(&src, crop, vw, vh)
     };
-    if (content.width, content.height) == (g.width, g.height) && g.offset_x == 0 && g.offset_y == 0 {
-        return content;
+    let (px, py) = (g.offset_x.max(0) as usize, g.offset_y.max(0) as usize);
+    if (vw, vh) == (g.width, g.height) {
+        return visible;
     }
     let mut out = PremulImage::transparent(g.width, g.height);
-    // Intersection of the content with the output, in output coordinates.
-    let x0 = g.offset_x.max(0);
-    let y0 = g.offset_y.max(0);
-    let x1 = (g.offset_x + i64::from(content.width)).min(i64::from(g.width));
-    let y1 = (g.offset_y + i64::from(content.height)).min(i64::from(g.height));
-    if x0 >= x1 || y0 >= y1 {
-        return out;
-    }
-    let bytes = (x1 - x0) as usize * 4;
-    for y in y0..y1 {
-        let sy = (y - g.offset_y) as usize;
-        let sx = (x0 - g.offset_x) as usize;
-        let s = (sy * content.width as usize + sx) * 4;
-        let d = (y as usize * g.width as usize + x0 as usize) * 4;
-        out.data[d..d + bytes].copy_from_slice(&content.data[s..s + bytes]);
+    let bytes = vw as usize * 4;
+    for y in 0..vh as usize {
+        let s = y * bytes;
+        let d = ((py + y) * g.width as usize + px) * 4;
+        out.data[d..d + bytes].copy_from_slice(&visible.data[s..s + bytes]);
     }
     out
 }
 
-fn resample(src: &PremulImage, width: u32, height: u32) -> PremulImage {
+/// Resamples the `crop` box (`[left, top, width, height]`, source pixels)
+/// of `src` to `width`×`height`.
+fn resample(src: &PremulImage, crop: [f64; 4], width: u32, height: u32) -> PremulImage {
     let mut dst = PremulImage::transparent(width, height);
     // Buffers are RGBA8 of exactly the stated size, so both views are valid;
     // if the crate ever disagreed we return the transparent image rather
@@ -143,6 +155,7 @@ fn resample(src: &PremulImage, width: u32, height: u32) -> PremulImage {
     };
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(fast_image_resize::FilterType::Lanczos3))
+        .crop(crop[0], crop[1], crop[2], crop[3])
         // Already premultiplied: no multiply/divide inside the resizer.
         .use_alpha(false);
     let _ = Resizer::new().resize(&src_view, &mut dst_view, &options);
@@ -191,13 +204,46 @@ mod tests {
     }
 
     #[test]
+    fn cover_resamples_only_the_visible_part() {
+        // A 1x1200 sliver asked for as 4096x1 cover: content would be
+        // 4096 x 4.9 million pixels; the output is 4096 x 1, and so is the work.
+        let src = PremulImage { width: 1, height: 1200, data: vec![255; 4800] };
+        let g = geometry((1, 1200), Some(4096), Some(1), Fit::Cover);
+        assert_eq!((g.content_width, g.content_height), (4096, 4_915_200));
+        let out = resize_into(src, &g);
+        assert_eq!((out.width, out.height), (4096, 1));
+        assert!(out.data.iter().all(|&v| v == 255));
+    }
+
+    #[test]
+    fn cropping_the_source_matches_cropping_the_result() {
+        // A horizontal gradient, cover-fitted into a square: the middle of a
+        // full resample equals the resample of the middle.
+        let (w, h) = (200u32, 100u32);
+        let data: Vec<u8> = (0..w * h).flat_map(|i| { let x = (i % w) as u8; [x, x / 2, 255 - x, 255] }).collect();
+        let src = PremulImage { width: w, height: h, data };
+        let g = geometry((w, h), Some(50), Some(50), Fit::Cover);
+        let out = resize_into(src.clone(), &g);
+        let full = resample(&src, [0.0, 0.0, 200.0, 100.0], 100, 50);
+        for y in 0..50usize {
+            for x in 0..50usize {
+                let a = &out.data[(y * 50 + x) * 4..(y * 50 + x) * 4 + 4];
+                let b = &full.data[(y * 100 + x + 25) * 4..(y * 100 + x + 25) * 4 + 4];
+                for c in 0..4 {
+                    assert!(a[c].abs_diff(b[c]) <= 1, "({x},{y}) {a:?} vs {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn resampled_pixels_stay_premultiplied() {
         // A hard edge between opaque white and transparent makes Lanczos ring.
         let mut data = vec![0; 64 * 4];
         for p in data.chunks_mut(4).take(32) {
             p.copy_from_slice(&[255, 255, 255, 255]);
         }
-        let out = resample(&PremulImage { width: 64, height: 1, data }, 23, 1);
+        let out = resample(&PremulImage { width: 64, height: 1, data }, [0.0, 0.0, 64.0, 1.0], 23, 1);
         assert!(out.data.chunks(4).all(|p| p[0] <= p[3] && p[1] <= p[3] && p[2] <= p[3]));
     }
 }

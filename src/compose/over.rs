@@ -123,7 +123,10 @@ unsafe fn blend_block_sse2(d: &mut [u16; BLOCK * 4], s: &[u8; BLOCK * 4]) {
             let colour = _mm_or_si128(_mm_andnot_si128(alpha_lanes, src), _mm_and_si128(alpha_lanes, c255));
             let inv = _mm_mullo_epi16(_mm_sub_epi16(c255, a), c257);
             let dp = d.as_mut_ptr().add(k * 8).cast::<__m128i>();
-            let kept = _mm_mulhi_epu16(_mm_loadu_si128(dp), inv);
+            let old = _mm_loadu_si128(dp);
+            // Transparent pixels keep the accumulator exactly (see `attenuate`).
+            let clear = _mm_cmpeq_epi16(a, zero);
+            let kept = _mm_or_si128(_mm_and_si128(clear, old), _mm_andnot_si128(clear, _mm_mulhi_epu16(old, inv)));
             _mm_storeu_si128(dp, _mm_add_epi16(_mm_mullo_epi16(colour, a), kept));
         }
     }
@@ -144,11 +147,13 @@ fn blend_block_scalar(d: &mut [u16; BLOCK * 4], s: &[u8; BLOCK * 4]) {
     }
 }
 
-/// `d × (255 − a) / 255` as `mulhi(d, (255 − a) × 257)`; never more than
-/// the exact value, so the sum with `c × a` stays within 65025.
+/// `d × (255 − a) / 255` as `mulhi(d, (255 − a) × 257)`, except that a
+/// transparent source (`a = 0`) keeps `d` exactly (the multiply-high alone
+/// would give `d − 1`). Never more than the exact value, so the sum with
+/// `c × a` stays within 65025.
 #[inline(always)]
 fn attenuate(d: u16, a: u16) -> u16 {
-    ((u32::from(d) * u32::from((255 - a) * 257)) >> 16) as u16
+    if a == 0 { d } else { ((u32::from(d) * u32::from((255 - a) * 257)) >> 16) as u16 }
 }
 
 /// `round(x / 255)` with shifts and adds, exact for `x <= 65025`.
@@ -200,6 +205,9 @@ mod tests {
                 let exact = f64::from(d) * f64::from(255 - a) / 255.0;
                 let got = f64::from(attenuate(d, a));
                 assert!(got <= exact && exact - got < 2.0, "d={d} a={a}: {got} vs {exact}");
+                if a == 0 || a == 255 {
+                    assert_eq!(got, exact, "exact at the ends");
+                }
                 assert!(u32::from(255 * a) + u32::from(attenuate(d, a)) <= 65025);
             }
         }
@@ -244,6 +252,37 @@ mod tests {
                 let got = f64::from(out.data[i * 4 + c]);
                 // Final rounding, plus at most 2/255 of a step per layer.
                 assert!((got - want[c]).abs() <= 0.5 + 12.0 / 255.0, "pixel {i} channel {c}: {got} vs {}", want[c]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_crop_equals_the_same_region_of_the_whole() {
+        // Translucent pixels next to transparent ones, block boundaries
+        // falling differently in the crop and in the whole.
+        let (w, h) = (37u32, 5u32);
+        let px = |x: u32, y: u32, k: u32| -> [u8; 4] {
+            let a = if (x + y + k) % 3 == 0 { 0 } else { ((x * 7 + y * 11 + k * 50) % 256) as u8 };
+            [(x * 5) as u8, (y * 40) as u8, (k * 60) as u8, a]
+        };
+        let layers: Vec<LayerImage> = (0..4)
+            .map(|k| LayerImage {
+                image: Rgba8 { width: w, height: h, data: (0..w * h).flat_map(|i| px(i % w, i / w, k)).collect() },
+                x: 0,
+                y: 0,
+                canvas_width: w,
+                canvas_height: h,
+            })
+            .collect();
+        let refs: Vec<&LayerImage> = layers.iter().collect();
+        let whole = compose(Rect { x: 0, y: 0, width: w, height: h }, &refs);
+        let r = Rect { x: 3, y: 1, width: 29, height: 3 };
+        let part = compose(r, &refs);
+        for y in 0..r.height {
+            for x in 0..r.width {
+                let a = ((y * r.width + x) * 4) as usize;
+                let b = (((y + r.y) * w + x + r.x) * 4) as usize;
+                assert_eq!(&part.data[a..a + 4], &whole.data[b..b + 4], "({x},{y})");
             }
         }
     }

@@ -9,7 +9,7 @@
 use super::error::ApiError;
 use super::params::Params;
 use crate::app::App;
-use crate::compose::{Fit, Format, Output, Rect};
+use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::error::Error;
 use crate::keys::{self, Configuration};
 use crate::pipeline::ImageRequest;
@@ -100,6 +100,15 @@ pub fn image_request(app: &App, p: &Params) -> Result<ImageRequest, Error> {
         _ => app.settings.compose.jpeg_quality,
     };
     let output = Output { width, height, fit, crop, format, quality }.normalize((asset.width, asset.height), default_quality);
+    // The side that was not given follows the (cropped) aspect ratio, and
+    // must respect the same limit as the one that was.
+    let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
+    let g = compose::geometry(region, output.width, output.height, output.fit);
+    for (name, v) in [("width", g.width), ("height", g.height)] {
+        if v > max {
+            return Err(Error::invalid(name, format!("the output would be {}x{}; each side is limited to {max}", g.width, g.height)));
+        }
+    }
     Ok(ImageRequest { asset, config, view, output })
 }
 

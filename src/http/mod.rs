@@ -24,11 +24,13 @@ pub use error::ApiError;
 
 use crate::app::App;
 use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// Every route of the service.
@@ -43,9 +45,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/assets/healthcheck", get(assets::healthcheck))
         .route("/api/assets/{id}", get(assets::get))
         .fallback(not_found)
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| deadline(timeout, req, next)))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// The whole-request deadline, answered like every other error: JSON body,
+/// `Retry-After`, `no-store`. (The miss-wait budget is shorter, so a slow
+/// render normally answers its own 503 before this fires.)
+async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError(crate::error::Error::unavailable(format!("the request took longer than {limit:?}"))).into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

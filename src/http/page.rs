@@ -35,9 +35,10 @@ impl Page {
             None => DEFAULT_PER_PAGE,
         };
         let sort = p.str("sort").unwrap_or("+createdAt");
+        // An unescaped `+` in a query string decodes as a space.
         let (descending, field) = match sort.as_bytes().first() {
             Some(b'-') => (true, &sort[1..]),
-            Some(b'+') => (false, &sort[1..]),
+            Some(b'+' | b' ') => (false, &sort[1..]),
             _ => (false, sort),
         };
         if !fields.contains(&field) {
@@ -79,6 +80,10 @@ mod tests {
         assert!(page("sort=-name").unwrap().descending);
         assert!(matches!(page("page=0"), Err(Error::Invalid { .. })));
         assert!(matches!(page("page=x"), Err(Error::Malformed { .. })));
-        assert!(matches!(page("sort=+size"), Err(Error::Invalid { .. })));
+        assert!(matches!(page("sort=size"), Err(Error::Invalid { .. })));
+        assert!(matches!(page("sort=-size"), Err(Error::Invalid { .. })));
+        // `+createdAt` unescaped (a space once decoded) and escaped.
+        assert_eq!(page("sort=+name").unwrap().sort(), "+name");
+        assert_eq!(page("sort=%2Bname").unwrap().sort(), "+name");
     }
 }

@@ -52,13 +52,35 @@ pub struct InProcessLimits {
 pub struct InProcess {
     renderer: Arc<dyn Renderer>,
     store: BlobStore,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     timeout: Duration,
 }
 
 impl InProcess {
     pub fn new(renderer: Arc<dyn Renderer>, store: BlobStore, limits: InProcessLimits) -> InProcess {
-        InProcess { renderer, store, permits: Semaphore::new(limits.concurrency.max(1)), timeout: limits.timeout }
+        InProcess { renderer, store, permits: Arc::new(Semaphore::new(limits.concurrency.max(1))), timeout: limits.timeout }
+    }
+
+    /// Runs the render in its own task that owns a render slot. On timeout
+    /// the caller gets an error at once, but the slot stays taken until the
+    /// render really ends: a CPU-bound render cannot be interrupted, and
+    /// releasing its slot early would let more renders run than configured.
+    async fn render(&self, req: &RenderRequest) -> Result<LayerImage, Error> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::unavailable("the render queue is shut down"))?;
+        let (renderer, req) = (Arc::clone(&self.renderer), req.clone());
+        let task = tokio::spawn(async move {
+            let out = renderer.render(&req).await;
+            drop(permit);
+            out
+        });
+        match tokio::time::timeout(self.timeout, task).await {
+            Err(_) => Err(RenderError::Timeout(self.timeout).into()),
+            Ok(Err(join)) => Err(Error::RenderFailed(format!("the renderer panicked: {join}"))),
+            Ok(Ok(out)) => Ok(out?),
+        }
     }
 }
 
@@ -88,11 +110,8 @@ pub fn validate(req: &RenderRequest, out: &LayerImage) -> Result<(), RenderError
 #[async_trait::async_trait]
 impl RenderQueue for InProcess {
     async fn ensure(&self, job: LayerJob) -> Result<Arc<LayerImage>, Error> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::unavailable("the render queue is shut down"))?;
         let started = std::time::Instant::now();
-        let out = tokio::time::timeout(self.timeout, self.renderer.render(&job.request))
-            .await
-            .map_err(|_| RenderError::Timeout(self.timeout))??;
+        let out = self.render(&job.request).await?;
         validate(&job.request, &out)?;
         let layer = Arc::new(out);
         let encoded = {

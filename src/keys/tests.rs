@@ -167,5 +167,5 @@ fn demo_keys_are_pinned() {
     assert_eq!(layer_key(&a, 1, 1, &cfg, (8, 8)).hex(), PINNED_LAYER);
 }
 
-const PINNED_COMPOSITE: &str = "16c35173d5c30b113768e174662a3ba7e8f0ae59a8b8631f12bc0834db47388c";
-const PINNED_LAYER: &str = "ff90fd49fea59ed03784223869a2b9f843f926e7b2762a294954a19847a2d1fa";
+const PINNED_COMPOSITE: &str = "60e60ab98407c2aa19389ad88a2895583ac1b4ff91c92135ee97c5ab26fcf4e9";
+const PINNED_LAYER: &str = "9ff218303a05f13097ebde8f803242ee12914fed5289cd3dc74bc66b6275a501";

@@ -55,15 +55,22 @@ impl Server {
 }
 
 /// The built-in renderer, counting renders per layer key description.
+/// Counts when a render *starts*, then (optionally) waits before rendering,
+/// so a render abandoned during the wait is still counted.
 #[derive(Clone)]
 pub struct Counting {
     inner: BuiltinRenderer,
+    delay: std::time::Duration,
     pub counts: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Counting {
     pub fn new() -> Counting {
-        Counting { inner: BuiltinRenderer::new(1 << 26), counts: Arc::default() }
+        Counting { inner: BuiltinRenderer::new(1 << 26), delay: std::time::Duration::ZERO, counts: Arc::default() }
+    }
+
+    pub fn slow(delay: std::time::Duration) -> Counting {
+        Counting { delay, ..Counting::new() }
     }
 
     pub fn total(&self) -> usize {
@@ -80,6 +87,9 @@ impl Renderer for Counting {
     async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
         let id = format!("{} {:?}", req.describe(), req.values);
         *self.counts.lock().unwrap().entry(id).or_default() += 1;
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.inner.render(req).await
     }
 }

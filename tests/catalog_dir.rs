@@ -1,0 +1,59 @@
+//! A catalogue folder edited between two runs on the same data dir: only
+//! the layers whose inputs changed are rendered again, even when the author
+//! forgot to bump the asset's version.
+
+mod common;
+
+use common::{Counting, Server, image_url, settings};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_edited_option_colour_rerenders_only_the_layers_that_read_it() {
+    let catalog = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"), catalog.path());
+    let mut s = settings();
+    s.catalog.dir = catalog.path().display().to_string();
+    s.storage.url = format!("file://{}", data.path().display());
+    let url_path = image_url(&json!({"Body": "Navy"}), "&width=300&format=png");
+    let client = reqwest::Client::new();
+
+    let first = Counting::new();
+    let server = Server::start(s.clone(), Arc::new(first.clone())).await;
+    let before = client.get(server.url(&url_path)).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(first.total(), 5);
+    server.stop().await;
+
+    // Navy becomes a brighter blue; `version` stays 1.
+    let file = catalog.path().join("sofa.json");
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let navy = doc["attributes"][0]["values"].as_array_mut().unwrap().iter_mut().find(|o| o["value"] == "Navy").unwrap();
+    navy["metadata"]["color"] = json!("#3355cc");
+    std::fs::write(&file, doc.to_string()).unwrap();
+
+    let second = Counting::new();
+    let server = Server::start(s, Arc::new(second.clone())).await;
+    let r = client.get(server.url(&url_path)).send().await.unwrap();
+    assert_eq!(r.headers()["x-layercake-cache"], "miss", "the composite key moved with the definition");
+    let after = r.bytes().await.unwrap();
+    assert_ne!(before, after, "the new colour shows");
+    let counts = second.counts.lock().unwrap().clone();
+    assert_eq!(counts.len(), 1, "only the body layer is rendered again: {counts:?}");
+    assert!(counts.keys().next().unwrap().contains("/ Body /"), "{counts:?}");
+    server.stop().await;
+}
