@@ -24,6 +24,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/layercake.toml");
 pub struct Settings {
     pub http: HttpSettings,
     pub storage: StorageSettings,
+    pub meta: MetaSettings,
     pub catalog: CatalogSettings,
     pub cache: CacheSettings,
     pub render: RenderSettings,
@@ -39,12 +40,20 @@ pub struct HttpSettings {
     pub request_timeout_secs: u64,
     pub max_age_secs: u64,
     pub max_query_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetaSettings {
     pub url: String,
 }
 
@@ -144,6 +153,12 @@ impl Settings {
         if self.http.max_query_bytes < 256 {
             return bad("http.max_query_bytes", "must be at least 256".into());
         }
+        if self.http.max_body_bytes < 1024 || self.http.max_upload_bytes < 1024 {
+            return bad("http.max_body_bytes", "body limits must be at least 1024 bytes".into());
+        }
+        if !(self.meta.url.is_empty() || self.meta.url.starts_with("sqlite:")) {
+            return bad("meta.url", format!("\"{}\": use \"\" or a sqlite: URL", self.meta.url));
+        }
         let url = &self.storage.url;
         if !(url.is_empty() || url.starts_with("file:///") || url == "memory://") {
             return bad("storage.url", format!("\"{url}\": use \"\", file:///absolute/path or memory://"));
@@ -182,6 +197,16 @@ impl Settings {
         let dir = self.storage.data_dir.join("objects");
         let abs = std::path::absolute(&dir).unwrap_or(dir);
         format!("file://{}", abs.display())
+    }
+
+    /// The metadata store URL, with the default resolved against `data_dir`.
+    pub fn meta_url(&self) -> String {
+        if !self.meta.url.is_empty() {
+            return self.meta.url.clone();
+        }
+        let file = self.storage.data_dir.join("layercake.db");
+        let abs = std::path::absolute(&file).unwrap_or(file);
+        format!("sqlite://{}", abs.display())
     }
 
     /// The merged settings as TOML.

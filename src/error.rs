@@ -20,6 +20,9 @@ pub enum Error {
     /// A well-formed id that names nothing (404).
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the current state, e.g. a concurrent update (409).
+    #[error("{0}")]
+    Conflict(String),
     /// A body over its limit (413).
     #[error("{0}")]
     TooLarge(String),
@@ -51,6 +54,25 @@ impl Error {
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Error {
         if e.is_transient() { Error::unavailable(format!("object store: {e}")) } else { Error::Internal(format!("object store: {e}")) }
+    }
+}
+
+impl From<crate::meta::MetaError> for Error {
+    fn from(e: crate::meta::MetaError) -> Error {
+        use crate::meta::MetaError as M;
+        match e {
+            M::NotFound => Error::NotFound("no such record".into()),
+            M::Conflict(m) => Error::Conflict(m),
+            M::Open(..) | M::Backend(_) => Error::unavailable(format!("metadata store: {e}")),
+            M::Corrupt(m) => Error::Internal(format!("metadata store: {m}")),
+        }
+    }
+}
+
+impl From<crate::catalog::CatalogError> for Error {
+    /// A definition submitted over the API: the field is the parameter.
+    fn from(e: crate::catalog::CatalogError) -> Error {
+        Error::Invalid { param: if e.field.is_empty() { "body".into() } else { e.field }, message: e.message }
     }
 }
 

@@ -7,8 +7,10 @@
 //! - [`compose`]: pixel kernels: "over", fit/resize, encoders, layer files.
 //! - [`render`]: renderer backends (the built-in SVG renderer).
 //! - [`store`]: memory tiers, the object store, single flights.
+//! - [`meta`]: durable records (SQL through one interface).
 //! - [`jobs`]: the render queue, the only way a render starts.
 //! - [`pipeline`]: the request path from key to bytes.
+//! - [`service`]: assets (versions), files, layers, saved configurations.
 //! - [`config`], [`app`]: settings and the runtime built from them.
 //! - [`http`]: routes, parameters, errors → status codes.
 //! - [`cli`]: the `layercake` binary.
@@ -18,8 +20,10 @@ pub mod keys;
 pub mod compose;
 pub mod render;
 pub mod store;
+pub mod meta;
 pub mod jobs;
 pub mod pipeline;
+pub mod service;
 pub mod error;
 pub mod config;
 pub mod app;

@@ -273,3 +273,16 @@ pub fn render_composite(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: 
     let fitted = compose::resize_into(composed, &g);
     compose::encode(fitted, output.format, output.quality).map_err(|e| Error::Internal(format!("encode: {e}")))
 }
+
+/// A stored layer image placed on its canvas and fitted to `output`
+/// (`GET /api/layers/layer?optimization=`): one layer, never a composite.
+///
+/// # Errors
+/// 422 when the stored bytes are not a usable layer; 500 when encoding fails.
+pub fn transform_layer(bytes: &[u8], canvas: (u32, u32), output: &Output, max_pixels: u64) -> Result<Vec<u8>, Error> {
+    let mut layer = layerfile::decode(bytes, max_pixels).map_err(|e| Error::invalid("layer", format!("the stored image does not decode: {e}")))?;
+    layer.canvas_width = canvas.0;
+    layer.canvas_height = canvas.1;
+    crate::jobs::validate_placement(&layer).map_err(|e| Error::invalid("layer", e))?;
+    render_composite(&[Arc::new(layer)], canvas, output)
+}

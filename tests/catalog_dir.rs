@@ -1,10 +1,10 @@
-//! A catalogue folder edited between two runs on the same data dir: only
-//! the layers whose inputs changed are rendered again, even when the author
-//! forgot to bump the asset's version.
+//! A catalogue folder edited between two runs on the same data dir: the
+//! edit becomes a new asset version, with new keys, even when the author
+//! forgot to bump `version` in the file; an unchanged file changes nothing.
 
 mod common;
 
-use common::{Counting, Server, image_url, settings};
+use common::{Counting, Server, image_url, settings_in};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,13 +23,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[tokio::test]
-async fn an_edited_option_colour_rerenders_only_the_layers_that_read_it() {
+async fn an_edited_catalogue_file_becomes_a_new_version_with_new_keys() {
     let catalog = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"), catalog.path());
-    let mut s = settings();
+    let mut s = settings_in(data.path());
     s.catalog.dir = catalog.path().display().to_string();
-    s.storage.url = format!("file://{}", data.path().display());
     let url_path = image_url(&json!({"Body": "Navy"}), "&width=300&format=png");
     let client = reqwest::Client::new();
 
@@ -47,13 +46,22 @@ async fn an_edited_option_colour_rerenders_only_the_layers_that_read_it() {
     std::fs::write(&file, doc.to_string()).unwrap();
 
     let second = Counting::new();
-    let server = Server::start(s, Arc::new(second.clone())).await;
+    let server = Server::start(s.clone(), Arc::new(second.clone())).await;
     let r = client.get(server.url(&url_path)).send().await.unwrap();
     assert_eq!(r.headers()["x-layercake-cache"], "miss", "the composite key moved with the definition");
     let after = r.bytes().await.unwrap();
     assert_ne!(before, after, "the new colour shows");
-    let counts = second.counts.lock().unwrap().clone();
-    assert_eq!(counts.len(), 1, "only the body layer is rendered again: {counts:?}");
-    assert!(counts.keys().next().unwrap().contains("/ Body /"), "{counts:?}");
+    assert_eq!(second.total(), 5, "version 2 has its own layer keys: nothing stale is reused");
+    let asset: serde_json::Value =
+        serde_json::from_slice(&client.get(server.url(&format!("/api/assets/{}", common::SOFA))).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(asset["version"], 2);
+    server.stop().await;
+
+    // Unchanged since: a third run renders nothing and stays at version 2.
+    let third = Counting::new();
+    let server = Server::start(s, Arc::new(third.clone())).await;
+    let r = client.get(server.url(&url_path)).send().await.unwrap();
+    assert_eq!(r.headers()["x-layercake-cache"], "hit-store");
+    assert_eq!(third.total(), 0);
     server.stop().await;
 }

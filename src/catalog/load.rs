@@ -150,8 +150,9 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
     let layers = layers(&spec, &attributes, &views, src, &err)?;
 
     let mut h = blake3::Hasher::new();
-    h.update(b"layercake/asset-definition/1\n");
-    h.update(serde_json::to_string(&spec).unwrap_or_default().as_bytes());
+    h.update(b"layercake/asset-definition/2\n");
+    let unversioned = AssetSpec { version: 0, ..spec.clone() };
+    h.update(serde_json::to_string(&unversioned).unwrap_or_default().as_bytes());
     for l in &layers {
         h.update(&l.recipe.fingerprint);
     }
@@ -167,6 +168,10 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
         layers,
         fingerprint: *h.finalize().as_bytes(),
         spec,
+        org: Uuid::nil(),
+        epoch: 0,
+        created_at: 0,
+        updated_at: 0,
     })
 }
 
@@ -448,6 +453,10 @@ mod tests {
         let b = load(&doc).unwrap();
         assert_ne!(a.fingerprint, b.fingerprint);
         assert_ne!(a.layers[0].recipe.fingerprint, b.layers[0].recipe.fingerprint);
+        // The version alone is not content.
+        let mut doc = minimal();
+        doc["version"] = serde_json::json!(7);
+        assert_eq!(load(&doc).unwrap().fingerprint, a.fingerprint);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// A validated asset definition.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Asset {
     pub id: Uuid,
     pub name: String,
@@ -32,12 +32,21 @@ pub struct Asset {
     pub attributes: Vec<Attribute>,
     pub views: Vec<View>,
     pub layers: Vec<Layer>,
-    /// blake3 over the whole definition, template texts included: part of
-    /// every composite key, so an edited file can never serve stale images
-    /// even if its author forgot to bump `version`.
+    /// blake3 over the whole definition except `version`, template texts
+    /// included: part of every composite key, so an edited file can never
+    /// serve stale images even if its author forgot to bump `version`, and
+    /// the way the registry tells a changed definition from a resubmitted one.
     pub fingerprint: [u8; 32],
     /// The definition as written, for the API.
     pub spec: AssetSpec,
+    /// Bookkeeping set by the asset registry (`service::assets`), not by
+    /// the definition: owner, layer epoch (bumped when a registered layer
+    /// replaces an image; part of the composite key), and record times
+    /// (microseconds since the Unix epoch).
+    pub org: Uuid,
+    pub epoch: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +119,36 @@ impl Asset {
     }
 }
 
+/// The live catalogue: a snapshot that is replaced, never edited, when an
+/// asset changes. Readers take the current `Arc<Catalog>` and keep a
+/// consistent view for the rest of their request.
+#[derive(Debug, Default)]
+pub struct SharedCatalog {
+    current: std::sync::RwLock<Arc<Catalog>>,
+}
+
+impl SharedCatalog {
+    pub fn new(c: Catalog) -> SharedCatalog {
+        SharedCatalog { current: std::sync::RwLock::new(Arc::new(c)) }
+    }
+
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<Arc<Asset>> {
+        self.snapshot().get(id).cloned()
+    }
+
+    /// Puts `asset` in place of the asset with its id (or adds it).
+    pub fn replace(&self, asset: Arc<Asset>) {
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = (**cur).clone();
+        next.assets.insert(asset.id, asset);
+        *cur = Arc::new(next);
+    }
+}
+
 /// Every asset the server knows, by id.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
@@ -134,10 +173,16 @@ impl Catalog {
     /// # Errors
     /// [`CatalogError`] when two assets share an id.
     pub fn from_assets(assets: Vec<Asset>) -> Result<Catalog, CatalogError> {
+        Catalog::from_arcs(assets.into_iter().map(Arc::new).collect())
+    }
+
+    /// # Errors
+    /// [`CatalogError`] when two assets share an id.
+    pub fn from_arcs(assets: Vec<Arc<Asset>>) -> Result<Catalog, CatalogError> {
         let mut map = BTreeMap::new();
         for a in assets {
             let id = a.id;
-            if map.insert(id, Arc::new(a)).is_some() {
+            if map.insert(id, a).is_some() {
                 return Err(CatalogError::new("catalog", "id", format!("asset {id} is defined twice")));
             }
         }

@@ -10,10 +10,10 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listen = settings.http.listen.clone();
-        let app = Arc::new(App::build(settings)?);
+        let app = Arc::new(App::build(settings).await?);
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        for a in app.catalog.assets() {
+        for a in app.catalog().snapshot().assets() {
             tracing::info!(asset = %a.id, name = %a.name, version = a.version, layers = a.layers.len(), views = a.views.len(), "asset loaded");
         }
         tracing::info!(%addr, store = app.store.url(), "layercake listening; open http://{addr}/");

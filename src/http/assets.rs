@@ -1,44 +1,80 @@
-//! `GET /api/assets`, `GET /api/assets/{id}`: the catalogue, read-only.
+//! Assets: `GET /api/assets`, `GET /api/assets/{id}`, `PUT /api/assets/{id}`.
 //!
-//! Assets are answered as their definition (`catalog::AssetSpec`, the
-//! documented file format). Catalogue assets all exist from start-up, so
-//! `createdAt` order is catalogue order (by id).
+//! An asset is answered as its definition (the documented asset file
+//! format, as in `catalog/sofa.json`) plus `orgId`, `createdAt`, `updatedAt`.
 
+use super::auth::Caller;
+use super::body;
 use super::error::ApiError;
 use super::page::Page;
 use super::params::{Params, parse_uuid};
+use super::wire::{AssetList, ErrorBody, asset_json};
 use crate::app::App;
-use crate::error::Error;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::sync::Arc;
 
-pub async fn list(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+/// List the live assets (the newest version of each).
+#[utoipa::path(get, path = "/api/assets", tag = "assets",
+    params(
+        ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query, description = "At most 100."),
+        ("sort" = Option<String>, Query, description = "+createdAt (default), -createdAt, +name or -name."),
+    ),
+    responses((status = 200, body = AssetList), (status = 422, body = ErrorBody)))]
+pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<AssetList>, ApiError> {
     let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&params, &["createdAt", "name"])?;
-    let mut assets: Vec<_> = app.catalog.assets().collect();
+    let catalog = app.catalog().snapshot();
+    let mut assets: Vec<_> = catalog.assets().filter(|a| a.org == caller.org).collect();
     if page.field == "name" {
-        assets.sort_by(|a, b| a.name.cmp(&b.name));
+        assets.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    } else {
+        assets.sort_by_key(|a| (a.created_at, a.id));
     }
     if page.descending {
         assets.reverse();
     }
     let count = assets.len();
-    let items = assets.into_iter().skip(page.offset()).take(page.per_page).map(|a| to_json(&a.spec)).collect();
-    Ok(Json(page.envelope("assets", count, items)))
+    let items = assets.into_iter().skip(page.offset()).take(page.per_page).map(|a| asset_json(a)).collect();
+    Ok(Json(AssetList { count, page: page.page, per_page: page.per_page, sort: page.sort(), assets: items }))
 }
 
-pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// One asset, as its current definition.
+#[utoipa::path(get, path = "/api/assets/{id}", tag = "assets",
+    params(("id" = String, Path, description = "Asset id (UUID).")),
+    responses((status = 200, description = "The asset definition", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_uuid("id", &id)?;
-    let asset = app.catalog.get(&id).ok_or_else(|| Error::NotFound(format!("asset {id} not found")))?;
-    Ok(Json(to_json(&asset.spec)))
+    Ok(Json(asset_json(&*app.assets.get(caller.org, id)?)))
 }
 
-pub async fn healthcheck() -> &'static str {
-    "ok"
+/// Create or replace an asset. The definition is validated like a
+/// catalogue file (templates inline, as `render.template`); a changed
+/// definition becomes the next version, with new keys, so no stale layer is
+/// reused; an unchanged one changes nothing.
+#[utoipa::path(put, path = "/api/assets/{id}", tag = "assets",
+    params(("id" = String, Path, description = "Asset id (UUID).")),
+    request_body(content = Object, description = "An asset definition (see catalog/sofa.json), templates inline."),
+    responses(
+        (status = 200, description = "Replaced (or unchanged)", body = Object),
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Invalid definition; the message names the field", body = ErrorBody),
+    ))]
+pub async fn put(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>, req: axum::body::Body) -> Result<Response, ApiError> {
+    caller.require_private()?;
+    let id = parse_uuid("id", &id)?;
+    let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
+    let (asset, created) = app.assets.put(caller.org, id, &bytes).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(asset_json(&asset))).into_response())
 }
 
-fn to_json(spec: &crate::catalog::AssetSpec) -> Value {
-    serde_json::to_value(spec).unwrap_or(Value::Null)
+#[utoipa::path(get, path = "/api/assets/healthcheck", tag = "assets", responses((status = 200, description = "ok")))]
+pub async fn healthcheck() -> StatusCode {
+    StatusCode::OK
 }

@@ -6,8 +6,12 @@
 //! work: a revalidation (`If-None-Match`) is answered 304 without looking
 //! at a cache, let alone rendering.
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::params::Params;
+use super::wire::ErrorBody;
+use crate::meta::ConfigurationRow;
+use uuid::Uuid;
 use crate::app::App;
 use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::error::Error;
@@ -22,9 +26,45 @@ use std::sync::Arc;
 /// `hit-store` or `miss`.
 pub const CACHE_HEADER: &str = "x-layercake-cache";
 
-pub async fn image(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+/// The image of one configuration: layers found or rendered, stacked,
+/// fitted and encoded; then served from memory.
+#[utoipa::path(get, path = "/api/fast-compositor", tag = "fast-compositor",
+    params(
+        ("assetId" = String, Query, description = "Asset id (UUID). Optional with configurationId."),
+        ("configuration" = Option<String>, Query, description = "URL-encoded JSON of attribute values; omitted attributes take their defaults."),
+        ("configurationId" = Option<String>, Query, description = "A saved configuration's id or shortId, instead of configuration (layercake extension)."),
+        ("stageId" = Option<String>, Query, description = "Checked for form (UUID) only."),
+        ("stageConfiguration" = Option<String>, Query, description = "URL-encoded JSON selecting the view, e.g. {\"Camera\":2}; default: the first view."),
+        ("width" = Option<u32>, Query, description = "Output width, at most http.max_dimension."),
+        ("height" = Option<u32>, Query, description = "Output height, at most http.max_dimension."),
+        ("imageFitMode" = Option<String>, Query, description = "contain (default), cover, fitWidth, fitHeight."),
+        ("cropX" = Option<u32>, Query, description = "Crop box in canvas pixels, applied before resizing."),
+        ("cropY" = Option<u32>, Query), ("cropWidth" = Option<u32>, Query), ("cropHeight" = Option<u32>, Query),
+        ("format" = Option<String>, Query, description = "png (default), jpg, webp."),
+        ("quality" = Option<u8>, Query, description = "1-100, for jpg and webp."),
+        ("cacheKey" = Option<String>, Query, description = "Ignored (a cache buster for clients)."),
+        ("display" = Option<String>, Query, description = "Ignored."),
+        ("orgId" = Option<String>, Query, description = "Ignored in development mode."),
+        ("bearer_token" = Option<String>, Query, description = "Token, if not in the Authorization header."),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 without any work."),
+    ),
+    responses(
+        (status = 200, description = "The image (Content-Type per format; ETag; x-layercake-cache: hit-memory, hit-store or miss)"),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "Malformed JSON or number", body = ErrorBody),
+        (status = 404, description = "Unknown asset or saved configuration", body = ErrorBody),
+        (status = 413, description = "Query string too long", body = ErrorBody),
+        (status = 422, description = "Malformed UUID, unknown attribute or option, value or size out of range", body = ErrorBody),
+        (status = 502, description = "A layer could not be rendered", body = ErrorBody),
+        (status = 503, description = "Still rendering past the wait budget; Retry-After", body = ErrorBody),
+    ))]
+pub async fn image(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
-    let req = image_request(&app, &params)?;
+    let saved = match params.str("configurationId") {
+        Some(key) => Some(app.configurations.get(caller.org, key).await?),
+        None => None,
+    };
+    let req = image_request(&app, caller.org, &params, saved.as_ref())?;
     let etag = format!("\"{}\"", req.key().hex());
     let cache_control = format!("public, max-age={}", app.settings.http.max_age_secs);
     if if_none_match(&headers, &etag) {
@@ -45,8 +85,16 @@ pub async fn image(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(que
     Ok(res)
 }
 
-pub async fn healthcheck() -> &'static str {
-    "ok"
+/// The same route with a trailing slash, as some clients call it.
+#[utoipa::path(get, path = "/api/fast-compositor/", tag = "fast-compositor",
+    responses((status = 200, description = "As GET /api/fast-compositor")))]
+pub async fn image_slash(state: State<Arc<App>>, caller: Caller, headers: HeaderMap, query: RawQuery) -> Result<Response, ApiError> {
+    image(state, caller, headers, query).await
+}
+
+#[utoipa::path(get, path = "/api/fast-compositor/healthcheck", tag = "fast-compositor", responses((status = 200, description = "ok")))]
+pub async fn healthcheck() -> StatusCode {
+    StatusCode::OK
 }
 
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
@@ -63,10 +111,25 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 ///
 /// # Errors
 /// 400/404/422 naming the parameter at fault.
-pub fn image_request(app: &App, p: &Params) -> Result<ImageRequest, Error> {
-    let id = super::params::parse_uuid("assetId", p.required("assetId")?)?;
-    let asset = app.catalog.get(&id).cloned().ok_or_else(|| Error::NotFound(format!("asset {id} not found")))?;
-    let config_json = p.json("configuration")?.unwrap_or(serde_json::Value::Null);
+pub fn image_request(app: &App, org: Uuid, p: &Params, saved: Option<&ConfigurationRow>) -> Result<ImageRequest, Error> {
+    let id = match (p.str("assetId"), saved) {
+        (Some(a), None) => super::params::parse_uuid("assetId", a)?,
+        (None, Some(c)) => super::params::parse_uuid("configurationId", &c.product_id)?,
+        (Some(a), Some(c)) => {
+            let id = super::params::parse_uuid("assetId", a)?;
+            if id.to_string() != c.product_id {
+                return Err(Error::invalid("configurationId", format!("is a configuration of {}, not of asset {id}", c.product_id)));
+            }
+            id
+        }
+        (None, None) => return Err(Error::invalid("assetId", "is required")),
+    };
+    let asset = app.assets.get(org, id)?;
+    let config_json = match saved {
+        Some(c) if p.str("configuration").is_some() => return Err(Error::invalid("configuration", format!("give configuration or configurationId, not both ({})", c.short_id))),
+        Some(c) => serde_json::from_str(&c.variant).map_err(|e| Error::Internal(format!("saved configuration {}: {e}", c.id)))?,
+        None => p.json("configuration")?.unwrap_or(serde_json::Value::Null),
+    };
     let config = Configuration::parse(&asset, &config_json).map_err(|e| Error::invalid("configuration", e.to_string()))?;
     // layercake has no separate stage assets: a stageId is checked for form
     // only, and the view comes from stageConfiguration.

@@ -1,9 +1,12 @@
 //! The HTTP edge: axum routes, one file per resource.
 //!
 //! - `compositor`: `/api/fast-compositor` (the image path).
-//! - `assets`: `/api/assets` (the catalogue).
+//! - `layers`, `files`, `configurations`, `assets`: the record services.
 //! - `plp`: `/`, the demo product-listing page.
-//! - `params`, `page`: query parsing and pagination shared by the routes.
+//! - `openapi`: `/api/openapi.json`, collected from the routes themselves.
+//! - `auth`: the caller (token → org) every route goes through.
+//! - `params`, `page`, `body`: query, pagination and JSON body parsing.
+//! - `wire`: the JSON shapes clients see.
 //! - `error`: the only place where errors become status codes.
 //!
 //! [`serve`] takes its listener and its shutdown signal as arguments: the
@@ -13,18 +16,25 @@
 //! background writes of composites (`Compositor::flush`).
 
 mod assets;
+mod auth;
+mod body;
 mod compositor;
+mod configurations;
 mod error;
+mod files;
+mod layers;
+mod openapi;
 mod page;
 mod params;
 mod plp;
+pub mod wire;
 
 pub use compositor::CACHE_HEADER;
 pub use error::ApiError;
 
 use crate::app::App;
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,19 +42,53 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Every route of the service.
+fn openapi_operation() -> utoipa::openapi::path::Operation {
+    utoipa::openapi::path::OperationBuilder::new()
+        .summary(Some("This OpenAPI document"))
+        .tag("meta")
+        .response("200", utoipa::openapi::ResponseBuilder::new().description("OpenAPI 3.1 JSON").build())
+        .build()
+}
+
+/// Every route, with the OpenAPI document collected from them.
+pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
+    let _ = app;
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(plp::page))
+        .routes(routes!(compositor::image))
+        .routes(routes!(compositor::image_slash))
+        .routes(routes!(compositor::healthcheck))
+        .routes(routes!(layers::list, layers::create))
+        .routes(routes!(layers::latest))
+        .routes(routes!(layers::get))
+        .routes(routes!(layers::healthcheck))
+        .routes(routes!(files::upload))
+        .routes(routes!(files::get))
+        .routes(routes!(files::content))
+        .routes(routes!(files::healthcheck))
+        .routes(routes!(configurations::create, configurations::list))
+        .routes(routes!(configurations::get))
+        .routes(routes!(configurations::healthcheck))
+        .routes(routes!(assets::list))
+        .routes(routes!(assets::get, assets::put))
+        .routes(routes!(assets::healthcheck))
+        .split_for_parts()
+}
+
+/// Every route of the service, ready to serve.
 pub fn router(app: Arc<App>) -> Router {
     let timeout = Duration::from_secs(app.settings.http.request_timeout_secs);
-    Router::new()
-        .route("/", get(plp::page))
-        .route("/api/fast-compositor", get(compositor::image))
-        .route("/api/fast-compositor/", get(compositor::image))
-        .route("/api/fast-compositor/healthcheck", get(compositor::healthcheck))
-        .route("/api/assets", get(assets::list))
-        .route("/api/assets/healthcheck", get(assets::healthcheck))
-        .route("/api/assets/{id}", get(assets::get))
+    let (api, mut doc) = routes(&app);
+    let spec_route = utoipa::openapi::path::PathItem::new(utoipa::openapi::HttpMethod::Get, openapi_operation());
+    doc.paths.paths.insert("/api/openapi.json".into(), spec_route);
+    let doc = Arc::new(doc);
+    api.route("/api/openapi.json", get(move || openapi::document(Arc::clone(&doc))))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(app.settings.http.max_upload_bytes))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| deadline(timeout, req, next)))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
@@ -71,6 +115,6 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let router = router(Arc::clone(&app));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
-    app.compositor.flush().await;
+    app.shutdown().await;
     Ok(())
 }

@@ -4,7 +4,6 @@
 
 use super::params::Params;
 use crate::error::Error;
-use serde_json::{Value, json};
 
 pub const DEFAULT_PER_PAGE: usize = 30;
 /// The contract's cap; larger requests are served 100 items, not refused.
@@ -55,11 +54,9 @@ impl Page {
         format!("{}{}", if self.descending { '-' } else { '+' }, self.field)
     }
 
-    /// The envelope around one page of `items` out of `count`.
-    pub fn envelope(&self, resource: &str, count: usize, items: Vec<Value>) -> Value {
-        let mut v = json!({ "count": count, "page": self.page, "perPage": self.per_page, "sort": self.sort() });
-        v[resource] = Value::Array(items);
-        v
+    /// The page as a window of a `createdAt`-ordered listing.
+    pub fn window(&self) -> crate::meta::Window {
+        crate::meta::Window { offset: self.offset(), limit: self.per_page, descending: self.descending }
     }
 }
 

@@ -38,12 +38,6 @@ impl Params {
     }
 
     /// # Errors
-    /// 422 when absent.
-    pub fn required(&self, name: &str) -> Result<&str, Error> {
-        self.str(name).ok_or_else(|| Error::invalid(name, "is required"))
-    }
-
-    /// # Errors
     /// 422 when not a UUID.
     pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, Error> {
         self.str(name).map(|s| parse_uuid(name, s)).transpose()
@@ -88,7 +82,6 @@ mod tests {
         assert!(matches!(p.u32("w"), Err(Error::Malformed { .. })));
         assert!(matches!(p.uuid("id"), Err(Error::Invalid { .. })));
         assert_eq!(p.str("empty"), None);
-        assert!(matches!(p.required("missing"), Err(Error::Invalid { .. })));
         assert!(matches!(Params::parse(Some("x=1"), 2), Err(Error::TooLarge(_))));
         let bad = Params::parse(Some("configuration=%7Bnope"), 100).unwrap();
         assert!(matches!(bad.json("configuration"), Err(Error::Malformed { param, .. }) if param == "configuration"));

@@ -6,6 +6,7 @@
 //! [`TILES_PER_ASSET`] tiles and the others cycle through their options,
 //! so every option appears somewhere on the page.
 
+use super::auth::Caller;
 use crate::app::App;
 use crate::catalog::{AttrKind, Asset, Value};
 use crate::keys;
@@ -17,9 +18,12 @@ use std::sync::Arc;
 pub const TILES_PER_ASSET: usize = 36;
 const TILE_WIDTH: u32 = 400;
 
-pub async fn page(State(app): State<Arc<App>>) -> Html<String> {
+/// The demo product-listing page.
+#[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn page(State(app): State<Arc<App>>, caller: Caller) -> Html<String> {
     let mut tiles = String::new();
-    for asset in app.catalog.assets() {
+    let catalog = app.catalog().snapshot();
+    for asset in catalog.assets().filter(|a| a.org == caller.org) {
         for (values, caption) in sample(asset, TILES_PER_ASSET) {
             let config = configuration_json(asset, &values);
             let src = format!(

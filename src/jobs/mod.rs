@@ -29,6 +29,16 @@ pub struct LayerJob {
     pub request: RenderRequest,
 }
 
+/// Keeps the record of a finished render (the Layers service implements it).
+#[async_trait::async_trait]
+pub trait Recorder: Send + Sync + 'static {
+    /// Called once the layer is stored at `path` with content `bytes`.
+    ///
+    /// # Errors
+    /// When the record cannot be written; the render itself is kept.
+    async fn rendered(&self, job: &LayerJob, layer: &LayerImage, path: &str, bytes: &[u8]) -> Result<(), Error>;
+}
+
 #[async_trait::async_trait]
 pub trait RenderQueue: Send + Sync + 'static {
     /// Renders the layer, stores it under its key, and returns it decoded.
@@ -52,13 +62,14 @@ pub struct InProcessLimits {
 pub struct InProcess {
     renderer: Arc<dyn Renderer>,
     store: BlobStore,
+    recorder: Arc<dyn Recorder>,
     permits: Arc<Semaphore>,
     timeout: Duration,
 }
 
 impl InProcess {
-    pub fn new(renderer: Arc<dyn Renderer>, store: BlobStore, limits: InProcessLimits) -> InProcess {
-        InProcess { renderer, store, permits: Arc::new(Semaphore::new(limits.concurrency.max(1))), timeout: limits.timeout }
+    pub fn new(renderer: Arc<dyn Renderer>, store: BlobStore, recorder: Arc<dyn Recorder>, limits: InProcessLimits) -> InProcess {
+        InProcess { renderer, store, recorder, permits: Arc::new(Semaphore::new(limits.concurrency.max(1))), timeout: limits.timeout }
     }
 
     /// Runs the render in its own task that owns a render slot. On timeout
@@ -95,14 +106,22 @@ pub fn validate(req: &RenderRequest, out: &LayerImage) -> Result<(), RenderError
             out.canvas_width, out.canvas_height, req.width, req.height
         )));
     }
+    validate_placement(out).map_err(RenderError::Failed)
+}
+
+/// Checks that a layer's box lies inside its canvas and its pixels are all there.
+///
+/// # Errors
+/// A sentence naming the mismatch.
+pub fn validate_placement(out: &LayerImage) -> Result<(), String> {
     let img = &out.image;
-    let fits = u64::from(out.x) + u64::from(img.width) <= u64::from(req.width)
-        && u64::from(out.y) + u64::from(img.height) <= u64::from(req.height);
+    let fits = u64::from(out.x) + u64::from(img.width) <= u64::from(out.canvas_width)
+        && u64::from(out.y) + u64::from(img.height) <= u64::from(out.canvas_height);
     if !fits || img.data.len() != img.width as usize * img.height as usize * 4 {
-        return Err(RenderError::Failed(format!(
-            "output box {}x{} at ({},{}) does not fit the {}x{} canvas",
-            img.width, img.height, out.x, out.y, req.width, req.height
-        )));
+        return Err(format!(
+            "the {}x{} image at ({},{}) does not fit the {}x{} canvas",
+            img.width, img.height, out.x, out.y, out.canvas_width, out.canvas_height
+        ));
     }
     Ok(())
 }
@@ -121,7 +140,13 @@ impl RenderQueue for InProcess {
                 .map_err(|e| Error::Internal(format!("encode task: {e}")))?
                 .map_err(|e| Error::Internal(format!("layer encode: {e}")))?
         };
-        self.store.put(&layer_path(&job.key), Bytes::from(encoded)).await?;
+        let path = layer_path(&job.key);
+        let encoded = Bytes::from(encoded);
+        self.store.put(&path, encoded.clone()).await?;
+        if let Err(e) = self.recorder.rendered(&job, &layer, &path, &encoded).await {
+            // The image is stored and usable; only its record is missing.
+            tracing::error!(key = %job.key, error = %e, "rendered layer not recorded");
+        }
         tracing::info!(
             key = %job.key,
             layer = %job.request.describe(),

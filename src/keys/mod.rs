@@ -7,16 +7,17 @@
 //!   fingerprint, the configuration *restricted to the layer's `dependsOn`*,
 //!   the view's stage configuration and the render size. One layer image
 //!   serves every configuration that agrees on those attributes.
-//! - the **composite key**: asset id, version and definition fingerprint,
-//!   the *full* canonical configuration (defaults filled in), the view and
-//!   the canonical output parameters (size, fit, crop, format, quality).
+//! - the **composite key**: asset id, version, definition fingerprint and
+//!   layer epoch (bumped when a registered layer replaces an image), the
+//!   *full* canonical configuration (defaults filled in), the view and the
+//!   canonical output parameters (size, fit, crop, format, quality).
 //!
 //! Identity is exactly those fields. Noise never enters a key: attribute
 //! order, `1` vs `1.0`, attributes omitted or `null` (they take their
 //! defaults), `cacheKey`, auth parameters, the raw `Accept` header.
 //!
 //! The hashed input is a few `name=value` lines behind a version salt
-//! (`layercake/layer/1`, `layercake/composite/1`); see [`layer_key`] and
+//! (`layercake/layer/1`, `layercake/composite/2`); see [`layer_key`] and
 //! [`composite_key`]. Expected hashes are pinned in the tests below: a
 //! change that moves them invalidates every deployed cache and must bump
 //! the salt.
@@ -125,6 +126,14 @@ impl Configuration {
         s
     }
 
+    /// The canonical JSON of `(attribute index, value)` pairs, as a layer's
+    /// restricted configuration is recorded.
+    pub fn canonical_pairs(asset: &Asset, pairs: &[(usize, Value)]) -> String {
+        let mut s = String::new();
+        canonical::write_object(&mut s, pairs.iter().map(|(i, v)| (asset.attributes[*i].name.as_str(), v)));
+        s
+    }
+
     /// `(index, value)` for the attributes at `indices`.
     pub fn subset(&self, indices: &[usize]) -> Vec<(usize, Value)> {
         indices.iter().map(|&i| (i, self.values[i].clone())).collect()
@@ -196,15 +205,16 @@ pub fn layer_key(asset: &Asset, layer: usize, view: usize, config: &Configuratio
 
 /// The key of one composite image.
 ///
-/// Hashed input: `layercake/composite/1`, `asset=<uuid>`, `version=<n>`,
-/// `definition=<hex>`, `config=<canonical JSON, defaults filled in>`,
+/// Hashed input: `layercake/composite/2`, `asset=<uuid>`, `version=<n>`,
+/// `definition=<hex>`, `epoch=<n>`, `config=<canonical JSON, defaults filled in>`,
 /// `view=<canonical stage JSON>`, `output=<canonical output parameters>`
 /// (as `compose::Output::canonical` spells them).
 pub fn composite_key(asset: &Asset, config: &Configuration, view: usize, output: &str) -> Key {
-    Lines::new("layercake/composite/1")
+    Lines::new("layercake/composite/2")
         .line("asset", asset.id)
         .line("version", asset.version)
         .line("definition", Key(asset.fingerprint))
+        .line("epoch", asset.epoch)
         .line("config", config.canonical(asset))
         .line("view", &asset.views[view].stage_canonical)
         .line("output", output)

@@ -152,7 +152,7 @@ fn demo_keys_are_pinned() {
     let sofa = catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap();
     let cfg = Configuration::defaults(sofa);
     let input = format!(
-        "layercake/composite/1\nasset={}\nversion={}\ndefinition={}\nconfig={}\nview={}\noutput=fmt=png\n",
+        "layercake/composite/2\nasset={}\nversion={}\ndefinition={}\nepoch=0\nconfig={}\nview={}\noutput=fmt=png\n",
         sofa.id,
         sofa.version,
         Key(sofa.fingerprint).hex(),
@@ -167,5 +167,5 @@ fn demo_keys_are_pinned() {
     assert_eq!(layer_key(&a, 1, 1, &cfg, (8, 8)).hex(), PINNED_LAYER);
 }
 
-const PINNED_COMPOSITE: &str = "60e60ab98407c2aa19389ad88a2895583ac1b4ff91c92135ee97c5ab26fcf4e9";
+const PINNED_COMPOSITE: &str = "6a73de9dc4f13aef6dca2aca031f4e14558c9f454ea040f26ea077c528878e98";
 const PINNED_LAYER: &str = "9ff218303a05f13097ebde8f803242ee12914fed5289cd3dc74bc66b6275a501";

@@ -13,10 +13,18 @@ use tokio::sync::oneshot;
 
 pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
-/// Default settings with the object store in memory.
+/// Default settings with the object store and the metadata in memory.
 pub fn settings() -> Settings {
     let mut s = Settings::load(None, &Overrides::default()).expect("default settings");
     s.storage.url = "memory://".into();
+    s.meta.url = "sqlite::memory:".into();
+    s
+}
+
+/// Default settings with everything under `dir` (survives a restart).
+pub fn settings_in(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::load(None, &Overrides::default()).expect("default settings");
+    s.storage.data_dir = dir.to_path_buf();
     s
 }
 
@@ -29,7 +37,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(settings: Settings, renderer: Arc<dyn Renderer>) -> Server {
-        let app = Arc::new(App::with_renderer(settings, renderer).expect("app builds"));
+        let app = Arc::new(App::with_renderer(settings, renderer).await.expect("app builds"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

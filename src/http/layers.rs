@@ -1,0 +1,232 @@
+//! The Layers service: `GET /api/layers`, `GET /api/layers/layer`,
+//! `GET /api/layers/{id}`, `POST /api/layers`.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::page::Page;
+use super::params::{Params, parse_uuid};
+use super::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson};
+use super::body;
+use crate::compose::{Fit, Format, Output};
+use crate::app::App;
+use crate::error::Error;
+use crate::meta::LayerFilter;
+use crate::service::layers::{DEFAULT_BRANCH, canonical_layer_config, hash_of};
+use crate::service::{LayerQuery, NewLayer};
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// The filters shared by the list and the latest-layer routes.
+fn query(app: &App, p: &Params) -> Result<LayerQuery, Error> {
+    let asset_id = p.uuid("assetId")?;
+    let asset = asset_id.and_then(|id| app.catalog().get(&id));
+    let layer_config_hash = match (p.str("assetLayerConfigurationHash"), p.json("assetLayerConfiguration")?) {
+        (Some(h), _) => Some(h.to_string()),
+        (None, Some(c)) => Some(hash_of(&canonical_layer_config(asset.as_deref(), &c, "assetLayerConfiguration")?)),
+        (None, None) => None,
+    };
+    let stage_config_hash = match (p.str("stageConfigurationHash"), p.json("stageConfiguration")?) {
+        (Some(h), _) => Some(h.to_string()),
+        (None, Some(c)) if c.is_object() => Some(hash_of(&crate::keys::canonical_json(&c))),
+        (None, Some(_)) => return Err(Error::invalid("stageConfiguration", "must be a JSON object")),
+        (None, None) => None,
+    };
+    let metadata = match p.json("metadata")? {
+        None => None,
+        Some(serde_json::Value::Object(m)) => Some(m),
+        Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
+    };
+    let filter = LayerFilter {
+        id: p.uuid("id")?,
+        asset_id,
+        asset_layer: p.str("assetLayer").map(str::to_string),
+        layer_config_hash,
+        stage_id: p.str("stageId").map(str::to_string),
+        stage_config_hash,
+        job_id: p.uuid("jobId")?.map(|u| u.to_string()),
+        branch: p.str("branch").map(str::to_string),
+        layer_key: None,
+    };
+    Ok(LayerQuery { filter, metadata })
+}
+
+/// List layers.
+#[utoipa::path(get, path = "/api/layers", tag = "layers",
+    params(
+        ("id" = Option<String>, Query, description = "Layer id (UUID)."),
+        ("assetId" = Option<String>, Query, description = "Asset id (UUID)."),
+        ("assetLayer" = Option<String>, Query, description = "Composition layer id."),
+        ("assetLayerConfiguration" = Option<String>, Query, description = "URL-encoded JSON; matched by canonical hash."),
+        ("assetLayerConfigurationHash" = Option<String>, Query, description = "The canonical hash itself."),
+        ("stageId" = Option<String>, Query, description = "Stage id."),
+        ("stageConfiguration" = Option<String>, Query, description = "URL-encoded JSON, e.g. {\"Camera\":1}; matched by canonical hash."),
+        ("stageConfigurationHash" = Option<String>, Query, description = "The canonical hash itself."),
+        ("jobId" = Option<String>, Query, description = "Job id (UUID)."),
+        ("branch" = Option<String>, Query, description = "Branch, e.g. main."),
+        ("metadata" = Option<String>, Query, description = "URL-encoded JSON object; layers whose metadata contains it."),
+        ("page" = Option<u32>, Query, description = "From 1."),
+        ("perPage" = Option<u32>, Query, description = "Default 30, at most 100."),
+        ("sort" = Option<String>, Query, description = "+createdAt (default) or -createdAt."),
+        ("bearer_token" = Option<String>, Query, description = "Token, if not in the Authorization header."),
+    ),
+    responses(
+        (status = 200, body = LayerList),
+        (status = 400, description = "Malformed JSON parameter", body = ErrorBody),
+        (status = 422, description = "Malformed UUID or invalid value", body = ErrorBody),
+    ))]
+pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Json<LayerList>, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let page = Page::parse(&p, &["createdAt"])?;
+    let (count, rows) = app.layers.list(caller.org, &query(&app, &p)?, page.window()).await?;
+    Ok(Json(LayerList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        layers: rows.iter().map(LayerJson::from_row).collect(),
+    }))
+}
+
+/// The latest layer matching the filters: its JSON, its URL, or its image.
+#[utoipa::path(get, path = "/api/layers/layer", tag = "layers",
+    params(
+        ("assetId" = Option<String>, Query, description = "Asset id (UUID)."),
+        ("assetLayer" = Option<String>, Query, description = "Composition layer id."),
+        ("assetLayerConfiguration" = Option<String>, Query, description = "URL-encoded JSON."),
+        ("assetLayerConfigurationHash" = Option<String>, Query),
+        ("stageConfiguration" = Option<String>, Query, description = "URL-encoded JSON."),
+        ("stageConfigurationHash" = Option<String>, Query),
+        ("stageId" = Option<String>, Query),
+        ("jobId" = Option<String>, Query),
+        ("branch" = Option<String>, Query),
+        ("metadata" = Option<String>, Query, description = "URL-encoded JSON object."),
+        ("resultType" = Option<String>, Query, description = "file: the image bytes; url: {url, metadata}; otherwise the layer JSON plus url."),
+        ("optimization" = Option<String>, Query, description = "URL-encoded JSON {width, height, format: png|jpg|webp, quality}: a transformed copy of the layer on its canvas."),
+    ),
+    responses(
+        (status = 200, description = "Layer JSON (with url), {url, metadata}, or image bytes", body = LayerJson),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let row = app.layers.latest(caller.org, &query(&app, &p)?).await?;
+    let url = format!("/api/files/{}/content", row.file_id);
+    let optimization = p.json("optimization")?;
+    match p.str("resultType") {
+        Some("file") => {
+            let bytes = app.layers.image(&row).await?;
+            let (bytes, content_type) = match optimization {
+                None => (bytes, "image/png"),
+                Some(o) => {
+                    let out = optimization_output(&o, app.settings.http.max_dimension, app.settings.compose.webp_quality)?;
+                    let ct = out.format.content_type();
+                    let canvas = (u32::try_from(row.width).unwrap_or(0), u32::try_from(row.height).unwrap_or(0));
+                    let g = crate::compose::geometry(canvas, out.width, out.height, out.fit);
+                    let limit = app.settings.http.max_dimension;
+                    if g.width > limit || g.height > limit {
+                        return Err(Error::invalid("optimization", format!("the output would be {}x{}; each side is limited to {limit}", g.width, g.height)).into());
+                    }
+                    let max = app.settings.render.max_pixels;
+                    let transformed = tokio::task::spawn_blocking(move || crate::pipeline::transform_layer(&bytes, canvas, &out, max))
+                        .await
+                        .map_err(|e| Error::Internal(format!("transform task: {e}")))??;
+                    (bytes::Bytes::from(transformed), ct)
+                }
+            };
+            Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+        }
+        Some("url") => {
+            let metadata = serde_json::from_str(&row.metadata).unwrap_or(serde_json::Value::Null);
+            Ok(Json(LayerUrl { url, metadata }).into_response())
+        }
+        Some(other) if other != "json" => Err(Error::invalid("resultType", format!("\"{other}\": use file, url or json")).into()),
+        _ => {
+            let mut j = LayerJson::from_row(&row);
+            j.url = Some(url);
+            Ok(Json(j).into_response())
+        }
+    }
+}
+
+/// `optimization={"width","height","format","quality"}` as an output.
+fn optimization_output(o: &serde_json::Value, max: u32, default_quality: u8) -> Result<Output, Error> {
+    let m = o.as_object().ok_or_else(|| Error::invalid("optimization", "must be a JSON object"))?;
+    if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "width" | "height" | "format" | "quality")) {
+        return Err(Error::invalid("optimization", format!("unknown field \"{k}\"; use width, height, format, quality")));
+    }
+    let int = |k: &str, lo: u64, hi: u64| -> Result<Option<u32>, Error> {
+        match m.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|x| (lo..=hi).contains(x))
+                .map(|x| Some(x as u32))
+                .ok_or_else(|| Error::invalid("optimization", format!("{k} must be a whole number in {lo}..={hi}"))),
+        }
+    };
+    let format = match m.get("format").and_then(|v| v.as_str()) {
+        None => Format::Png,
+        Some(f) => Format::parse(f).ok_or_else(|| Error::invalid("optimization", format!("format \"{f}\": use png, jpg or webp")))?,
+    };
+    let out = Output {
+        width: int("width", 1, u64::from(max))?,
+        height: int("height", 1, u64::from(max))?,
+        fit: Fit::Contain,
+        crop: None,
+        format,
+        quality: int("quality", 1, 100)?.map(|q| q as u8),
+    };
+    Ok(out.normalize((1, 1), default_quality))
+}
+
+/// One layer.
+#[utoipa::path(get, path = "/api/layers/{id}", tag = "layers",
+    params(("id" = String, Path, description = "Layer id (UUID).")),
+    responses((status = 200, body = LayerJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Json<LayerJson>, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    Ok(Json(LayerJson::from_row(&app.layers.get(caller.org, id).await?)))
+}
+
+/// Register an uploaded image as a layer ("bring your own renders"); the
+/// fast compositor then uses it instead of rendering.
+#[utoipa::path(post, path = "/api/layers", tag = "layers",
+    params(("branch" = Option<String>, Query, description = "Default main.")),
+    request_body = NewLayerJson,
+    responses(
+        (status = 200, body = LayerJson),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "Unknown asset or file", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Unknown field, bad UUID, or a layer that does not fit the asset", body = ErrorBody),
+    ))]
+pub async fn create(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery, req: axum::body::Body) -> Result<Json<LayerJson>, ApiError> {
+    caller.require_private()?;
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
+    let b: NewLayerJson = body::parse(&bytes)?;
+    let opt_uuid = |name: &str, v: &Option<String>| v.as_deref().map(|s| parse_uuid(name, s)).transpose();
+    let n = NewLayer {
+        asset_id: parse_uuid("assetId", &b.asset_id)?,
+        asset_layer: b.asset_layer,
+        asset_layer_configuration: b.asset_layer_configuration,
+        stage_id: b.stage_id,
+        stage_configuration: b.stage_configuration.unwrap_or(serde_json::Value::Null),
+        metadata: b.metadata.unwrap_or_default(),
+        file_id: parse_uuid("fileId", &b.file_id)?,
+        width: b.width,
+        height: b.height,
+        job_id: opt_uuid("jobId", &b.job_id)?,
+        task_id: opt_uuid("taskId", &b.task_id)?,
+        branch: p.str("branch").unwrap_or(DEFAULT_BRANCH).to_string(),
+    };
+    Ok(Json(LayerJson::from_row(&app.layers.register(caller.org, n).await?)))
+}
+
+#[utoipa::path(get, path = "/api/layers/healthcheck", tag = "layers", responses((status = 200, description = "ok")))]
+pub async fn healthcheck() -> StatusCode {
+    StatusCode::OK
+}

@@ -1,0 +1,35 @@
+//! The OpenAPI document: `GET /api/openapi.json`.
+//!
+//! Paths come from the `#[utoipa::path]` attribute on each handler and are
+//! collected by the same `OpenApiRouter` that routes requests (see
+//! `http::router`), so a route cannot exist without its documentation; a
+//! test checks every routed path against the document.
+
+use super::wire;
+use axum::Json;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "layercake",
+        description = "Render cache and layered image compositor. The Layers, Fast Compositor, Files, Configurations and Assets services follow the Threekit platform's contract. Errors are {\"error\": {\"code\", \"message\"}}: 400 malformed, 404 unknown id, 409 conflict, 413 too large, 422 invalid, 502 renderer failed, 503 not ready (Retry-After). Tokens: Authorization: Bearer <token> or ?bearer_token=; this build runs in development mode (every request acts for the default org)."
+    ),
+    tags(
+        (name = "fast-compositor", description = "Images of configurations"),
+        (name = "layers", description = "Rendered and registered layer images"),
+        (name = "files", description = "Uploaded and rendered files"),
+        (name = "configurations", description = "Saved configurations"),
+        (name = "assets", description = "Asset definitions and versions"),
+        (name = "demo", description = "The product-listing demo page"),
+        (name = "meta", description = "This document"),
+    ),
+    components(schemas(wire::ErrorBody, wire::ErrorDetail))
+)]
+pub struct ApiDoc;
+
+/// This document (its own path is added by `http::router`).
+pub async fn document(doc: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::openapi::OpenApi> {
+    Json((*doc).clone())
+}

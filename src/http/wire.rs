@@ -1,0 +1,303 @@
+//! The JSON shapes of the API, as the contract spells them.
+//!
+//! These are the only types that serialise to clients; records from `meta`
+//! and values from `catalog` are converted here, so a change inside never
+//! quietly changes the wire. Optional fields are `null`, never absent.
+
+use crate::catalog::Asset;
+use crate::meta::{ConfigurationRow, FileRow, LayerRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// RFC 3339 UTC with microseconds, from microseconds since the Unix epoch.
+pub fn rfc3339(micros: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn json_text(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or(Value::Null)
+}
+
+/// `{"error": {"code", "message"}}`, the body of every error.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable kebab-case kind: `malformed`, `invalid`, `not-found`,
+    /// `conflict`, `too-large`, `render-failed`, `unavailable`, `internal`.
+    pub code: String,
+    /// What was wrong, naming the parameter or field.
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerJson {
+    pub id: String,
+    pub asset_id: String,
+    /// The composition layer's id.
+    pub asset_layer: String,
+    pub asset_version: i64,
+    /// The configuration restricted to the layer's `dependsOn`.
+    #[schema(value_type = Object)]
+    pub asset_layer_configuration: Value,
+    /// blake3 (hex) of the canonical `assetLayerConfiguration`.
+    pub asset_layer_configuration_hash: String,
+    pub stage_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub stage_configuration: Value,
+    /// blake3 (hex) of the canonical `stageConfiguration`.
+    pub stage_configuration_hash: String,
+    #[schema(value_type = Option<Object>)]
+    pub stage_metadata: Option<Value>,
+    /// `offsetX`/`offsetY`: where the (cropped) image sits on the canvas.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub org_id: String,
+    pub job_id: Option<String>,
+    pub task_id: Option<String>,
+    pub file_id: String,
+    pub branch: String,
+    pub format: String,
+    /// The full canvas.
+    pub width: i64,
+    pub height: i64,
+    #[schema(value_type = Option<Object>)]
+    pub scene_graph_state: Option<Value>,
+    pub created_at: String,
+    /// Where the image is (`GET /api/layers/layer` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl LayerJson {
+    pub fn from_row(l: &LayerRow) -> LayerJson {
+        LayerJson {
+            id: l.id.to_string(),
+            asset_id: l.asset_id.to_string(),
+            asset_layer: l.asset_layer.clone(),
+            asset_version: l.asset_version,
+            asset_layer_configuration: json_text(&l.layer_config),
+            asset_layer_configuration_hash: l.layer_config_hash.clone(),
+            stage_id: l.stage_id.clone(),
+            stage_configuration: json_text(&l.stage_config),
+            stage_configuration_hash: l.stage_config_hash.clone(),
+            stage_metadata: None,
+            metadata: json_text(&l.metadata),
+            org_id: l.org_id.to_string(),
+            job_id: l.job_id.clone(),
+            task_id: l.task_id.clone(),
+            file_id: l.file_id.to_string(),
+            branch: l.branch.clone(),
+            format: l.format.clone(),
+            width: l.width,
+            height: l.height,
+            scene_graph_state: None,
+            created_at: rfc3339(l.created_at),
+            url: None,
+        }
+    }
+}
+
+/// `POST /api/layers` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewLayerJson {
+    pub asset_id: String,
+    /// Layer id or name; optional for single-layer assets.
+    pub asset_layer: Option<String>,
+    #[schema(value_type = Object)]
+    pub asset_layer_configuration: Value,
+    pub stage_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub stage_configuration: Option<Value>,
+    /// `offsetX`/`offsetY` place a cropped image on the canvas (default 0).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+    pub file_id: String,
+    /// Must be the asset's canvas.
+    pub width: u32,
+    pub height: u32,
+    pub job_id: Option<String>,
+    pub task_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileJson {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: Option<String>,
+    pub filename: String,
+    pub size: i64,
+    /// `{"raw": {"size": "<bytes>"}}`.
+    #[schema(value_type = Object)]
+    pub encodings: Value,
+    /// `blake3-<hex>` of the content.
+    pub hash: String,
+    pub extension: String,
+    pub mime_type: String,
+    pub created_at: String,
+}
+
+impl FileJson {
+    pub fn from_row(f: &FileRow) -> FileJson {
+        FileJson {
+            id: f.id.to_string(),
+            org_id: f.org_id.to_string(),
+            user_id: f.user_id.clone(),
+            filename: f.filename.clone(),
+            size: f.size,
+            encodings: serde_json::json!({ "raw": { "size": f.size.to_string() } }),
+            hash: f.hash.clone(),
+            extension: f.extension.clone(),
+            mime_type: f.mime_type.clone(),
+            created_at: rfc3339(f.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilesJson {
+    pub files: Vec<FileJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationJson {
+    pub id: String,
+    /// 10 characters of `[A-Za-z0-9_-]`.
+    pub short_id: String,
+    pub org_id: String,
+    pub product_id: String,
+    pub product_version: Option<String>,
+    /// The configuration.
+    #[schema(value_type = Object)]
+    pub variant: Value,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// Attachment name → file id; `{}` when none.
+    #[schema(value_type = Object)]
+    pub attachments: Value,
+    #[schema(value_type = Option<Object>)]
+    pub scene_graph_state: Option<Value>,
+    pub customer_id: Option<String>,
+    pub identifier: Option<String>,
+    pub scope: Option<String>,
+    pub thumbnail: Option<String>,
+    pub session_id: Option<String>,
+    pub publish_file_id: Option<String>,
+    pub creator: Option<String>,
+    pub created_at: String,
+}
+
+impl ConfigurationJson {
+    pub fn from_row(c: &ConfigurationRow) -> ConfigurationJson {
+        ConfigurationJson {
+            id: c.id.to_string(),
+            short_id: c.short_id.clone(),
+            org_id: c.org_id.to_string(),
+            product_id: c.product_id.clone(),
+            product_version: c.product_version.clone(),
+            variant: json_text(&c.variant),
+            metadata: json_text(&c.metadata),
+            attachments: json_text(&c.attachments),
+            scene_graph_state: None,
+            customer_id: c.customer_id.clone(),
+            identifier: c.identifier.clone(),
+            scope: c.scope.clone(),
+            thumbnail: c.thumbnail.clone(),
+            session_id: c.session_id.clone(),
+            publish_file_id: None,
+            creator: c.creator.clone(),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+/// `POST /api/configurations` JSON body (multipart carries the same names).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewConfigurationJson {
+    /// The asset id.
+    pub product_id: Option<String>,
+    pub product_version: Option<String>,
+    /// The configuration.
+    #[schema(value_type = Option<Object>)]
+    pub variant: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub customer_id: Option<String>,
+    pub identifier: Option<String>,
+    pub scope: Option<String>,
+    pub thumbnail: Option<String>,
+    pub session_id: Option<String>,
+}
+
+/// An asset: its definition as written, plus record fields.
+pub fn asset_json(a: &Asset) -> Value {
+    let mut v = serde_json::to_value(&a.spec).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("orgId".into(), a.org.to_string().into());
+        m.insert("createdAt".into(), rfc3339(a.created_at).into());
+        m.insert("updatedAt".into(), rfc3339(a.updated_at).into());
+    }
+    v
+}
+
+/// A list page: `{count, page, perPage, sort, <resource>: [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub layers: Vec<LayerJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub configurations: Vec<ConfigurationJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    /// Asset definitions (see `config/layercake.toml` and `catalog/sofa.json`).
+    #[schema(value_type = Vec<Object>)]
+    pub assets: Vec<Value>,
+}
+
+/// `resultType=url` answer of `GET /api/layers/layer`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LayerUrl {
+    pub url: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+    }
+}

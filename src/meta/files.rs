@@ -1,0 +1,92 @@
+//! File records. The bytes live in the object store at `path`; one record
+//! per (org, content hash).
+
+use super::{Meta, MetaError, Where, Window, int, opt_text, text, translate, uuid};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Option<String>,
+    pub filename: String,
+    pub size: i64,
+    /// `blake3-<hex>` of the content.
+    pub hash: String,
+    pub extension: String,
+    pub mime_type: String,
+    /// Object store path of the content.
+    pub path: String,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, org_id, user_id, filename, size, hash, extension, mime_type, path, created_at";
+
+fn row(r: &AnyRow) -> Result<FileRow, MetaError> {
+    Ok(FileRow {
+        id: uuid(r, "id")?,
+        org_id: uuid(r, "org_id")?,
+        user_id: opt_text(r, "user_id")?,
+        filename: text(r, "filename")?,
+        size: int(r, "size")?,
+        hash: text(r, "hash")?,
+        extension: text(r, "extension")?,
+        mime_type: text(r, "mime_type")?,
+        path: text(r, "path")?,
+        created_at: int(r, "created_at")?,
+    })
+}
+
+impl Meta {
+    /// Inserts `f`, or returns the org's existing record for the same content.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn insert_file(&self, f: &FileRow) -> Result<FileRow, MetaError> {
+        let sql = format!(
+            "INSERT INTO files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (org_id, hash) DO NOTHING"
+        );
+        sqlx::query(&sql)
+            .bind(f.id.to_string())
+            .bind(f.org_id.to_string())
+            .bind(f.user_id.clone())
+            .bind(f.filename.clone())
+            .bind(f.size)
+            .bind(f.hash.clone())
+            .bind(f.extension.clone())
+            .bind(f.mime_type.clone())
+            .bind(f.path.clone())
+            .bind(f.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(translate)?;
+        let sql = format!("SELECT {COLUMNS} FROM files WHERE org_id = $1 AND hash = $2");
+        let r = sqlx::query(&sql).bind(f.org_id.to_string()).bind(f.hash.clone()).fetch_one(&self.pool).await.map_err(translate)?;
+        row(&r)
+    }
+
+    /// # Errors
+    /// [`MetaError::NotFound`] when the org has no such file.
+    pub async fn file(&self, org: Uuid, id: Uuid) -> Result<FileRow, MetaError> {
+        let sql = format!("SELECT {COLUMNS} FROM files WHERE org_id = $1 AND id = $2");
+        let r = sqlx::query(&sql).bind(org.to_string()).bind(id.to_string()).fetch_one(&self.pool).await.map_err(translate)?;
+        row(&r)
+    }
+
+    /// One page of the org's files and the total count.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn files(&self, org: Uuid, w: Window) -> Result<(usize, Vec<FileRow>), MetaError> {
+        let mut filter = Where::default();
+        filter.eq("org_id", Some(org));
+        let count_sql = format!("SELECT COUNT(*) AS n FROM files{}", filter.sql());
+        let count = sqlx::query(&count_sql);
+        let n: i64 = filter.apply(count).fetch_one(&self.pool).await.map_err(translate)?.try_get("n").map_err(translate)?;
+        let sql = format!("SELECT {COLUMNS} FROM files{}{} LIMIT ${} OFFSET ${}", filter.sql(), w.order(), filter.next(), filter.next() + 1);
+        let rows = filter.apply(sqlx::query(&sql)).bind(w.limit as i64).bind(w.offset as i64).fetch_all(&self.pool).await.map_err(translate)?;
+        Ok((n as usize, rows.iter().map(row).collect::<Result<_, _>>()?))
+    }
+}

@@ -1,0 +1,258 @@
+//! Metadata: the durable records behind the API: orgs, asset versions,
+//! files, layers and saved configurations.
+//!
+//! One interface, [`Meta`], over sqlx's `Any` driver with portable SQL
+//! (`$N` placeholders, TEXT ids, BIGINT microsecond times, JSON as TEXT),
+//! so the embedded SQLite file and a shared PostgreSQL differ only in the
+//! URL. Migrations (`migrations/`) run at open. Only this module imports
+//! sqlx; its errors are translated into [`MetaError`] here. Deciding what
+//! a record means (validation, keys, objects) is `service`'s business.
+
+mod assets;
+mod configurations;
+mod files;
+mod layers;
+
+pub use assets::AssetVersionRow;
+pub use configurations::ConfigurationRow;
+pub use files::FileRow;
+pub use layers::{LayerFilter, LayerRow};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::sync::atomic::{AtomicI64, Ordering};
+use uuid::Uuid;
+
+/// The org every record belongs to in embedded (single-tenant) mode.
+pub const DEFAULT_ORG: Uuid = Uuid::from_u128(0x420e2093_8bf9_4d82_b236_277c2b65a13c);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MetaError {
+    #[error("no such record")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("cannot open the metadata store {0}: {1}")]
+    Open(String, String),
+    #[error("metadata store: {0}")]
+    Backend(String),
+    #[error("a stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl MetaError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, MetaError::NotFound)
+    }
+}
+
+fn translate(e: sqlx::Error) -> MetaError {
+    match e {
+        sqlx::Error::RowNotFound => MetaError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => MetaError::Conflict(db.message().to_string()),
+        e => MetaError::Backend(e.to_string()),
+    }
+}
+
+/// A bound value of a dynamically built query.
+#[derive(Debug, Clone)]
+enum Bind {
+    Str(String),
+    Int(i64),
+}
+
+/// Builds `WHERE a = $1 AND b = $2 ...` with numbered placeholders.
+#[derive(Debug, Default)]
+struct Where {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    fn eq(&mut self, column: &str, value: Option<impl Into<BindValue>>) -> &mut Self {
+        if let Some(v) = value {
+            self.binds.push(v.into().0);
+            self.clauses.push(format!("{column} = ${}", self.binds.len()));
+        }
+        self
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
+    }
+
+    fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    fn apply<'q>(&self, mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for b in &self.binds {
+            q = match b {
+                Bind::Str(s) => q.bind(s.clone()),
+                Bind::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
+struct BindValue(Bind);
+
+impl From<String> for BindValue {
+    fn from(s: String) -> Self {
+        BindValue(Bind::Str(s))
+    }
+}
+
+impl From<&str> for BindValue {
+    fn from(s: &str) -> Self {
+        BindValue(Bind::Str(s.to_string()))
+    }
+}
+
+impl From<Uuid> for BindValue {
+    fn from(u: Uuid) -> Self {
+        BindValue(Bind::Str(u.to_string()))
+    }
+}
+
+impl From<i64> for BindValue {
+    fn from(i: i64) -> Self {
+        BindValue(Bind::Int(i))
+    }
+}
+
+/// One page of a listing: rows in `+createdAt` or `-createdAt` order.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub offset: usize,
+    pub limit: usize,
+    pub descending: bool,
+}
+
+impl Window {
+    fn order(&self) -> &'static str {
+        if self.descending { " ORDER BY created_at DESC, id DESC" } else { " ORDER BY created_at ASC, id ASC" }
+    }
+}
+
+/// The metadata store.
+pub struct Meta {
+    pool: AnyPool,
+    /// Last timestamp handed out, so that times within a process strictly
+    /// increase and `createdAt` order is insertion order.
+    last: AtomicI64,
+}
+
+impl Meta {
+    /// Opens (creating if needed) and migrates the store at `url`:
+    /// `sqlite:///path/file.db`, `sqlite::memory:`, or (later) `postgres://...`.
+    ///
+    /// # Errors
+    /// [`MetaError::Open`] when the database cannot be reached or migrated.
+    pub async fn open(url: &str) -> Result<Meta, MetaError> {
+        sqlx::any::install_default_drivers();
+        let open_err = |e: String| MetaError::Open(redact(url), e);
+        let sqlite = url.starts_with("sqlite:");
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let url = if sqlite && !memory && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_string() };
+        let pool = AnyPoolOptions::new()
+            // Each connection to an in-memory SQLite database is a database
+            // of its own: keep exactly one.
+            .max_connections(if memory { 1 } else { 8 })
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory { None } else { Some(std::time::Duration::from_secs(600)) })
+            .max_lifetime(if memory { None } else { Some(std::time::Duration::from_secs(3600)) })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Wait for a writer instead of failing at once.
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        if sqlite && !memory {
+            // Readers do not block the writer; persistent for the file.
+            sqlx::query("PRAGMA journal_mode = WAL").fetch_all(&pool).await.map_err(|e| open_err(e.to_string()))?;
+        }
+        MIGRATOR.run(&pool).await.map_err(|e| open_err(format!("migration: {e}")))?;
+        let meta = Meta { pool, last: AtomicI64::new(0) };
+        meta.ensure_org(DEFAULT_ORG, "default").await?;
+        Ok(meta)
+    }
+
+    /// Microseconds since the Unix epoch, strictly increasing in this process.
+    pub fn now(&self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let mut prev = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = wall.max(prev + 1);
+            match self.last.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// Checks that the store answers (for readiness).
+    ///
+    /// # Errors
+    /// [`MetaError::Backend`] when it does not.
+    pub async fn ping(&self) -> Result<(), MetaError> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await.map(|_| ()).map_err(translate)
+    }
+
+    async fn ensure_org(&self, id: Uuid, name: &str) -> Result<(), MetaError> {
+        sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(id.to_string())
+            .bind(name.to_string())
+            .bind(self.now())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(translate)
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+fn text(row: &AnyRow, col: &str) -> Result<String, MetaError> {
+    row.try_get::<String, _>(col).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+}
+
+fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>, MetaError> {
+    row.try_get::<Option<String>, _>(col).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+}
+
+fn int(row: &AnyRow, col: &str) -> Result<i64, MetaError> {
+    row.try_get::<i64, _>(col).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+}
+
+fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, MetaError> {
+    let s = text(row, col)?;
+    Uuid::parse_str(&s).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

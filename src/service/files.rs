@@ -1,0 +1,138 @@
+//! The Files service: bytes stored once by content hash, records per org.
+//!
+//! Uploaded content goes to `files/<aa>/<blake3>` in the object store; a
+//! rendered layer's file record points at its layer object instead, so a
+//! layer image is stored once whichever way it is reached.
+
+use crate::error::Error;
+use crate::meta::{FileRow, Meta, Window};
+use crate::store::BlobStore;
+use bytes::Bytes;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct FileService {
+    meta: Arc<Meta>,
+    store: BlobStore,
+}
+
+/// `blake3-<hex>` of `bytes`, the form the API shows as `hash`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    format!("blake3-{}", blake3::hash(bytes).to_hex())
+}
+
+impl FileService {
+    pub fn new(meta: Arc<Meta>, store: BlobStore) -> FileService {
+        FileService { meta, store }
+    }
+
+    /// Stores an upload (once per content) and records it for `org`.
+    ///
+    /// # Errors
+    /// Store or metadata failures.
+    pub async fn upload(&self, org: Uuid, filename: Option<&str>, declared_type: Option<&str>, bytes: Bytes) -> Result<FileRow, Error> {
+        let hash = content_hash(&bytes);
+        let hex = &hash["blake3-".len()..];
+        let path = format!("files/{}/{hex}", &hex[..2]);
+        if self.store.get(&path).await?.is_none() {
+            self.store.put(&path, bytes.clone()).await?;
+        }
+        self.record(org, filename, declared_type, &path, &bytes).await
+    }
+
+    /// Records content that is already stored at `path`.
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn record(&self, org: Uuid, filename: Option<&str>, declared_type: Option<&str>, path: &str, bytes: &[u8]) -> Result<FileRow, Error> {
+        let mime = sniff(bytes).or(declared_type.filter(|t| !t.is_empty())).unwrap_or("application/octet-stream");
+        let filename = filename.filter(|f| !f.is_empty()).unwrap_or("upload").to_string();
+        let extension = filename
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .filter(|e| !e.is_empty() && e.len() <= 8)
+            .unwrap_or_else(|| extension_of(mime).to_string());
+        let row = FileRow {
+            id: Uuid::new_v4(),
+            org_id: org,
+            user_id: None,
+            filename,
+            size: bytes.len() as i64,
+            hash: content_hash(bytes),
+            extension,
+            mime_type: mime.to_string(),
+            path: path.to_string(),
+            created_at: self.meta.now(),
+        };
+        Ok(self.meta.insert_file(&row).await?)
+    }
+
+    /// # Errors
+    /// [`Error::NotFound`] when `org` has no such file.
+    pub async fn get(&self, org: Uuid, id: Uuid) -> Result<FileRow, Error> {
+        self.meta.file(org, id).await.map_err(|e| if e.is_not_found() { Error::NotFound(format!("file {id} not found")) } else { e.into() })
+    }
+
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown file; 500 when its bytes are missing.
+    pub async fn content(&self, org: Uuid, id: Uuid) -> Result<(FileRow, Bytes), Error> {
+        let f = self.get(org, id).await?;
+        let bytes = self.store.get(&f.path).await?.ok_or_else(|| Error::Internal(format!("file {id}: object {} is missing", f.path)))?;
+        Ok((f, bytes))
+    }
+
+    /// # Errors
+    /// Metadata failures.
+    pub async fn list(&self, org: Uuid, w: Window) -> Result<(usize, Vec<FileRow>), Error> {
+        Ok(self.meta.files(org, w).await?)
+    }
+}
+
+/// The media type from the first bytes, for the formats layercake cares about.
+pub fn sniff(b: &[u8]) -> Option<&'static str> {
+    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else {
+        let head = String::from_utf8_lossy(&b[..b.len().min(256)]);
+        let t = head.trim_start();
+        if t.starts_with("<svg") || (t.starts_with("<?xml") && head.contains("<svg")) {
+            Some("image/svg+xml")
+        } else {
+            None
+        }
+    }
+}
+
+fn extension_of(mime: &str) -> &'static str {
+    match mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/svg+xml" => "svg",
+        "application/json" => "json",
+        _ => "bin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_common_images() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff(b"  <svg xmlns=..."), Some("image/svg+xml"));
+        assert_eq!(sniff(b"hello"), None);
+        assert_eq!(content_hash(b"abc"), format!("blake3-{}", blake3::hash(b"abc").to_hex()));
+    }
+}

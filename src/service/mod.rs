@@ -1,0 +1,17 @@
+//! The record-keeping services behind the API: assets (versions), files,
+//! layers and saved configurations.
+//!
+//! Each service validates its input against the catalogue and the keys,
+//! and keeps its records in `meta` and its bytes in `store`; the HTTP
+//! routes only translate between the wire and these calls. The image path
+//! itself (compose on request) is `pipeline`'s.
+
+pub mod assets;
+pub mod configurations;
+pub mod files;
+pub mod layers;
+
+pub use assets::AssetRegistry;
+pub use configurations::{NewConfiguration, SavedConfigurations};
+pub use files::FileService;
+pub use layers::{LayerQuery, LayerService, NewLayer};
