@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
             (0..sofa.layers.len())
                 .filter(|&i| sofa.layers[i].is_visible(cfg.values()))
                 .map(|i| keys::layer_key(sofa, i, 1, black_box(&cfg), (1200, 1200)))
-                .count()
+                .collect::<Vec<_>>()
         })
     });
     g.finish();

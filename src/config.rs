@@ -221,6 +221,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// figment's Jail hands out its own (large) error type; fine in tests.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -248,10 +248,10 @@ mod tests {
         let out = compose(Rect { x: 0, y: 0, width: 27, height: 1 }, &refs);
         for i in 0..27 {
             let want = reference(&layers.iter().map(|l| l.image.data[i * 4..i * 4 + 4].try_into().unwrap()).collect::<Vec<_>>());
-            for c in 0..4 {
+            for (c, want_c) in want.iter().enumerate() {
                 let got = f64::from(out.data[i * 4 + c]);
                 // Final rounding, plus at most 2/255 of a step per layer.
-                assert!((got - want[c]).abs() <= 0.5 + 12.0 / 255.0, "pixel {i} channel {c}: {got} vs {}", want[c]);
+                assert!((got - want_c).abs() <= 0.5 + 12.0 / 255.0, "pixel {i} channel {c}: {got} vs {want_c}");
             }
         }
     }
@@ -262,7 +262,7 @@ mod tests {
         // falling differently in the crop and in the whole.
         let (w, h) = (37u32, 5u32);
         let px = |x: u32, y: u32, k: u32| -> [u8; 4] {
-            let a = if (x + y + k) % 3 == 0 { 0 } else { ((x * 7 + y * 11 + k * 50) % 256) as u8 };
+            let a = if (x + y + k).is_multiple_of(3) { 0 } else { ((x * 7 + y * 11 + k * 50) % 256) as u8 };
             [(x * 5) as u8, (y * 40) as u8, (k * 60) as u8, a]
         };
         let layers: Vec<LayerImage> = (0..4)

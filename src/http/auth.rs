@@ -49,10 +49,10 @@ impl Caller {
 
 /// The token of a request: the `Authorization` header first, then `bearer_token`.
 pub fn token(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
-            return Some(t.trim().to_string());
-        }
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))
+    {
+        return Some(t.trim().to_string());
     }
     let q = parts.uri.query()?;
     form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "bearer_token").map(|(_, v)| v.into_owned())

@@ -31,9 +31,9 @@ pub async fn page(State(app): State<Arc<App>>, caller: Caller) -> Html<String> {
                 asset.id,
                 form_urlencoded::byte_serialize(config.as_bytes()).collect::<String>()
             );
-            let _ = write!(
+            let _ = writeln!(
                 tiles,
-                "<figure><img src=\"{}\" width=\"{TILE_WIDTH}\" height=\"{h}\" loading=\"lazy\" alt=\"{}\"><figcaption><b>{}</b><span>{}</span></figcaption></figure>\n",
+                "<figure><img src=\"{}\" width=\"{TILE_WIDTH}\" height=\"{h}\" loading=\"lazy\" alt=\"{}\"><figcaption><b>{}</b><span>{}</span></figcaption></figure>",
                 escape(&src),
                 escape(&format!("{}: {caption}", asset.name)),
                 escape(&asset.name),

@@ -176,7 +176,7 @@ impl Lines {
 
     fn line(&mut self, name: &str, value: impl fmt::Display) -> &mut Lines {
         use std::io::Write;
-        let _ = write!(self.0, "{name}={value}\n");
+        let _ = writeln!(self.0, "{name}={value}");
         self
     }
 

@@ -163,7 +163,7 @@ impl LayerService {
         let offset = |k: &str| -> Result<u32, Error> {
             match n.metadata.get(k) {
                 None => Ok(0),
-                Some(v) => v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| Error::invalid(&format!("metadata.{k}"), "must be a whole number of pixels")),
+                Some(v) => v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| Error::invalid(format!("metadata.{k}"), "must be a whole number of pixels")),
             }
         };
         let (ox, oy) = (offset("offsetX")?, offset("offsetY")?);

@@ -110,3 +110,28 @@ pub fn enc(v: &serde_json::Value) -> String {
 pub fn image_url(config: &serde_json::Value, extra: &str) -> String {
     format!("/api/fast-compositor?assetId={SOFA}&configuration={}{extra}", enc(config))
 }
+
+/// GET a URL and parse its JSON body, asserting the status.
+pub async fn get_json(client: &reqwest::Client, url: &str, status: u16) -> serde_json::Value {
+    let r = client.get(url).send().await.expect("request");
+    assert_eq!(r.status().as_u16(), status, "GET {url}");
+    serde_json::from_slice(&r.bytes().await.unwrap()).expect("JSON body")
+}
+
+/// Uploads one file to POST /api/files and returns its record.
+pub async fn upload(client: &reqwest::Client, base: &str, filename: &str, bytes: Vec<u8>) -> serde_json::Value {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string());
+    let form = reqwest::multipart::Form::new().part("files", part);
+    let r = client.post(format!("{base}/api/files")).multipart(form).send().await.expect("upload");
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    v["files"][0].clone()
+}
+
+/// A PNG of `w`×`h` pixels of one straight-alpha colour.
+pub fn solid_png(w: u32, h: u32, rgba: [u8; 4]) -> Vec<u8> {
+    let img = image::RgbaImage::from_pixel(w, h, image::Rgba(rgba));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
