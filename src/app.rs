@@ -77,14 +77,7 @@ impl App {
             layer_bytes: settings.cache.layer_bytes,
         });
         let files = FileService::new(Arc::clone(&meta), store.clone());
-        let layers = Arc::new(LayerService::new(
-            Arc::clone(&meta),
-            store.clone(),
-            files.clone(),
-            Arc::clone(&assets),
-            tiers.clone(),
-            settings.render.max_pixels,
-        ));
+        let layers = Arc::new(LayerService::new(Arc::clone(&meta), store.clone(), files.clone(), Arc::clone(&assets)));
         let queue = InProcess::new(
             renderer,
             store.clone(),
@@ -92,6 +85,7 @@ impl App {
             InProcessLimits {
                 concurrency: Settings::threads(settings.render.concurrency),
                 timeout: Duration::from_secs(settings.render.timeout_secs),
+                max_pixels: settings.render.max_pixels,
             },
         );
         let compositor = Compositor::new(

@@ -159,6 +159,12 @@ impl Settings {
         if !(self.meta.url.is_empty() || self.meta.url.starts_with("sqlite:")) {
             return bad("meta.url", format!("\"{}\": use \"\" or a sqlite: URL", self.meta.url));
         }
+        let meta_in_memory = self.meta.url.contains(":memory:") || self.meta.url.contains("mode=memory");
+        if meta_in_memory && self.storage.url != "memory://" {
+            // Records (asset versions, layer epochs) would be forgotten while
+            // the objects made under them stay: stale images after a restart.
+            return bad("meta.url", "an in-memory metadata store needs the in-memory object store (storage.url = \"memory://\")".into());
+        }
         let url = &self.storage.url;
         if !(url.is_empty() || url.starts_with("file:///") || url == "memory://") {
             return bad("storage.url", format!("\"{url}\": use \"\", file:///absolute/path or memory://"));
@@ -261,6 +267,9 @@ mod tests {
             jail.create_file("bad.toml", "[compose]\ndefault_format = \"gif\"\n")?;
             let e = Settings::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err().to_string();
             assert!(e.contains("compose.default_format"), "{e}");
+            jail.create_file("mem.toml", "[meta]\nurl = \"sqlite::memory:\"\n")?;
+            let e = Settings::load(Some(Path::new("mem.toml")), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("meta.url"), "in-memory records over a persistent store: {e}");
             jail.create_file("bad2.toml", "[http]\nmax_dimension = \"big\"\n")?;
             let e = Settings::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err().to_string();
             assert!(e.contains("max_dimension"), "{e}");

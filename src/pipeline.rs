@@ -153,6 +153,43 @@ impl Compositor {
         Ok(Image { key, bytes: encoded.bytes, format, source })
     }
 
+    /// Runs CPU-bound `f` on the blocking pool behind the compose semaphore.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when shutting down; a panic in `f` is internal.
+    pub async fn cpu<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let _permit = self.inner.cpu.acquire().await.map_err(|_| Error::unavailable("shutting down"))?;
+        tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("cpu task: {e}")))
+    }
+
+    /// Replaces the image of layer `key`: waits for any fetch or render of
+    /// that key under way, then runs `write` (which stores the new object)
+    /// as the key's flight, and puts the result in the memory tier. Nothing
+    /// read or rendered before can land after it.
+    ///
+    /// # Errors
+    /// What `write` returned.
+    pub async fn replace_layer<F, Fut>(&self, key: Key, write: F) -> Result<Arc<LayerImage>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<LayerImage>, Error>> + Send + 'static,
+    {
+        let tiers = self.inner.tiers.clone();
+        let fut = write();
+        self.inner
+            .layers
+            .exclusive(key, move || async move {
+                let layer = fut.await?;
+                tiers.layers.insert(key, Arc::clone(&layer));
+                Ok(layer)
+            })
+            .await
+    }
+
     /// Waits for background writes to finish (for graceful shutdown).
     pub async fn flush(&self) {
         self.inner.writes.close();
@@ -274,13 +311,15 @@ pub fn render_composite(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: 
     compose::encode(fitted, output.format, output.quality).map_err(|e| Error::Internal(format!("encode: {e}")))
 }
 
-/// A stored layer image placed on its canvas and fitted to `output`
-/// (`GET /api/layers/layer?optimization=`): one layer, never a composite.
+/// A layer image placed on its canvas at `offset` (from its record) and
+/// fitted to `output` (`GET /api/layers/layer?optimization=`): one layer,
+/// never a composite.
 ///
 /// # Errors
 /// 422 when the stored bytes are not a usable layer; 500 when encoding fails.
-pub fn transform_layer(bytes: &[u8], canvas: (u32, u32), output: &Output, max_pixels: u64) -> Result<Vec<u8>, Error> {
+pub fn transform_layer(bytes: &[u8], canvas: (u32, u32), offset: (u32, u32), output: &Output, max_pixels: u64) -> Result<Vec<u8>, Error> {
     let mut layer = layerfile::decode(bytes, max_pixels).map_err(|e| Error::invalid("layer", format!("the stored image does not decode: {e}")))?;
+    (layer.x, layer.y) = offset;
     layer.canvas_width = canvas.0;
     layer.canvas_height = canvas.1;
     crate::jobs::validate_placement(&layer).map_err(|e| Error::invalid("layer", e))?;

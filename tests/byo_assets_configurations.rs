@@ -73,6 +73,66 @@ async fn uploaded_layers_are_composed_and_nothing_is_rendered() {
     assert_eq!(renderer.total(), 0);
     let listed = get_json(&client, &server.url("/api/layers?perPage=100"), 200).await;
     assert_eq!(listed["count"], 6);
+
+    // An optimised copy of a registered layer sits where it was registered.
+    let q = format!(
+        "/api/layers/layer?assetId={SOFA}&assetLayer=Body&resultType=file&optimization={}",
+        enc(&json!({"width": 120, "format": "png"}))
+    );
+    let small = png_at(&client, &server.url(&q)).await;
+    assert_eq!((small.width(), small.height()), (120, 120));
+    assert_eq!(small.get_pixel(5, 5).0[3], 0, "transparent outside the layer");
+    assert_eq!(small.get_pixel(60, 60).0, [0, 255, 0, 255], "the body at (400,400)-(800,700) of 1200 → (40,40)-(80,70)");
+    assert_eq!(small.get_pixel(30, 60).0[3], 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_registered_during_its_render_wins() {
+    // Renders take 1.5 s; the registration lands in the middle of one.
+    let renderer = Counting::slow(std::time::Duration::from_millis(1500));
+    let mut s = settings();
+    s.render.concurrency = 8;
+    let server = Server::start(s, Arc::new(renderer.clone())).await;
+    let client = reqwest::Client::new();
+    let url = server.url(&image_url(&json!({"Body": "Rust"}), "&format=png"));
+    let cold = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { client.get(url).send().await.unwrap().bytes().await.unwrap() })
+    };
+    while renderer.total() < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let file = upload(&client, &server.base, "body.png", solid_png(1200, 1200, [9, 99, 199, 255])).await;
+    let body = json!({
+        "assetId": SOFA, "assetLayer": "Body", "assetLayerConfiguration": {"Body": "Rust"},
+        "fileId": file["id"], "width": 1200, "height": 1200
+    });
+    let (status, layer) = post_json(&client, &server.url("/api/layers"), &body).await;
+    assert_eq!(status, 200, "{layer}");
+    let _ = cold.await.unwrap();
+    // After both: every composite shows the registered image, never the render.
+    let img = png_at(&client, &url).await;
+    assert_eq!(img.get_pixel(600, 300).0, [9, 99, 199, 255], "the registered body covers the canvas");
+    let latest = get_json(
+        &client,
+        &server.url(&format!("/api/layers/layer?assetId={SOFA}&assetLayer=Body&assetLayerConfiguration={}", enc(&json!({"Body": "Rust"})))),
+        200,
+    )
+    .await;
+    assert_eq!(latest["fileId"], file["id"], "the registration is the latest record");
+    // The render's own file record still serves the render's bytes.
+    let both = get_json(
+        &client,
+        &server.url(&format!("/api/layers?assetId={SOFA}&assetLayer=Body&assetLayerConfiguration={}", enc(&json!({"Body": "Rust"})))),
+        200,
+    )
+    .await;
+    assert_eq!(both["count"], 2);
+    let rendered_file = both["layers"][0]["fileId"].as_str().unwrap();
+    let record = get_json(&client, &server.url(&format!("/api/files/{rendered_file}")), 200).await;
+    let bytes = client.get(server.url(&format!("/api/files/{rendered_file}/content"))).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(record["hash"], format!("blake3-{}", blake3::hash(&bytes).to_hex()), "a file id's bytes never change");
     server.stop().await;
 }
 

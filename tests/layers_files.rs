@@ -52,8 +52,14 @@ async fn rendered_layers_are_listed_with_filters_and_pages() {
     assert_eq!(view1["count"], 5);
     let by_layer = get_json(&client, &server.url(&format!("/api/layers?assetId={SOFA}&assetLayer={}", layers[0]["assetLayer"].as_str().unwrap())), 200).await;
     assert_eq!(by_layer["count"], 2, "the backdrop in two views");
+    let at_origin = layers.iter().filter(|l| l["metadata"]["offsetX"] == 0 && l["metadata"]["offsetY"] == 0).count();
+    assert!((2..11).contains(&at_origin), "the backdrops, not every layer: {at_origin}");
     let by_meta = get_json(&client, &server.url(&format!("/api/layers?metadata={}", enc(&json!({"offsetX": 0, "offsetY": 0})))), 200).await;
-    assert!(by_meta["count"].as_u64().unwrap() >= 2, "full-canvas layers: {by_meta}");
+    assert_eq!(by_meta["count"].as_u64().unwrap() as usize, at_origin, "{by_meta}");
+    let nowhere = get_json(&client, &server.url(&format!("/api/layers?metadata={}", enc(&json!({"offsetX": 99999})))), 200).await;
+    assert_eq!(nowhere["count"], 0);
+    let by_name = get_json(&client, &server.url(&format!("/api/layers?assetId={SOFA}&assetLayer=Backdrop")), 200).await;
+    assert_eq!(by_name["count"], 2, "a layer named, not only by id");
     let hash = body["layers"][0]["assetLayerConfigurationHash"].as_str().unwrap();
     let by_hash = get_json(&client, &server.url(&format!("/api/layers?assetLayerConfigurationHash={hash}")), 200).await;
     assert_eq!(by_hash["count"], 1);
@@ -132,6 +138,13 @@ async fn files_upload_once_by_content_and_serve_ranges() {
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("a.txt"));
     let r = client.post(server.url("/api/files")).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 201);
+    // Anything but a plain image is a download, never rendered by a browser on our origin.
+    let svg = upload(&client, &server.base, "x.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>".to_vec()).await;
+    assert_eq!(svg["mimeType"], "image/svg+xml");
+    let r = client.get(server.url(&format!("/api/files/{}/content", svg["id"].as_str().unwrap()))).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 
     let id = f["id"].as_str().unwrap();
     assert_eq!(get_json(&client, &server.url(&format!("/api/files/{id}")), 200).await, f);

@@ -96,7 +96,13 @@ pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     for p in paths {
         let name = p.display().to_string();
         let text = std::fs::read_to_string(&p).map_err(|e| CatalogError::new(&name, "", e.to_string()))?;
-        assets.push(parse(&name, &text, &Source::Dir(dir))?);
+        let mut asset = parse(&name, &text, &Source::Dir(dir))?;
+        asset.source_mtime = std::fs::metadata(&p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_micros() as i64);
+        assets.push(asset);
     }
     let catalog = Catalog::from_assets(assets)?;
     if catalog.is_empty() {
@@ -172,6 +178,7 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
         epoch: 0,
         created_at: 0,
         updated_at: 0,
+        source_mtime: None,
     })
 }
 

@@ -47,6 +47,9 @@ pub struct Asset {
     pub epoch: u64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the catalogue file was last modified (microseconds since the
+    /// Unix epoch); `None` for the built-in demo and API definitions.
+    pub source_mtime: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

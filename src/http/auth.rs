@@ -43,7 +43,7 @@ impl Caller {
     /// 401 without a token, 403 for a token that may not write (never in
     /// development mode).
     pub fn require_private(&self) -> Result<(), Error> {
-        if self.private { Ok(()) } else { Err(Error::invalid("bearer_token", "this route needs a private token")) }
+        if self.private { Ok(()) } else { Err(Error::Forbidden("this route needs a private token".into())) }
     }
 }
 

@@ -25,6 +25,8 @@ impl ApiError {
         match &self.0 {
             Error::Malformed { .. } => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -39,6 +41,8 @@ impl ApiError {
         match &self.0 {
             Error::Malformed { .. } => "malformed",
             Error::Invalid { .. } => "invalid",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not-found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too-large",

@@ -86,6 +86,7 @@ pub async fn content(State(app): State<Arc<App>>, caller: Caller, headers: Heade
             h.insert(header::ETAG, v);
         }
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         // Content-addressed: the bytes behind an id never change.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
     };
@@ -97,8 +98,9 @@ pub async fn content(State(app): State<Arc<App>>, caller: Caller, headers: Heade
     }
     let len = bytes.len() as u64;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, len));
+    let content_type = if crate::service::files::is_inline_safe(&f.mime_type) { f.mime_type.clone() } else { "application/octet-stream".to_string() };
     let mut res = match range {
-        None | Some(Range::Ignore) => ([(header::CONTENT_TYPE, f.mime_type.clone())], bytes).into_response(),
+        None | Some(Range::Ignore) => ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response(),
         Some(Range::Unsatisfiable) => {
             let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
@@ -110,13 +112,19 @@ pub async fn content(State(app): State<Arc<App>>, caller: Caller, headers: Heade
             let part = bytes.slice(a as usize..=b as usize);
             (
                 StatusCode::PARTIAL_CONTENT,
-                [(header::CONTENT_TYPE, f.mime_type.clone()), (header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"))],
+                [(header::CONTENT_TYPE, content_type.clone()), (header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"))],
                 part,
             )
                 .into_response()
         }
     };
     common(&mut res);
+    if !crate::service::files::is_inline_safe(&f.mime_type) {
+        let name = f.filename.replace(['"', '\\', '\r', '\n'], "_");
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
     Ok(res)
 }
 

@@ -20,9 +20,10 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The filters shared by the list and the latest-layer routes.
-fn query(app: &App, p: &Params) -> Result<LayerQuery, Error> {
+fn query(app: &App, org: uuid::Uuid, p: &Params) -> Result<LayerQuery, Error> {
     let asset_id = p.uuid("assetId")?;
-    let asset = asset_id.and_then(|id| app.catalog().get(&id));
+    // Only the caller's own assets inform the filter (and its errors).
+    let asset = asset_id.and_then(|id| app.assets.get(org, id).ok());
     let layer_config_hash = match (p.str("assetLayerConfigurationHash"), p.json("assetLayerConfiguration")?) {
         (Some(h), _) => Some(h.to_string()),
         (None, Some(c)) => Some(hash_of(&canonical_layer_config(asset.as_deref(), &c, "assetLayerConfiguration")?)),
@@ -42,7 +43,13 @@ fn query(app: &App, p: &Params) -> Result<LayerQuery, Error> {
     let filter = LayerFilter {
         id: p.uuid("id")?,
         asset_id,
-        asset_layer: p.str("assetLayer").map(str::to_string),
+        // By id, or by name when the asset is known.
+        asset_layer: p.str("assetLayer").map(|l| {
+            asset
+                .as_ref()
+                .and_then(|a| a.layers.iter().find(|x| x.name == l))
+                .map_or_else(|| l.to_string(), |x| x.id.to_string())
+        }),
         layer_config_hash,
         stage_id: p.str("stageId").map(str::to_string),
         stage_config_hash,
@@ -80,7 +87,7 @@ fn query(app: &App, p: &Params) -> Result<LayerQuery, Error> {
 pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Json<LayerList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let (count, rows) = app.layers.list(caller.org, &query(&app, &p)?, page.window()).await?;
+    let (count, rows) = app.layers.list(caller.org, &query(&app, caller.org, &p)?, page.window()).await?;
     Ok(Json(LayerList {
         count,
         page: page.page,
@@ -112,7 +119,7 @@ pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQ
     ))]
 pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
-    let row = app.layers.latest(caller.org, &query(&app, &p)?).await?;
+    let row = app.layers.latest(caller.org, &query(&app, caller.org, &p)?).await?;
     let url = format!("/api/files/{}/content", row.file_id);
     let optimization = p.json("optimization")?;
     match p.str("resultType") {
@@ -130,9 +137,10 @@ pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): Ra
                         return Err(Error::invalid("optimization", format!("the output would be {}x{}; each side is limited to {limit}", g.width, g.height)).into());
                     }
                     let max = app.settings.render.max_pixels;
-                    let transformed = tokio::task::spawn_blocking(move || crate::pipeline::transform_layer(&bytes, canvas, &out, max))
-                        .await
-                        .map_err(|e| Error::Internal(format!("transform task: {e}")))??;
+                    let meta: serde_json::Value = serde_json::from_str(&row.metadata).unwrap_or_default();
+                    let at = |k: &str| meta.get(k).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+                    let offset = (at("offsetX"), at("offsetY"));
+                    let transformed = app.compositor.cpu(move || crate::pipeline::transform_layer(&bytes, canvas, offset, &out, max)).await??;
                     (bytes::Bytes::from(transformed), ct)
                 }
             };
@@ -200,7 +208,8 @@ pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<Str
         (status = 200, body = LayerJson),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "Unknown asset or file", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 409, description = "The asset was updated during the registration", body = ErrorBody),
+        (status = 413, description = "Body over http.max_body_bytes", body = ErrorBody),
         (status = 422, description = "Unknown field, bad UUID, or a layer that does not fit the asset", body = ErrorBody),
     ))]
 pub async fn create(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery, req: axum::body::Body) -> Result<Json<LayerJson>, ApiError> {
@@ -223,10 +232,11 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): Ra
         task_id: opt_uuid("taskId", &b.task_id)?,
         branch: p.str("branch").unwrap_or(DEFAULT_BRANCH).to_string(),
     };
-    Ok(Json(LayerJson::from_row(&app.layers.register(caller.org, n).await?)))
+    Ok(Json(LayerJson::from_row(&app.layers.register(caller.org, n, &app.compositor).await?)))
 }
 
 #[utoipa::path(get, path = "/api/layers/healthcheck", tag = "layers", responses((status = 200, description = "ok")))]
 pub async fn healthcheck() -> StatusCode {
     StatusCode::OK
 }
+

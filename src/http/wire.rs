@@ -28,8 +28,9 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable kebab-case kind: `malformed`, `invalid`, `not-found`,
-    /// `conflict`, `too-large`, `render-failed`, `unavailable`, `internal`.
+    /// Stable kebab-case kind: `malformed`, `invalid`, `unauthorized`,
+    /// `forbidden`, `not-found`, `conflict`, `too-large`, `render-failed`,
+    /// `unavailable`, `internal`.
     pub code: String,
     /// What was wrong, naming the parameter or field.
     pub message: String,

@@ -56,6 +56,8 @@ pub struct InProcessLimits {
     pub concurrency: usize,
     /// Longest a single render may take.
     pub timeout: Duration,
+    /// Largest stored layer accepted when reading one back (pixels).
+    pub max_pixels: u64,
 }
 
 /// Renders in this process.
@@ -65,11 +67,19 @@ pub struct InProcess {
     recorder: Arc<dyn Recorder>,
     permits: Arc<Semaphore>,
     timeout: Duration,
+    max_pixels: u64,
 }
 
 impl InProcess {
     pub fn new(renderer: Arc<dyn Renderer>, store: BlobStore, recorder: Arc<dyn Recorder>, limits: InProcessLimits) -> InProcess {
-        InProcess { renderer, store, recorder, permits: Arc::new(Semaphore::new(limits.concurrency.max(1))), timeout: limits.timeout }
+        InProcess {
+            renderer,
+            store,
+            recorder,
+            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            timeout: limits.timeout,
+            max_pixels: limits.max_pixels,
+        }
     }
 
     /// Runs the render in its own task that owns a render slot. On timeout
@@ -142,7 +152,18 @@ impl RenderQueue for InProcess {
         };
         let path = layer_path(&job.key);
         let encoded = Bytes::from(encoded);
-        self.store.put(&path, encoded.clone()).await?;
+        // Never overwrite: an image registered for this key while we were
+        // rendering wins, and is what we answer with.
+        if !self.store.put_new(&path, encoded.clone()).await? {
+            let bytes = self.store.get(&path).await?.ok_or_else(|| Error::unavailable("the stored layer vanished; retry"))?;
+            let max = self.max_pixels;
+            let existing = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
+                .await
+                .map_err(|e| Error::Internal(format!("decode task: {e}")))?
+                .map_err(|e| Error::Internal(format!("stored layer {}: {e}", job.key)))?;
+            tracing::info!(key = %job.key, "a layer was stored while rendering it; keeping the stored one");
+            return Ok(Arc::new(existing));
+        }
         if let Err(e) = self.recorder.rendered(&job, &layer, &path, &encoded).await {
             // The image is stored and usable; only its record is missing.
             tracing::error!(key = %job.key, error = %e, "rendered layer not recorded");

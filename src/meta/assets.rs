@@ -129,6 +129,81 @@ impl Meta {
             .map_err(translate)
     }
 
+    /// A given version of `asset_id`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn asset_version(&self, asset_id: Uuid, version: u32) -> Result<Option<AssetVersionRow>, MetaError> {
+        let sql = format!("SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND version = $2");
+        let r = sqlx::query(&sql)
+            .bind(asset_id.to_string())
+            .bind(i64::from(version))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(translate)?;
+        r.as_ref().map(row).transpose()
+    }
+
+    /// The live version of every asset that has one.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn live_versions(&self) -> Result<Vec<(Uuid, u32)>, MetaError> {
+        let rows = sqlx::query("SELECT asset_id, version FROM asset_live ORDER BY asset_id").fetch_all(&self.pool).await.map_err(translate)?;
+        rows.iter()
+            .map(|r| Ok((uuid(r, "asset_id")?, u32::try_from(int(r, "version")?).map_err(|e| MetaError::Corrupt(format!("version: {e}")))?)))
+            .collect()
+    }
+
+    /// Makes `version` the live version of `asset_id`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn set_live_version(&self, asset_id: Uuid, version: u32) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO asset_live (asset_id, version, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (asset_id) DO UPDATE SET version = $2, updated_at = $3",
+        )
+        .bind(asset_id.to_string())
+        .bind(i64::from(version))
+        .bind(self.now())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(translate)
+    }
+
+    /// The content fingerprint of the catalogue file for `asset_id` when last read.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn catalog_import(&self, asset_id: Uuid) -> Result<Option<String>, MetaError> {
+        let r = sqlx::query("SELECT content_fp FROM catalog_imports WHERE asset_id = $1")
+            .bind(asset_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(translate)?;
+        r.as_ref().map(|r| text(r, "content_fp")).transpose()
+    }
+
+    /// Notes what the catalogue file for `asset_id` looks like now.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn record_catalog_import(&self, asset_id: Uuid, content_fp: &str) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO catalog_imports (asset_id, content_fp, imported_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (asset_id) DO UPDATE SET content_fp = $2, imported_at = $3",
+        )
+        .bind(asset_id.to_string())
+        .bind(content_fp.to_string())
+        .bind(self.now())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(translate)
+    }
+
     /// The asset's layer epoch (0 until a registered layer replaced an image).
     ///
     /// # Errors

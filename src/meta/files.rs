@@ -67,6 +67,30 @@ impl Meta {
         row(&r)
     }
 
+    /// Every file record (of any org) whose bytes are at `path`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn files_at(&self, path: &str) -> Result<Vec<FileRow>, MetaError> {
+        let sql = format!("SELECT {COLUMNS} FROM files WHERE path = $1");
+        let rows = sqlx::query(&sql).bind(path.to_string()).fetch_all(&self.pool).await.map_err(translate)?;
+        rows.iter().map(row).collect()
+    }
+
+    /// Points a file record at another copy of the same bytes.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn move_file(&self, id: Uuid, path: &str) -> Result<(), MetaError> {
+        sqlx::query("UPDATE files SET path = $1 WHERE id = $2")
+            .bind(path.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(translate)
+    }
+
     /// # Errors
     /// [`MetaError::NotFound`] when the org has no such file.
     pub async fn file(&self, org: Uuid, id: Uuid) -> Result<FileRow, MetaError> {

@@ -2,14 +2,16 @@
 //! one comes to be.
 //!
 //! Two sources define assets: catalogue files (read at start) and
-//! `PUT /api/assets/{id}`. Every distinct definition is recorded as a
-//! version in the metadata store; the live catalogue holds the newest.
+//! `PUT /api/assets/{id}`. Every distinct definition is recorded once as a
+//! version; which version is live is recorded too (`asset_live`), so a
+//! revert to an earlier definition makes that earlier version live again,
+//! and its cached layers serve at once.
 //!
-//! At start, a catalogue file whose content differs from the last version
-//! imported *from the catalogue* is an edit: it becomes a new version. A
-//! file unchanged since its last import leaves the newest version live,
-//! which may be a later `PUT`. So the most recent edit wins, whichever way
-//! it was made, and a restart never undoes an API update.
+//! At start, a catalogue file that differs from what it was when last read
+//! is an edit and becomes live, unless a newer API update exists (the
+//! file's modification time is older than that update): the most recent
+//! edit wins, whichever way it was made, and a restart with an unchanged
+//! file never undoes an API update.
 
 use crate::catalog::{Asset, Catalog, SharedCatalog, load_asset_str};
 use crate::error::Error;
@@ -34,46 +36,36 @@ impl AssetRegistry {
     /// the live catalogue.
     ///
     /// # Errors
-    /// Metadata store failures, or a recorded API definition that no longer loads.
+    /// Metadata store failures. A recorded API definition that no longer
+    /// loads is logged and left out, not fatal.
     pub async fn start(meta: Arc<Meta>, files: Catalog) -> Result<AssetRegistry, Error> {
-        let latest: HashMap<Uuid, AssetVersionRow> = meta.latest_asset_versions().await?.into_iter().map(|r| (r.asset_id, r)).collect();
+        let live_rows: HashMap<Uuid, u32> = meta.live_versions().await?.into_iter().collect();
         let mut live: HashMap<Uuid, Asset> = HashMap::new();
         for file in files.assets() {
-            let fp = Key(file.fingerprint).hex();
-            let imported = meta.latest_asset_version_from(file.id, FROM_CATALOG).await?;
-            let newest = latest.get(&file.id);
-            let asset = match (&imported, newest) {
-                // Unchanged since the last import: the newest version stands.
-                (Some(imp), Some(new)) if imp.content_fp == fp => {
-                    if new.source == FROM_API { load_recorded(new)? } else { versioned(file, new.version) }
-                }
-                // New or edited file: a new version.
-                _ => {
-                    let version = file.version.max(newest.map_or(1, |n| n.version + 1));
-                    let asset = versioned(file, version);
-                    meta.insert_asset_version(&row(&asset, FROM_CATALOG, meta.now())).await?;
-                    tracing::info!(asset = %asset.id, version, "catalogue file recorded as a new asset version");
-                    asset
-                }
-            };
+            let asset = reconcile_file(&meta, file, live_rows.get(&file.id).copied()).await?;
             live.insert(asset.id, asset);
         }
-        for (id, new) in &latest {
+        for (id, version) in &live_rows {
             if live.contains_key(id) {
                 continue;
             }
-            if new.source == FROM_API {
-                live.insert(*id, load_recorded(new)?);
-            } else {
-                tracing::warn!(asset = %id, "asset came from a catalogue file that is gone; not served");
+            match meta.asset_version(*id, *version).await? {
+                Some(r) if r.source == FROM_API => match load_recorded(&r) {
+                    Ok(a) => {
+                        live.insert(*id, a);
+                    }
+                    Err(e) => tracing::error!(asset = %id, error = %e, "recorded asset does not load; not served"),
+                },
+                _ => tracing::warn!(asset = %id, "asset came from a catalogue file that is gone; not served"),
             }
         }
         let mut assets = Vec::new();
         for (id, mut a) in live {
-            a.org = latest.get(&id).map_or(DEFAULT_ORG, |r| r.org_id);
+            let row = meta.asset_version(id, a.version).await?;
+            a.org = row.as_ref().map_or(DEFAULT_ORG, |r| r.org_id);
             a.epoch = meta.asset_epoch(id).await?;
             a.created_at = meta.asset_created_at(id).await.unwrap_or_else(|_| meta.now());
-            a.updated_at = meta.latest_asset_versions_of(id).await?.map_or(a.created_at, |r| r.created_at);
+            a.updated_at = row.map_or(a.created_at, |r| r.created_at);
             assets.push(Arc::new(a));
         }
         let catalog = Catalog::from_arcs(assets).map_err(|e| Error::Internal(e.to_string()))?;
@@ -126,13 +118,10 @@ impl AssetRegistry {
                 return Ok((Arc::clone(e), false));
             }
         }
-        let newest = self.meta.latest_asset_versions_of(id).await?.map_or(0, |r| r.version);
-        let version = asset.version.max(newest + 1);
-        asset.version = version;
-        asset.spec.version = version;
-        let now = self.meta.now();
-        self.meta.insert_asset_version(&row(&asset, FROM_API, now)).await?;
         asset.org = org;
+        let version = record_version(&self.meta, &mut asset, FROM_API).await?;
+        self.meta.set_live_version(id, version).await?;
+        let now = self.meta.now();
         asset.epoch = self.meta.asset_epoch(id).await?;
         asset.created_at = existing.as_ref().map_or(now, |e| e.created_at);
         asset.updated_at = now;
@@ -146,15 +135,95 @@ impl AssetRegistry {
     /// layer image was replaced is served again.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown asset; store failures.
-    pub async fn bump_epoch(&self, id: Uuid) -> Result<Arc<Asset>, Error> {
+    /// [`Error::NotFound`] for an unknown asset; [`Error::Conflict`] when the
+    /// live version is no longer `expected_version` (an update raced the
+    /// registration); store failures.
+    pub async fn bump_epoch(&self, id: Uuid, expected_version: u32) -> Result<Arc<Asset>, Error> {
         let _guard = self.writes.lock().await;
         let current = self.catalog.get(&id).ok_or_else(|| Error::NotFound(format!("asset {id} not found")))?;
+        if current.version != expected_version {
+            return Err(Error::Conflict(format!(
+                "asset {id} changed to version {} during the registration (for version {expected_version}); register again",
+                current.version
+            )));
+        }
         let epoch = self.meta.bump_asset_epoch(id).await?;
         let next = Arc::new(Asset { epoch, ..(*current).clone() });
         self.catalog.replace(Arc::clone(&next));
         Ok(next)
     }
+}
+
+/// What a catalogue file means at start, given the live version.
+async fn reconcile_file(meta: &Meta, file: &Asset, live: Option<u32>) -> Result<Asset, Error> {
+    let fp = Key(file.fingerprint).hex();
+    let seen = meta.catalog_import(file.id).await?;
+    let live_row = match live {
+        Some(v) => meta.asset_version(file.id, v).await?,
+        None => None,
+    };
+    let asset = match &live_row {
+        // Unchanged since last read: the live version stands.
+        Some(row) if seen.as_deref() == Some(fp.as_str()) => live_asset(file, row),
+        // An API update newer than the file's edit stands.
+        Some(row) if row.source == FROM_API && file.source_mtime.is_some_and(|t| t < row.created_at) => {
+            tracing::warn!(asset = %file.id, "catalogue file changed, but an API update is newer; keeping the API version");
+            live_asset(file, row)
+        }
+        _ => {
+            let mut a = file.clone();
+            let version = record_version(meta, &mut a, FROM_CATALOG).await?;
+            meta.set_live_version(a.id, version).await?;
+            tracing::info!(asset = %a.id, version, "catalogue file is live");
+            Some(a)
+        }
+    };
+    meta.record_catalog_import(file.id, &fp).await?;
+    match asset {
+        Some(a) => Ok(a),
+        // The live API definition no longer loads: fall back to the file.
+        None => {
+            let mut a = file.clone();
+            let version = record_version(meta, &mut a, FROM_CATALOG).await?;
+            meta.set_live_version(a.id, version).await?;
+            Ok(a)
+        }
+    }
+}
+
+/// The live version as an asset: the file itself when it has that
+/// content, otherwise the recorded (API) definition.
+fn live_asset(file: &Asset, row: &AssetVersionRow) -> Option<Asset> {
+    if row.content_fp == Key(file.fingerprint).hex() {
+        return Some(versioned(file, row.version));
+    }
+    match load_recorded(row) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::error!(asset = %row.asset_id, version = row.version, error = %e, "recorded definition does not load");
+            None
+        }
+    }
+}
+
+/// Gives `asset` its version number: the existing version with the same
+/// content if there is one (a revert), else a new one, recorded.
+async fn record_version(meta: &Meta, asset: &mut Asset, source: &str) -> Result<u32, Error> {
+    let fp = Key(asset.fingerprint).hex();
+    let version = match meta.asset_version_by_content(asset.id, &fp).await? {
+        Some(existing) => existing.version,
+        None => {
+            let newest = meta.latest_asset_versions_of(asset.id).await?.map_or(0, |r| r.version);
+            let version = asset.version.max(newest + 1);
+            asset.version = version;
+            asset.spec.version = version;
+            meta.insert_asset_version(&row(asset, source, meta.now())).await?;
+            version
+        }
+    };
+    asset.version = version;
+    asset.spec.version = version;
+    Ok(version)
 }
 
 fn versioned(file: &Asset, version: u32) -> Asset {

@@ -32,13 +32,40 @@ impl FileService {
     /// # Errors
     /// Store or metadata failures.
     pub async fn upload(&self, org: Uuid, filename: Option<&str>, declared_type: Option<&str>, bytes: Bytes) -> Result<FileRow, Error> {
-        let hash = content_hash(&bytes);
-        let hex = &hash["blake3-".len()..];
-        let path = format!("files/{}/{hex}", &hex[..2]);
-        if self.store.get(&path).await?.is_none() {
+        let path = content_path(&content_hash(&bytes));
+        if !self.store.exists(&path).await? {
             self.store.put(&path, bytes.clone()).await?;
         }
         self.record(org, filename, declared_type, &path, &bytes).await
+    }
+
+    /// Before the object at `path` is overwritten, moves every file record
+    /// that points at it to a content-addressed copy, so the bytes behind a
+    /// file id never change.
+    ///
+    /// # Errors
+    /// Store or metadata failures.
+    pub async fn detach(&self, path: &str) -> Result<(), Error> {
+        let rows = self.meta.files_at(path).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let Some(bytes) = self.store.get(path).await? else {
+            return Ok(());
+        };
+        let hash = content_hash(&bytes);
+        let target = content_path(&hash);
+        if !self.store.exists(&target).await? {
+            self.store.put(&target, bytes).await?;
+        }
+        for r in rows {
+            if r.hash == hash {
+                self.meta.move_file(r.id, &target).await?;
+            } else {
+                tracing::warn!(file = %r.id, path, "file record does not match the bytes at its path");
+            }
+        }
+        Ok(())
     }
 
     /// Records content that is already stored at `path`.
@@ -87,6 +114,18 @@ impl FileService {
     pub async fn list(&self, org: Uuid, w: Window) -> Result<(usize, Vec<FileRow>), Error> {
         Ok(self.meta.files(org, w).await?)
     }
+}
+
+/// `files/<aa>/<hex>`: where content with this `blake3-<hex>` hash is kept.
+pub fn content_path(hash: &str) -> String {
+    let hex = hash.strip_prefix("blake3-").unwrap_or(hash);
+    format!("files/{}/{hex}", hex.get(..2).unwrap_or("00"))
+}
+
+/// Media types served inline; anything else is a download, so an uploaded
+/// HTML page or SVG cannot run script on the API's origin.
+pub fn is_inline_safe(mime: &str) -> bool {
+    matches!(mime, "image/png" | "image/jpeg" | "image/webp" | "image/gif")
 }
 
 /// The media type from the first bytes, for the formats layercake cares about.

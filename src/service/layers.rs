@@ -15,12 +15,17 @@ use crate::error::Error;
 use crate::jobs::{LayerJob, Recorder};
 use crate::keys::{self, Configuration};
 use crate::meta::{LayerFilter, LayerRow, Meta, Window};
-use crate::store::{BlobStore, MemoryTiers, layer_path};
+use crate::pipeline::Compositor;
+use crate::store::{BlobStore, layer_path};
 use bytes::Bytes;
 use std::sync::Arc;
 use uuid::Uuid;
 
 pub const DEFAULT_BRANCH: &str = "main";
+
+/// Most layers a `metadata=` filter will read to match (it is done in
+/// memory, not in SQL, to stay portable).
+pub const MAX_METADATA_SCAN: usize = 10_000;
 
 /// A layer to register (`POST /api/layers`).
 #[derive(Debug, Clone)]
@@ -53,8 +58,6 @@ pub struct LayerService {
     store: BlobStore,
     files: FileService,
     assets: Arc<AssetRegistry>,
-    tiers: MemoryTiers,
-    max_pixels: u64,
 }
 
 /// Hex blake3 of a canonical JSON text: the API's `...Hash` fields.
@@ -94,8 +97,8 @@ pub fn canonical_layer_config(asset: Option<&Asset>, json: &serde_json::Value, p
 }
 
 impl LayerService {
-    pub fn new(meta: Arc<Meta>, store: BlobStore, files: FileService, assets: Arc<AssetRegistry>, tiers: MemoryTiers, max_pixels: u64) -> LayerService {
-        LayerService { meta, store, files, assets, tiers, max_pixels }
+    pub fn new(meta: Arc<Meta>, store: BlobStore, files: FileService, assets: Arc<AssetRegistry>) -> LayerService {
+        LayerService { meta, store, files, assets }
     }
 
     /// # Errors
@@ -112,7 +115,15 @@ impl LayerService {
         let Some(meta) = &q.metadata else {
             return Ok(self.meta.layers(org, &q.filter, Some(w)).await?);
         };
-        // Metadata is JSON text in the store; its subset match is done here.
+        // Metadata is JSON text in the store; its subset match is done here,
+        // over a bounded candidate set.
+        let (candidates, _) = self.meta.layers(org, &q.filter, Some(Window { offset: 0, limit: 0, descending: false })).await?;
+        if candidates > MAX_METADATA_SCAN {
+            return Err(Error::invalid(
+                "metadata",
+                format!("{candidates} layers to scan; narrow the query (assetId, assetLayer, stageConfiguration...) below {MAX_METADATA_SCAN}"),
+            ));
+        }
         let (_, all) = self.meta.layers(org, &q.filter, None).await?;
         let mut hits: Vec<LayerRow> = all.into_iter().filter(|l| metadata_contains(&l.metadata, meta)).collect();
         if w.descending {
@@ -141,10 +152,17 @@ impl LayerService {
 
     /// Registers an uploaded image as a layer (see the module doc).
     ///
+    /// The image is decoded behind the compositor's CPU limit, refused from
+    /// its header if larger than the canvas, and swapped in through
+    /// `Compositor::replace_layer`, which waits out any fetch or render of
+    /// the same key. File records that pointed at the replaced image get a
+    /// content-addressed copy first, so a file id's bytes never change.
+    ///
     /// # Errors
     /// 404 for an unknown asset or file; 422 naming the field for a layer,
-    /// configuration, view, size or image that does not fit the asset.
-    pub async fn register(&self, org: Uuid, n: NewLayer) -> Result<LayerRow, Error> {
+    /// configuration, view, size or image that does not fit the asset; 409
+    /// when the asset was updated during the registration.
+    pub async fn register(&self, org: Uuid, n: NewLayer, compositor: &Compositor) -> Result<LayerRow, Error> {
         let asset = self.assets.get(org, n.asset_id)?;
         let layer = match &n.asset_layer {
             Some(l) => asset
@@ -171,24 +189,33 @@ impl LayerService {
             Error::NotFound(_) => Error::NotFound(format!("file {} not found", n.file_id)),
             e => e,
         })?;
-        let max = self.max_pixels;
-        let decoded = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-            .await
-            .map_err(|e| Error::Internal(format!("decode task: {e}")))?
-            .map_err(|e| Error::invalid("fileId", format!("the file is not a usable layer image: {e}")))?;
-        let image = LayerImage { image: decoded.image, x: ox, y: oy, canvas_width: asset.width, canvas_height: asset.height };
-        crate::jobs::validate_placement(&image).map_err(|e| Error::invalid("metadata", e))?;
+        // No layer can be larger than its canvas: that is the decode budget.
+        let budget = u64::from(asset.width) * u64::from(asset.height);
+        let canvas = (asset.width, asset.height);
+        let encoded = compositor
+            .cpu(move || -> Result<(LayerImage, Vec<u8>), Error> {
+                let decoded = layerfile::decode(&bytes, budget).map_err(|e| Error::invalid("fileId", format!("the file is not a usable layer image: {e}")))?;
+                let image = LayerImage { image: decoded.image, x: ox, y: oy, canvas_width: canvas.0, canvas_height: canvas.1 };
+                crate::jobs::validate_placement(&image).map_err(|e| Error::invalid("metadata", e))?;
+                let encoded = layerfile::encode(&image).map_err(|e| Error::Internal(format!("layer encode: {e}")))?;
+                Ok((image, encoded))
+            })
+            .await??;
+        let (image, encoded) = encoded;
 
-        let key = keys::layer_key(&asset, layer, view, &config, (asset.width, asset.height));
-        let encoded = tokio::task::spawn_blocking(move || layerfile::encode(&image))
-            .await
-            .map_err(|e| Error::Internal(format!("encode task: {e}")))?
-            .map_err(|e| Error::Internal(format!("layer encode: {e}")))?;
+        let key = keys::layer_key(&asset, layer, view, &config, canvas);
         let path = layer_path(&key);
-        self.store.put(&path, Bytes::from(encoded)).await?;
-        self.tiers.layers.invalidate(&key);
-        let asset = self.assets.bump_epoch(asset.id).await?;
+        let (store, files) = (self.store.clone(), self.files.clone());
+        compositor
+            .replace_layer(key, move || async move {
+                files.detach(&path).await?;
+                store.put(&path, Bytes::from(encoded)).await?;
+                Ok(Arc::new(image))
+            })
+            .await?;
+        let bumped = self.assets.bump_epoch(asset.id, asset.version).await?;
 
+        // Indices are the version's the key was computed from.
         let l = &asset.layers[layer];
         let layer_config = config.canonical_subset(&asset, &l.depends_on);
         let stage_config = asset.views[view].stage_canonical.clone();
@@ -219,7 +246,7 @@ impl LayerService {
             created_at: self.meta.now(),
         };
         self.meta.insert_layer(&row).await?;
-        tracing::info!(asset = %asset.id, layer = %l.name, key = %key, epoch = asset.epoch, "layer registered from an upload");
+        tracing::info!(asset = %asset.id, layer = %l.name, key = %key, epoch = bumped.epoch, "layer registered from an upload");
         Ok(row)
     }
 }

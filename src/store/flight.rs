@@ -57,24 +57,64 @@ where
             } else if let Some(v) = check() {
                 return Ok(v);
             } else {
-                let this = Arc::clone(self);
-                let k = key.clone();
-                let fut = make();
-                let handle = tokio::spawn(async move {
-                    // Dropped after the result (and on a panic, while unwinding).
-                    let _leave = Leave { flights: this, key: Some(k) };
-                    fut.await
-                });
-                let f = async move {
-                    handle.await.unwrap_or_else(|e| Err(Error::Internal(format!("computation panicked: {e}"))))
-                }
-                .boxed()
-                .shared();
-                map.insert(key, f.clone());
-                f
+                self.start(&mut map, key, make())
             }
         };
         flight.await
+    }
+
+    /// Runs `make` as the flight for `key` once no other computation for it
+    /// is under way, waiting for any that is. Callers of [`Flights::run`]
+    /// meanwhile join this one: nothing computed from the state before
+    /// `make` can land after it (used to replace a layer image).
+    ///
+    /// # Errors
+    /// What `make` returned.
+    pub async fn exclusive<M, F>(self: &Arc<Self>, key: K, make: M) -> Result<T, Error>
+    where
+        M: FnOnce() -> F,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let mut make = Some(make);
+        loop {
+            // Decide under the lock, await outside it.
+            let step = {
+                let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+                match (map.get(&key), make.take()) {
+                    (Some(f), m) => {
+                        make = m;
+                        Err(f.clone())
+                    }
+                    (None, Some(m)) => Ok(self.start(&mut map, key.clone(), m())),
+                    (None, None) => return Err(Error::Internal("exclusive flight lost its computation".into())),
+                }
+            };
+            match step {
+                Ok(ours) => return ours.await,
+                // Its outcome is not ours to report; only its end matters.
+                Err(running) => {
+                    let _ = running.await;
+                }
+            }
+        }
+    }
+
+    fn start<F>(self: &Arc<Self>, map: &mut HashMap<K, Flight<T>>, key: K, fut: F) -> Flight<T>
+    where
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let this = Arc::clone(self);
+        let k = key.clone();
+        let handle = tokio::spawn(async move {
+            // Dropped after the result (and on a panic, while unwinding).
+            let _leave = Leave { flights: this, key: Some(k) };
+            fut.await
+        });
+        let f = async move { handle.await.unwrap_or_else(|e| Err(Error::Internal(format!("computation panicked: {e}")))) }
+            .boxed()
+            .shared();
+        map.insert(key, f.clone());
+        f
     }
 
     /// Number of computations under way.
@@ -160,6 +200,36 @@ mod tests {
         tx.send(()).unwrap();
         assert_eq!(second.await.unwrap(), Ok(5), "the second caller joined the first computation");
         assert_eq!(done.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn exclusive_waits_for_the_running_flight_and_is_joined_meanwhile() {
+        let flights: Arc<Flights<u32, u32>> = Arc::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let old = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(1, || None, || async move {
+                        let _ = rx.await;
+                        Ok(1)
+                    })
+                    .await
+            })
+        };
+        while flights.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let new = {
+            let flights = flights.clone();
+            tokio::spawn(async move { flights.exclusive(1, || async { Ok(2) }).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!new.is_finished(), "waits for the running flight");
+        tx.send(()).unwrap();
+        assert_eq!(old.await.unwrap(), Ok(1));
+        assert_eq!(new.await.unwrap(), Ok(2));
+        assert!(flights.is_empty());
     }
 
     #[tokio::test]

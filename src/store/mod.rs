@@ -91,6 +91,31 @@ impl BlobStore {
     pub async fn put(&self, path: &str, bytes: Bytes) -> Result<(), StoreError> {
         self.inner.put(&ObjectPath::from(path), PutPayload::from_bytes(bytes)).await.map(|_| ()).map_err(backend)
     }
+
+    /// Writes only if nothing is at `path` yet; `false` when something was.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails.
+    pub async fn put_new(&self, path: &str, bytes: Bytes) -> Result<bool, StoreError> {
+        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.inner.put_opts(&ObjectPath::from(path), PutPayload::from_bytes(bytes), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// Whether an object is at `path`, without reading it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for anything but "not found".
+    pub async fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        match self.inner.head(&ObjectPath::from(path)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
 }
 
 /// `layers/ab/abcd….png`: two hex digits of fan-out keep directories small
@@ -143,6 +168,25 @@ impl MemoryTiers {
                 .max_capacity(b.layer_bytes)
                 .weigher(|_, v: &Arc<LayerImage>| weight(v.byte_size()))
                 .build(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_new_never_overwrites() {
+        for url in ["memory://".to_string(), format!("file://{}", tempfile::tempdir().unwrap().keep().display())] {
+            let s = BlobStore::open(&url).unwrap();
+            assert!(!s.exists("a/b").await.unwrap());
+            assert!(s.put_new("a/b", Bytes::from_static(b"one")).await.unwrap(), "{url}");
+            assert!(!s.put_new("a/b", Bytes::from_static(b"two")).await.unwrap(), "{url}");
+            assert_eq!(s.get("a/b").await.unwrap().unwrap(), Bytes::from_static(b"one"));
+            assert!(s.exists("a/b").await.unwrap());
+            s.put("a/b", Bytes::from_static(b"three")).await.unwrap();
+            assert_eq!(s.get("a/b").await.unwrap().unwrap(), Bytes::from_static(b"three"));
         }
     }
 }
