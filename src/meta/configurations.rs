@@ -1,7 +1,6 @@
 //! Saved configurations.
 
 use super::{Meta, MetaError, Where, Window, int, opt_text, text, translate, uuid};
-use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -94,11 +93,6 @@ impl Meta {
     pub async fn configurations(&self, org: Uuid, w: Window) -> Result<(usize, Vec<ConfigurationRow>), MetaError> {
         let mut filter = Where::default();
         filter.eq("org_id", Some(org));
-        let count_sql = format!("SELECT COUNT(*) AS n FROM configurations{}", filter.sql());
-        let count = sqlx::query(&count_sql);
-        let n: i64 = filter.apply(count).fetch_one(&self.pool).await.map_err(translate)?.try_get("n").map_err(translate)?;
-        let sql = format!("SELECT {COLUMNS} FROM configurations{}{} LIMIT ${} OFFSET ${}", filter.sql(), w.order(), filter.next(), filter.next() + 1);
-        let rows = filter.apply(sqlx::query(&sql)).bind(w.limit as i64).bind(w.offset as i64).fetch_all(&self.pool).await.map_err(translate)?;
-        Ok((n as usize, rows.iter().map(row).collect::<Result<_, _>>()?))
+        self.page("configurations", COLUMNS, &filter, Some(w), row).await
     }
 }

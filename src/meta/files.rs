@@ -2,7 +2,6 @@
 //! per (org, content hash).
 
 use super::{Meta, MetaError, Where, Window, int, opt_text, text, translate, uuid};
-use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -106,11 +105,6 @@ impl Meta {
     pub async fn files(&self, org: Uuid, w: Window) -> Result<(usize, Vec<FileRow>), MetaError> {
         let mut filter = Where::default();
         filter.eq("org_id", Some(org));
-        let count_sql = format!("SELECT COUNT(*) AS n FROM files{}", filter.sql());
-        let count = sqlx::query(&count_sql);
-        let n: i64 = filter.apply(count).fetch_one(&self.pool).await.map_err(translate)?.try_get("n").map_err(translate)?;
-        let sql = format!("SELECT {COLUMNS} FROM files{}{} LIMIT ${} OFFSET ${}", filter.sql(), w.order(), filter.next(), filter.next() + 1);
-        let rows = filter.apply(sqlx::query(&sql)).bind(w.limit as i64).bind(w.offset as i64).fetch_all(&self.pool).await.map_err(translate)?;
-        Ok((n as usize, rows.iter().map(row).collect::<Result<_, _>>()?))
+        self.page("files", COLUMNS, &filter, Some(w), row).await
     }
 }

@@ -1,7 +1,6 @@
 //! Layer records: one per rendered or registered layer image.
 
 use super::{Meta, MetaError, Where, Window, int, opt_text, text, translate, uuid};
-use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -142,21 +141,6 @@ impl Meta {
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn layers(&self, org: Uuid, f: &LayerFilter, window: Option<Window>) -> Result<(usize, Vec<LayerRow>), MetaError> {
-        let w = filter(org, f);
-        let count_sql = format!("SELECT COUNT(*) AS n FROM layers{}", w.sql());
-        let count = sqlx::query(&count_sql);
-        let n: i64 = w.apply(count).fetch_one(&self.pool).await.map_err(translate)?.try_get("n").map_err(translate)?;
-        let rows = match window {
-            Some(win) => {
-                let sql = format!("SELECT {COLUMNS} FROM layers{}{} LIMIT ${} OFFSET ${}", w.sql(), win.order(), w.next(), w.next() + 1);
-                w.apply(sqlx::query(&sql)).bind(win.limit as i64).bind(win.offset as i64).fetch_all(&self.pool).await
-            }
-            None => {
-                let sql = format!("SELECT {COLUMNS} FROM layers{} ORDER BY created_at ASC, id ASC", w.sql());
-                w.apply(sqlx::query(&sql)).fetch_all(&self.pool).await
-            }
-        }
-        .map_err(translate)?;
-        Ok((n as usize, rows.iter().map(row).collect::<Result<_, _>>()?))
+        self.page("layers", COLUMNS, &filter(org, f), window, row).await
     }
 }

@@ -138,6 +138,34 @@ impl Window {
     }
 }
 
+impl Meta {
+    /// A page of `table` rows matching `filter` (newest or oldest first) and
+    /// the count of all matches; every row if `window` is `None`.
+    async fn page<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        filter: &Where,
+        window: Option<Window>,
+        row: fn(&AnyRow) -> Result<T, MetaError>,
+    ) -> Result<(usize, Vec<T>), MetaError> {
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {table}{}", filter.sql());
+        let n: i64 = filter.apply(sqlx::query(&count_sql)).fetch_one(&self.pool).await.map_err(translate)?.try_get("n").map_err(translate)?;
+        let rows = match window {
+            Some(w) => {
+                let sql = format!("SELECT {columns} FROM {table}{}{} LIMIT ${} OFFSET ${}", filter.sql(), w.order(), filter.next(), filter.next() + 1);
+                filter.apply(sqlx::query(&sql)).bind(w.limit as i64).bind(w.offset as i64).fetch_all(&self.pool).await
+            }
+            None => {
+                let sql = format!("SELECT {columns} FROM {table}{} ORDER BY created_at ASC, id ASC", filter.sql());
+                filter.apply(sqlx::query(&sql)).fetch_all(&self.pool).await
+            }
+        }
+        .map_err(translate)?;
+        Ok((usize::try_from(n).unwrap_or(0), rows.iter().map(row).collect::<Result<_, _>>()?))
+    }
+}
+
 /// The metadata store.
 pub struct Meta {
     pool: AnyPool,

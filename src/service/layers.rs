@@ -150,6 +150,36 @@ impl LayerService {
         Ok(self.files.content(l.org_id, l.file_id).await?.1)
     }
 
+    /// A record of layer `layer` of `asset` in view `view`, owned by the
+    /// asset's org, on the default branch, at the full canvas.
+    #[allow(clippy::too_many_arguments)]
+    fn row(&self, asset: &Asset, layer: usize, view: usize, layer_config: String, file_id: Uuid, key: crate::keys::Key, source: &str) -> LayerRow {
+        let stage_config = asset.views[view].stage_canonical.clone();
+        LayerRow {
+            id: Uuid::new_v4(),
+            org_id: asset.org,
+            asset_id: asset.id,
+            asset_version: i64::from(asset.version),
+            asset_layer: asset.layers[layer].id.to_string(),
+            layer_config_hash: hash_of(&layer_config),
+            layer_config,
+            stage_id: None,
+            stage_config_hash: hash_of(&stage_config),
+            stage_config,
+            metadata: "{}".into(),
+            job_id: None,
+            task_id: None,
+            file_id,
+            branch: DEFAULT_BRANCH.into(),
+            format: "png".into(),
+            width: i64::from(asset.width),
+            height: i64::from(asset.height),
+            layer_key: key.hex(),
+            source: source.into(),
+            created_at: self.meta.now(),
+        }
+    }
+
     /// Registers an uploaded image as a layer (see the module doc).
     ///
     /// The image is decoded behind the compositor's CPU limit, refused from
@@ -217,34 +247,16 @@ impl LayerService {
 
         // Indices are the version's the key was computed from.
         let l = &asset.layers[layer];
-        let layer_config = config.canonical_subset(&asset, &l.depends_on);
-        let stage_config = asset.views[view].stage_canonical.clone();
         let mut metadata = n.metadata.clone();
         metadata.insert("offsetX".into(), ox.into());
         metadata.insert("offsetY".into(), oy.into());
-        let row = LayerRow {
-            id: Uuid::new_v4(),
-            org_id: org,
-            asset_id: asset.id,
-            asset_version: i64::from(asset.version),
-            asset_layer: l.id.to_string(),
-            layer_config_hash: hash_of(&layer_config),
-            layer_config,
-            stage_id: n.stage_id.clone(),
-            stage_config_hash: hash_of(&stage_config),
-            stage_config,
-            metadata: serde_json::Value::Object(metadata).to_string(),
-            job_id: n.job_id.map(|u| u.to_string()),
-            task_id: n.task_id.map(|u| u.to_string()),
-            file_id: file.id,
-            branch: n.branch.clone(),
-            format: "png".into(),
-            width: i64::from(asset.width),
-            height: i64::from(asset.height),
-            layer_key: key.hex(),
-            source: "upload".into(),
-            created_at: self.meta.now(),
-        };
+        let mut row = self.row(&asset, layer, view, config.canonical_subset(&asset, &l.depends_on), file.id, key, "upload");
+        row.org_id = org;
+        row.stage_id = n.stage_id.clone();
+        row.metadata = serde_json::Value::Object(metadata).to_string();
+        row.job_id = n.job_id.map(|u| u.to_string());
+        row.task_id = n.task_id.map(|u| u.to_string());
+        row.branch = n.branch.clone();
         self.meta.insert_layer(&row).await?;
         tracing::info!(asset = %asset.id, layer = %l.name, key = %key, epoch = bumped.epoch, "layer registered from an upload");
         Ok(row)
@@ -259,31 +271,10 @@ impl Recorder for LayerService {
         let l = &asset.layers[req.layer];
         let org = asset.org;
         let file = self.files.record(org, Some(&format!("{}-{}.png", l.name, &job.key.hex()[..12])), Some("image/png"), path, bytes).await?;
-        let layer_config = Configuration::canonical_pairs(asset, &req.values);
-        let stage_config = asset.views[req.view].stage_canonical.clone();
-        let row = LayerRow {
-            id: Uuid::new_v4(),
-            org_id: org,
-            asset_id: asset.id,
-            asset_version: i64::from(asset.version),
-            asset_layer: l.id.to_string(),
-            layer_config_hash: hash_of(&layer_config),
-            layer_config,
-            stage_id: None,
-            stage_config_hash: hash_of(&stage_config),
-            stage_config,
-            metadata: serde_json::json!({ "offsetX": layer.x, "offsetY": layer.y }).to_string(),
-            job_id: None,
-            task_id: None,
-            file_id: file.id,
-            branch: DEFAULT_BRANCH.into(),
-            format: "png".into(),
-            width: i64::from(req.width),
-            height: i64::from(req.height),
-            layer_key: job.key.hex(),
-            source: "render".into(),
-            created_at: self.meta.now(),
-        };
+        let mut row = self.row(asset, req.layer, req.view, Configuration::canonical_pairs(asset, &req.values), file.id, job.key, "render");
+        row.metadata = serde_json::json!({ "offsetX": layer.x, "offsetY": layer.y }).to_string();
+        row.width = i64::from(req.width);
+        row.height = i64::from(req.height);
         self.meta.insert_layer(&row).await?;
         Ok(())
     }
