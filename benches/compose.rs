@@ -34,7 +34,17 @@ fn synthetic(seed: u32) -> LayerImage {
             data.extend_from_slice(&[(x + seed) as u8, (y * 2) as u8, (seed * 40) as u8, a]);
         }
     }
-    LayerImage { image: Rgba8 { width: SIDE, height: SIDE, data }, x: 0, y: 0, canvas_width: SIDE, canvas_height: SIDE }
+    LayerImage {
+        image: Rgba8 {
+            width: SIDE,
+            height: SIDE,
+            data,
+        },
+        x: 0,
+        y: 0,
+        canvas_width: SIDE,
+        canvas_height: SIDE,
+    }
 }
 
 fn demo_layers() -> Vec<Arc<LayerImage>> {
@@ -48,19 +58,33 @@ fn demo_layers() -> Vec<Arc<LayerImage>> {
         .enumerate()
         .filter(|(_, l)| l.is_visible(cfg.values()))
         .map(|(i, l)| {
-            let req = RenderRequest { asset: Arc::clone(&asset), layer: i, view: 1, values: cfg.subset(&l.depends_on), width: asset.width, height: asset.height };
+            let req = RenderRequest {
+                asset: Arc::clone(&asset),
+                layer: i,
+                view: 1,
+                values: cfg.subset(&l.depends_on),
+                width: asset.width,
+                height: asset.height,
+            };
             Arc::new(r.render_sync(&req).unwrap())
         })
         .collect()
 }
 
 fn bench(c: &mut Criterion) {
-    let full = Rect { x: 0, y: 0, width: SIDE, height: SIDE };
+    let full = Rect {
+        x: 0,
+        y: 0,
+        width: SIDE,
+        height: SIDE,
+    };
     let layers: Vec<LayerImage> = (0..6).map(synthetic).collect();
     let refs: Vec<&LayerImage> = layers.iter().collect();
     let mut g = c.benchmark_group("over");
     g.throughput(Throughput::Elements(u64::from(SIDE * SIDE) * 6));
-    g.bench_function("6x1200", |b| b.iter(|| compose::compose(black_box(full), black_box(&refs))));
+    g.bench_function("6x1200", |b| {
+        b.iter(|| compose::compose(black_box(full), black_box(&refs)))
+    });
     let pixmaps: Vec<tiny_skia::Pixmap> = layers
         .iter()
         .map(|l| {
@@ -75,7 +99,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut canvas = tiny_skia::Pixmap::new(SIDE, SIDE).unwrap();
             for p in &pixmaps {
-                canvas.draw_pixmap(0, 0, black_box(p.as_ref()), &tiny_skia::PixmapPaint::default(), tiny_skia::Transform::identity(), None);
+                canvas.draw_pixmap(
+                    0,
+                    0,
+                    black_box(p.as_ref()),
+                    &tiny_skia::PixmapPaint::default(),
+                    tiny_skia::Transform::identity(),
+                    None,
+                );
             }
             canvas
         })
@@ -83,14 +114,26 @@ fn bench(c: &mut Criterion) {
     let demo = demo_layers();
     let demo_refs: Vec<&LayerImage> = demo.iter().map(AsRef::as_ref).collect();
     g.throughput(Throughput::Elements(u64::from(SIDE * SIDE)));
-    g.bench_function("demo", |b| b.iter(|| compose::compose(black_box(full), black_box(&demo_refs))));
+    g.bench_function("demo", |b| {
+        b.iter(|| compose::compose(black_box(full), black_box(&demo_refs)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("miss_cpu");
     g.sample_size(20);
     for format in [Format::Png, Format::Jpeg, Format::Webp] {
-        let out = Output { width: Some(1024), height: None, fit: Fit::Contain, crop: None, format, quality: None }.normalize((SIDE, SIDE), 85);
-        g.bench_function(format!("1024_{}", format.name()), |b| b.iter(|| render_composite(black_box(&demo), (SIDE, SIDE), &out).unwrap()));
+        let out = Output {
+            width: Some(1024),
+            height: None,
+            fit: Fit::Contain,
+            crop: None,
+            format,
+            quality: None,
+        }
+        .normalize((SIDE, SIDE), 85);
+        g.bench_function(format!("1024_{}", format.name()), |b| {
+            b.iter(|| render_composite(black_box(&demo), (SIDE, SIDE), &out).unwrap())
+        });
     }
     g.finish();
 }

@@ -59,7 +59,10 @@ impl App {
     ///
     /// # Errors
     /// As [`App::build`].
-    pub async fn with_renderer(settings: Settings, renderer: Arc<dyn Renderer>) -> Result<App, AppError> {
+    pub async fn with_renderer(
+        settings: Settings,
+        renderer: Arc<dyn Renderer>,
+    ) -> Result<App, AppError> {
         let files_catalog = if settings.catalog.dir.is_empty() {
             Catalog::demo()?
         } else {
@@ -67,7 +70,8 @@ impl App {
         };
         if settings.meta.url.is_empty() || settings.storage.url.is_empty() {
             let dir = &settings.storage.data_dir;
-            std::fs::create_dir_all(dir).map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
         }
         let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
         let store = BlobStore::open(&settings.store_url())?;
@@ -77,7 +81,12 @@ impl App {
             layer_bytes: settings.cache.layer_bytes,
         });
         let files = FileService::new(Arc::clone(&meta), store.clone());
-        let layers = Arc::new(LayerService::new(Arc::clone(&meta), store.clone(), files.clone(), Arc::clone(&assets)));
+        let layers = Arc::new(LayerService::new(
+            Arc::clone(&meta),
+            store.clone(),
+            files.clone(),
+            Arc::clone(&assets),
+        ));
         let queue = InProcess::new(
             renderer,
             store.clone(),
@@ -99,7 +108,16 @@ impl App {
             },
         );
         let configurations = SavedConfigurations::new(Arc::clone(&meta), Arc::clone(&assets));
-        Ok(App { settings, meta, store, assets, files, layers, configurations, compositor })
+        Ok(App {
+            settings,
+            meta,
+            store,
+            assets,
+            files,
+            layers,
+            configurations,
+            compositor,
+        })
     }
 
     /// The live catalogue.

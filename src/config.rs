@@ -115,7 +115,11 @@ impl Settings {
         Self::load_from(file, flags, Env::prefixed("LAYERCAKE_").split("__"))
     }
 
-    fn load_from(file: Option<&Path>, flags: &Overrides, env: Env) -> Result<Settings, SettingsError> {
+    fn load_from(
+        file: Option<&Path>,
+        flags: &Overrides,
+        env: Env,
+    ) -> Result<Settings, SettingsError> {
         let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(f) = file {
             if !f.is_file() {
@@ -142,7 +146,13 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, msg: String| Err(SettingsError(format!("{key}: {msg}")));
         if self.http.listen.parse::<SocketAddr>().is_err() {
-            return bad("http.listen", format!("\"{}\" is not an address like 127.0.0.1:8080", self.http.listen));
+            return bad(
+                "http.listen",
+                format!(
+                    "\"{}\" is not an address like 127.0.0.1:8080",
+                    self.http.listen
+                ),
+            );
         }
         if !(1..=16384).contains(&self.http.max_dimension) {
             return bad("http.max_dimension", "must be 1..=16384".into());
@@ -154,12 +164,19 @@ impl Settings {
             return bad("http.max_query_bytes", "must be at least 256".into());
         }
         if self.http.max_body_bytes < 1024 || self.http.max_upload_bytes < 1024 {
-            return bad("http.max_body_bytes", "body limits must be at least 1024 bytes".into());
+            return bad(
+                "http.max_body_bytes",
+                "body limits must be at least 1024 bytes".into(),
+            );
         }
         if !(self.meta.url.is_empty() || self.meta.url.starts_with("sqlite:")) {
-            return bad("meta.url", format!("\"{}\": use \"\" or a sqlite: URL", self.meta.url));
+            return bad(
+                "meta.url",
+                format!("\"{}\": use \"\" or a sqlite: URL", self.meta.url),
+            );
         }
-        let meta_in_memory = self.meta.url.contains(":memory:") || self.meta.url.contains("mode=memory");
+        let meta_in_memory =
+            self.meta.url.contains(":memory:") || self.meta.url.contains("mode=memory");
         if meta_in_memory && self.storage.url != "memory://" {
             // Records (asset versions, layer epochs) would be forgotten while
             // the objects made under them stay: stale images after a restart.
@@ -167,30 +184,48 @@ impl Settings {
         }
         let url = &self.storage.url;
         if !(url.is_empty() || url.starts_with("file:///") || url == "memory://") {
-            return bad("storage.url", format!("\"{url}\": use \"\", file:///absolute/path or memory://"));
+            return bad(
+                "storage.url",
+                format!("\"{url}\": use \"\", file:///absolute/path or memory://"),
+            );
         }
         if self.render.timeout_secs == 0 || self.render.miss_wait_secs == 0 {
-            return bad("render.timeout_secs", "timeouts must be at least 1 second".into());
+            return bad(
+                "render.timeout_secs",
+                "timeouts must be at least 1 second".into(),
+            );
         }
         if self.http.request_timeout_secs <= self.render.miss_wait_secs {
             return bad(
                 "http.request_timeout_secs",
-                format!("must be longer than render.miss_wait_secs ({}), so that a slow miss answers its own 503", self.render.miss_wait_secs),
+                format!(
+                    "must be longer than render.miss_wait_secs ({}), so that a slow miss answers its own 503",
+                    self.render.miss_wait_secs
+                ),
             );
         }
         if self.render.max_pixels < 64 * 64 {
             return bad("render.max_pixels", "must be at least 4096".into());
         }
         if crate::compose::Format::parse(&self.compose.default_format).is_none() {
-            return bad("compose.default_format", format!("\"{}\": use png, jpg or webp", self.compose.default_format));
+            return bad(
+                "compose.default_format",
+                format!("\"{}\": use png, jpg or webp", self.compose.default_format),
+            );
         }
-        for (k, q) in [("compose.jpeg_quality", self.compose.jpeg_quality), ("compose.webp_quality", self.compose.webp_quality)] {
+        for (k, q) in [
+            ("compose.jpeg_quality", self.compose.jpeg_quality),
+            ("compose.webp_quality", self.compose.webp_quality),
+        ] {
             if !(1..=100).contains(&q) {
                 return bad(k, "must be 1..=100".into());
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return bad("log.format", format!("\"{}\": use text or json", self.log.format));
+            return bad(
+                "log.format",
+                format!("\"{}\": use text or json", self.log.format),
+            );
         }
         Ok(())
     }
@@ -222,7 +257,13 @@ impl Settings {
 
     /// `n`, or the number of CPU cores when `n` is 0.
     pub fn threads(n: usize) -> usize {
-        if n > 0 { n } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) }
+        if n > 0 {
+            n
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }
     }
 }
 
@@ -252,10 +293,18 @@ mod tests {
             let s = Settings::load(None, &Overrides::default()).unwrap();
             assert_eq!(s.http.listen, "127.0.0.1:9000");
             assert_eq!(s.cache.layer_bytes, 1024);
-            let flags = Overrides { listen: Some("127.0.0.1:9100".into()), data_dir: None };
-            assert_eq!(Settings::load(None, &flags).unwrap().http.listen, "127.0.0.1:9100");
+            let flags = Overrides {
+                listen: Some("127.0.0.1:9100".into()),
+                data_dir: None,
+            };
+            assert_eq!(
+                Settings::load(None, &flags).unwrap().http.listen,
+                "127.0.0.1:9100"
+            );
             jail.set_env("LAYERCAKE_HTTP__LISTN", "x");
-            let e = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+            let e = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("listn"), "{e}");
             Ok(())
         });
@@ -265,13 +314,22 @@ mod tests {
     fn bad_values_name_their_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[compose]\ndefault_format = \"gif\"\n")?;
-            let e = Settings::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err().to_string();
+            let e = Settings::load(Some(Path::new("bad.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("compose.default_format"), "{e}");
             jail.create_file("mem.toml", "[meta]\nurl = \"sqlite::memory:\"\n")?;
-            let e = Settings::load(Some(Path::new("mem.toml")), &Overrides::default()).unwrap_err().to_string();
-            assert!(e.contains("meta.url"), "in-memory records over a persistent store: {e}");
+            let e = Settings::load(Some(Path::new("mem.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("meta.url"),
+                "in-memory records over a persistent store: {e}"
+            );
             jail.create_file("bad2.toml", "[http]\nmax_dimension = \"big\"\n")?;
-            let e = Settings::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err().to_string();
+            let e = Settings::load(Some(Path::new("bad2.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("max_dimension"), "{e}");
             Ok(())
         });

@@ -45,21 +45,34 @@ pub enum Error {
 
 impl Error {
     pub fn malformed(param: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Malformed { param: param.into(), message: message.into() }
+        Error::Malformed {
+            param: param.into(),
+            message: message.into(),
+        }
     }
 
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Invalid { param: param.into(), message: message.into() }
+        Error::Invalid {
+            param: param.into(),
+            message: message.into(),
+        }
     }
 
     pub fn unavailable(message: impl Into<String>) -> Error {
-        Error::Unavailable { message: message.into(), retry_after: DEFAULT_RETRY_AFTER }
+        Error::Unavailable {
+            message: message.into(),
+            retry_after: DEFAULT_RETRY_AFTER,
+        }
     }
 }
 
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Error {
-        if e.is_transient() { Error::unavailable(format!("object store: {e}")) } else { Error::Internal(format!("object store: {e}")) }
+        if e.is_transient() {
+            Error::unavailable(format!("object store: {e}"))
+        } else {
+            Error::Internal(format!("object store: {e}"))
+        }
     }
 }
 
@@ -78,7 +91,14 @@ impl From<crate::meta::MetaError> for Error {
 impl From<crate::catalog::CatalogError> for Error {
     /// A definition submitted over the API: the field is the parameter.
     fn from(e: crate::catalog::CatalogError) -> Error {
-        Error::Invalid { param: if e.field.is_empty() { "body".into() } else { e.field }, message: e.message }
+        Error::Invalid {
+            param: if e.field.is_empty() {
+                "body".into()
+            } else {
+                e.field
+            },
+            message: e.message,
+        }
     }
 }
 

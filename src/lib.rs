@@ -15,20 +15,20 @@
 //! - [`http`]: routes, parameters, errors → status codes.
 //! - [`cli`]: the `layercake` binary.
 
-pub mod catalog;
-pub mod keys;
-pub mod compose;
-pub mod render;
-pub mod store;
-pub mod meta;
-pub mod jobs;
-pub mod pipeline;
-pub mod service;
-pub mod error;
-pub mod config;
 pub mod app;
-pub mod http;
+pub mod catalog;
 pub mod cli;
+pub mod compose;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod keys;
+pub mod meta;
+pub mod pipeline;
+pub mod render;
+pub mod service;
+pub mod store;
 
 pub use app::App;
 pub use config::Settings;

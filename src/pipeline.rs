@@ -43,7 +43,12 @@ pub struct ImageRequest {
 
 impl ImageRequest {
     pub fn key(&self) -> Key {
-        keys::composite_key(&self.asset, &self.config, self.view, &self.output.canonical())
+        keys::composite_key(
+            &self.asset,
+            &self.config,
+            self.view,
+            &self.output.canonical(),
+        )
     }
 }
 
@@ -106,7 +111,12 @@ struct Inner {
 }
 
 impl Compositor {
-    pub fn new(tiers: MemoryTiers, store: BlobStore, renders: Arc<dyn RenderQueue>, limits: Limits) -> Compositor {
+    pub fn new(
+        tiers: MemoryTiers,
+        store: BlobStore,
+        renders: Arc<dyn RenderQueue>,
+        limits: Limits,
+    ) -> Compositor {
         Compositor {
             inner: Arc::new(Inner {
                 tiers,
@@ -135,7 +145,12 @@ impl Compositor {
         let key = req.key();
         let format = req.output.format;
         if let Some(e) = self.inner.tiers.composites.get(&key) {
-            return Ok(Image { key, bytes: e.bytes, format: e.format, source: Source::Memory });
+            return Ok(Image {
+                key,
+                bytes: e.bytes,
+                format: e.format,
+                source: Source::Memory,
+            });
         }
         let inner = Arc::clone(&self.inner);
         let tiers = self.inner.tiers.clone();
@@ -144,13 +159,20 @@ impl Compositor {
             || tiers.composites.get(&key).map(|e| (e, Source::Memory)),
             move || async move { Inner::produce(inner, key, req).await },
         );
-        let (encoded, source) = tokio::time::timeout(self.inner.limits.miss_wait, flight).await.map_err(|_| {
-            Error::unavailable(format!(
-                "the image is still being rendered after {:?}; retry shortly",
-                self.inner.limits.miss_wait
-            ))
-        })??;
-        Ok(Image { key, bytes: encoded.bytes, format, source })
+        let (encoded, source) = tokio::time::timeout(self.inner.limits.miss_wait, flight)
+            .await
+            .map_err(|_| {
+                Error::unavailable(format!(
+                    "the image is still being rendered after {:?}; retry shortly",
+                    self.inner.limits.miss_wait
+                ))
+            })??;
+        Ok(Image {
+            key,
+            bytes: encoded.bytes,
+            format,
+            source,
+        })
     }
 
     /// Runs CPU-bound `f` on the blocking pool behind the compose semaphore.
@@ -162,8 +184,15 @@ impl Compositor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let _permit = self.inner.cpu.acquire().await.map_err(|_| Error::unavailable("shutting down"))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("cpu task: {e}")))
+        let _permit = self
+            .inner
+            .cpu
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("shutting down"))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Internal(format!("cpu task: {e}")))
     }
 
     /// Replaces the image of layer `key`: waits for any fetch or render of
@@ -199,7 +228,11 @@ impl Compositor {
 }
 
 impl Inner {
-    async fn produce(this: Arc<Inner>, key: Key, req: ImageRequest) -> Result<(Encoded, Source), Error> {
+    async fn produce(
+        this: Arc<Inner>,
+        key: Key,
+        req: ImageRequest,
+    ) -> Result<(Encoded, Source), Error> {
         let format = req.output.format;
         let path = composite_path(&key, format);
         if let Some(bytes) = this.store.get(&path).await? {
@@ -209,14 +242,21 @@ impl Inner {
         }
         let layers = Inner::layers_for(&this, &req).await?;
         let bytes = {
-            let _permit = this.cpu.acquire().await.map_err(|_| Error::unavailable("shutting down"))?;
+            let _permit = this
+                .cpu
+                .acquire()
+                .await
+                .map_err(|_| Error::unavailable("shutting down"))?;
             let output = req.output.clone();
             let canvas = (req.asset.width, req.asset.height);
             tokio::task::spawn_blocking(move || render_composite(&layers, canvas, &output))
                 .await
                 .map_err(|e| Error::Internal(format!("compose task: {e}")))??
         };
-        let e = Encoded { bytes: Bytes::from(bytes), format };
+        let e = Encoded {
+            bytes: Bytes::from(bytes),
+            format,
+        };
         this.tiers.composites.insert(key, e.clone());
         let (store, bytes) = (this.store.clone(), e.bytes.clone());
         this.writes.spawn(async move {
@@ -228,24 +268,32 @@ impl Inner {
     }
 
     /// Every visible layer of the request, bottom to top, fetched concurrently.
-    async fn layers_for(this: &Arc<Inner>, req: &ImageRequest) -> Result<Vec<Arc<LayerImage>>, Error> {
+    async fn layers_for(
+        this: &Arc<Inner>,
+        req: &ImageRequest,
+    ) -> Result<Vec<Arc<LayerImage>>, Error> {
         let asset = &req.asset;
         let size = (asset.width, asset.height);
-        let fetches = asset.layers.iter().enumerate().filter(|(_, l)| l.is_visible(req.config.values())).map(|(i, l)| {
-            let key = keys::layer_key(asset, i, req.view, &req.config, size);
-            let job = LayerJob {
-                key,
-                request: RenderRequest {
-                    asset: Arc::clone(asset),
-                    layer: i,
-                    view: req.view,
-                    values: req.config.subset(&l.depends_on),
-                    width: size.0,
-                    height: size.1,
-                },
-            };
-            Inner::layer(Arc::clone(this), job)
-        });
+        let fetches = asset
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_visible(req.config.values()))
+            .map(|(i, l)| {
+                let key = keys::layer_key(asset, i, req.view, &req.config, size);
+                let job = LayerJob {
+                    key,
+                    request: RenderRequest {
+                        asset: Arc::clone(asset),
+                        layer: i,
+                        view: req.view,
+                        values: req.config.subset(&l.depends_on),
+                        width: size.0,
+                        height: size.1,
+                    },
+                };
+                Inner::layer(Arc::clone(this), job)
+            });
         futures::future::try_join_all(fetches).await
     }
 
@@ -258,28 +306,39 @@ impl Inner {
         let tiers = this.tiers.clone();
         let flights = Arc::clone(&this.layers);
         flights
-            .run(key, || tiers.layers.get(&key), move || async move {
-                let layer = match Inner::stored_layer(&this, &job).await? {
-                    Some(l) => l,
-                    None => this.renders.ensure(job).await?,
-                };
-                this.tiers.layers.insert(key, Arc::clone(&layer));
-                Ok(layer)
-            })
+            .run(
+                key,
+                || tiers.layers.get(&key),
+                move || async move {
+                    let layer = match Inner::stored_layer(&this, &job).await? {
+                        Some(l) => l,
+                        None => this.renders.ensure(job).await?,
+                    };
+                    this.tiers.layers.insert(key, Arc::clone(&layer));
+                    Ok(layer)
+                },
+            )
             .await
     }
 
     /// A stored layer, if there is a usable one. A stored object that does
     /// not decode or does not fit the canvas is treated as missing (and so
     /// rendered again) rather than served.
-    async fn stored_layer(this: &Arc<Inner>, job: &LayerJob) -> Result<Option<Arc<LayerImage>>, Error> {
+    async fn stored_layer(
+        this: &Arc<Inner>,
+        job: &LayerJob,
+    ) -> Result<Option<Arc<LayerImage>>, Error> {
         let Some(bytes) = this.store.get(&layer_path(&job.key)).await? else {
             return Ok(None);
         };
         let max = this.limits.max_layer_pixels;
         let want = (job.request.width, job.request.height);
         let decoded = {
-            let _permit = this.cpu.acquire().await.map_err(|_| Error::unavailable("shutting down"))?;
+            let _permit = this
+                .cpu
+                .acquire()
+                .await
+                .map_err(|_| Error::unavailable("shutting down"))?;
             tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
                 .await
                 .map_err(|e| Error::Internal(format!("decode task: {e}")))?
@@ -302,13 +361,28 @@ impl Inner {
 ///
 /// # Errors
 /// [`Error::Internal`] when the encoder fails.
-pub fn render_composite(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: &Output) -> Result<Vec<u8>, Error> {
-    let region = output.crop.unwrap_or(Rect { x: 0, y: 0, width: canvas.0, height: canvas.1 });
+pub fn render_composite(
+    layers: &[Arc<LayerImage>],
+    canvas: (u32, u32),
+    output: &Output,
+) -> Result<Vec<u8>, Error> {
+    let region = output.crop.unwrap_or(Rect {
+        x: 0,
+        y: 0,
+        width: canvas.0,
+        height: canvas.1,
+    });
     let refs: Vec<&LayerImage> = layers.iter().map(AsRef::as_ref).collect();
     let composed = compose::compose(region, &refs);
-    let g = compose::geometry((region.width, region.height), output.width, output.height, output.fit);
+    let g = compose::geometry(
+        (region.width, region.height),
+        output.width,
+        output.height,
+        output.fit,
+    );
     let fitted = compose::resize_into(composed, &g);
-    compose::encode(fitted, output.format, output.quality).map_err(|e| Error::Internal(format!("encode: {e}")))
+    compose::encode(fitted, output.format, output.quality)
+        .map_err(|e| Error::Internal(format!("encode: {e}")))
 }
 
 /// A layer image placed on its canvas at `offset` (from its record) and
@@ -317,8 +391,15 @@ pub fn render_composite(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: 
 ///
 /// # Errors
 /// 422 when the stored bytes are not a usable layer; 500 when encoding fails.
-pub fn transform_layer(bytes: &[u8], canvas: (u32, u32), offset: (u32, u32), output: &Output, max_pixels: u64) -> Result<Vec<u8>, Error> {
-    let mut layer = layerfile::decode(bytes, max_pixels).map_err(|e| Error::invalid("layer", format!("the stored image does not decode: {e}")))?;
+pub fn transform_layer(
+    bytes: &[u8],
+    canvas: (u32, u32),
+    offset: (u32, u32),
+    output: &Output,
+    max_pixels: u64,
+) -> Result<Vec<u8>, Error> {
+    let mut layer = layerfile::decode(bytes, max_pixels)
+        .map_err(|e| Error::invalid("layer", format!("the stored image does not decode: {e}")))?;
     (layer.x, layer.y) = offset;
     layer.canvas_width = canvas.0;
     layer.canvas_height = canvas.1;

@@ -8,7 +8,9 @@ use serde_json::json;
 use std::sync::Arc;
 
 fn mug(fill: &str) -> String {
-    let svg = |body: &str| format!("<svg xmlns='http://www.w3.org/2000/svg' width='32' height='32'>{body}</svg>");
+    let svg = |body: &str| {
+        format!("<svg xmlns='http://www.w3.org/2000/svg' width='32' height='32'>{body}</svg>")
+    };
     json!({
         "id": "7a1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f", "name": "Mug", "version": 1, "width": 32, "height": 32,
         "attributes": [{"name": "Size", "type": "number", "min": 1, "max": 3, "default": 2}],
@@ -27,7 +29,11 @@ async fn put(client: &reqwest::Client, url: &str, body: String) -> serde_json::V
 
 async fn pixel(client: &reqwest::Client, url: &str) -> [u8; 4] {
     let b = client.get(url).send().await.unwrap().bytes().await.unwrap();
-    image::load_from_memory(&b).unwrap().to_rgba8().get_pixel(1, 1).0
+    image::load_from_memory(&b)
+        .unwrap()
+        .to_rgba8()
+        .get_pixel(1, 1)
+        .0
 }
 
 #[tokio::test]
@@ -58,11 +64,19 @@ async fn api_versions_survive_restarts_and_reverts_reuse_versions() {
     // Reverting to the first definition makes version 1 live again, with its images.
     assert_eq!(put(&client, &at, mug("#ff0000")).await["version"], 1);
     assert_eq!(pixel(&client, &img).await, [255, 0, 0, 255]);
-    assert_eq!(r2.total(), 0, "version 1's layer was rendered before: nothing new");
+    assert_eq!(
+        r2.total(),
+        0,
+        "version 1's layer was rendered before: nothing new"
+    );
     server.stop().await;
 
     let server = Server::start(settings_in(dir.path()), Arc::new(Counting::new())).await;
-    assert_eq!(get_json(&client, &server.url(&format!("/api/assets/{id}")), 200).await["version"], 1, "the revert is what stays live");
+    assert_eq!(
+        get_json(&client, &server.url(&format!("/api/assets/{id}")), 200).await["version"],
+        1,
+        "the revert is what stays live"
+    );
     server.stop().await;
 }
 
@@ -75,9 +89,20 @@ async fn a_registered_layer_stays_in_effect_after_a_restart() {
     let server = Server::start(settings_in(dir.path()), Arc::new(Counting::new())).await;
     let url = server.url(&url_path);
     let before = pixel(&client, &url).await;
-    let file = upload(&client, &server.base, "bg.png", solid_png(1200, 1200, [1, 2, 3, 255])).await;
+    let file = upload(
+        &client,
+        &server.base,
+        "bg.png",
+        solid_png(1200, 1200, [1, 2, 3, 255]),
+    )
+    .await;
     let body = json!({"assetId": SOFA, "assetLayer": "Backdrop", "assetLayerConfiguration": {}, "fileId": file["id"], "width": 1200, "height": 1200});
-    let r = client.post(server.url("/api/layers")).body(body.to_string()).send().await.unwrap();
+    let r = client
+        .post(server.url("/api/layers"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(pixel(&client, &url).await, [1, 2, 3, 255]);
     server.stop().await;

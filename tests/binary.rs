@@ -41,12 +41,21 @@ fn serve(data_dir: &std::path::Path) -> Running {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
-    Running { child, base: format!("http://{addr}") }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+    Running {
+        child,
+        base: format!("http://{addr}"),
+    }
 }
 
 fn sigterm(child: &Child) {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok);
 }
 
@@ -71,15 +80,30 @@ async fn readme_example_then_hit_then_restart_serves_from_the_store() {
     );
 
     let mut server = serve(dir.path());
-    let r = client.get(format!("{}{path}", server.base)).send().await.unwrap();
+    let r = client
+        .get(format!("{}{path}", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-layercake-cache"], "miss");
     let bytes = r.bytes().await.unwrap();
     let img = image::load_from_memory(&bytes).unwrap();
     assert_eq!((img.width(), img.height()), (1024, 1024));
-    let r = client.get(format!("{}{path}", server.base)).send().await.unwrap();
+    let r = client
+        .get(format!("{}{path}", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-layercake-cache"], "hit-memory");
-    let page = client.get(format!("{}/", server.base)).send().await.unwrap().text().await.unwrap();
+    let page = client
+        .get(format!("{}/", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("<img"));
 
     sigterm(&server.child);
@@ -89,15 +113,26 @@ async fn readme_example_then_hit_then_restart_serves_from_the_store() {
 
     // Same data dir: the composite comes back from the object store.
     let server = serve(dir.path());
-    let r = client.get(format!("{}{path}", server.base)).send().await.unwrap();
+    let r = client
+        .get(format!("{}{path}", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-layercake-cache"], "hit-store");
-    assert_eq!(r.bytes().await.unwrap(), bytes, "identical bytes after a restart");
+    assert_eq!(
+        r.bytes().await.unwrap(),
+        bytes,
+        "identical bytes after a restart"
+    );
 }
 
 #[test]
 fn catalog_check_and_config_print() {
-    let out = Command::new(env!("CARGO_BIN_EXE_layercake")).args(["catalog", "check"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(["catalog", "check"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Harbor Sofa"), "{text}");
@@ -112,9 +147,20 @@ fn catalog_check_and_config_print() {
     assert_eq!(merged["http"]["listen"].as_str(), Some("127.0.0.1:9999"));
 
     let bad = tempfile::tempdir().unwrap();
-    std::fs::write(bad.path().join("broken.json"), r#"{"id": "x", "name": "y"}"#).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_layercake")).args(["catalog", "check"]).arg(bad.path()).output().unwrap();
+    std::fs::write(
+        bad.path().join("broken.json"),
+        r#"{"id": "x", "name": "y"}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(["catalog", "check"])
+        .arg(bad.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("broken.json"), "the error names the file: {err}");
+    assert!(
+        err.contains("broken.json"),
+        "the error names the file: {err}"
+    );
 }

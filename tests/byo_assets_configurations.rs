@@ -6,22 +6,46 @@ use common::{Counting, SOFA, Server, enc, get_json, image_url, settings, solid_p
 use serde_json::json;
 use std::sync::Arc;
 
-async fn post_json(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let r = client.post(url).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
-    (status, serde_json::from_slice(&r.bytes().await.unwrap()).unwrap())
+    (
+        status,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
 }
 
 async fn put_json(client: &reqwest::Client, url: &str, body: &str) -> (u16, serde_json::Value) {
-    let r = client.put(url).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let r = client
+        .put(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
-    (status, serde_json::from_slice(&r.bytes().await.unwrap()).unwrap())
+    (
+        status,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
 }
 
 async fn png_at(client: &reqwest::Client, url: &str) -> image::RgbaImage {
     let r = client.get(url).send().await.unwrap();
     assert_eq!(r.status(), 200, "{url}");
-    image::load_from_memory(&r.bytes().await.unwrap()).unwrap().to_rgba8()
+    image::load_from_memory(&r.bytes().await.unwrap())
+        .unwrap()
+        .to_rgba8()
 }
 
 fn close(a: [u8; 4], b: [u8; 4]) -> bool {
@@ -35,14 +59,44 @@ async fn uploaded_layers_are_composed_and_nothing_is_rendered() {
     let client = reqwest::Client::new();
     // The default configuration shows these five layers in view 0.
     let layers = [
-        ("Backdrop", json!({}), (1200, 1200), (0, 0), [200, 210, 220, 255]),
+        (
+            "Backdrop",
+            json!({}),
+            (1200, 1200),
+            (0, 0),
+            [200, 210, 220, 255],
+        ),
         ("Shadow", json!({}), (100, 50), (100, 1000), [0, 0, 0, 128]),
-        ("Legs: Tapered Oak", json!({}), (50, 50), (300, 900), [255, 0, 0, 255]),
-        ("Body", json!({"Body": "Slate"}), (400, 300), (400, 400), [0, 0, 255, 255]),
-        ("Pillows", json!({"Pillows": "Mustard"}), (100, 100), (450, 350), [255, 255, 0, 128]),
+        (
+            "Legs: Tapered Oak",
+            json!({}),
+            (50, 50),
+            (300, 900),
+            [255, 0, 0, 255],
+        ),
+        (
+            "Body",
+            json!({"Body": "Slate"}),
+            (400, 300),
+            (400, 400),
+            [0, 0, 255, 255],
+        ),
+        (
+            "Pillows",
+            json!({"Pillows": "Mustard"}),
+            (100, 100),
+            (450, 350),
+            [255, 255, 0, 128],
+        ),
     ];
     for (name, config, (w, h), (x, y), rgba) in layers {
-        let file = upload(&client, &server.base, &format!("{name}.png"), solid_png(w, h, rgba)).await;
+        let file = upload(
+            &client,
+            &server.base,
+            &format!("{name}.png"),
+            solid_png(w, h, rgba),
+        )
+        .await;
         let body = json!({
             "assetId": SOFA, "assetLayer": name, "assetLayerConfiguration": config,
             "stageConfiguration": {"Camera": 0}, "metadata": {"offsetX": x, "offsetY": y},
@@ -54,22 +108,50 @@ async fn uploaded_layers_are_composed_and_nothing_is_rendered() {
     }
     let url = server.url(&image_url(&json!({}), "&format=png"));
     let img = png_at(&client, &url).await;
-    assert_eq!(renderer.total(), 0, "built from the uploaded layers alone: {:?}", renderer.counts.lock().unwrap());
+    assert_eq!(
+        renderer.total(),
+        0,
+        "built from the uploaded layers alone: {:?}",
+        renderer.counts.lock().unwrap()
+    );
     assert_eq!(img.get_pixel(10, 10).0, [200, 210, 220, 255], "backdrop");
     assert_eq!(img.get_pixel(320, 920).0, [255, 0, 0, 255], "legs");
     assert_eq!(img.get_pixel(700, 650).0, [0, 0, 255, 255], "body");
-    assert!(close(img.get_pixel(500, 420).0, [128, 128, 127, 255]), "pillow half over body: {:?}", img.get_pixel(500, 420));
-    assert!(close(img.get_pixel(150, 1020).0, [100, 105, 110, 255]), "shadow half over backdrop: {:?}", img.get_pixel(150, 1020));
+    assert!(
+        close(img.get_pixel(500, 420).0, [128, 128, 127, 255]),
+        "pillow half over body: {:?}",
+        img.get_pixel(500, 420)
+    );
+    assert!(
+        close(img.get_pixel(150, 1020).0, [100, 105, 110, 255]),
+        "shadow half over backdrop: {:?}",
+        img.get_pixel(150, 1020)
+    );
 
     // Replacing a registered image: the next composite shows it at once.
-    let green = upload(&client, &server.base, "green.png", solid_png(400, 300, [0, 255, 0, 255])).await;
+    let green = upload(
+        &client,
+        &server.base,
+        "green.png",
+        solid_png(400, 300, [0, 255, 0, 255]),
+    )
+    .await;
     let body = json!({
         "assetId": SOFA, "assetLayer": "Body", "assetLayerConfiguration": {"Body": "Slate"},
         "metadata": {"offsetX": 400, "offsetY": 400}, "fileId": green["id"], "width": 1200, "height": 1200
     });
-    assert_eq!(post_json(&client, &server.url("/api/layers"), &body).await.0, 200);
+    assert_eq!(
+        post_json(&client, &server.url("/api/layers"), &body)
+            .await
+            .0,
+        200
+    );
     let img = png_at(&client, &url).await;
-    assert_eq!(img.get_pixel(700, 650).0, [0, 255, 0, 255], "the replaced body, not a cached composite");
+    assert_eq!(
+        img.get_pixel(700, 650).0,
+        [0, 255, 0, 255],
+        "the replaced body, not a cached composite"
+    );
     assert_eq!(renderer.total(), 0);
     let listed = get_json(&client, &server.url("/api/layers?perPage=100"), 200).await;
     assert_eq!(listed["count"], 6);
@@ -81,8 +163,16 @@ async fn uploaded_layers_are_composed_and_nothing_is_rendered() {
     );
     let small = png_at(&client, &server.url(&q)).await;
     assert_eq!((small.width(), small.height()), (120, 120));
-    assert_eq!(small.get_pixel(5, 5).0[3], 0, "transparent outside the layer");
-    assert_eq!(small.get_pixel(60, 60).0, [0, 255, 0, 255], "the body at (400,400)-(800,700) of 1200 → (40,40)-(80,70)");
+    assert_eq!(
+        small.get_pixel(5, 5).0[3],
+        0,
+        "transparent outside the layer"
+    );
+    assert_eq!(
+        small.get_pixel(60, 60).0,
+        [0, 255, 0, 255],
+        "the body at (400,400)-(800,700) of 1200 → (40,40)-(80,70)"
+    );
     assert_eq!(small.get_pixel(30, 60).0[3], 0);
     server.stop().await;
 }
@@ -103,7 +193,13 @@ async fn a_layer_registered_during_its_render_wins() {
     while renderer.total() < 5 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let file = upload(&client, &server.base, "body.png", solid_png(1200, 1200, [9, 99, 199, 255])).await;
+    let file = upload(
+        &client,
+        &server.base,
+        "body.png",
+        solid_png(1200, 1200, [9, 99, 199, 255]),
+    )
+    .await;
     let body = json!({
         "assetId": SOFA, "assetLayer": "Body", "assetLayerConfiguration": {"Body": "Rust"},
         "fileId": file["id"], "width": 1200, "height": 1200
@@ -113,31 +209,62 @@ async fn a_layer_registered_during_its_render_wins() {
     let _ = cold.await.unwrap();
     // After both: every composite shows the registered image, never the render.
     let img = png_at(&client, &url).await;
-    assert_eq!(img.get_pixel(600, 300).0, [9, 99, 199, 255], "the registered body covers the canvas");
+    assert_eq!(
+        img.get_pixel(600, 300).0,
+        [9, 99, 199, 255],
+        "the registered body covers the canvas"
+    );
     let latest = get_json(
         &client,
-        &server.url(&format!("/api/layers/layer?assetId={SOFA}&assetLayer=Body&assetLayerConfiguration={}", enc(&json!({"Body": "Rust"})))),
+        &server.url(&format!(
+            "/api/layers/layer?assetId={SOFA}&assetLayer=Body&assetLayerConfiguration={}",
+            enc(&json!({"Body": "Rust"}))
+        )),
         200,
     )
     .await;
-    assert_eq!(latest["fileId"], file["id"], "the registration is the latest record");
+    assert_eq!(
+        latest["fileId"], file["id"],
+        "the registration is the latest record"
+    );
     // The render's own file record still serves the render's bytes.
     let both = get_json(
         &client,
-        &server.url(&format!("/api/layers?assetId={SOFA}&assetLayer=Body&assetLayerConfiguration={}", enc(&json!({"Body": "Rust"})))),
+        &server.url(&format!(
+            "/api/layers?assetId={SOFA}&assetLayer=Body&assetLayerConfiguration={}",
+            enc(&json!({"Body": "Rust"}))
+        )),
         200,
     )
     .await;
     assert_eq!(both["count"], 2);
     let rendered_file = both["layers"][0]["fileId"].as_str().unwrap();
-    let record = get_json(&client, &server.url(&format!("/api/files/{rendered_file}")), 200).await;
-    let bytes = client.get(server.url(&format!("/api/files/{rendered_file}/content"))).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(record["hash"], format!("blake3-{}", blake3::hash(&bytes).to_hex()), "a file id's bytes never change");
+    let record = get_json(
+        &client,
+        &server.url(&format!("/api/files/{rendered_file}")),
+        200,
+    )
+    .await;
+    let bytes = client
+        .get(server.url(&format!("/api/files/{rendered_file}/content")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        record["hash"],
+        format!("blake3-{}", blake3::hash(&bytes).to_hex()),
+        "a file id's bytes never change"
+    );
     server.stop().await;
 }
 
 fn mug(fill: &str, version: u32) -> serde_json::Value {
-    let svg = |body: &str| format!("<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'>{body}</svg>");
+    let svg = |body: &str| {
+        format!("<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'>{body}</svg>")
+    };
     json!({
         "id": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f", "name": "Mug", "version": version, "width": 64, "height": 64,
         "attributes": [{"name": "Color", "type": "string", "default": "Red",
@@ -176,8 +303,16 @@ async fn an_updated_asset_is_a_new_version_with_new_images() {
     let (status, a) = put_json(&client, &at, &mug("#00ff00", 1).to_string()).await;
     assert_eq!((status, a["version"].clone()), (200, json!(2)), "{a}");
     let after = png_at(&client, &url).await;
-    assert_eq!(after.get_pixel(2, 2).0, [0, 255, 0, 255], "the next composite reflects the change");
-    assert_eq!(renderer.total(), 4, "both layers rendered again for version 2");
+    assert_eq!(
+        after.get_pixel(2, 2).0,
+        [0, 255, 0, 255],
+        "the next composite reflects the change"
+    );
+    assert_eq!(
+        renderer.total(),
+        4,
+        "both layers rendered again for version 2"
+    );
     assert_eq!(get_json(&client, &at, 200).await["version"], 2);
     let list = get_json(&client, &server.url("/api/assets?sort=+name"), 200).await;
     assert_eq!(list["count"], 2);
@@ -189,10 +324,19 @@ async fn an_updated_asset_is_a_new_version_with_new_images() {
     bad["layers"][1]["dependsOn"] = json!(["Colour"]);
     let (status, e) = put_json(&client, &at, &bad.to_string()).await;
     assert_eq!(status, 422);
-    assert!(e["error"]["message"].as_str().unwrap().contains("layers[1].dependsOn[0]"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("layers[1].dependsOn[0]"),
+        "{e}"
+    );
     let mut file_template = mug("#fff", 1);
     file_template["layers"][0]["render"] = json!({"svg": "templates/bg.svg"});
-    assert_eq!(put_json(&client, &at, &file_template.to_string()).await.0, 422);
+    assert_eq!(
+        put_json(&client, &at, &file_template.to_string()).await.0,
+        422
+    );
     let mut unknown = mug("#fff", 1);
     unknown["colour"] = json!("x");
     assert_eq!(put_json(&client, &at, &unknown.to_string()).await.0, 422);
@@ -200,8 +344,17 @@ async fn an_updated_asset_is_a_new_version_with_new_images() {
     let (status, e) = put_json(&client, &other, &mug("#fff", 1).to_string()).await;
     assert_eq!(status, 422, "the body's id must match the path: {e}");
     assert_eq!(put_json(&client, &at, "{nope").await.0, 400);
-    assert_eq!(put_json(&client, &server.url("/api/assets/nope"), "{}").await.0, 422);
-    assert_eq!(get_json(&client, &at, 200).await["version"], 2, "failed updates change nothing");
+    assert_eq!(
+        put_json(&client, &server.url("/api/assets/nope"), "{}")
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        get_json(&client, &at, 200).await["version"],
+        2,
+        "failed updates change nothing"
+    );
     server.stop().await;
 }
 
@@ -213,9 +366,32 @@ async fn saved_configurations_by_json_form_id_and_short_id() {
     let (status, c) = post_json(&client, &url, &json!({"productId": SOFA, "variant": {"Body": "Rust", "Skirt": true}, "metadata": {"order": "A-1"}})).await;
     assert_eq!(status, 200, "{c}");
     let short = c["shortId"].as_str().unwrap().to_string();
-    assert!((7..=14).contains(&short.len()) && short.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{short}");
-    for field in ["id", "shortId", "orgId", "productId", "productVersion", "variant", "metadata", "attachments", "sceneGraphState",
-        "customerId", "identifier", "scope", "thumbnail", "sessionId", "publishFileId", "creator", "createdAt"] {
+    assert!(
+        (7..=14).contains(&short.len())
+            && short
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{short}"
+    );
+    for field in [
+        "id",
+        "shortId",
+        "orgId",
+        "productId",
+        "productVersion",
+        "variant",
+        "metadata",
+        "attachments",
+        "sceneGraphState",
+        "customerId",
+        "identifier",
+        "scope",
+        "thumbnail",
+        "sessionId",
+        "publishFileId",
+        "creator",
+        "createdAt",
+    ] {
         assert!(c.as_object().unwrap().contains_key(field), "{field}: {c}");
     }
     assert_eq!(c["attachments"], json!({}));
@@ -224,44 +400,128 @@ async fn saved_configurations_by_json_form_id_and_short_id() {
     for (body, status, needle) in [
         (json!({"variant": {"Body": "Rust"}}), 422, "productId"),
         (json!({"productId": SOFA}), 422, "variant"),
-        (json!({"productId": SOFA, "variant": {"Body": "Plaid"}}), 422, "variant"),
-        (json!({"productId": "nope", "variant": {}}), 422, "productId"),
-        (json!({"productId": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f", "variant": {}}), 404, "asset"),
-        (json!({"productId": SOFA, "variant": {}, "colour": 1}), 422, "colour"),
+        (
+            json!({"productId": SOFA, "variant": {"Body": "Plaid"}}),
+            422,
+            "variant",
+        ),
+        (
+            json!({"productId": "nope", "variant": {}}),
+            422,
+            "productId",
+        ),
+        (
+            json!({"productId": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f", "variant": {}}),
+            404,
+            "asset",
+        ),
+        (
+            json!({"productId": SOFA, "variant": {}, "colour": 1}),
+            422,
+            "colour",
+        ),
     ] {
         let (got, e) = post_json(&client, &url, &body).await;
         assert_eq!(got, status, "{body}: {e}");
-        assert!(e["error"]["message"].as_str().unwrap().contains(needle), "{e} should name {needle}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(needle),
+            "{e} should name {needle}"
+        );
     }
-    let r = client.post(&url).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // The multipart form, with an attachment.
     let form = reqwest::multipart::Form::new()
         .text("productId", SOFA)
         .text("variant", json!({"Pillows": "Teal"}).to_string())
-        .part("thumbnail.png", reqwest::multipart::Part::bytes(solid_png(4, 4, [1, 2, 3, 255])).file_name("thumb.png"));
+        .part(
+            "thumbnail.png",
+            reqwest::multipart::Part::bytes(solid_png(4, 4, [1, 2, 3, 255])).file_name("thumb.png"),
+        );
     let r = client.post(&url).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let m: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(m["variant"], json!({"Pillows": "Teal"}));
     let attached = m["attachments"]["thumbnail.png"].as_str().unwrap();
-    assert_eq!(get_json(&client, &server.url(&format!("/api/files/{attached}")), 200).await["filename"], "thumb.png");
+    assert_eq!(
+        get_json(&client, &server.url(&format!("/api/files/{attached}")), 200).await["filename"],
+        "thumb.png"
+    );
 
     let id = c["id"].as_str().unwrap();
-    assert_eq!(get_json(&client, &server.url(&format!("/api/configurations/{id}")), 200).await, c);
-    assert_eq!(get_json(&client, &server.url(&format!("/api/configurations/{short}")), 200).await, c);
+    assert_eq!(
+        get_json(
+            &client,
+            &server.url(&format!("/api/configurations/{id}")),
+            200
+        )
+        .await,
+        c
+    );
+    assert_eq!(
+        get_json(
+            &client,
+            &server.url(&format!("/api/configurations/{short}")),
+            200
+        )
+        .await,
+        c
+    );
     get_json(&client, &server.url("/api/configurations/zzzzzzzzzz"), 404).await;
-    let list = get_json(&client, &server.url("/api/configurations?perPage=1&sort=-createdAt"), 200).await;
-    assert_eq!((list["count"].clone(), list["configurations"][0]["id"].clone()), (json!(2), m["id"].clone()));
+    let list = get_json(
+        &client,
+        &server.url("/api/configurations?perPage=1&sort=-createdAt"),
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            list["count"].clone(),
+            list["configurations"][0]["id"].clone()
+        ),
+        (json!(2), m["id"].clone())
+    );
 
     // The fast compositor takes the short id instead of JSON.
-    let direct = client.get(server.url(&image_url(&json!({"Body": "Rust", "Skirt": true}), "&width=100"))).send().await.unwrap();
-    let saved = client.get(server.url(&format!("/api/fast-compositor?configurationId={short}&width=100"))).send().await.unwrap();
+    let direct = client
+        .get(server.url(&image_url(
+            &json!({"Body": "Rust", "Skirt": true}),
+            "&width=100",
+        )))
+        .send()
+        .await
+        .unwrap();
+    let saved = client
+        .get(server.url(&format!(
+            "/api/fast-compositor?configurationId={short}&width=100"
+        )))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(saved.status(), 200);
     assert_eq!(saved.headers()["etag"], direct.headers()["etag"]);
     assert_eq!(saved.bytes().await.unwrap(), direct.bytes().await.unwrap());
-    get_json(&client, &server.url("/api/fast-compositor?configurationId=nothing123"), 404).await;
-    get_json(&client, &server.url(&format!("/api/fast-compositor?configurationId={short}&configuration={}", enc(&json!({})))), 422).await;
+    get_json(
+        &client,
+        &server.url("/api/fast-compositor?configurationId=nothing123"),
+        404,
+    )
+    .await;
+    get_json(
+        &client,
+        &server.url(&format!(
+            "/api/fast-compositor?configurationId={short}&configuration={}",
+            enc(&json!({}))
+        )),
+        422,
+    )
+    .await;
     server.stop().await;
 }

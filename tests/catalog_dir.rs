@@ -26,7 +26,10 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn an_edited_catalogue_file_becomes_a_new_version_with_new_keys() {
     let catalog = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"), catalog.path());
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"),
+        catalog.path(),
+    );
     let mut s = settings_in(data.path());
     s.catalog.dir = catalog.path().display().to_string();
     let url_path = image_url(&json!({"Body": "Navy"}), "&width=300&format=png");
@@ -34,26 +37,56 @@ async fn an_edited_catalogue_file_becomes_a_new_version_with_new_keys() {
 
     let first = Counting::new();
     let server = Server::start(s.clone(), Arc::new(first.clone())).await;
-    let before = client.get(server.url(&url_path)).send().await.unwrap().bytes().await.unwrap();
+    let before = client
+        .get(server.url(&url_path))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(first.total(), 5);
     server.stop().await;
 
     // Navy becomes a brighter blue; `version` stays 1.
     let file = catalog.path().join("sofa.json");
-    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let navy = doc["attributes"][0]["values"].as_array_mut().unwrap().iter_mut().find(|o| o["value"] == "Navy").unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let navy = doc["attributes"][0]["values"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|o| o["value"] == "Navy")
+        .unwrap();
     navy["metadata"]["color"] = json!("#3355cc");
     std::fs::write(&file, doc.to_string()).unwrap();
 
     let second = Counting::new();
     let server = Server::start(s.clone(), Arc::new(second.clone())).await;
     let r = client.get(server.url(&url_path)).send().await.unwrap();
-    assert_eq!(r.headers()["x-layercake-cache"], "miss", "the composite key moved with the definition");
+    assert_eq!(
+        r.headers()["x-layercake-cache"],
+        "miss",
+        "the composite key moved with the definition"
+    );
     let after = r.bytes().await.unwrap();
     assert_ne!(before, after, "the new colour shows");
-    assert_eq!(second.total(), 5, "version 2 has its own layer keys: nothing stale is reused");
-    let asset: serde_json::Value =
-        serde_json::from_slice(&client.get(server.url(&format!("/api/assets/{}", common::SOFA))).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        second.total(),
+        5,
+        "version 2 has its own layer keys: nothing stale is reused"
+    );
+    let asset: serde_json::Value = serde_json::from_slice(
+        &client
+            .get(server.url(&format!("/api/assets/{}", common::SOFA)))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(asset["version"], 2);
     server.stop().await;
 

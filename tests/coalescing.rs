@@ -12,8 +12,14 @@ use std::time::Duration;
 async fn hundred_concurrent_cold_requests_render_each_layer_once() {
     let renderer = Counting::new();
     let server = Server::start(settings(), Arc::new(renderer.clone())).await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(200).build().unwrap();
-    let url = server.url(&image_url(&json!({"Body": "Forest", "Pillows": "Teal", "Legs": "Brass Cone"}), "&width=640&format=webp"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(200)
+        .build()
+        .unwrap();
+    let url = server.url(&image_url(
+        &json!({"Body": "Forest", "Pillows": "Teal", "Legs": "Brass Cone"}),
+        "&width=640&format=webp",
+    ));
 
     let mut tasks = Vec::new();
     for _ in 0..100 {
@@ -28,8 +34,16 @@ async fn hundred_concurrent_cold_requests_render_each_layer_once() {
     for t in tasks {
         bodies.push(t.await.unwrap());
     }
-    assert!(bodies.iter().all(|b| *b == bodies[0]), "all 100 responses carry identical bytes");
-    assert_eq!(renderer.max_per_layer(), 1, "no layer rendered twice: {:?}", renderer.counts.lock().unwrap());
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "all 100 responses carry identical bytes"
+    );
+    assert_eq!(
+        renderer.max_per_layer(),
+        1,
+        "no layer rendered twice: {:?}",
+        renderer.counts.lock().unwrap()
+    );
     assert_eq!(renderer.total(), 5, "backdrop, shadow, legs, body, pillows");
     server.stop().await;
 }
@@ -42,13 +56,23 @@ async fn a_requester_that_disconnects_does_not_cancel_the_work() {
     let server = Server::start(settings(), Arc::new(counting.clone())).await;
     let url = server.url(&image_url(&json!({"Body": "Rust"}), "&width=300"));
 
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
-    assert!(impatient.get(&url).send().await.is_err(), "the first client gives up");
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    assert!(
+        impatient.get(&url).send().await.is_err(),
+        "the first client gives up"
+    );
 
     let patient = reqwest::Client::new();
     let r = patient.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(counting.total(), 5, "the abandoned computation was joined, not restarted");
+    assert_eq!(
+        counting.total(),
+        5,
+        "the abandoned computation was joined, not restarted"
+    );
     assert_eq!(counting.max_per_layer(), 1);
     server.stop().await;
 }

@@ -41,7 +41,10 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in ROUTES {
-        assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is documented");
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} is documented"
+        );
     }
     // Every documented operation reaches a handler (the fallback would say "no route").
     for (path, item) in paths {
@@ -58,16 +61,41 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
             .unwrap();
             let status = r.status().as_u16();
             let body = r.text().await.unwrap_or_default();
-            assert!(!(status == 404 && body.contains("no route")), "{method} {path} is documented but not routed");
+            assert!(
+                !(status == 404 && body.contains("no route")),
+                "{method} {path} is documented but not routed"
+            );
             assert_ne!(status, 405, "{method} {path}");
-            assert!(status < 500, "{method} {path} with no input answers a 4xx, not {status}: {body}");
+            assert!(
+                status < 500,
+                "{method} {path} with no input answers a 4xx, not {status}: {body}"
+            );
         }
-        assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is documented and in the promised list");
+        assert!(
+            ROUTES.iter().any(|(_, p)| p == path),
+            "{path} is documented and in the promised list"
+        );
     }
     // The fast compositor's parameters and error bodies are described.
     let fc = &paths["/api/fast-compositor"]["get"];
-    let names: Vec<&str> = fc["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    for p in ["assetId", "configuration", "configurationId", "stageConfiguration", "width", "height", "imageFitMode", "format", "quality", "cropX"] {
+    let names: Vec<&str> = fc["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for p in [
+        "assetId",
+        "configuration",
+        "configurationId",
+        "stageConfiguration",
+        "width",
+        "height",
+        "imageFitMode",
+        "format",
+        "quality",
+        "cropX",
+    ] {
         assert!(names.contains(&p), "parameter {p} documented: {names:?}");
     }
     assert!(fc["responses"].get("422").is_some());
@@ -79,10 +107,22 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
 async fn a_restart_on_the_same_data_dir_renders_nothing_again() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let urls: Vec<String> = [(json!({"Body": "Forest"}), 0), (json!({"Pillows": "Blush", "Skirt": true}), 2), (json!({"Legs": "Walnut Block"}), 3)]
-        .iter()
-        .map(|(cfg, view)| image_url(cfg, &format!("&width=320&format=jpg&stageConfiguration={}", enc(&json!({"Camera": view})))))
-        .collect();
+    let urls: Vec<String> = [
+        (json!({"Body": "Forest"}), 0),
+        (json!({"Pillows": "Blush", "Skirt": true}), 2),
+        (json!({"Legs": "Walnut Block"}), 3),
+    ]
+    .iter()
+    .map(|(cfg, view)| {
+        image_url(
+            cfg,
+            &format!(
+                "&width=320&format=jpg&stageConfiguration={}",
+                enc(&json!({"Camera": view}))
+            ),
+        )
+    })
+    .collect();
 
     let first = Counting::new();
     let server = Server::start(settings_in(dir.path()), Arc::new(first.clone())).await;
@@ -94,7 +134,11 @@ async fn a_restart_on_the_same_data_dir_renders_nothing_again() {
     }
     assert!(first.total() >= 15);
     let layers_before = get_json(&client, &server.url("/api/layers?perPage=100"), 200).await;
-    assert_eq!(layers_before["count"].as_u64().unwrap() as usize, first.total(), "one record per render");
+    assert_eq!(
+        layers_before["count"].as_u64().unwrap() as usize,
+        first.total(),
+        "one record per render"
+    );
     server.stop().await;
 
     let second = Counting::new();
@@ -105,9 +149,18 @@ async fn a_restart_on_the_same_data_dir_renders_nothing_again() {
         assert_eq!(&r.bytes().await.unwrap(), before);
     }
     // A new size of a known configuration composes from the stored layers.
-    let r = client.get(server.url(&urls[0].replace("width=320", "width=321"))).send().await.unwrap();
+    let r = client
+        .get(server.url(&urls[0].replace("width=320", "width=321")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-layercake-cache"], "miss");
-    assert_eq!(second.total(), 0, "not a single new render: {:?}", second.counts.lock().unwrap());
+    assert_eq!(
+        second.total(),
+        0,
+        "not a single new render: {:?}",
+        second.counts.lock().unwrap()
+    );
     let layers_after = get_json(&client, &server.url("/api/layers?perPage=100"), 200).await;
     assert_eq!(layers_after, layers_before, "the same records");
     server.stop().await;

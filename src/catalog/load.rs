@@ -9,7 +9,9 @@
 //! a path into the document (`layers[3].dependsOn[0]`).
 
 use super::spec::{AssetSpec, AttributeType, OptionSpec, RenderSpec};
-use super::{AttrKind, AttrOption, Attribute, Asset, Catalog, Layer, Recipe, Template, Value, View};
+use super::{
+    Asset, AttrKind, AttrOption, Attribute, Catalog, Layer, Recipe, Template, Value, View,
+};
 use include_dir::{Dir, include_dir};
 use std::collections::HashSet;
 use std::path::{Component, Path};
@@ -34,8 +36,16 @@ pub struct CatalogError {
 }
 
 impl CatalogError {
-    pub fn new(file: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
-        CatalogError { file: file.into(), field: field.into(), message: message.into() }
+    pub fn new(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        CatalogError {
+            file: file.into(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -51,16 +61,21 @@ impl Source<'_> {
     fn read(&self, rel: &str) -> Result<String, String> {
         let p = Path::new(rel);
         if p.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(format!("template path \"{rel}\" must be relative and stay inside the catalogue"));
+            return Err(format!(
+                "template path \"{rel}\" must be relative and stay inside the catalogue"
+            ));
         }
         match self {
-            Source::Dir(d) => std::fs::read_to_string(d.join(p)).map_err(|e| format!("cannot read template \"{rel}\": {e}")),
+            Source::Dir(d) => std::fs::read_to_string(d.join(p))
+                .map_err(|e| format!("cannot read template \"{rel}\": {e}")),
             Source::Embedded(d) => d
                 .get_file(p)
                 .and_then(|f| f.contents_utf8())
                 .map(str::to_owned)
                 .ok_or_else(|| format!("template \"{rel}\" is not in the built-in catalogue")),
-            Source::None => Err(format!("template file \"{rel}\" cannot be read here; give the template inline")),
+            Source::None => Err(format!(
+                "template file \"{rel}\" cannot be read here; give the template inline"
+            )),
         }
     }
 }
@@ -73,7 +88,9 @@ pub(super) fn demo() -> Result<Catalog, CatalogError> {
         let name = f.path().to_string_lossy().into_owned();
         // Asset files sit at the top; folders below hold their templates.
         if !name.contains('/') && is_asset_file(&name) {
-            let text = f.contents_utf8().ok_or_else(|| CatalogError::new(&name, "", "not UTF-8"))?;
+            let text = f
+                .contents_utf8()
+                .ok_or_else(|| CatalogError::new(&name, "", "not UTF-8"))?;
             assets.push(parse(&name, text, &Source::Embedded(&DEMO))?);
         }
     }
@@ -82,7 +99,8 @@ pub(super) fn demo() -> Result<Catalog, CatalogError> {
 
 pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     let shown = dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|e| CatalogError::new(&shown, "", format!("cannot read folder: {e}")))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CatalogError::new(&shown, "", format!("cannot read folder: {e}")))?;
     let mut paths = Vec::new();
     for e in entries {
         let e = e.map_err(|e| CatalogError::new(&shown, "", e.to_string()))?;
@@ -95,7 +113,8 @@ pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     let mut assets = Vec::new();
     for p in paths {
         let name = p.display().to_string();
-        let text = std::fs::read_to_string(&p).map_err(|e| CatalogError::new(&name, "", e.to_string()))?;
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| CatalogError::new(&name, "", e.to_string()))?;
         let mut asset = parse(&name, &text, &Source::Dir(dir))?;
         asset.source_mtime = std::fs::metadata(&p)
             .and_then(|m| m.modified())
@@ -106,7 +125,11 @@ pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     }
     let catalog = Catalog::from_assets(assets)?;
     if catalog.is_empty() {
-        return Err(CatalogError::new(&shown, "", "no asset files (*.json, *.toml) in this folder"));
+        return Err(CatalogError::new(
+            &shown,
+            "",
+            "no asset files (*.json, *.toml) in this folder",
+        ));
     }
     Ok(catalog)
 }
@@ -125,21 +148,27 @@ fn is_asset_file(name: &str) -> bool {
 
 fn parse(file: &str, text: &str, src: &Source<'_>) -> Result<Asset, CatalogError> {
     let doc: serde_json::Value = if file.ends_with(".toml") {
-        let table: toml::Table = toml::from_str(text).map_err(|e| CatalogError::new(file, "", e.message().to_string()))?;
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| CatalogError::new(file, "", e.message().to_string()))?;
         serde_json::to_value(table).map_err(|e| CatalogError::new(file, "", e.to_string()))?
     } else {
         serde_json::from_str(text).map_err(|e| CatalogError::new(file, "", e.to_string()))?
     };
     let spec: AssetSpec = serde_path_to_error::deserialize(doc).map_err(|e| {
         let field = e.path().to_string();
-        CatalogError::new(file, if field == "." { String::new() } else { field }, e.into_inner().to_string())
+        CatalogError::new(
+            file,
+            if field == "." { String::new() } else { field },
+            e.into_inner().to_string(),
+        )
     })?;
     validate(file, spec, src)
 }
 
 fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, CatalogError> {
     let err = |field: String, msg: String| CatalogError::new(file, field, msg);
-    let id = Uuid::parse_str(&spec.id).map_err(|_| err("id".into(), format!("\"{}\" is not a UUID", spec.id)))?;
+    let id = Uuid::parse_str(&spec.id)
+        .map_err(|_| err("id".into(), format!("\"{}\" is not a UUID", spec.id)))?;
     if spec.name.trim().is_empty() {
         return Err(err("name".into(), "must not be empty".into()));
     }
@@ -148,7 +177,10 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
     }
     for (field, v) in [("width", spec.width), ("height", spec.height)] {
         if v == 0 || v > MAX_CANVAS_SIDE {
-            return Err(err(field.into(), format!("{v} is outside 1..={MAX_CANVAS_SIDE}")));
+            return Err(err(
+                field.into(),
+                format!("{v} is outside 1..={MAX_CANVAS_SIDE}"),
+            ));
         }
     }
     let attributes = attributes(&spec, &err)?;
@@ -157,8 +189,15 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
 
     let mut h = blake3::Hasher::new();
     h.update(b"layercake/asset-definition/2\n");
-    let unversioned = AssetSpec { version: 0, ..spec.clone() };
-    h.update(serde_json::to_string(&unversioned).unwrap_or_default().as_bytes());
+    let unversioned = AssetSpec {
+        version: 0,
+        ..spec.clone()
+    };
+    h.update(
+        serde_json::to_string(&unversioned)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     for l in &layers {
         h.update(&l.recipe.fingerprint);
     }
@@ -193,25 +232,51 @@ fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, Catal
             return Err(err(at(".name"), "must not be empty".into()));
         }
         if !seen.insert(a.name.as_str()) {
-            return Err(err(at(".name"), format!("attribute \"{}\" is defined twice", a.name)));
+            return Err(err(
+                at(".name"),
+                format!("attribute \"{}\" is defined twice", a.name),
+            ));
         }
         let only = |present: bool, field: &str, types: &str| {
-            if present { Err(err(at(&format!(".{field}")), format!("only {types} attributes take \"{field}\""))) } else { Ok(()) }
+            if present {
+                Err(err(
+                    at(&format!(".{field}")),
+                    format!("only {types} attributes take \"{field}\""),
+                ))
+            } else {
+                Ok(())
+            }
         };
         let kind = match a.kind {
             AttributeType::String => {
                 only(a.min.is_some(), "min", "number")?;
                 only(a.max.is_some(), "max", "number")?;
-                let values = a.values.as_ref().filter(|v| !v.is_empty()).ok_or_else(|| err(at(".values"), "a string attribute needs at least one value".into()))?;
+                let values = a.values.as_ref().filter(|v| !v.is_empty()).ok_or_else(|| {
+                    err(
+                        at(".values"),
+                        "a string attribute needs at least one value".into(),
+                    )
+                })?;
                 let mut opts = Vec::new();
                 let mut names = HashSet::new();
                 for (j, o) in values.iter().enumerate() {
                     if !names.insert(o.value()) {
-                        return Err(err(at(&format!(".values[{j}]")), format!("option \"{}\" is listed twice", o.value())));
+                        return Err(err(
+                            at(&format!(".values[{j}]")),
+                            format!("option \"{}\" is listed twice", o.value()),
+                        ));
                     }
                     opts.push(match o {
-                        OptionSpec::Plain(v) => AttrOption { value: v.clone(), label: None, metadata: Default::default() },
-                        OptionSpec::Detailed(d) => AttrOption { value: d.value.clone(), label: d.label.clone(), metadata: d.metadata.clone() },
+                        OptionSpec::Plain(v) => AttrOption {
+                            value: v.clone(),
+                            label: None,
+                            metadata: Default::default(),
+                        },
+                        OptionSpec::Detailed(d) => AttrOption {
+                            value: d.value.clone(),
+                            label: d.label.clone(),
+                            metadata: d.metadata.clone(),
+                        },
                     });
                 }
                 AttrKind::String { options: opts }
@@ -219,9 +284,21 @@ fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, Catal
             AttributeType::Number => {
                 only(a.values.is_some(), "values", "string")?;
                 let (min, max) = match (a.min, a.max) {
-                    (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() && lo <= hi => (lo, hi),
-                    (Some(_), Some(_)) => return Err(err(at(".max"), "min and max must be finite with min <= max".into())),
-                    _ => return Err(err(at(".min"), "a number attribute needs min and max".into())),
+                    (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                        (lo, hi)
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            at(".max"),
+                            "min and max must be finite with min <= max".into(),
+                        ));
+                    }
+                    _ => {
+                        return Err(err(
+                            at(".min"),
+                            "a number attribute needs min and max".into(),
+                        ));
+                    }
                 };
                 AttrKind::Number { min, max }
             }
@@ -236,11 +313,20 @@ fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, Catal
                 AttrKind::Color
             }
         };
-        let mut attr = Attribute { name: a.name.clone(), label: a.label.clone(), kind, default: Value::Bool(false) };
+        let mut attr = Attribute {
+            name: a.name.clone(),
+            label: a.label.clone(),
+            kind,
+            default: Value::Bool(false),
+        };
         attr.default = match (&a.default, a.kind) {
             (None | Some(serde_json::Value::Null), AttributeType::Boolean) => Value::Bool(false),
-            (None | Some(serde_json::Value::Null), _) => return Err(err(at(".default"), "a default value is required".into())),
-            (Some(v), _) => attr.accept(v).map_err(|e| err(at(".default"), e.to_string()))?,
+            (None | Some(serde_json::Value::Null), _) => {
+                return Err(err(at(".default"), "a default value is required".into()));
+            }
+            (Some(v), _) => attr
+                .accept(v)
+                .map_err(|e| err(at(".default"), e.to_string()))?,
         };
         out.push(attr);
     }
@@ -249,25 +335,43 @@ fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, Catal
 
 fn views(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
     if spec.views.is_empty() {
-        return Err(err("views".into(), "an asset needs at least one view".into()));
+        return Err(err(
+            "views".into(),
+            "an asset needs at least one view".into(),
+        ));
     }
     let mut names = HashSet::new();
     let mut stages = HashSet::new();
     let mut out = Vec::new();
     for (i, v) in spec.views.iter().enumerate() {
-        let slug = !v.name.is_empty() && v.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let slug = !v.name.is_empty()
+            && v.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !slug {
-            return Err(err(format!("views[{i}].name"), format!("\"{}\" must be lowercase letters, digits and '-'", v.name)));
+            return Err(err(
+                format!("views[{i}].name"),
+                format!("\"{}\" must be lowercase letters, digits and '-'", v.name),
+            ));
         }
         if !names.insert(v.name.as_str()) {
-            return Err(err(format!("views[{i}].name"), format!("view \"{}\" is defined twice", v.name)));
+            return Err(err(
+                format!("views[{i}].name"),
+                format!("view \"{}\" is defined twice", v.name),
+            ));
         }
         if v.stage.is_empty() {
-            return Err(err(format!("views[{i}].stage"), "must name at least one stage attribute, e.g. {\"Camera\": 0}".into()));
+            return Err(err(
+                format!("views[{i}].stage"),
+                "must name at least one stage attribute, e.g. {\"Camera\": 0}".into(),
+            ));
         }
         let canonical = crate::keys::canonical_json(&serde_json::Value::Object(v.stage.clone()));
         if stages.contains(&canonical) {
-            return Err(err(format!("views[{i}].stage"), format!("another view already has the stage {canonical}")));
+            return Err(err(
+                format!("views[{i}].stage"),
+                format!("another view already has the stage {canonical}"),
+            ));
         }
         stages.insert(canonical.clone());
         out.push(View {
@@ -280,16 +384,26 @@ fn views(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
     Ok(out)
 }
 
-fn layers(spec: &AssetSpec, attrs: &[Attribute], views: &[View], src: &Source<'_>, err: &ErrFn<'_>) -> Result<Vec<Layer>, CatalogError> {
+fn layers(
+    spec: &AssetSpec,
+    attrs: &[Attribute],
+    views: &[View],
+    src: &Source<'_>,
+    err: &ErrFn<'_>,
+) -> Result<Vec<Layer>, CatalogError> {
     if spec.layers.is_empty() {
-        return Err(err("layers".into(), "an asset needs at least one layer".into()));
+        return Err(err(
+            "layers".into(),
+            "an asset needs at least one layer".into(),
+        ));
     }
     let index_of = |name: &str| attrs.iter().position(|a| a.name == name);
     let mut ids = HashSet::new();
     let mut out = Vec::new();
     for (i, l) in spec.layers.iter().enumerate() {
         let at = |f: &str| format!("layers[{i}]{f}");
-        let id = Uuid::parse_str(&l.id).map_err(|_| err(at(".id"), format!("\"{}\" is not a UUID", l.id)))?;
+        let id = Uuid::parse_str(&l.id)
+            .map_err(|_| err(at(".id"), format!("\"{}\" is not a UUID", l.id)))?;
         if !ids.insert(id) {
             return Err(err(at(".id"), format!("layer id {id} is used twice")));
         }
@@ -298,9 +412,17 @@ fn layers(spec: &AssetSpec, attrs: &[Attribute], views: &[View], src: &Source<'_
         }
         let mut depends_on = Vec::new();
         for (j, d) in l.depends_on.iter().enumerate() {
-            let k = index_of(d).ok_or_else(|| err(at(&format!(".dependsOn[{j}]")), format!("unknown attribute \"{d}\"")))?;
+            let k = index_of(d).ok_or_else(|| {
+                err(
+                    at(&format!(".dependsOn[{j}]")),
+                    format!("unknown attribute \"{d}\""),
+                )
+            })?;
             if depends_on.contains(&k) {
-                return Err(err(at(&format!(".dependsOn[{j}]")), format!("\"{d}\" is listed twice")));
+                return Err(err(
+                    at(&format!(".dependsOn[{j}]")),
+                    format!("\"{d}\" is listed twice"),
+                ));
             }
             depends_on.push(k);
         }
@@ -308,17 +430,41 @@ fn layers(spec: &AssetSpec, attrs: &[Attribute], views: &[View], src: &Source<'_
         let mut visible_when = Vec::new();
         for (name, want) in l.visible_when.iter().flatten() {
             let field = at(&format!(".visibleWhen.{name}"));
-            let k = index_of(name).ok_or_else(|| err(field.clone(), format!("unknown attribute \"{name}\"")))?;
+            let k = index_of(name)
+                .ok_or_else(|| err(field.clone(), format!("unknown attribute \"{name}\"")))?;
             let wanted: Vec<&serde_json::Value> = match want {
-                serde_json::Value::Array(xs) if xs.is_empty() => return Err(err(field, "needs at least one value".into())),
+                serde_json::Value::Array(xs) if xs.is_empty() => {
+                    return Err(err(field, "needs at least one value".into()));
+                }
                 serde_json::Value::Array(xs) => xs.iter().collect(),
                 v => vec![v],
             };
-            let values = wanted.into_iter().map(|v| attrs[k].accept(v).map_err(|e| err(field.clone(), e.to_string()))).collect::<Result<_, _>>()?;
+            let values = wanted
+                .into_iter()
+                .map(|v| {
+                    attrs[k]
+                        .accept(v)
+                        .map_err(|e| err(field.clone(), e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
             visible_when.push((k, values));
         }
-        let recipe = recipe(&l.render, spec, views, &depends_on, src, &|m| err(at(".render"), m), attrs)?;
-        out.push(Layer { id, name: l.name.clone(), depends_on, visible_when, recipe });
+        let recipe = recipe(
+            &l.render,
+            spec,
+            views,
+            &depends_on,
+            src,
+            &|m| err(at(".render"), m),
+            attrs,
+        )?;
+        out.push(Layer {
+            id,
+            name: l.name.clone(),
+            depends_on,
+            visible_when,
+            recipe,
+        });
     }
     Ok(out)
 }
@@ -340,7 +486,11 @@ fn recipe(
     h.update(b"layercake/recipe/2\n");
     h.update(if r.crop { b"crop\n" } else { b"full\n" });
     for &d in depends_on {
-        h.update(serde_json::to_string(&spec.attributes[d]).unwrap_or_default().as_bytes());
+        h.update(
+            serde_json::to_string(&spec.attributes[d])
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         h.update(b"\n");
     }
     for v in views {
@@ -355,17 +505,28 @@ fn recipe(
                 (rel, text)
             }
             (None, Some(t)) => ("the inline template".to_string(), t.clone()),
-            _ => return Err(err("give exactly one of \"svg\" (a file) or \"template\" (inline)".into())),
+            _ => {
+                return Err(err(
+                    "give exactly one of \"svg\" (a file) or \"template\" (inline)".into(),
+                ));
+            }
         };
         let t = Template::parse(&text, attrs).map_err(|e| err(format!("{origin}: {e}")))?;
         if let Some(k) = t.attributes().find(|k| !depends_on.contains(k)) {
-            return Err(err(format!("{origin} reads attribute \"{}\", which is not in dependsOn", attrs[k].name)));
+            return Err(err(format!(
+                "{origin} reads attribute \"{}\", which is not in dependsOn",
+                attrs[k].name
+            )));
         }
         h.update(&(text.len() as u64).to_le_bytes());
         h.update(text.as_bytes());
         templates.push(t);
     }
-    Ok(Recipe { templates, crop: r.crop, fingerprint: *h.finalize().as_bytes() })
+    Ok(Recipe {
+        templates,
+        crop: r.crop,
+        fingerprint: *h.finalize().as_bytes(),
+    })
 }
 
 #[cfg(test)]
@@ -411,14 +572,38 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases: Vec<(&str, serde_json::Value, &str)> = vec![
-            ("/layers/0/dependsOn/0", serde_json::json!("Colour"), "layers[0].dependsOn[0]"),
+            (
+                "/layers/0/dependsOn/0",
+                serde_json::json!("Colour"),
+                "layers[0].dependsOn[0]",
+            ),
             ("/id", serde_json::json!("not-a-uuid"), "id"),
-            ("/attributes/0/default", serde_json::json!("Green"), "attributes[0].default"),
-            ("/views/0/name", serde_json::json!("Front View"), "views[0].name"),
-            ("/layers/0/visibleWhen", serde_json::json!({"Handle": "yes"}), "layers[0].visibleWhen.Handle"),
-            ("/layers/0/render/template", serde_json::json!("{{Handle}}"), "layers[0].render"),
+            (
+                "/attributes/0/default",
+                serde_json::json!("Green"),
+                "attributes[0].default",
+            ),
+            (
+                "/views/0/name",
+                serde_json::json!("Front View"),
+                "views[0].name",
+            ),
+            (
+                "/layers/0/visibleWhen",
+                serde_json::json!({"Handle": "yes"}),
+                "layers[0].visibleWhen.Handle",
+            ),
+            (
+                "/layers/0/render/template",
+                serde_json::json!("{{Handle}}"),
+                "layers[0].render",
+            ),
             ("/width", serde_json::json!(0), "width"),
-            ("/attributes/1/min", serde_json::json!(1), "attributes[1].min"),
+            (
+                "/attributes/1/min",
+                serde_json::json!(1),
+                "attributes[1].min",
+            ),
         ];
         for (ptr, value, field) in cases {
             let mut doc = minimal();
@@ -455,11 +640,15 @@ mod tests {
     fn editing_a_template_changes_fingerprints() {
         let a = load(&minimal()).unwrap();
         let mut doc = minimal();
-        doc["layers"][0]["render"]["template"] = serde_json::json!("<svg xmlns='http://www.w3.org/2000/svg'/>");
+        doc["layers"][0]["render"]["template"] =
+            serde_json::json!("<svg xmlns='http://www.w3.org/2000/svg'/>");
         doc["layers"][0]["dependsOn"] = serde_json::json!([]);
         let b = load(&doc).unwrap();
         assert_ne!(a.fingerprint, b.fingerprint);
-        assert_ne!(a.layers[0].recipe.fingerprint, b.layers[0].recipe.fingerprint);
+        assert_ne!(
+            a.layers[0].recipe.fingerprint,
+            b.layers[0].recipe.fingerprint
+        );
         // The version alone is not content.
         let mut doc = minimal();
         doc["version"] = serde_json::json!(7);
@@ -473,17 +662,26 @@ mod tests {
         let mut doc = minimal();
         doc["attributes"][0]["values"][1]["metadata"]["hex"] = serde_json::json!("#00f");
         let b = load(&doc).unwrap();
-        assert_ne!(a.layers[0].recipe.fingerprint, b.layers[0].recipe.fingerprint);
+        assert_ne!(
+            a.layers[0].recipe.fingerprint,
+            b.layers[0].recipe.fingerprint
+        );
         // A view label (readable as {{view.label}}) as well.
         let mut doc = minimal();
         doc["views"][0]["label"] = serde_json::json!("Straight on");
         let c = load(&doc).unwrap();
-        assert_ne!(a.layers[0].recipe.fingerprint, c.layers[0].recipe.fingerprint);
+        assert_ne!(
+            a.layers[0].recipe.fingerprint,
+            c.layers[0].recipe.fingerprint
+        );
         // An attribute the layer does not depend on leaves it alone.
         let mut doc = minimal();
         doc["attributes"][1]["label"] = serde_json::json!("Has a handle");
         let d = load(&doc).unwrap();
-        assert_eq!(a.layers[0].recipe.fingerprint, d.layers[0].recipe.fingerprint);
+        assert_eq!(
+            a.layers[0].recipe.fingerprint,
+            d.layers[0].recipe.fingerprint
+        );
     }
 
     #[test]

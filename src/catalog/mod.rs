@@ -112,13 +112,18 @@ impl Layer {
     /// Whether this layer is drawn for a full configuration (one value per
     /// attribute, in attribute order).
     pub fn is_visible(&self, config: &[Value]) -> bool {
-        self.visible_when.iter().all(|(i, allowed)| allowed.contains(&config[*i]))
+        self.visible_when
+            .iter()
+            .all(|(i, allowed)| allowed.contains(&config[*i]))
     }
 }
 
 impl Asset {
     pub fn attribute(&self, name: &str) -> Option<(usize, &Attribute)> {
-        self.attributes.iter().enumerate().find(|(_, a)| a.name == name)
+        self.attributes
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.name == name)
     }
 }
 
@@ -132,7 +137,9 @@ pub struct SharedCatalog {
 
 impl SharedCatalog {
     pub fn new(c: Catalog) -> SharedCatalog {
-        SharedCatalog { current: std::sync::RwLock::new(Arc::new(c)) }
+        SharedCatalog {
+            current: std::sync::RwLock::new(Arc::new(c)),
+        }
     }
 
     pub fn snapshot(&self) -> Arc<Catalog> {
@@ -186,7 +193,11 @@ impl Catalog {
         for a in assets {
             let id = a.id;
             if map.insert(id, a).is_some() {
-                return Err(CatalogError::new("catalog", "id", format!("asset {id} is defined twice")));
+                return Err(CatalogError::new(
+                    "catalog",
+                    "id",
+                    format!("asset {id} is defined twice"),
+                ));
             }
         }
         Ok(Catalog { assets: map })

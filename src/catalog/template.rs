@@ -50,7 +50,11 @@ pub enum TemplateError {
     #[error("unknown placeholder {{{{{0}}}}}")]
     Unknown(String),
     #[error("placeholder {{{{{name}}}}}: option \"{option}\" has no metadata \"{field}\"")]
-    MissingMetadata { name: String, option: String, field: String },
+    MissingMetadata {
+        name: String,
+        option: String,
+        field: String,
+    },
     #[error("placeholder {{{{{0}}}}}: only string attributes have fields")]
     FieldOnNonString(String),
     #[error("attribute \"{0}\" has no value in this layer's configuration")]
@@ -72,7 +76,9 @@ impl Template {
                 segments.push(Segment::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or(TemplateError::Unterminated(consumed + open))?;
+            let close = after
+                .find("}}")
+                .ok_or(TemplateError::Unterminated(consumed + open))?;
             let name = after[..close].trim();
             segments.push(resolve(name, attributes)?);
             consumed += open + 2 + close + 2;
@@ -158,7 +164,9 @@ fn resolve(name: &str, attributes: &[Attribute]) -> Result<Segment, TemplateErro
     if let Some(index) = attributes.iter().position(|a| a.name == name) {
         return Ok(Segment::Attr { index, field: None });
     }
-    let (attr, field) = name.rsplit_once('.').ok_or_else(|| TemplateError::Unknown(name.into()))?;
+    let (attr, field) = name
+        .rsplit_once('.')
+        .ok_or_else(|| TemplateError::Unknown(name.into()))?;
     let index = attributes
         .iter()
         .position(|a| a.name == attr)
@@ -173,7 +181,10 @@ fn resolve(name: &str, attributes: &[Attribute]) -> Result<Segment, TemplateErro
             field: field.into(),
         });
     }
-    Ok(Segment::Attr { index, field: Some(field.to_string()) })
+    Ok(Segment::Attr {
+        index,
+        field: Some(field.to_string()),
+    })
 }
 
 fn escape_into(out: &mut String, s: &str) {
@@ -204,39 +215,75 @@ mod tests {
             Attribute {
                 name: "Body".into(),
                 label: None,
-                kind: AttrKind::String { options: vec![opt("Red", "#f00"), opt("R&D", "#0f0")] },
+                kind: AttrKind::String {
+                    options: vec![opt("Red", "#f00"), opt("R&D", "#0f0")],
+                },
                 default: Value::Str("Red".into()),
             },
-            Attribute { name: "Skirt".into(), label: None, kind: AttrKind::Boolean, default: Value::Bool(false) },
+            Attribute {
+                name: "Skirt".into(),
+                label: None,
+                kind: AttrKind::Boolean,
+                default: Value::Bool(false),
+            },
         ]
     }
 
     fn ctx<'a>(attributes: &'a [Attribute], values: &'a [(usize, Value)]) -> TemplateContext<'a> {
-        TemplateContext { attributes, values, view_name: "front", view_label: "Front", width: 10, height: 20 }
+        TemplateContext {
+            attributes,
+            values,
+            view_name: "front",
+            view_label: "Front",
+            width: 10,
+            height: 20,
+        }
     }
 
     #[test]
     fn substitutes_values_metadata_and_builtins() {
         let a = attrs();
-        let t = Template::parse("<g fill=\"{{ Body.color }}\" id=\"{{Body}}-{{view.name}}\" w=\"{{canvas.width}}\"/>", &a).unwrap();
+        let t = Template::parse(
+            "<g fill=\"{{ Body.color }}\" id=\"{{Body}}-{{view.name}}\" w=\"{{canvas.width}}\"/>",
+            &a,
+        )
+        .unwrap();
         let vals = [(0, Value::Str("R&D".into()))];
-        assert_eq!(t.render(&ctx(&a, &vals)).unwrap(), "<g fill=\"#0f0\" id=\"R&amp;D-front\" w=\"10\"/>");
+        assert_eq!(
+            t.render(&ctx(&a, &vals)).unwrap(),
+            "<g fill=\"#0f0\" id=\"R&amp;D-front\" w=\"10\"/>"
+        );
         assert_eq!(t.attributes().collect::<Vec<_>>(), vec![0, 0]);
     }
 
     #[test]
     fn rejects_unknown_and_unterminated() {
         let a = attrs();
-        assert_eq!(Template::parse("{{Colour}}", &a), Err(TemplateError::Unknown("Colour".into())));
-        assert_eq!(Template::parse("ab{{Body", &a), Err(TemplateError::Unterminated(2)));
-        assert!(matches!(Template::parse("{{Body.shine}}", &a), Err(TemplateError::MissingMetadata { .. })));
-        assert!(matches!(Template::parse("{{Skirt.x}}", &a), Err(TemplateError::FieldOnNonString(_))));
+        assert_eq!(
+            Template::parse("{{Colour}}", &a),
+            Err(TemplateError::Unknown("Colour".into()))
+        );
+        assert_eq!(
+            Template::parse("ab{{Body", &a),
+            Err(TemplateError::Unterminated(2))
+        );
+        assert!(matches!(
+            Template::parse("{{Body.shine}}", &a),
+            Err(TemplateError::MissingMetadata { .. })
+        ));
+        assert!(matches!(
+            Template::parse("{{Skirt.x}}", &a),
+            Err(TemplateError::FieldOnNonString(_))
+        ));
     }
 
     #[test]
     fn missing_value_is_an_error_not_a_panic() {
         let a = attrs();
         let t = Template::parse("{{Skirt}}", &a).unwrap();
-        assert_eq!(t.render(&ctx(&a, &[])), Err(TemplateError::MissingValue("Skirt".into())));
+        assert_eq!(
+            t.render(&ctx(&a, &[])),
+            Err(TemplateError::MissingValue("Skirt".into()))
+        );
     }
 }

@@ -27,7 +27,11 @@ impl Rgb {
             return None;
         }
         let p = |i: usize| u8::from_str_radix(&s[i..i + 2], 16).ok();
-        Some(Rgb { r: p(0)?, g: p(2)?, b: p(4)? })
+        Some(Rgb {
+            r: p(0)?,
+            g: p(2)?,
+            b: p(4)?,
+        })
     }
 }
 
@@ -56,7 +60,10 @@ impl fmt::Display for Value {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValueError {
     #[error("expected {expected}, got {got}")]
-    WrongType { expected: &'static str, got: &'static str },
+    WrongType {
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("\"{value}\" is not an option (options: {options})")]
     UnknownOption { value: String, options: String },
     #[error("{value} is outside the range {min}..={max}")]
@@ -85,42 +92,62 @@ impl Attribute {
     /// the caller decides whether null means "the default".
     pub fn accept(&self, v: &serde_json::Value) -> Result<Value, ValueError> {
         use serde_json::Value as J;
-        let wrong = |expected| ValueError::WrongType { expected, got: json_type(v) };
+        let wrong = |expected| ValueError::WrongType {
+            expected,
+            got: json_type(v),
+        };
         match (&self.kind, v) {
             (AttrKind::String { options }, J::String(s)) => {
                 if options.iter().any(|o| o.value == *s) {
                     Ok(Value::Str(s.clone()))
                 } else {
                     let all: Vec<&str> = options.iter().map(|o| o.value.as_str()).collect();
-                    Err(ValueError::UnknownOption { value: s.clone(), options: all.join(", ") })
+                    Err(ValueError::UnknownOption {
+                        value: s.clone(),
+                        options: all.join(", "),
+                    })
                 }
             }
             (AttrKind::String { .. }, _) => Err(wrong("a string")),
             (AttrKind::Number { min, max }, J::Number(n)) => {
-                let x = n.as_f64().filter(|x| x.is_finite()).ok_or(wrong("a finite number"))?;
+                let x = n
+                    .as_f64()
+                    .filter(|x| x.is_finite())
+                    .ok_or(wrong("a finite number"))?;
                 if x < *min || x > *max {
-                    return Err(ValueError::OutOfRange { value: x, min: *min, max: *max });
+                    return Err(ValueError::OutOfRange {
+                        value: x,
+                        min: *min,
+                        max: *max,
+                    });
                 }
                 Ok(Value::Num(if x == 0.0 { 0.0 } else { x }))
             }
             (AttrKind::Number { .. }, _) => Err(wrong("a number")),
             (AttrKind::Boolean, J::Bool(b)) => Ok(Value::Bool(*b)),
             (AttrKind::Boolean, _) => Err(wrong("a boolean")),
-            (AttrKind::Color, J::String(s)) => {
-                Rgb::parse_hex(s).map(Value::Color).ok_or(ValueError::BadColor)
-            }
+            (AttrKind::Color, J::String(s)) => Rgb::parse_hex(s)
+                .map(Value::Color)
+                .ok_or(ValueError::BadColor),
             (AttrKind::Color, J::Object(m)) => {
                 if m.keys().any(|k| !matches!(k.as_str(), "r" | "g" | "b")) {
                     return Err(ValueError::BadColor);
                 }
                 let ch = |k: &str| -> Result<u8, ValueError> {
-                    let x = m.get(k).and_then(|v| v.as_f64()).ok_or(ValueError::BadColor)?;
+                    let x = m
+                        .get(k)
+                        .and_then(|v| v.as_f64())
+                        .ok_or(ValueError::BadColor)?;
                     if x.fract() != 0.0 || !(0.0..=255.0).contains(&x) {
                         return Err(ValueError::BadColor);
                     }
                     Ok(x as u8)
                 };
-                Ok(Value::Color(Rgb { r: ch("r")?, g: ch("g")?, b: ch("b")? }))
+                Ok(Value::Color(Rgb {
+                    r: ch("r")?,
+                    g: ch("g")?,
+                    b: ch("b")?,
+                }))
             }
             (AttrKind::Color, _) => Err(wrong("a colour")),
         }
@@ -134,39 +161,76 @@ mod tests {
     use serde_json::json;
 
     fn attr(kind: AttrKind) -> Attribute {
-        Attribute { name: "A".into(), label: None, kind, default: Value::Bool(false) }
+        Attribute {
+            name: "A".into(),
+            label: None,
+            kind,
+            default: Value::Bool(false),
+        }
     }
 
     #[test]
     fn string_options_are_exact() {
         let a = attr(AttrKind::String {
-            options: vec![AttrOption { value: "Red".into(), label: None, metadata: Default::default() }],
+            options: vec![AttrOption {
+                value: "Red".into(),
+                label: None,
+                metadata: Default::default(),
+            }],
         });
         assert_eq!(a.accept(&json!("Red")), Ok(Value::Str("Red".into())));
-        assert!(matches!(a.accept(&json!("red")), Err(ValueError::UnknownOption { .. })));
-        assert!(matches!(a.accept(&json!(1)), Err(ValueError::WrongType { .. })));
+        assert!(matches!(
+            a.accept(&json!("red")),
+            Err(ValueError::UnknownOption { .. })
+        ));
+        assert!(matches!(
+            a.accept(&json!(1)),
+            Err(ValueError::WrongType { .. })
+        ));
     }
 
     #[test]
     fn numbers_are_ranged_and_normalised() {
-        let a = attr(AttrKind::Number { min: -1.0, max: 10.0 });
+        let a = attr(AttrKind::Number {
+            min: -1.0,
+            max: 10.0,
+        });
         assert_eq!(a.accept(&json!(2)), Ok(Value::Num(2.0)));
         assert_eq!(a.accept(&json!(2.0)), Ok(Value::Num(2.0)));
         assert_eq!(a.accept(&json!(-0.0)), Ok(Value::Num(0.0)));
-        assert!(matches!(a.accept(&json!(10.5)), Err(ValueError::OutOfRange { .. })));
+        assert!(matches!(
+            a.accept(&json!(10.5)),
+            Err(ValueError::OutOfRange { .. })
+        ));
         assert!(a.accept(&json!("2")).is_err());
     }
 
     #[test]
     fn colours_take_objects_and_hex() {
         let a = attr(AttrKind::Color);
-        let c = Value::Color(Rgb { r: 255, g: 0, b: 16 });
+        let c = Value::Color(Rgb {
+            r: 255,
+            g: 0,
+            b: 16,
+        });
         assert_eq!(a.accept(&json!({"r": 255, "g": 0, "b": 16})), Ok(c.clone()));
-        assert_eq!(a.accept(&json!({"b": 16.0, "g": 0, "r": 255})), Ok(c.clone()));
+        assert_eq!(
+            a.accept(&json!({"b": 16.0, "g": 0, "r": 255})),
+            Ok(c.clone())
+        );
         assert_eq!(a.accept(&json!("#FF0010")), Ok(c));
-        assert_eq!(a.accept(&json!({"r": 256, "g": 0, "b": 0})), Err(ValueError::BadColor));
-        assert_eq!(a.accept(&json!({"r": 1, "g": 0, "b": 0, "a": 1})), Err(ValueError::BadColor));
-        assert_eq!(a.accept(&json!({"r": 1.5, "g": 0, "b": 0})), Err(ValueError::BadColor));
+        assert_eq!(
+            a.accept(&json!({"r": 256, "g": 0, "b": 0})),
+            Err(ValueError::BadColor)
+        );
+        assert_eq!(
+            a.accept(&json!({"r": 1, "g": 0, "b": 0, "a": 1})),
+            Err(ValueError::BadColor)
+        );
+        assert_eq!(
+            a.accept(&json!({"r": 1.5, "g": 0, "b": 0})),
+            Err(ValueError::BadColor)
+        );
         assert_eq!(a.accept(&json!("#12345")), Err(ValueError::BadColor));
     }
 }

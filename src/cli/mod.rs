@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "layercake", version, about = "Render cache and layered image compositor")]
+#[command(
+    name = "layercake",
+    version,
+    about = "Render cache and layered image compositor"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,10 @@ struct Common {
 
 impl Common {
     fn settings(&self, listen: Option<String>) -> anyhow::Result<Settings> {
-        let flags = Overrides { listen, data_dir: self.data_dir.clone() };
+        let flags = Overrides {
+            listen,
+            data_dir: self.data_dir.clone(),
+        };
         Ok(Settings::load(self.config.as_deref(), &flags)?)
     }
 }
@@ -81,7 +88,9 @@ pub fn main() -> anyhow::Result<()> {
             print!("{}", common.settings(None)?.to_toml());
             Ok(())
         }
-        Command::Catalog { command: CatalogCommand::Check { dir } } => {
+        Command::Catalog {
+            command: CatalogCommand::Check { dir },
+        } => {
             let catalog = match &dir {
                 Some(d) => Catalog::from_dir(d)?,
                 None => Catalog::demo()?,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     init_tracing(&settings);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listen = settings.http.listen.clone();
         let app = Arc::new(App::build(settings).await?);

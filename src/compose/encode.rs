@@ -29,7 +29,11 @@ pub enum EncodeError {
 ///
 /// # Errors
 /// [`EncodeError`] when the encoder fails or the size exceeds the format.
-pub fn encode(img: PremulImage, format: Format, quality: Option<u8>) -> Result<Vec<u8>, EncodeError> {
+pub fn encode(
+    img: PremulImage,
+    format: Format,
+    quality: Option<u8>,
+) -> Result<Vec<u8>, EncodeError> {
     let q = quality.unwrap_or(85).clamp(1, 100);
     match format {
         Format::Jpeg => jpeg(&img, q),
@@ -66,11 +70,14 @@ pub fn unpremultiply(data: &mut [u8], width: u32, height: u32) {
     }
 }
 
-
 fn png(img: &PremulImage, opaque: bool) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(img.data.len() / 4);
     let mut enc = png::Encoder::new(&mut out, img.width, img.height);
-    enc.set_color(if opaque { png::ColorType::Rgb } else { png::ColorType::Rgba });
+    enc.set_color(if opaque {
+        png::ColorType::Rgb
+    } else {
+        png::ColorType::Rgba
+    });
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
     let mut w = enc.write_header()?;
@@ -86,10 +93,19 @@ fn jpeg(img: &PremulImage, quality: u8) -> Result<Vec<u8>, EncodeError> {
     let mut rgb = Vec::with_capacity(img.data.len() / 4 * 3);
     for p in img.data.chunks_exact(4) {
         let white = 255 - p[3];
-        rgb.extend_from_slice(&[p[0].saturating_add(white), p[1].saturating_add(white), p[2].saturating_add(white)]);
+        rgb.extend_from_slice(&[
+            p[0].saturating_add(white),
+            p[1].saturating_add(white),
+            p[2].saturating_add(white),
+        ]);
     }
     let mut out = Vec::with_capacity(rgb.len() / 8);
-    jpeg_encoder::Encoder::new(&mut out, quality).encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)?;
+    jpeg_encoder::Encoder::new(&mut out, quality).encode(
+        &rgb,
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+    )?;
     Ok(out)
 }
 
@@ -102,12 +118,15 @@ fn webp(img: &PremulImage, opaque: bool, quality: u8) -> Result<Vec<u8>, EncodeE
     } else {
         webp::Encoder::from_rgba(&img.data, img.width, img.height)
     };
-    let mut config = webp::WebPConfig::new().map_err(|()| EncodeError::Webp("cannot initialise libwebp".into()))?;
+    let mut config = webp::WebPConfig::new()
+        .map_err(|()| EncodeError::Webp("cannot initialise libwebp".into()))?;
     config.lossless = 0;
     config.alpha_compression = 1;
     config.quality = f32::from(quality);
     config.method = WEBP_METHOD;
-    let mem = enc.encode_advanced(&config).map_err(|e| EncodeError::Webp(format!("{e:?}")))?;
+    let mem = enc
+        .encode_advanced(&config)
+        .map_err(|e| EncodeError::Webp(format!("{e:?}")))?;
     Ok(mem.to_vec())
 }
 
@@ -119,22 +138,40 @@ mod tests {
         let mut data = Vec::new();
         for y in 0..h {
             for x in 0..w {
-                let a = if alpha { (x * 255 / w.max(1)) as u8 } else { 255 };
+                let a = if alpha {
+                    (x * 255 / w.max(1)) as u8
+                } else {
+                    255
+                };
                 let c = |v: u32| ((v * 255 / w.max(1)) as u16 * u16::from(a) / 255) as u8;
                 data.extend_from_slice(&[c(x), c(y), c(w - x), a]);
             }
         }
-        PremulImage { width: w, height: h, data }
+        PremulImage {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]
     fn every_format_round_trips_through_a_decoder() {
-        for (format, alpha) in [(Format::Png, true), (Format::Png, false), (Format::Jpeg, true), (Format::Webp, true), (Format::Webp, false)] {
+        for (format, alpha) in [
+            (Format::Png, true),
+            (Format::Png, false),
+            (Format::Jpeg, true),
+            (Format::Webp, true),
+            (Format::Webp, false),
+        ] {
             let bytes = encode(gradient(64, 32, alpha), format, Some(90)).unwrap();
             let img = image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert_eq!((img.width(), img.height()), (64, 32), "{format:?}");
             let has_alpha = img.color().has_alpha();
-            assert_eq!(has_alpha, alpha && format != Format::Jpeg, "{format:?} alpha={alpha}");
+            assert_eq!(
+                has_alpha,
+                alpha && format != Format::Jpeg,
+                "{format:?} alpha={alpha}"
+            );
         }
     }
 
@@ -143,14 +180,22 @@ mod tests {
         let src = gradient(40, 10, true);
         let mut want = src.data.clone();
         unpremultiply(&mut want, 40, 10);
-        let img = image::load_from_memory(&encode(src, Format::Png, None).unwrap()).unwrap().to_rgba8();
+        let img = image::load_from_memory(&encode(src, Format::Png, None).unwrap())
+            .unwrap()
+            .to_rgba8();
         assert_eq!(img.into_raw(), want);
     }
 
     #[test]
     fn jpeg_flattens_onto_white() {
-        let img = PremulImage { width: 16, height: 16, data: vec![0; 16 * 16 * 4] };
-        let dec = image::load_from_memory(&encode(img, Format::Jpeg, Some(90)).unwrap()).unwrap().to_rgb8();
+        let img = PremulImage {
+            width: 16,
+            height: 16,
+            data: vec![0; 16 * 16 * 4],
+        };
+        let dec = image::load_from_memory(&encode(img, Format::Jpeg, Some(90)).unwrap())
+            .unwrap()
+            .to_rgb8();
         assert!(dec.pixels().all(|p| p.0.iter().all(|&c| c >= 254)));
     }
 }

@@ -123,7 +123,12 @@ pub fn resize_into(src: PremulImage, g: &Geometry) -> PremulImage {
         // The same region in source pixels.
         let kx = f64::from(src.width) / cw as f64;
         let ky = f64::from(src.height) / ch as f64;
-        let crop = [vx0 as f64 * kx, vy0 as f64 * ky, f64::from(vw) * kx, f64::from(vh) * ky];
+        let crop = [
+            vx0 as f64 * kx,
+            vy0 as f64 * ky,
+            f64::from(vw) * kx,
+            f64::from(vh) * ky,
+        ];
         resample(&src, crop, vw, vh)
     };
     let (px, py) = (g.offset_x.max(0) as usize, g.offset_y.max(0) as usize);
@@ -147,14 +152,19 @@ fn resample(src: &PremulImage, crop: [f64; 4], width: u32, height: u32) -> Premu
     // Buffers are RGBA8 of exactly the stated size, so both views are valid;
     // if the crate ever disagreed we return the transparent image rather
     // than panic on a request path.
-    let Ok(src_view) = fast_image_resize::images::ImageRef::new(src.width, src.height, &src.data, PixelType::U8x4) else {
+    let Ok(src_view) =
+        fast_image_resize::images::ImageRef::new(src.width, src.height, &src.data, PixelType::U8x4)
+    else {
         return dst;
     };
-    let Ok(mut dst_view) = Image::from_slice_u8(width, height, &mut dst.data, PixelType::U8x4) else {
+    let Ok(mut dst_view) = Image::from_slice_u8(width, height, &mut dst.data, PixelType::U8x4)
+    else {
         return dst;
     };
     let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(fast_image_resize::FilterType::Lanczos3))
+        .resize_alg(ResizeAlg::Convolution(
+            fast_image_resize::FilterType::Lanczos3,
+        ))
         .crop(crop[0], crop[1], crop[2], crop[3])
         // Already premultiplied: no multiply/divide inside the resizer.
         .use_alpha(false);
@@ -174,27 +184,67 @@ fn resample(src: &PremulImage, crop: [f64; 4], width: u32, height: u32) -> Premu
 mod tests {
     use super::*;
 
-    fn g(src: (u32, u32), w: Option<u32>, h: Option<u32>, fit: Fit) -> (u32, u32, u32, u32, i64, i64) {
+    fn g(
+        src: (u32, u32),
+        w: Option<u32>,
+        h: Option<u32>,
+        fit: Fit,
+    ) -> (u32, u32, u32, u32, i64, i64) {
         let g = geometry(src, w, h, fit);
-        (g.width, g.height, g.content_width, g.content_height, g.offset_x, g.offset_y)
+        (
+            g.width,
+            g.height,
+            g.content_width,
+            g.content_height,
+            g.offset_x,
+            g.offset_y,
+        )
     }
 
     #[test]
     fn fit_modes() {
         let src = (1200, 600);
-        assert_eq!(g(src, None, None, Fit::Contain), (1200, 600, 1200, 600, 0, 0));
-        assert_eq!(g(src, Some(600), None, Fit::Cover), (600, 300, 600, 300, 0, 0));
-        assert_eq!(g(src, None, Some(100), Fit::Cover), (200, 100, 200, 100, 0, 0));
-        assert_eq!(g(src, Some(400), Some(400), Fit::Contain), (400, 400, 400, 200, 0, 100));
-        assert_eq!(g(src, Some(400), Some(400), Fit::Cover), (400, 400, 800, 400, -200, 0));
-        assert_eq!(g(src, Some(400), Some(100), Fit::FitWidth), (400, 100, 400, 200, 0, -50));
-        assert_eq!(g(src, Some(400), Some(100), Fit::FitHeight), (400, 100, 200, 100, 100, 0));
+        assert_eq!(
+            g(src, None, None, Fit::Contain),
+            (1200, 600, 1200, 600, 0, 0)
+        );
+        assert_eq!(
+            g(src, Some(600), None, Fit::Cover),
+            (600, 300, 600, 300, 0, 0)
+        );
+        assert_eq!(
+            g(src, None, Some(100), Fit::Cover),
+            (200, 100, 200, 100, 0, 0)
+        );
+        assert_eq!(
+            g(src, Some(400), Some(400), Fit::Contain),
+            (400, 400, 400, 200, 0, 100)
+        );
+        assert_eq!(
+            g(src, Some(400), Some(400), Fit::Cover),
+            (400, 400, 800, 400, -200, 0)
+        );
+        assert_eq!(
+            g(src, Some(400), Some(100), Fit::FitWidth),
+            (400, 100, 400, 200, 0, -50)
+        );
+        assert_eq!(
+            g(src, Some(400), Some(100), Fit::FitHeight),
+            (400, 100, 200, 100, 100, 0)
+        );
     }
 
     #[test]
     fn resize_places_and_crops() {
-        let src = PremulImage { width: 4, height: 2, data: vec![255; 32] };
-        let out = resize_into(src.clone(), &geometry((4, 2), Some(4), Some(4), Fit::Contain));
+        let src = PremulImage {
+            width: 4,
+            height: 2,
+            data: vec![255; 32],
+        };
+        let out = resize_into(
+            src.clone(),
+            &geometry((4, 2), Some(4), Some(4), Fit::Contain),
+        );
         assert_eq!((out.width, out.height), (4, 4));
         assert!(out.data[..16].iter().all(|&v| v == 0), "top row padded");
         assert!(out.data[16..48].iter().all(|&v| v == 255));
@@ -207,7 +257,11 @@ mod tests {
     fn cover_resamples_only_the_visible_part() {
         // A 1x1200 sliver asked for as 4096x1 cover: content would be
         // 4096 x 4.9 million pixels; the output is 4096 x 1, and so is the work.
-        let src = PremulImage { width: 1, height: 1200, data: vec![255; 4800] };
+        let src = PremulImage {
+            width: 1,
+            height: 1200,
+            data: vec![255; 4800],
+        };
         let g = geometry((1, 1200), Some(4096), Some(1), Fit::Cover);
         assert_eq!((g.content_width, g.content_height), (4096, 4_915_200));
         let out = resize_into(src, &g);
@@ -220,8 +274,17 @@ mod tests {
         // A horizontal gradient, cover-fitted into a square: the middle of a
         // full resample equals the resample of the middle.
         let (w, h) = (200u32, 100u32);
-        let data: Vec<u8> = (0..w * h).flat_map(|i| { let x = (i % w) as u8; [x, x / 2, 255 - x, 255] }).collect();
-        let src = PremulImage { width: w, height: h, data };
+        let data: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let x = (i % w) as u8;
+                [x, x / 2, 255 - x, 255]
+            })
+            .collect();
+        let src = PremulImage {
+            width: w,
+            height: h,
+            data,
+        };
         let g = geometry((w, h), Some(50), Some(50), Fit::Cover);
         let out = resize_into(src.clone(), &g);
         let full = resample(&src, [0.0, 0.0, 200.0, 100.0], 100, 50);
@@ -243,7 +306,20 @@ mod tests {
         for p in data.chunks_mut(4).take(32) {
             p.copy_from_slice(&[255, 255, 255, 255]);
         }
-        let out = resample(&PremulImage { width: 64, height: 1, data }, [0.0, 0.0, 64.0, 1.0], 23, 1);
-        assert!(out.data.chunks(4).all(|p| p[0] <= p[3] && p[1] <= p[3] && p[2] <= p[3]));
+        let out = resample(
+            &PremulImage {
+                width: 64,
+                height: 1,
+                data,
+            },
+            [0.0, 0.0, 64.0, 1.0],
+            23,
+            1,
+        );
+        assert!(
+            out.data
+                .chunks(4)
+                .all(|p| p[0] <= p[3] && p[1] <= p[3] && p[2] <= p[3])
+        );
     }
 }

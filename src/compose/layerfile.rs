@@ -22,7 +22,11 @@ pub enum LayerFileError {
     #[error("encoding failed: {0}")]
     Encode(#[from] png::EncodingError),
     #[error("{width}x{height} is over the pixel budget of {budget} pixels")]
-    TooLarge { width: u32, height: u32, budget: u64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        budget: u64,
+    },
     #[error("bad placement chunk: {0}")]
     Placement(String),
 }
@@ -41,8 +45,14 @@ struct Placement {
 /// [`LayerFileError::Encode`] if the PNG encoder fails.
 pub fn encode(layer: &LayerImage) -> Result<Vec<u8>, LayerFileError> {
     let img = &layer.image;
-    let placement = Placement { v: 1, x: layer.x, y: layer.y, canvas: [layer.canvas_width, layer.canvas_height] };
-    let text = serde_json::to_string(&placement).map_err(|e| LayerFileError::Placement(e.to_string()))?;
+    let placement = Placement {
+        v: 1,
+        x: layer.x,
+        y: layer.y,
+        canvas: [layer.canvas_width, layer.canvas_height],
+    };
+    let text =
+        serde_json::to_string(&placement).map_err(|e| LayerFileError::Placement(e.to_string()))?;
     let mut out = Vec::with_capacity(img.data.len() / 8);
     let mut enc = png::Encoder::new(&mut out, img.width, img.height);
     enc.set_color(png::ColorType::Rgba);
@@ -63,12 +73,18 @@ pub fn encode(layer: &LayerImage) -> Result<Vec<u8>, LayerFileError> {
 /// carry a placement that does not fit its canvas.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<LayerImage, LayerFileError> {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16 | png::Transformations::ALPHA);
+    dec.set_transformations(
+        png::Transformations::EXPAND | png::Transformations::STRIP_16 | png::Transformations::ALPHA,
+    );
     let mut reader = dec.read_info()?;
     let (width, height) = (reader.info().width, reader.info().height);
     let budget_check = |w: u32, h: u32| {
         if u64::from(w) * u64::from(h) > max_pixels {
-            Err(LayerFileError::TooLarge { width: w, height: h, budget: max_pixels })
+            Err(LayerFileError::TooLarge {
+                width: w,
+                height: h,
+                budget: max_pixels,
+            })
         } else {
             Ok(())
         }
@@ -79,34 +95,66 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<LayerImage, LayerFileErro
         .uncompressed_latin1_text
         .iter()
         .find(|c| c.keyword == CHUNK_KEY)
-        .map(|c| serde_json::from_str::<Placement>(&c.text).map_err(|e| LayerFileError::Placement(e.to_string())))
+        .map(|c| {
+            serde_json::from_str::<Placement>(&c.text)
+                .map_err(|e| LayerFileError::Placement(e.to_string()))
+        })
         .transpose()?;
-    let size = reader.output_buffer_size().ok_or(LayerFileError::TooLarge { width, height, budget: max_pixels })?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or(LayerFileError::TooLarge {
+            width,
+            height,
+            budget: max_pixels,
+        })?;
     let mut buf = vec![0; size];
     let info = reader.next_frame(&mut buf)?;
     buf.truncate(info.buffer_size());
     let rgba = to_rgba(buf, info.color_type);
     if rgba.len() != width as usize * height as usize * 4 {
-        return Err(LayerFileError::Placement(format!("decoded {} bytes for {width}x{height}", rgba.len())));
+        return Err(LayerFileError::Placement(format!(
+            "decoded {} bytes for {width}x{height}",
+            rgba.len()
+        )));
     }
-    let image = Rgba8 { width, height, data: rgba };
+    let image = Rgba8 {
+        width,
+        height,
+        data: rgba,
+    };
     let (x, y, cw, ch) = match placement {
         Some(p) => (p.x, p.y, p.canvas[0], p.canvas[1]),
         None => (0, 0, width, height),
     };
     budget_check(cw, ch)?;
-    if u64::from(x) + u64::from(width) > u64::from(cw) || u64::from(y) + u64::from(height) > u64::from(ch) {
-        return Err(LayerFileError::Placement(format!("{width}x{height} at ({x},{y}) overflows the {cw}x{ch} canvas")));
+    if u64::from(x) + u64::from(width) > u64::from(cw)
+        || u64::from(y) + u64::from(height) > u64::from(ch)
+    {
+        return Err(LayerFileError::Placement(format!(
+            "{width}x{height} at ({x},{y}) overflows the {cw}x{ch} canvas"
+        )));
     }
-    Ok(LayerImage { image, x, y, canvas_width: cw, canvas_height: ch })
+    Ok(LayerImage {
+        image,
+        x,
+        y,
+        canvas_width: cw,
+        canvas_height: ch,
+    })
 }
 
 /// After EXPAND | ALPHA the decoder gives RGBA or grey+alpha.
 fn to_rgba(buf: Vec<u8>, color: png::ColorType) -> Vec<u8> {
     match color {
         png::ColorType::Rgba => buf,
-        png::ColorType::GrayscaleAlpha => buf.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
-        png::ColorType::Rgb => buf.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Rgb => buf
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
         png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g, 255]).collect(),
         png::ColorType::Indexed => buf,
     }
@@ -118,23 +166,65 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_pixels_and_placement() {
-        let data = [[10, 20, 30, 255], [0, 0, 0, 0], [255, 255, 255, 7], [1, 2, 3, 128]].concat();
-        let layer = LayerImage { image: Rgba8 { width: 2, height: 2, data }, x: 5, y: 7, canvas_width: 10, canvas_height: 12 };
+        let data = [
+            [10, 20, 30, 255],
+            [0, 0, 0, 0],
+            [255, 255, 255, 7],
+            [1, 2, 3, 128],
+        ]
+        .concat();
+        let layer = LayerImage {
+            image: Rgba8 {
+                width: 2,
+                height: 2,
+                data,
+            },
+            x: 5,
+            y: 7,
+            canvas_width: 10,
+            canvas_height: 12,
+        };
         let back = decode(&encode(&layer).unwrap(), 1 << 20).unwrap();
         assert_eq!(back, layer);
     }
 
     #[test]
     fn oversized_images_are_refused_from_the_header() {
-        let layer = LayerImage { image: Rgba8 { width: 100, height: 100, data: vec![0; 40000] }, x: 0, y: 0, canvas_width: 100, canvas_height: 100 };
+        let layer = LayerImage {
+            image: Rgba8 {
+                width: 100,
+                height: 100,
+                data: vec![0; 40000],
+            },
+            x: 0,
+            y: 0,
+            canvas_width: 100,
+            canvas_height: 100,
+        };
         let bytes = encode(&layer).unwrap();
-        assert!(matches!(decode(&bytes, 9_999), Err(LayerFileError::TooLarge { .. })));
+        assert!(matches!(
+            decode(&bytes, 9_999),
+            Err(LayerFileError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn placement_outside_the_canvas_is_refused() {
-        let layer = LayerImage { image: Rgba8 { width: 4, height: 4, data: vec![0; 64] }, x: 8, y: 0, canvas_width: 10, canvas_height: 10 };
-        assert!(matches!(decode(&encode(&layer).unwrap(), 1 << 20), Err(LayerFileError::Placement(_))));
+        let layer = LayerImage {
+            image: Rgba8 {
+                width: 4,
+                height: 4,
+                data: vec![0; 64],
+            },
+            x: 8,
+            y: 0,
+            canvas_width: 10,
+            canvas_height: 10,
+        };
+        assert!(matches!(
+            decode(&encode(&layer).unwrap(), 1 << 20),
+            Err(LayerFileError::Placement(_))
+        ));
     }
 
     #[test]

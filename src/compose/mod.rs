@@ -63,7 +63,11 @@ impl std::fmt::Debug for PremulImage {
 impl PremulImage {
     /// A fully transparent image.
     pub fn transparent(width: u32, height: u32) -> PremulImage {
-        PremulImage { width, height, data: vec![0; width as usize * height as usize * 4] }
+        PremulImage {
+            width,
+            height,
+            data: vec![0; width as usize * height as usize * 4],
+        }
     }
 
     /// Bytes held, for cache weighing.
@@ -163,10 +167,21 @@ impl Output {
     /// filled with `default_quality` otherwise, and the fit mode only counts
     /// when both sides are given.
     pub fn normalize(mut self, canvas: (u32, u32), default_quality: u8) -> Output {
-        if self.crop == Some(Rect { x: 0, y: 0, width: canvas.0, height: canvas.1 }) {
+        if self.crop
+            == Some(Rect {
+                x: 0,
+                y: 0,
+                width: canvas.0,
+                height: canvas.1,
+            })
+        {
             self.crop = None;
         }
-        self.quality = if self.format.is_lossy() { Some(self.quality.unwrap_or(default_quality)) } else { None };
+        self.quality = if self.format.is_lossy() {
+            Some(self.quality.unwrap_or(default_quality))
+        } else {
+            None
+        };
         if self.width.is_none() || self.height.is_none() {
             self.fit = Fit::Contain;
         }
@@ -201,16 +216,50 @@ mod tests {
     use super::*;
 
     fn out(format: Format) -> Output {
-        Output { width: None, height: None, fit: Fit::Contain, crop: None, format, quality: None }
+        Output {
+            width: None,
+            height: None,
+            fit: Fit::Contain,
+            crop: None,
+            format,
+            quality: None,
+        }
     }
 
     #[test]
     fn equivalent_outputs_normalise_alike() {
-        let a = Output { crop: Some(Rect { x: 0, y: 0, width: 100, height: 50 }), quality: Some(50), ..out(Format::Png) };
+        let a = Output {
+            crop: Some(Rect {
+                x: 0,
+                y: 0,
+                width: 100,
+                height: 50,
+            }),
+            quality: Some(50),
+            ..out(Format::Png)
+        };
         assert_eq!(a.normalize((100, 50), 80).canonical(), "fmt=png");
-        let b = Output { width: Some(10), fit: Fit::Cover, ..out(Format::Webp) };
+        let b = Output {
+            width: Some(10),
+            fit: Fit::Cover,
+            ..out(Format::Webp)
+        };
         assert_eq!(b.normalize((100, 50), 80).canonical(), "fmt=webp;q=80;w=10");
-        let c = Output { width: Some(10), height: Some(5), fit: Fit::Cover, crop: Some(Rect { x: 1, y: 2, width: 3, height: 4 }), ..out(Format::Jpeg) };
-        assert_eq!(c.normalize((100, 50), 85).canonical(), "fmt=jpg;q=85;w=10;h=5;fit=cover;crop=1,2,3,4");
+        let c = Output {
+            width: Some(10),
+            height: Some(5),
+            fit: Fit::Cover,
+            crop: Some(Rect {
+                x: 1,
+                y: 2,
+                width: 3,
+                height: 4,
+            }),
+            ..out(Format::Jpeg)
+        };
+        assert_eq!(
+            c.normalize((100, 50), 85).canonical(),
+            "fmt=jpg;q=85;w=10;h=5;fit=cover;crop=1,2,3,4"
+        );
     }
 }

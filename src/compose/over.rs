@@ -52,7 +52,11 @@ pub fn compose(region: Rect, layers: &[&LayerImage]) -> PremulImage {
             *dst = div255(v) as u8;
         }
     }
-    PremulImage { width: region.width, height: region.height, data: out }
+    PremulImage {
+        width: region.width,
+        height: region.height,
+        data: out,
+    }
 }
 
 /// `acc = src over acc` for one row; `src` is straight RGBA8, `acc` is
@@ -72,7 +76,10 @@ pub fn over_row(acc: &mut [u16], src: &[u8]) {
         }
         // Opaque blocks go through the blend too: with SIMD it is as fast
         // as a widening copy (measured), and one path is one thing to test.
-        if let (Ok(d), Ok(s)) = (<&mut [u16; BLOCK * 4]>::try_from(d), <&[u8; BLOCK * 4]>::try_from(s)) {
+        if let (Ok(d), Ok(s)) = (
+            <&mut [u16; BLOCK * 4]>::try_from(d),
+            <&[u8; BLOCK * 4]>::try_from(s),
+        ) {
             blend_block(d, s);
         }
     }
@@ -120,13 +127,19 @@ unsafe fn blend_block_sse2(d: &mut [u16; BLOCK * 4], s: &[u8; BLOCK * 4]) {
             // Broadcast each pixel's alpha to its four lanes.
             let a = _mm_shufflehi_epi16::<0xFF>(_mm_shufflelo_epi16::<0xFF>(src));
             // The alpha channel composes like a colour whose value is 255.
-            let colour = _mm_or_si128(_mm_andnot_si128(alpha_lanes, src), _mm_and_si128(alpha_lanes, c255));
+            let colour = _mm_or_si128(
+                _mm_andnot_si128(alpha_lanes, src),
+                _mm_and_si128(alpha_lanes, c255),
+            );
             let inv = _mm_mullo_epi16(_mm_sub_epi16(c255, a), c257);
             let dp = d.as_mut_ptr().add(k * 8).cast::<__m128i>();
             let old = _mm_loadu_si128(dp);
             // Transparent pixels keep the accumulator exactly (see `attenuate`).
             let clear = _mm_cmpeq_epi16(a, zero);
-            let kept = _mm_or_si128(_mm_and_si128(clear, old), _mm_andnot_si128(clear, _mm_mulhi_epu16(old, inv)));
+            let kept = _mm_or_si128(
+                _mm_and_si128(clear, old),
+                _mm_andnot_si128(clear, _mm_mulhi_epu16(old, inv)),
+            );
             _mm_storeu_si128(dp, _mm_add_epi16(_mm_mullo_epi16(colour, a), kept));
         }
     }
@@ -153,7 +166,11 @@ fn blend_block_scalar(d: &mut [u16; BLOCK * 4], s: &[u8; BLOCK * 4]) {
 /// `c × a` stays within 65025.
 #[inline(always)]
 fn attenuate(d: u16, a: u16) -> u16 {
-    if a == 0 { d } else { ((u32::from(d) * u32::from((255 - a) * 257)) >> 16) as u16 }
+    if a == 0 {
+        d
+    } else {
+        ((u32::from(d) * u32::from((255 - a) * 257)) >> 16) as u16
+    }
 }
 
 /// `round(x / 255)` with shifts and adds, exact for `x <= 65025`.
@@ -189,7 +206,11 @@ mod tests {
             // A valid accumulator: premultiplied at 255× scale.
             let d0: [u16; BLOCK * 4] = std::array::from_fn(|i| {
                 let a = (next() % 256) as u16;
-                if i % 4 == 3 { a * 255 } else { (next() % 256) as u16 * a }
+                if i % 4 == 3 {
+                    a * 255
+                } else {
+                    (next() % 256) as u16 * a
+                }
             });
             let (mut a, mut b) = (d0, d0);
             blend_block(&mut a, &s);
@@ -204,7 +225,10 @@ mod tests {
             for d in (0..=65025u16).step_by(13) {
                 let exact = f64::from(d) * f64::from(255 - a) / 255.0;
                 let got = f64::from(attenuate(d, a));
-                assert!(got <= exact && exact - got < 2.0, "d={d} a={a}: {got} vs {exact}");
+                assert!(
+                    got <= exact && exact - got < 2.0,
+                    "d={d} a={a}: {got} vs {exact}"
+                );
                 if a == 0 || a == 255 {
                     assert_eq!(got, exact, "exact at the ends");
                 }
@@ -228,7 +252,17 @@ mod tests {
 
     fn layer(px: Vec<[u8; 4]>) -> LayerImage {
         let w = px.len() as u32;
-        LayerImage { image: Rgba8 { width: w, height: 1, data: px.concat() }, x: 0, y: 0, canvas_width: w, canvas_height: 1 }
+        LayerImage {
+            image: Rgba8 {
+                width: w,
+                height: 1,
+                data: px.concat(),
+            },
+            x: 0,
+            y: 0,
+            canvas_width: w,
+            canvas_height: 1,
+        }
     }
 
     #[test]
@@ -241,17 +275,37 @@ mod tests {
             px.extend(std::iter::repeat_n([0, 0, 0, 0], 8));
             px.extend(std::iter::repeat_n([10 + k, 20, 30, 255], 8));
             px.extend((0..8u8).map(|i| [i * 30, 255 - i * 7 - k, k * 40, 1 + i * 31 + k]));
-            px.extend([[200, 100, 50, 3], [5, 5, 5, 128], [255, 255, 255, if k % 2 == 0 { 255 } else { 0 }]]);
+            px.extend([
+                [200, 100, 50, 3],
+                [5, 5, 5, 128],
+                [255, 255, 255, if k % 2 == 0 { 255 } else { 0 }],
+            ]);
             layers.push(layer(px));
         }
         let refs: Vec<&LayerImage> = layers.iter().collect();
-        let out = compose(Rect { x: 0, y: 0, width: 27, height: 1 }, &refs);
+        let out = compose(
+            Rect {
+                x: 0,
+                y: 0,
+                width: 27,
+                height: 1,
+            },
+            &refs,
+        );
         for i in 0..27 {
-            let want = reference(&layers.iter().map(|l| l.image.data[i * 4..i * 4 + 4].try_into().unwrap()).collect::<Vec<_>>());
+            let want = reference(
+                &layers
+                    .iter()
+                    .map(|l| l.image.data[i * 4..i * 4 + 4].try_into().unwrap())
+                    .collect::<Vec<_>>(),
+            );
             for (c, want_c) in want.iter().enumerate() {
                 let got = f64::from(out.data[i * 4 + c]);
                 // Final rounding, plus at most 2/255 of a step per layer.
-                assert!((got - want_c).abs() <= 0.5 + 12.0 / 255.0, "pixel {i} channel {c}: {got} vs {want_c}");
+                assert!(
+                    (got - want_c).abs() <= 0.5 + 12.0 / 255.0,
+                    "pixel {i} channel {c}: {got} vs {want_c}"
+                );
             }
         }
     }
@@ -262,12 +316,20 @@ mod tests {
         // falling differently in the crop and in the whole.
         let (w, h) = (37u32, 5u32);
         let px = |x: u32, y: u32, k: u32| -> [u8; 4] {
-            let a = if (x + y + k).is_multiple_of(3) { 0 } else { ((x * 7 + y * 11 + k * 50) % 256) as u8 };
+            let a = if (x + y + k).is_multiple_of(3) {
+                0
+            } else {
+                ((x * 7 + y * 11 + k * 50) % 256) as u8
+            };
             [(x * 5) as u8, (y * 40) as u8, (k * 60) as u8, a]
         };
         let layers: Vec<LayerImage> = (0..4)
             .map(|k| LayerImage {
-                image: Rgba8 { width: w, height: h, data: (0..w * h).flat_map(|i| px(i % w, i / w, k)).collect() },
+                image: Rgba8 {
+                    width: w,
+                    height: h,
+                    data: (0..w * h).flat_map(|i| px(i % w, i / w, k)).collect(),
+                },
                 x: 0,
                 y: 0,
                 canvas_width: w,
@@ -275,8 +337,21 @@ mod tests {
             })
             .collect();
         let refs: Vec<&LayerImage> = layers.iter().collect();
-        let whole = compose(Rect { x: 0, y: 0, width: w, height: h }, &refs);
-        let r = Rect { x: 3, y: 1, width: 29, height: 3 };
+        let whole = compose(
+            Rect {
+                x: 0,
+                y: 0,
+                width: w,
+                height: h,
+            },
+            &refs,
+        );
+        let r = Rect {
+            x: 3,
+            y: 1,
+            width: 29,
+            height: 3,
+        };
         let part = compose(r, &refs);
         for y in 0..r.height {
             for x in 0..r.width {
@@ -289,13 +364,51 @@ mod tests {
 
     #[test]
     fn layers_are_placed_at_offsets_and_clipped_to_the_region() {
-        let solid = |w: u32, h: u32, p: [u8; 4]| Rgba8 { width: w, height: h, data: p.repeat((w * h) as usize) };
-        let bg = LayerImage { image: solid(4, 4, [255; 4]), x: 0, y: 0, canvas_width: 4, canvas_height: 4 };
-        let clear = LayerImage { image: solid(2, 1, [0, 0, 0, 0]), x: 2, y: 3, canvas_width: 4, canvas_height: 4 };
-        let out = compose(Rect { x: 0, y: 0, width: 4, height: 4 }, &[&bg, &clear]);
-        assert!(out.data.iter().all(|&v| v == 255), "a transparent layer changes nothing");
-        let ink = LayerImage { image: solid(2, 1, [0, 0, 0, 255]), ..clear };
-        let out = compose(Rect { x: 1, y: 2, width: 3, height: 2 }, &[&bg, &ink]);
+        let solid = |w: u32, h: u32, p: [u8; 4]| Rgba8 {
+            width: w,
+            height: h,
+            data: p.repeat((w * h) as usize),
+        };
+        let bg = LayerImage {
+            image: solid(4, 4, [255; 4]),
+            x: 0,
+            y: 0,
+            canvas_width: 4,
+            canvas_height: 4,
+        };
+        let clear = LayerImage {
+            image: solid(2, 1, [0, 0, 0, 0]),
+            x: 2,
+            y: 3,
+            canvas_width: 4,
+            canvas_height: 4,
+        };
+        let out = compose(
+            Rect {
+                x: 0,
+                y: 0,
+                width: 4,
+                height: 4,
+            },
+            &[&bg, &clear],
+        );
+        assert!(
+            out.data.iter().all(|&v| v == 255),
+            "a transparent layer changes nothing"
+        );
+        let ink = LayerImage {
+            image: solid(2, 1, [0, 0, 0, 255]),
+            ..clear
+        };
+        let out = compose(
+            Rect {
+                x: 1,
+                y: 2,
+                width: 3,
+                height: 2,
+            },
+            &[&bg, &ink],
+        );
         assert_eq!((out.width, out.height), (3, 2));
         let at = |x: usize, y: usize| &out.data[(y * 3 + x) * 4..(y * 3 + x) * 4 + 4];
         assert_eq!(at(0, 1), &[255, 255, 255, 255]);

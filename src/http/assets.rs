@@ -24,7 +24,11 @@ use std::sync::Arc;
         ("sort" = Option<String>, Query, description = "+createdAt (default), -createdAt, +name or -name."),
     ),
     responses((status = 200, body = AssetList), (status = 422, body = ErrorBody)))]
-pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(query): RawQuery) -> Result<Json<AssetList>, ApiError> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AssetList>, ApiError> {
     let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&params, &["createdAt", "name"])?;
     let catalog = app.catalog().snapshot();
@@ -38,15 +42,30 @@ pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(query): 
         assets.reverse();
     }
     let count = assets.len();
-    let items = assets.into_iter().skip(page.offset()).take(page.per_page).map(|a| asset_json(a)).collect();
-    Ok(Json(AssetList { count, page: page.page, per_page: page.per_page, sort: page.sort(), assets: items }))
+    let items = assets
+        .into_iter()
+        .skip(page.offset())
+        .take(page.per_page)
+        .map(|a| asset_json(a))
+        .collect();
+    Ok(Json(AssetList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        assets: items,
+    }))
 }
 
 /// One asset, as its current definition.
 #[utoipa::path(get, path = "/api/assets/{id}", tag = "assets",
     params(("id" = String, Path, description = "Asset id (UUID).")),
     responses((status = 200, description = "The asset definition", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_uuid("id", &id)?;
     Ok(Json(asset_json(&*app.assets.get(caller.org, id)?)))
 }
@@ -65,12 +84,21 @@ pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<Str
         (status = 413, body = ErrorBody),
         (status = 422, description = "Invalid definition; the message names the field", body = ErrorBody),
     ))]
-pub async fn put(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>, req: axum::body::Body) -> Result<Response, ApiError> {
+pub async fn put(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: axum::body::Body,
+) -> Result<Response, ApiError> {
     caller.require_private()?;
     let id = parse_uuid("id", &id)?;
     let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
     let (asset, created) = app.assets.put(caller.org, id, &bytes).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(asset_json(&asset))).into_response())
 }
 

@@ -34,7 +34,10 @@ impl Caller {
         if token.is_some() {
             tracing::trace!("token ignored: development mode");
         }
-        Ok(Caller { org: DEFAULT_ORG, private: true })
+        Ok(Caller {
+            org: DEFAULT_ORG,
+            private: true,
+        })
     }
 
     /// For routes that change state.
@@ -43,19 +46,30 @@ impl Caller {
     /// 401 without a token, 403 for a token that may not write (never in
     /// development mode).
     pub fn require_private(&self) -> Result<(), Error> {
-        if self.private { Ok(()) } else { Err(Error::Forbidden("this route needs a private token".into())) }
+        if self.private {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("this route needs a private token".into()))
+        }
     }
 }
 
 /// The token of a request: the `Authorization` header first, then `bearer_token`.
 pub fn token(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))
+    if let Some(h) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(t) = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
     {
         return Some(t.trim().to_string());
     }
     let q = parts.uri.query()?;
-    form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "bearer_token").map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == "bearer_token")
+        .map(|(_, v)| v.into_owned())
 }
 
 impl FromRequestParts<Arc<App>> for Caller {

@@ -21,7 +21,9 @@ pub async fn read(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, 
             cause = c.source();
         }
         if over {
-            Error::TooLarge(format!("the request body is over the limit of {limit} bytes"))
+            Error::TooLarge(format!(
+                "the request body is over the limit of {limit} bytes"
+            ))
         } else {
             Error::malformed("body", format!("cannot be read: {e}"))
         }
@@ -33,10 +35,18 @@ pub async fn read(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, 
 /// # Errors
 /// 400 for malformed JSON, 422 naming the field for the wrong shape.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed("body", format!("is not valid JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::malformed("body", format!("is not valid JSON ({e})")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        Error::invalid(if path == "." { "body".to_string() } else { path }, e.into_inner().to_string())
+        Error::invalid(
+            if path == "." {
+                "body".to_string()
+            } else {
+                path
+            },
+            e.into_inner().to_string(),
+        )
     })
 }
 
@@ -61,11 +71,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert!(matches!(parse::<Thing>(b"{nope"), Err(Error::Malformed { .. })));
-        assert!(matches!(parse::<Thing>(br#"{"a": "x"}"#), Err(Error::Invalid { param, .. }) if param == "a"));
-        assert!(matches!(parse::<Thing>(br#"{"a": 1, "inner": {"c": 1}}"#), Err(Error::Invalid { param, .. }) if param.starts_with("inner")));
+        assert!(matches!(
+            parse::<Thing>(b"{nope"),
+            Err(Error::Malformed { .. })
+        ));
+        assert!(
+            matches!(parse::<Thing>(br#"{"a": "x"}"#), Err(Error::Invalid { param, .. }) if param == "a")
+        );
+        assert!(
+            matches!(parse::<Thing>(br#"{"a": 1, "inner": {"c": 1}}"#), Err(Error::Invalid { param, .. }) if param.starts_with("inner"))
+        );
         let e = parse::<Thing>(br#"{"a": 1, "zzz": 2}"#).unwrap_err();
-        assert!(matches!(&e, Error::Invalid { message, .. } if message.contains("zzz")), "{e}");
+        assert!(
+            matches!(&e, Error::Invalid { message, .. } if message.contains("zzz")),
+            "{e}"
+        );
         assert!(parse::<Thing>(br#"{"a": 1}"#).is_ok());
     }
 }

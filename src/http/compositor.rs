@@ -10,17 +10,17 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::params::Params;
 use super::wire::ErrorBody;
-use crate::meta::ConfigurationRow;
-use uuid::Uuid;
 use crate::app::App;
 use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::error::Error;
 use crate::keys::{self, Configuration};
+use crate::meta::ConfigurationRow;
 use crate::pipeline::ImageRequest;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// Response header telling where the bytes came from: `hit-memory`,
 /// `hit-store` or `miss`.
@@ -58,7 +58,12 @@ pub const CACHE_HEADER: &str = "x-layercake-cache";
         (status = 502, description = "A layer could not be rendered", body = ErrorBody),
         (status = 503, description = "Still rendering past the wait budget; Retry-After", body = ErrorBody),
     ))]
-pub async fn image(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn image(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
     let saved = match params.str("configurationId") {
         Some(key) => Some(app.configurations.get(caller.org, key).await?),
@@ -68,7 +73,11 @@ pub async fn image(State(app): State<Arc<App>>, caller: Caller, headers: HeaderM
     let etag = format!("\"{}\"", req.key().hex());
     let cache_control = format!("public, max-age={}", app.settings.http.max_age_secs);
     if if_none_match(&headers, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)]).into_response());
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response());
     }
     let img = app.compositor.image(req).await?;
     tracing::debug!(key = %img.key, source = img.source.name(), bytes = img.bytes.len(), "composite served");
@@ -81,14 +90,20 @@ pub async fn image(State(app): State<Arc<App>>, caller: Caller, headers: HeaderM
         img.bytes,
     )
         .into_response();
-    res.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(img.source.name()));
+    res.headers_mut()
+        .insert(CACHE_HEADER, HeaderValue::from_static(img.source.name()));
     Ok(res)
 }
 
 /// The same route with a trailing slash, as some clients call it.
 #[utoipa::path(get, path = "/api/fast-compositor/", tag = "fast-compositor",
     responses((status = 200, description = "As GET /api/fast-compositor")))]
-pub async fn image_slash(state: State<Arc<App>>, caller: Caller, headers: HeaderMap, query: RawQuery) -> Result<Response, ApiError> {
+pub async fn image_slash(
+    state: State<Arc<App>>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
     image(state, caller, headers, query).await
 }
 
@@ -111,14 +126,22 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 ///
 /// # Errors
 /// 400/404/422 naming the parameter at fault.
-pub fn image_request(app: &App, org: Uuid, p: &Params, saved: Option<&ConfigurationRow>) -> Result<ImageRequest, Error> {
+pub fn image_request(
+    app: &App,
+    org: Uuid,
+    p: &Params,
+    saved: Option<&ConfigurationRow>,
+) -> Result<ImageRequest, Error> {
     let id = match (p.str("assetId"), saved) {
         (Some(a), None) => super::params::parse_uuid("assetId", a)?,
         (None, Some(c)) => super::params::parse_uuid("configurationId", &c.product_id)?,
         (Some(a), Some(c)) => {
             let id = super::params::parse_uuid("assetId", a)?;
             if id.to_string() != c.product_id {
-                return Err(Error::invalid("configurationId", format!("is a configuration of {}, not of asset {id}", c.product_id)));
+                return Err(Error::invalid(
+                    "configurationId",
+                    format!("is a configuration of {}, not of asset {id}", c.product_id),
+                ));
             }
             id
         }
@@ -126,21 +149,36 @@ pub fn image_request(app: &App, org: Uuid, p: &Params, saved: Option<&Configurat
     };
     let asset = app.assets.get(org, id)?;
     let config_json = match saved {
-        Some(c) if p.str("configuration").is_some() => return Err(Error::invalid("configuration", format!("give configuration or configurationId, not both ({})", c.short_id))),
-        Some(c) => serde_json::from_str(&c.variant).map_err(|e| Error::Internal(format!("saved configuration {}: {e}", c.id)))?,
+        Some(c) if p.str("configuration").is_some() => {
+            return Err(Error::invalid(
+                "configuration",
+                format!(
+                    "give configuration or configurationId, not both ({})",
+                    c.short_id
+                ),
+            ));
+        }
+        Some(c) => serde_json::from_str(&c.variant)
+            .map_err(|e| Error::Internal(format!("saved configuration {}: {e}", c.id)))?,
         None => p.json("configuration")?.unwrap_or(serde_json::Value::Null),
     };
-    let config = Configuration::parse(&asset, &config_json).map_err(|e| Error::invalid("configuration", e.to_string()))?;
+    let config = Configuration::parse(&asset, &config_json)
+        .map_err(|e| Error::invalid("configuration", e.to_string()))?;
     // layercake has no separate stage assets: a stageId is checked for form
     // only, and the view comes from stageConfiguration.
     p.uuid("stageId")?;
-    let stage = p.json("stageConfiguration")?.unwrap_or(serde_json::Value::Null);
-    let view = keys::select_view(&asset, &stage).map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
+    let stage = p
+        .json("stageConfiguration")?
+        .unwrap_or(serde_json::Value::Null);
+    let view = keys::select_view(&asset, &stage)
+        .map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
 
     let max = app.settings.http.max_dimension;
     let dimension = |name: &str| -> Result<Option<u32>, Error> {
         match p.u32(name)? {
-            Some(v) if v == 0 || v > max => Err(Error::invalid(name, format!("{v} is outside 1..={max}"))),
+            Some(v) if v == 0 || v > max => {
+                Err(Error::invalid(name, format!("{v} is outside 1..={max}")))
+            }
             v => Ok(v),
         }
     };
@@ -148,51 +186,97 @@ pub fn image_request(app: &App, org: Uuid, p: &Params, saved: Option<&Configurat
     let crop = crop(p, (asset.width, asset.height))?;
     let format = match p.str("format") {
         None => Format::parse(&app.settings.compose.default_format).unwrap_or(Format::Png),
-        Some(f) => Format::parse(f).ok_or_else(|| Error::invalid("format", format!("\"{f}\": use png, jpg or webp")))?,
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| Error::invalid("format", format!("\"{f}\": use png, jpg or webp")))?,
     };
     let fit = match p.str("imageFitMode") {
         None => Fit::Contain,
-        Some(f) => Fit::parse(f).ok_or_else(|| Error::invalid("imageFitMode", format!("\"{f}\": use cover, contain, fitWidth or fitHeight")))?,
+        Some(f) => Fit::parse(f).ok_or_else(|| {
+            Error::invalid(
+                "imageFitMode",
+                format!("\"{f}\": use cover, contain, fitWidth or fitHeight"),
+            )
+        })?,
     };
     let quality = match p.u32("quality")? {
-        Some(q) if !(1..=100).contains(&q) => return Err(Error::invalid("quality", format!("{q} is outside 1..=100"))),
+        Some(q) if !(1..=100).contains(&q) => {
+            return Err(Error::invalid("quality", format!("{q} is outside 1..=100")));
+        }
         q => q.map(|q| q as u8),
     };
     let default_quality = match format {
         Format::Webp => app.settings.compose.webp_quality,
         _ => app.settings.compose.jpeg_quality,
     };
-    let output = Output { width, height, fit, crop, format, quality }.normalize((asset.width, asset.height), default_quality);
+    let output = Output {
+        width,
+        height,
+        fit,
+        crop,
+        format,
+        quality,
+    }
+    .normalize((asset.width, asset.height), default_quality);
     // The side that was not given follows the (cropped) aspect ratio, and
     // must respect the same limit as the one that was.
     let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
     let g = compose::geometry(region, output.width, output.height, output.fit);
     for (name, v) in [("width", g.width), ("height", g.height)] {
         if v > max {
-            return Err(Error::invalid(name, format!("the output would be {}x{}; each side is limited to {max}", g.width, g.height)));
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "the output would be {}x{}; each side is limited to {max}",
+                    g.width, g.height
+                ),
+            ));
         }
     }
-    Ok(ImageRequest { asset, config, view, output })
+    Ok(ImageRequest {
+        asset,
+        config,
+        view,
+        output,
+    })
 }
 
 /// `cropX`, `cropY`, `cropWidth`, `cropHeight` in canvas pixels; any subset
 /// may be given (the box then extends to the canvas edge).
 fn crop(p: &Params, canvas: (u32, u32)) -> Result<Option<Rect>, Error> {
-    let (x, y, w, h) = (p.u32("cropX")?, p.u32("cropY")?, p.u32("cropWidth")?, p.u32("cropHeight")?);
+    let (x, y, w, h) = (
+        p.u32("cropX")?,
+        p.u32("cropY")?,
+        p.u32("cropWidth")?,
+        p.u32("cropHeight")?,
+    );
     if x.is_none() && y.is_none() && w.is_none() && h.is_none() {
         return Ok(None);
     }
     let (x, y) = (x.unwrap_or(0), y.unwrap_or(0));
     if x >= canvas.0 || y >= canvas.1 {
-        return Err(Error::invalid(if x >= canvas.0 { "cropX" } else { "cropY" }, format!("({x},{y}) is outside the {}x{} canvas", canvas.0, canvas.1)));
+        return Err(Error::invalid(
+            if x >= canvas.0 { "cropX" } else { "cropY" },
+            format!("({x},{y}) is outside the {}x{} canvas", canvas.0, canvas.1),
+        ));
     }
     let w = w.unwrap_or(canvas.0 - x);
     let h = h.unwrap_or(canvas.1 - y);
     if w == 0 || u64::from(x) + u64::from(w) > u64::from(canvas.0) {
-        return Err(Error::invalid("cropWidth", format!("{w} at x={x} does not fit the canvas width {}", canvas.0)));
+        return Err(Error::invalid(
+            "cropWidth",
+            format!("{w} at x={x} does not fit the canvas width {}", canvas.0),
+        ));
     }
     if h == 0 || u64::from(y) + u64::from(h) > u64::from(canvas.1) {
-        return Err(Error::invalid("cropHeight", format!("{h} at y={y} does not fit the canvas height {}", canvas.1)));
+        return Err(Error::invalid(
+            "cropHeight",
+            format!("{h} at y={y} does not fit the canvas height {}", canvas.1),
+        ));
     }
-    Ok(Some(Rect { x, y, width: w, height: h }))
+    Ok(Some(Rect {
+        x,
+        y,
+        width: w,
+        height: h,
+    }))
 }

@@ -27,7 +27,11 @@ use std::sync::Arc;
         (status = 413, body = ErrorBody),
         (status = 422, description = "productId or variant missing or invalid", body = ErrorBody),
     ))]
-pub async fn create(State(app): State<Arc<App>>, caller: Caller, req: Request) -> Result<Json<ConfigurationJson>, ApiError> {
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    req: Request,
+) -> Result<Json<ConfigurationJson>, ApiError> {
     caller.require_private()?;
     let is_multipart = req
         .headers()
@@ -35,7 +39,9 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, req: Request) -
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let n = if is_multipart {
-        let form = Multipart::from_request(req, &app).await.map_err(|e| Error::malformed("body", e.body_text()))?;
+        let form = Multipart::from_request(req, &app)
+            .await
+            .map_err(|e| Error::malformed("body", e.body_text()))?;
         from_form(&app, caller.org, form).await?
     } else {
         let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
@@ -53,22 +59,35 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, req: Request) -
             ..NewConfiguration::default()
         }
     };
-    Ok(Json(ConfigurationJson::from_row(&app.configurations.save(caller.org, n).await?)))
+    Ok(Json(ConfigurationJson::from_row(
+        &app.configurations.save(caller.org, n).await?,
+    )))
 }
 
-async fn from_form(app: &App, org: uuid::Uuid, mut form: Multipart) -> Result<NewConfiguration, Error> {
+async fn from_form(
+    app: &App,
+    org: uuid::Uuid,
+    mut form: Multipart,
+) -> Result<NewConfiguration, Error> {
     let mut n = NewConfiguration::default();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
         if let Some(filename) = field.file_name().map(str::to_string) {
             let declared = field.content_type().map(str::to_string);
             let bytes = field.bytes().await.map_err(multipart_error)?;
-            let f = app.files.upload(org, Some(&filename), declared.as_deref(), bytes).await?;
-            n.attachments.insert(if name.is_empty() { filename } else { name }, f.id);
+            let f = app
+                .files
+                .upload(org, Some(&filename), declared.as_deref(), bytes)
+                .await?;
+            n.attachments
+                .insert(if name.is_empty() { filename } else { name }, f.id);
             continue;
         }
         let text = field.text().await.map_err(multipart_error)?;
-        let json = |param: &str| serde_json::from_str::<serde_json::Value>(&text).map_err(|e| Error::malformed(param, format!("is not valid JSON ({e})")));
+        let json = |param: &str| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| Error::malformed(param, format!("is not valid JSON ({e})")))
+        };
         match name.as_str() {
             "productId" => n.product_id = Some(text),
             "productVersion" => n.product_version = Some(text),
@@ -79,7 +98,12 @@ async fn from_form(app: &App, org: uuid::Uuid, mut form: Multipart) -> Result<Ne
             "scope" => n.scope = Some(text),
             "thumbnail" => n.thumbnail = Some(text),
             "sessionId" => n.session_id = Some(text),
-            other => return Err(Error::invalid(other, "is not a field of a saved configuration")),
+            other => {
+                return Err(Error::invalid(
+                    other,
+                    "is not a field of a saved configuration",
+                ));
+            }
         }
     }
     Ok(n)
@@ -92,7 +116,11 @@ async fn from_form(app: &App, org: uuid::Uuid, mut form: Multipart) -> Result<Ne
         ("sort" = Option<String>, Query, description = "+createdAt or -createdAt."),
     ),
     responses((status = 200, body = ConfigurationList), (status = 422, body = ErrorBody)))]
-pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Json<ConfigurationList>, ApiError> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<ConfigurationList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (count, rows) = app.configurations.list(caller.org, page.window()).await?;
@@ -109,8 +137,14 @@ pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQ
 #[utoipa::path(get, path = "/api/configurations/{id}", tag = "configurations",
     params(("id" = String, Path, description = "The id (UUID) or the shortId.")),
     responses((status = 200, body = ConfigurationJson), (status = 404, body = ErrorBody)))]
-pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Json<ConfigurationJson>, ApiError> {
-    Ok(Json(ConfigurationJson::from_row(&app.configurations.get(caller.org, &id).await?)))
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConfigurationJson>, ApiError> {
+    Ok(Json(ConfigurationJson::from_row(
+        &app.configurations.get(caller.org, &id).await?,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/configurations/healthcheck", tag = "configurations", responses((status = 200, description = "ok")))]

@@ -8,8 +8,8 @@ use super::wire::{ErrorBody, FileJson, FilesJson};
 use crate::app::App;
 use crate::error::Error;
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
 use axum::extract::multipart::MultipartError;
+use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -18,7 +18,10 @@ pub fn multipart_error(e: MultipartError) -> Error {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::TooLarge(format!("the upload is too large: {}", e.body_text()))
     } else {
-        Error::malformed("body", format!("not a readable multipart form: {}", e.body_text()))
+        Error::malformed(
+            "body",
+            format!("not a readable multipart form: {}", e.body_text()),
+        )
     }
 }
 
@@ -32,7 +35,11 @@ pub fn multipart_error(e: MultipartError) -> Error {
         (status = 413, description = "Over http.max_upload_bytes", body = ErrorBody),
         (status = 422, description = "No file part", body = ErrorBody),
     ))]
-pub async fn upload(State(app): State<Arc<App>>, caller: Caller, mut form: Multipart) -> Result<Response, ApiError> {
+pub async fn upload(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
     caller.require_private()?;
     let mut files = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
@@ -42,7 +49,10 @@ pub async fn upload(State(app): State<Arc<App>>, caller: Caller, mut form: Multi
         let filename = field.file_name().map(str::to_string);
         let declared = field.content_type().map(str::to_string);
         let bytes = field.bytes().await.map_err(multipart_error)?;
-        let row = app.files.upload(caller.org, filename.as_deref(), declared.as_deref(), bytes).await?;
+        let row = app
+            .files
+            .upload(caller.org, filename.as_deref(), declared.as_deref(), bytes)
+            .await?;
         files.push(FileJson::from_row(&row));
     }
     if files.is_empty() {
@@ -55,9 +65,15 @@ pub async fn upload(State(app): State<Arc<App>>, caller: Caller, mut form: Multi
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
     params(("id" = String, Path, description = "File id (UUID).")),
     responses((status = 200, body = FileJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Json<FileJson>, ApiError> {
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<FileJson>, ApiError> {
     let id = parse_uuid("id", &id)?;
-    Ok(Json(FileJson::from_row(&app.files.get(caller.org, id).await?)))
+    Ok(Json(FileJson::from_row(
+        &app.files.get(caller.org, id).await?,
+    )))
 }
 
 /// A file's bytes, with `Content-Type`, a strong `ETag` (the content hash)
@@ -76,7 +92,12 @@ pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<Str
         (status = 416, description = "Range not satisfiable"),
         (status = 422, body = ErrorBody),
     ))]
-pub async fn content(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn content(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_uuid("id", &id)?;
     let (f, bytes) = app.files.content(caller.org, id).await?;
     let etag = format!("\"{}\"", f.hash);
@@ -86,21 +107,39 @@ pub async fn content(State(app): State<Arc<App>>, caller: Caller, headers: Heade
             h.insert(header::ETAG, v);
         }
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         // Content-addressed: the bytes behind an id never change.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=31536000, immutable"),
+        );
     };
-    let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     if matches {
         let mut res = StatusCode::NOT_MODIFIED.into_response();
         common(&mut res);
         return Ok(res);
     }
     let len = bytes.len() as u64;
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, len));
-    let content_type = if crate::service::files::is_inline_safe(&f.mime_type) { f.mime_type.clone() } else { "application/octet-stream".to_string() };
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, len));
+    let content_type = if crate::service::files::is_inline_safe(&f.mime_type) {
+        f.mime_type.clone()
+    } else {
+        "application/octet-stream".to_string()
+    };
     let mut res = match range {
-        None | Some(Range::Ignore) => ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response(),
+        None | Some(Range::Ignore) => {
+            ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response()
+        }
         Some(Range::Unsatisfiable) => {
             let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
@@ -112,7 +151,10 @@ pub async fn content(State(app): State<Arc<App>>, caller: Caller, headers: Heade
             let part = bytes.slice(a as usize..=b as usize);
             (
                 StatusCode::PARTIAL_CONTENT,
-                [(header::CONTENT_TYPE, content_type.clone()), (header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"))],
+                [
+                    (header::CONTENT_TYPE, content_type.clone()),
+                    (header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}")),
+                ],
                 part,
             )
                 .into_response()

@@ -2,13 +2,13 @@
 //! `GET /api/layers/{id}`, `POST /api/layers`.
 
 use super::auth::Caller;
+use super::body;
 use super::error::ApiError;
 use super::page::Page;
 use super::params::{Params, parse_uuid};
 use super::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson};
-use super::body;
-use crate::compose::{Fit, Format, Output};
 use crate::app::App;
+use crate::compose::{Fit, Format, Output};
 use crate::error::Error;
 use crate::meta::LayerFilter;
 use crate::service::layers::{DEFAULT_BRANCH, canonical_layer_config, hash_of};
@@ -24,15 +24,30 @@ fn query(app: &App, org: uuid::Uuid, p: &Params) -> Result<LayerQuery, Error> {
     let asset_id = p.uuid("assetId")?;
     // Only the caller's own assets inform the filter (and its errors).
     let asset = asset_id.and_then(|id| app.assets.get(org, id).ok());
-    let layer_config_hash = match (p.str("assetLayerConfigurationHash"), p.json("assetLayerConfiguration")?) {
+    let layer_config_hash = match (
+        p.str("assetLayerConfigurationHash"),
+        p.json("assetLayerConfiguration")?,
+    ) {
         (Some(h), _) => Some(h.to_string()),
-        (None, Some(c)) => Some(hash_of(&canonical_layer_config(asset.as_deref(), &c, "assetLayerConfiguration")?)),
+        (None, Some(c)) => Some(hash_of(&canonical_layer_config(
+            asset.as_deref(),
+            &c,
+            "assetLayerConfiguration",
+        )?)),
         (None, None) => None,
     };
-    let stage_config_hash = match (p.str("stageConfigurationHash"), p.json("stageConfiguration")?) {
+    let stage_config_hash = match (
+        p.str("stageConfigurationHash"),
+        p.json("stageConfiguration")?,
+    ) {
         (Some(h), _) => Some(h.to_string()),
         (None, Some(c)) if c.is_object() => Some(hash_of(&crate::keys::canonical_json(&c))),
-        (None, Some(_)) => return Err(Error::invalid("stageConfiguration", "must be a JSON object")),
+        (None, Some(_)) => {
+            return Err(Error::invalid(
+                "stageConfiguration",
+                "must be a JSON object",
+            ));
+        }
         (None, None) => None,
     };
     let metadata = match p.json("metadata")? {
@@ -84,10 +99,17 @@ fn query(app: &App, org: uuid::Uuid, p: &Params) -> Result<LayerQuery, Error> {
         (status = 400, description = "Malformed JSON parameter", body = ErrorBody),
         (status = 422, description = "Malformed UUID or invalid value", body = ErrorBody),
     ))]
-pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Json<LayerList>, ApiError> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<LayerList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let (count, rows) = app.layers.list(caller.org, &query(&app, caller.org, &p)?, page.window()).await?;
+    let (count, rows) = app
+        .layers
+        .list(caller.org, &query(&app, caller.org, &p)?, page.window())
+        .await?;
     Ok(Json(LayerList {
         count,
         page: page.page,
@@ -117,9 +139,16 @@ pub async fn list(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQ
         (status = 200, description = "Layer JSON (with url), {url, metadata}, or image bytes", body = LayerJson),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
     ))]
-pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn latest(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
-    let row = app.layers.latest(caller.org, &query(&app, caller.org, &p)?).await?;
+    let row = app
+        .layers
+        .latest(caller.org, &query(&app, caller.org, &p)?)
+        .await?;
     let url = format!("/api/files/{}/content", row.file_id);
     let optimization = p.json("optimization")?;
     match p.str("resultType") {
@@ -128,19 +157,44 @@ pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): Ra
             let (bytes, content_type) = match optimization {
                 None => (bytes, "image/png"),
                 Some(o) => {
-                    let out = optimization_output(&o, app.settings.http.max_dimension, app.settings.compose.webp_quality)?;
+                    let out = optimization_output(
+                        &o,
+                        app.settings.http.max_dimension,
+                        app.settings.compose.webp_quality,
+                    )?;
                     let ct = out.format.content_type();
-                    let canvas = (u32::try_from(row.width).unwrap_or(0), u32::try_from(row.height).unwrap_or(0));
+                    let canvas = (
+                        u32::try_from(row.width).unwrap_or(0),
+                        u32::try_from(row.height).unwrap_or(0),
+                    );
                     let g = crate::compose::geometry(canvas, out.width, out.height, out.fit);
                     let limit = app.settings.http.max_dimension;
                     if g.width > limit || g.height > limit {
-                        return Err(Error::invalid("optimization", format!("the output would be {}x{}; each side is limited to {limit}", g.width, g.height)).into());
+                        return Err(Error::invalid(
+                            "optimization",
+                            format!(
+                                "the output would be {}x{}; each side is limited to {limit}",
+                                g.width, g.height
+                            ),
+                        )
+                        .into());
                     }
                     let max = app.settings.render.max_pixels;
-                    let meta: serde_json::Value = serde_json::from_str(&row.metadata).unwrap_or_default();
-                    let at = |k: &str| meta.get(k).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+                    let meta: serde_json::Value =
+                        serde_json::from_str(&row.metadata).unwrap_or_default();
+                    let at = |k: &str| {
+                        meta.get(k)
+                            .and_then(|v| v.as_u64())
+                            .and_then(|v| u32::try_from(v).ok())
+                            .unwrap_or(0)
+                    };
                     let offset = (at("offsetX"), at("offsetY"));
-                    let transformed = app.compositor.cpu(move || crate::pipeline::transform_layer(&bytes, canvas, offset, &out, max)).await??;
+                    let transformed = app
+                        .compositor
+                        .cpu(move || {
+                            crate::pipeline::transform_layer(&bytes, canvas, offset, &out, max)
+                        })
+                        .await??;
                     (bytes::Bytes::from(transformed), ct)
                 }
             };
@@ -150,7 +204,9 @@ pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): Ra
             let metadata = serde_json::from_str(&row.metadata).unwrap_or(serde_json::Value::Null);
             Ok(Json(LayerUrl { url, metadata }).into_response())
         }
-        Some(other) if other != "json" => Err(Error::invalid("resultType", format!("\"{other}\": use file, url or json")).into()),
+        Some(other) if other != "json" => {
+            Err(Error::invalid("resultType", format!("\"{other}\": use file, url or json")).into())
+        }
         _ => {
             let mut j = LayerJson::from_row(&row);
             j.url = Some(url);
@@ -160,10 +216,22 @@ pub async fn latest(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): Ra
 }
 
 /// `optimization={"width","height","format","quality"}` as an output.
-fn optimization_output(o: &serde_json::Value, max: u32, default_quality: u8) -> Result<Output, Error> {
-    let m = o.as_object().ok_or_else(|| Error::invalid("optimization", "must be a JSON object"))?;
-    if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "width" | "height" | "format" | "quality")) {
-        return Err(Error::invalid("optimization", format!("unknown field \"{k}\"; use width, height, format, quality")));
+fn optimization_output(
+    o: &serde_json::Value,
+    max: u32,
+    default_quality: u8,
+) -> Result<Output, Error> {
+    let m = o
+        .as_object()
+        .ok_or_else(|| Error::invalid("optimization", "must be a JSON object"))?;
+    if let Some(k) = m
+        .keys()
+        .find(|k| !matches!(k.as_str(), "width" | "height" | "format" | "quality"))
+    {
+        return Err(Error::invalid(
+            "optimization",
+            format!("unknown field \"{k}\"; use width, height, format, quality"),
+        ));
     }
     let int = |k: &str, lo: u64, hi: u64| -> Result<Option<u32>, Error> {
         match m.get(k) {
@@ -172,12 +240,22 @@ fn optimization_output(o: &serde_json::Value, max: u32, default_quality: u8) -> 
                 .as_u64()
                 .filter(|x| (lo..=hi).contains(x))
                 .map(|x| Some(x as u32))
-                .ok_or_else(|| Error::invalid("optimization", format!("{k} must be a whole number in {lo}..={hi}"))),
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "optimization",
+                        format!("{k} must be a whole number in {lo}..={hi}"),
+                    )
+                }),
         }
     };
     let format = match m.get("format").and_then(|v| v.as_str()) {
         None => Format::Png,
-        Some(f) => Format::parse(f).ok_or_else(|| Error::invalid("optimization", format!("format \"{f}\": use png, jpg or webp")))?,
+        Some(f) => Format::parse(f).ok_or_else(|| {
+            Error::invalid(
+                "optimization",
+                format!("format \"{f}\": use png, jpg or webp"),
+            )
+        })?,
     };
     let out = Output {
         width: int("width", 1, u64::from(max))?,
@@ -194,9 +272,15 @@ fn optimization_output(o: &serde_json::Value, max: u32, default_quality: u8) -> 
 #[utoipa::path(get, path = "/api/layers/{id}", tag = "layers",
     params(("id" = String, Path, description = "Layer id (UUID).")),
     responses((status = 200, body = LayerJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Result<Json<LayerJson>, ApiError> {
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<LayerJson>, ApiError> {
     let id = parse_uuid("id", &id)?;
-    Ok(Json(LayerJson::from_row(&app.layers.get(caller.org, id).await?)))
+    Ok(Json(LayerJson::from_row(
+        &app.layers.get(caller.org, id).await?,
+    )))
 }
 
 /// Register an uploaded image as a layer ("bring your own renders"); the
@@ -212,12 +296,18 @@ pub async fn get(State(app): State<Arc<App>>, caller: Caller, Path(id): Path<Str
         (status = 413, description = "Body over http.max_body_bytes", body = ErrorBody),
         (status = 422, description = "Unknown field, bad UUID, or a layer that does not fit the asset", body = ErrorBody),
     ))]
-pub async fn create(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): RawQuery, req: axum::body::Body) -> Result<Json<LayerJson>, ApiError> {
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+    req: axum::body::Body,
+) -> Result<Json<LayerJson>, ApiError> {
     caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
     let b: NewLayerJson = body::parse(&bytes)?;
-    let opt_uuid = |name: &str, v: &Option<String>| v.as_deref().map(|s| parse_uuid(name, s)).transpose();
+    let opt_uuid =
+        |name: &str, v: &Option<String>| v.as_deref().map(|s| parse_uuid(name, s)).transpose();
     let n = NewLayer {
         asset_id: parse_uuid("assetId", &b.asset_id)?,
         asset_layer: b.asset_layer,
@@ -232,11 +322,12 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, RawQuery(q): Ra
         task_id: opt_uuid("taskId", &b.task_id)?,
         branch: p.str("branch").unwrap_or(DEFAULT_BRANCH).to_string(),
     };
-    Ok(Json(LayerJson::from_row(&app.layers.register(caller.org, n, &app.compositor).await?)))
+    Ok(Json(LayerJson::from_row(
+        &app.layers.register(caller.org, n, &app.compositor).await?,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/layers/healthcheck", tag = "layers", responses((status = 200, description = "ok")))]
 pub async fn healthcheck() -> StatusCode {
     StatusCode::OK
 }
-

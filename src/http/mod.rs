@@ -50,7 +50,12 @@ fn openapi_operation() -> utoipa::openapi::path::Operation {
     utoipa::openapi::path::OperationBuilder::new()
         .summary(Some("This OpenAPI document"))
         .tag("meta")
-        .response("200", utoipa::openapi::ResponseBuilder::new().description("OpenAPI 3.1 JSON").build())
+        .response(
+            "200",
+            utoipa::openapi::ResponseBuilder::new()
+                .description("OpenAPI 3.1 JSON")
+                .build(),
+        )
         .build()
 }
 
@@ -83,15 +88,23 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
 pub fn router(app: Arc<App>) -> Router {
     let timeout = Duration::from_secs(app.settings.http.request_timeout_secs);
     let (api, mut doc) = routes(&app);
-    let spec_route = utoipa::openapi::path::PathItem::new(utoipa::openapi::HttpMethod::Get, openapi_operation());
-    doc.paths.paths.insert("/api/openapi.json".into(), spec_route);
+    let spec_route =
+        utoipa::openapi::path::PathItem::new(utoipa::openapi::HttpMethod::Get, openapi_operation());
+    doc.paths
+        .paths
+        .insert("/api/openapi.json".into(), spec_route);
     let doc = Arc::new(doc);
-    api.route("/api/openapi.json", get(move || openapi::document(Arc::clone(&doc))))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(app.settings.http.max_upload_bytes))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| deadline(timeout, req, next)))
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
+    api.route(
+        "/api/openapi.json",
+        get(move || openapi::document(Arc::clone(&doc))),
+    )
+    .fallback(not_found)
+    .layer(DefaultBodyLimit::max(app.settings.http.max_upload_bytes))
+    .layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| deadline(timeout, req, next),
+    ))
+    .layer(TraceLayer::new_for_http())
+    .with_state(app)
 }
 
 /// The whole-request deadline, answered like every other error: JSON body,
@@ -100,21 +113,33 @@ pub fn router(app: Arc<App>) -> Router {
 async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
-        Err(_) => ApiError(crate::error::Error::unavailable(format!("the request took longer than {limit:?}"))).into_response(),
+        Err(_) => ApiError(crate::error::Error::unavailable(format!(
+            "the request took longer than {limit:?}"
+        )))
+        .into_response(),
     }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError(crate::error::Error::NotFound(format!("no route for {}", uri.path())))
+    ApiError(crate::error::Error::NotFound(format!(
+        "no route for {}",
+        uri.path()
+    )))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
 ///
 /// # Errors
 /// I/O errors of the listener.
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = router(Arc::clone(&app));
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     app.shutdown().await;
     Ok(())
 }

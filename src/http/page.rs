@@ -41,9 +41,17 @@ impl Page {
             _ => (false, sort),
         };
         if !fields.contains(&field) {
-            return Err(Error::invalid("sort", format!("\"{sort}\": sortable fields are {}", fields.join(", "))));
+            return Err(Error::invalid(
+                "sort",
+                format!("\"{sort}\": sortable fields are {}", fields.join(", ")),
+            ));
         }
-        Ok(Page { page, per_page, field: field.to_string(), descending })
+        Ok(Page {
+            page,
+            per_page,
+            field: field.to_string(),
+            descending,
+        })
     }
 
     pub fn offset(&self) -> usize {
@@ -56,7 +64,11 @@ impl Page {
 
     /// The page as a window of a `createdAt`-ordered listing.
     pub fn window(&self) -> crate::meta::Window {
-        crate::meta::Window { offset: self.offset(), limit: self.per_page, descending: self.descending }
+        crate::meta::Window {
+            offset: self.offset(),
+            limit: self.per_page,
+            descending: self.descending,
+        }
     }
 }
 
@@ -65,13 +77,19 @@ mod tests {
     use super::*;
 
     fn page(q: &str) -> Result<Page, Error> {
-        Page::parse(&Params::parse(Some(q), 1000).unwrap(), &["createdAt", "name"])
+        Page::parse(
+            &Params::parse(Some(q), 1000).unwrap(),
+            &["createdAt", "name"],
+        )
     }
 
     #[test]
     fn defaults_caps_and_errors() {
         let p = page("").unwrap();
-        assert_eq!((p.page, p.per_page, p.sort()), (1, 30, "+createdAt".to_string()));
+        assert_eq!(
+            (p.page, p.per_page, p.sort()),
+            (1, 30, "+createdAt".to_string())
+        );
         assert_eq!(page("perPage=500").unwrap().per_page, 100);
         assert_eq!(page("page=3&perPage=10").unwrap().offset(), 20);
         assert!(page("sort=-name").unwrap().descending);

@@ -24,17 +24,25 @@ impl Params {
     pub fn parse(query: Option<&str>, max_bytes: usize) -> Result<Params, Error> {
         let q = query.unwrap_or("");
         if q.len() > max_bytes {
-            return Err(Error::TooLarge(format!("the query string is {} bytes; the limit is {max_bytes}", q.len())));
+            return Err(Error::TooLarge(format!(
+                "the query string is {} bytes; the limit is {max_bytes}",
+                q.len()
+            )));
         }
         let mut values = HashMap::new();
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            values.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            values
+                .entry(k.into_owned())
+                .or_insert_with(|| v.into_owned());
         }
         Ok(Params { values })
     }
 
     pub fn str(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// # Errors
@@ -49,7 +57,10 @@ impl Params {
     /// 400 naming the parameter when it is not valid JSON.
     pub fn json(&self, name: &str) -> Result<Option<serde_json::Value>, Error> {
         self.str(name)
-            .map(|s| serde_json::from_str(s).map_err(|e| Error::malformed(name, format!("is not valid JSON ({e})"))))
+            .map(|s| {
+                serde_json::from_str(s)
+                    .map_err(|e| Error::malformed(name, format!("is not valid JSON ({e})")))
+            })
             .transpose()
     }
 
@@ -59,7 +70,11 @@ impl Params {
     /// 400 when it is not a whole number.
     pub fn u32(&self, name: &str) -> Result<Option<u32>, Error> {
         self.str(name)
-            .map(|s| s.trim().parse::<u32>().map_err(|_| Error::malformed(name, format!("\"{s}\" is not a whole number"))))
+            .map(|s| {
+                s.trim()
+                    .parse::<u32>()
+                    .map_err(|_| Error::malformed(name, format!("\"{s}\" is not a whole number")))
+            })
             .transpose()
     }
 }
@@ -76,14 +91,26 @@ mod tests {
 
     #[test]
     fn parameters_are_decoded_and_checked() {
-        let p = Params::parse(Some("a=1&configuration=%7B%22X%22%3A1%7D&w=abc&id=nope&a=2&empty="), 1000).unwrap();
+        let p = Params::parse(
+            Some("a=1&configuration=%7B%22X%22%3A1%7D&w=abc&id=nope&a=2&empty="),
+            1000,
+        )
+        .unwrap();
         assert_eq!(p.str("a"), Some("1"));
-        assert_eq!(p.json("configuration").unwrap(), Some(serde_json::json!({"X": 1})));
+        assert_eq!(
+            p.json("configuration").unwrap(),
+            Some(serde_json::json!({"X": 1}))
+        );
         assert!(matches!(p.u32("w"), Err(Error::Malformed { .. })));
         assert!(matches!(p.uuid("id"), Err(Error::Invalid { .. })));
         assert_eq!(p.str("empty"), None);
-        assert!(matches!(Params::parse(Some("x=1"), 2), Err(Error::TooLarge(_))));
+        assert!(matches!(
+            Params::parse(Some("x=1"), 2),
+            Err(Error::TooLarge(_))
+        ));
         let bad = Params::parse(Some("configuration=%7Bnope"), 100).unwrap();
-        assert!(matches!(bad.json("configuration"), Err(Error::Malformed { param, .. }) if param == "configuration"));
+        assert!(
+            matches!(bad.json("configuration"), Err(Error::Malformed { param, .. }) if param == "configuration")
+        );
     }
 }

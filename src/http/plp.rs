@@ -8,7 +8,7 @@
 
 use super::auth::Caller;
 use crate::app::App;
-use crate::catalog::{AttrKind, Asset, Value};
+use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
 use axum::extract::State;
 use axum::response::Html;
@@ -42,7 +42,9 @@ pub async fn page(State(app): State<Arc<App>>, caller: Caller) -> Html<String> {
             );
         }
     }
-    Html(format!("{HEAD}<main class=\"grid\">\n{tiles}</main>\n{FOOT}"))
+    Html(format!(
+        "{HEAD}<main class=\"grid\">\n{tiles}</main>\n{FOOT}"
+    ))
 }
 
 /// Up to `n` configurations of `asset` with a caption each.
@@ -51,7 +53,10 @@ fn sample(asset: &Asset, n: usize) -> Vec<(Vec<Value>, String)> {
         .attributes
         .iter()
         .map(|a| match &a.kind {
-            AttrKind::String { options } => options.iter().map(|o| Value::Str(o.value.clone())).collect(),
+            AttrKind::String { options } => options
+                .iter()
+                .map(|o| Value::Str(o.value.clone()))
+                .collect(),
             AttrKind::Boolean => vec![Value::Bool(false), Value::Bool(true)],
             _ => vec![a.default.clone()],
         })
@@ -86,7 +91,10 @@ fn sample(asset: &Asset, n: usize) -> Vec<(Vec<Value>, String)> {
                 .zip(&values)
                 .map(|(a, v)| match v {
                     Value::Bool(true) => a.label.clone().unwrap_or_else(|| a.name.clone()),
-                    Value::Bool(false) => format!("no {}", a.label.as_deref().unwrap_or(&a.name).to_lowercase()),
+                    Value::Bool(false) => format!(
+                        "no {}",
+                        a.label.as_deref().unwrap_or(&a.name).to_lowercase()
+                    ),
                     v => format!("{} {v}", a.label.as_deref().unwrap_or(&a.name)),
                 })
                 .collect::<Vec<_>>()
@@ -115,7 +123,10 @@ fn configuration_json(asset: &Asset, values: &[Value]) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const HEAD: &str = r#"<!doctype html>
@@ -146,14 +157,16 @@ mod tests {
         let tiles = sample(sofa, TILES_PER_ASSET);
         assert_eq!(tiles.len(), 36);
         for (i, a) in sofa.attributes.iter().enumerate() {
-            let seen: std::collections::HashSet<String> = tiles.iter().map(|(v, _)| v[i].to_string()).collect();
+            let seen: std::collections::HashSet<String> =
+                tiles.iter().map(|(v, _)| v[i].to_string()).collect();
             let want = match &a.kind {
                 AttrKind::String { options } => options.len(),
                 _ => 2,
             };
             assert_eq!(seen.len(), want, "{}", a.name);
         }
-        let distinct: std::collections::HashSet<String> = tiles.iter().map(|(v, _)| format!("{v:?}")).collect();
+        let distinct: std::collections::HashSet<String> =
+            tiles.iter().map(|(v, _)| format!("{v:?}")).collect();
         assert_eq!(distinct.len(), 36);
     }
 }

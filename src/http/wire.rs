@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 
 /// RFC 3339 UTC with microseconds, from microseconds since the Unix epoch.
 pub fn rfc3339(micros: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn json_text(s: &str) -> Value {
@@ -299,6 +301,9 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
     }
 }

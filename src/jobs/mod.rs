@@ -36,7 +36,13 @@ pub trait Recorder: Send + Sync + 'static {
     ///
     /// # Errors
     /// When the record cannot be written; the render itself is kept.
-    async fn rendered(&self, job: &LayerJob, layer: &LayerImage, path: &str, bytes: &[u8]) -> Result<(), Error>;
+    async fn rendered(
+        &self,
+        job: &LayerJob,
+        layer: &LayerImage,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<(), Error>;
 }
 
 #[async_trait::async_trait]
@@ -71,7 +77,12 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    pub fn new(renderer: Arc<dyn Renderer>, store: BlobStore, recorder: Arc<dyn Recorder>, limits: InProcessLimits) -> InProcess {
+    pub fn new(
+        renderer: Arc<dyn Renderer>,
+        store: BlobStore,
+        recorder: Arc<dyn Recorder>,
+        limits: InProcessLimits,
+    ) -> InProcess {
         InProcess {
             renderer,
             store,
@@ -99,7 +110,9 @@ impl InProcess {
         });
         match tokio::time::timeout(self.timeout, task).await {
             Err(_) => Err(RenderError::Timeout(self.timeout).into()),
-            Ok(Err(join)) => Err(Error::RenderFailed(format!("the renderer panicked: {join}"))),
+            Ok(Err(join)) => Err(Error::RenderFailed(format!(
+                "the renderer panicked: {join}"
+            ))),
             Ok(Ok(out)) => Ok(out?),
         }
     }
@@ -155,7 +168,11 @@ impl RenderQueue for InProcess {
         // Never overwrite: an image registered for this key while we were
         // rendering wins, and is what we answer with.
         if !self.store.put_new(&path, encoded.clone()).await? {
-            let bytes = self.store.get(&path).await?.ok_or_else(|| Error::unavailable("the stored layer vanished; retry"))?;
+            let bytes = self
+                .store
+                .get(&path)
+                .await?
+                .ok_or_else(|| Error::unavailable("the stored layer vanished; retry"))?;
             let max = self.max_pixels;
             let existing = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
                 .await

@@ -110,7 +110,15 @@ mod tests {
 
     #[test]
     fn numbers_have_one_spelling() {
-        let cases = [(1.0, "1"), (-0.0, "0"), (100.0, "100"), (0.1, "0.1"), (2.5, "2.5"), (-3.25, "-3.25"), (1e21, "1000000000000000000000")];
+        let cases = [
+            (1.0, "1"),
+            (-0.0, "0"),
+            (100.0, "100"),
+            (0.1, "0.1"),
+            (2.5, "2.5"),
+            (-3.25, "-3.25"),
+            (1e21, "1000000000000000000000"),
+        ];
         for (x, want) in cases {
             let mut s = String::new();
             write_number(&mut s, x);
@@ -120,8 +128,12 @@ mod tests {
 
     #[test]
     fn objects_are_sorted_and_compact() {
-        let a: serde_json::Value = serde_json::from_str(r#"{ "b": 1.0, "a": [1e2, "x\n"], "B": null }"#).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{ "b": 1.0, "a": [1e2, "x\n"], "B": null }"#).unwrap();
         assert_eq!(canonical_json(&a), r#"{"B":null,"a":[100,"x\n"],"b":1}"#);
-        assert_eq!(canonical_json(&json!({"Camera": 2.0})), canonical_json(&json!({"Camera": 2})));
+        assert_eq!(
+            canonical_json(&json!({"Camera": 2.0})),
+            canonical_json(&json!({"Camera": 2}))
+        );
     }
 }

@@ -68,7 +68,10 @@ pub enum ConfigError {
     #[error("unknown attribute \"{0}\"")]
     UnknownAttribute(String),
     #[error("attribute \"{attribute}\": {error}")]
-    InvalidValue { attribute: String, error: ValueError },
+    InvalidValue {
+        attribute: String,
+        error: ValueError,
+    },
     #[error("the stage configuration {0} selects no view of this asset (views: {1})")]
     UnknownView(String, String),
 }
@@ -82,7 +85,9 @@ pub struct Configuration {
 impl Configuration {
     /// Every attribute at its default.
     pub fn defaults(asset: &Asset) -> Configuration {
-        Configuration { values: asset.attributes.iter().map(|a| a.default.clone()).collect() }
+        Configuration {
+            values: asset.attributes.iter().map(|a| a.default.clone()).collect(),
+        }
     }
 
     /// Checks `json` (an object, or null for "all defaults") against `asset`.
@@ -98,11 +103,14 @@ impl Configuration {
             _ => return Err(ConfigError::NotAnObject),
         };
         for (name, v) in map {
-            let (i, attr) = asset.attribute(name).ok_or_else(|| ConfigError::UnknownAttribute(name.clone()))?;
+            let (i, attr) = asset
+                .attribute(name)
+                .ok_or_else(|| ConfigError::UnknownAttribute(name.clone()))?;
             if !v.is_null() {
-                cfg.values[i] = attr
-                    .accept(v)
-                    .map_err(|error| ConfigError::InvalidValue { attribute: name.clone(), error })?;
+                cfg.values[i] = attr.accept(v).map_err(|error| ConfigError::InvalidValue {
+                    attribute: name.clone(),
+                    error,
+                })?;
             }
         }
         Ok(cfg)
@@ -115,14 +123,26 @@ impl Configuration {
     /// The canonical JSON of the whole configuration.
     pub fn canonical(&self, asset: &Asset) -> String {
         let mut s = String::new();
-        canonical::write_object(&mut s, asset.attributes.iter().zip(&self.values).map(|(a, v)| (a.name.as_str(), v)));
+        canonical::write_object(
+            &mut s,
+            asset
+                .attributes
+                .iter()
+                .zip(&self.values)
+                .map(|(a, v)| (a.name.as_str(), v)),
+        );
         s
     }
 
     /// The canonical JSON of the attributes at `indices` only.
     pub fn canonical_subset(&self, asset: &Asset, indices: &[usize]) -> String {
         let mut s = String::new();
-        canonical::write_object(&mut s, indices.iter().map(|&i| (asset.attributes[i].name.as_str(), &self.values[i])));
+        canonical::write_object(
+            &mut s,
+            indices
+                .iter()
+                .map(|&i| (asset.attributes[i].name.as_str(), &self.values[i])),
+        );
         s
     }
 
@@ -130,13 +150,21 @@ impl Configuration {
     /// restricted configuration is recorded.
     pub fn canonical_pairs(asset: &Asset, pairs: &[(usize, Value)]) -> String {
         let mut s = String::new();
-        canonical::write_object(&mut s, pairs.iter().map(|(i, v)| (asset.attributes[*i].name.as_str(), v)));
+        canonical::write_object(
+            &mut s,
+            pairs
+                .iter()
+                .map(|(i, v)| (asset.attributes[*i].name.as_str(), v)),
+        );
         s
     }
 
     /// `(index, value)` for the attributes at `indices`.
     pub fn subset(&self, indices: &[usize]) -> Vec<(usize, Value)> {
-        indices.iter().map(|&i| (i, self.values[i].clone())).collect()
+        indices
+            .iter()
+            .map(|&i| (i, self.values[i].clone()))
+            .collect()
     }
 }
 
@@ -157,7 +185,11 @@ pub fn select_view(asset: &Asset, stage: &serde_json::Value) -> Result<usize, Co
         .iter()
         .position(|v| v.stage_canonical == want)
         .ok_or_else(|| {
-            let all: Vec<&str> = asset.views.iter().map(|v| v.stage_canonical.as_str()).collect();
+            let all: Vec<&str> = asset
+                .views
+                .iter()
+                .map(|v| v.stage_canonical.as_str())
+                .collect();
             ConfigError::UnknownView(want, all.join(", "))
         })
 }
@@ -190,7 +222,13 @@ impl Lines {
 /// Hashed input, one field a line: `layercake/layer/1`, `asset=<uuid>`,
 /// `version=<n>`, `layer=<uuid>`, `recipe=<hex>`, `config=<canonical JSON of
 /// the dependsOn attributes>`, `view=<canonical stage JSON>`, `size=<w>x<h>`.
-pub fn layer_key(asset: &Asset, layer: usize, view: usize, config: &Configuration, size: (u32, u32)) -> Key {
+pub fn layer_key(
+    asset: &Asset,
+    layer: usize,
+    view: usize,
+    config: &Configuration,
+    size: (u32, u32),
+) -> Key {
     let l = &asset.layers[layer];
     Lines::new("layercake/layer/1")
         .line("asset", asset.id)

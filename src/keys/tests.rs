@@ -6,7 +6,9 @@ use serde_json::json;
 const OPTIONS: [&str; 4] = ["Red", "Green", "Blue", "Ünïcode \"☃\""];
 
 fn asset() -> Asset {
-    let svg = |body: &str| format!("<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'>{body}</svg>");
+    let svg = |body: &str| {
+        format!("<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'>{body}</svg>")
+    };
     let doc = json!({
         "id": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f", "name": "Mug", "version": 3, "width": 8, "height": 8,
         "attributes": [
@@ -27,14 +29,20 @@ fn asset() -> Asset {
 
 /// A configuration as attribute → JSON value, every attribute present.
 fn arb_config() -> impl Strategy<Value = Vec<(&'static str, serde_json::Value)>> {
-    (0..OPTIONS.len(), -50i32..=100, any::<bool>(), any::<(u8, u8, u8)>()).prop_map(|(c, s, e, (r, g, b))| {
-        vec![
-            ("Color", json!(OPTIONS[c])),
-            ("Size", json!(s)),
-            ("Engraved", json!(e)),
-            ("Tint", json!({"r": r, "g": g, "b": b})),
-        ]
-    })
+    (
+        0..OPTIONS.len(),
+        -50i32..=100,
+        any::<bool>(),
+        any::<(u8, u8, u8)>(),
+    )
+        .prop_map(|(c, s, e, (r, g, b))| {
+            vec![
+                ("Color", json!(OPTIONS[c])),
+                ("Size", json!(s)),
+                ("Engraved", json!(e)),
+                ("Tint", json!({"r": r, "g": g, "b": b})),
+            ]
+        })
 }
 
 /// Writes the same configuration differently: in the given order, integral
@@ -53,7 +61,9 @@ fn respell(asset: &Asset, cfg: &[(&str, serde_json::Value)], order: &[usize], st
             "null".to_string()
         } else {
             match v {
-                serde_json::Value::Number(n) if style & 4 != 0 => format!("{:.1}", n.as_f64().unwrap()),
+                serde_json::Value::Number(n) if style & 4 != 0 => {
+                    format!("{:.1}", n.as_f64().unwrap())
+                }
                 serde_json::Value::Object(m) if style & 8 != 0 => {
                     let c = |k: &str| m[k].as_u64().unwrap();
                     format!("\"#{:02X}{:02x}{:02X}\"", c("r"), c("g"), c("b"))
@@ -61,7 +71,10 @@ fn respell(asset: &Asset, cfg: &[(&str, serde_json::Value)], order: &[usize], st
                 v => v.to_string(),
             }
         };
-        parts.push(format!("{}: {spelled}", serde_json::to_string(name).unwrap()));
+        parts.push(format!(
+            "{}: {spelled}",
+            serde_json::to_string(name).unwrap()
+        ));
     }
     format!("{{ {} }}", parts.join(" , "))
 }
@@ -129,9 +142,17 @@ fn output_view_size_version_and_layer_enter_the_keys() {
 fn bad_configurations_are_named() {
     let a = asset();
     let e = |v: serde_json::Value| Configuration::parse(&a, &v).unwrap_err();
-    assert_eq!(e(json!({"Colour": "Red"})), ConfigError::UnknownAttribute("Colour".into()));
-    assert!(matches!(e(json!({"Color": "Purple"})), ConfigError::InvalidValue { attribute, .. } if attribute == "Color"));
-    assert!(matches!(e(json!({"Size": 101})), ConfigError::InvalidValue { .. }));
+    assert_eq!(
+        e(json!({"Colour": "Red"})),
+        ConfigError::UnknownAttribute("Colour".into())
+    );
+    assert!(
+        matches!(e(json!({"Color": "Purple"})), ConfigError::InvalidValue { attribute, .. } if attribute == "Color")
+    );
+    assert!(matches!(
+        e(json!({"Size": 101})),
+        ConfigError::InvalidValue { .. }
+    ));
     assert_eq!(e(json!([1])), ConfigError::NotAnObject);
 }
 
@@ -141,7 +162,10 @@ fn views_are_selected_canonically() {
     assert_eq!(select_view(&a, &json!(null)), Ok(0));
     assert_eq!(select_view(&a, &json!({})), Ok(0));
     assert_eq!(select_view(&a, &json!({"Camera": 1.0})), Ok(1));
-    assert!(matches!(select_view(&a, &json!({"Camera": 7})), Err(ConfigError::UnknownView(..))));
+    assert!(matches!(
+        select_view(&a, &json!({"Camera": 7})),
+        Err(ConfigError::UnknownView(..))
+    ));
 }
 
 /// Pinned: if these move, every deployed cache is invalidated. Bump the salt
@@ -159,11 +183,20 @@ fn demo_keys_are_pinned() {
         cfg.canonical(sofa),
         r#"{"Camera":0}"#
     );
-    assert_eq!(composite_key(sofa, &cfg, 0, "fmt=png"), Key(*blake3::hash(input.as_bytes()).as_bytes()));
+    assert_eq!(
+        composite_key(sofa, &cfg, 0, "fmt=png"),
+        Key(*blake3::hash(input.as_bytes()).as_bytes())
+    );
     let a = asset();
     let cfg = Configuration::parse(&a, &json!({"Size": 2.5, "Tint": "#102030"})).unwrap();
-    assert_eq!(cfg.canonical(&a), r#"{"Color":"Red","Engraved":false,"Size":2.5,"Tint":{"b":48,"g":32,"r":16}}"#);
-    assert_eq!(composite_key(&a, &cfg, 1, "fmt=png").hex(), PINNED_COMPOSITE);
+    assert_eq!(
+        cfg.canonical(&a),
+        r#"{"Color":"Red","Engraved":false,"Size":2.5,"Tint":{"b":48,"g":32,"r":16}}"#
+    );
+    assert_eq!(
+        composite_key(&a, &cfg, 1, "fmt=png").hex(),
+        PINNED_COMPOSITE
+    );
     assert_eq!(layer_key(&a, 1, 1, &cfg, (8, 8)).hex(), PINNED_LAYER);
 }
 

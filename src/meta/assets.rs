@@ -26,7 +26,8 @@ const COLUMNS: &str = "asset_id, version, org_id, name, definition, content_fp, 
 fn row(r: &AnyRow) -> Result<AssetVersionRow, MetaError> {
     Ok(AssetVersionRow {
         asset_id: uuid(r, "asset_id")?,
-        version: u32::try_from(int(r, "version")?).map_err(|e| MetaError::Corrupt(format!("version: {e}")))?,
+        version: u32::try_from(int(r, "version")?)
+            .map_err(|e| MetaError::Corrupt(format!("version: {e}")))?,
         org_id: uuid(r, "org_id")?,
         name: text(r, "name")?,
         definition: text(r, "definition")?,
@@ -46,7 +47,10 @@ impl Meta {
             "SELECT {COLUMNS} FROM asset_versions a WHERE version = \
              (SELECT MAX(version) FROM asset_versions b WHERE b.asset_id = a.asset_id) ORDER BY asset_id"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(translate)?;
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(translate)?;
         rows.iter().map(row).collect()
     }
 
@@ -54,9 +58,18 @@ impl Meta {
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn latest_asset_versions_of(&self, asset_id: Uuid) -> Result<Option<AssetVersionRow>, MetaError> {
-        let sql = format!("SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 ORDER BY version DESC LIMIT 1");
-        let r = sqlx::query(&sql).bind(asset_id.to_string()).fetch_optional(&self.pool).await.map_err(translate)?;
+    pub async fn latest_asset_versions_of(
+        &self,
+        asset_id: Uuid,
+    ) -> Result<Option<AssetVersionRow>, MetaError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 ORDER BY version DESC LIMIT 1"
+        );
+        let r = sqlx::query(&sql)
+            .bind(asset_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(translate)?;
         r.as_ref().map(row).transpose()
     }
 
@@ -64,8 +77,14 @@ impl Meta {
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn latest_asset_version_from(&self, asset_id: Uuid, source: &str) -> Result<Option<AssetVersionRow>, MetaError> {
-        let sql = format!("SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND source = $2 ORDER BY version DESC LIMIT 1");
+    pub async fn latest_asset_version_from(
+        &self,
+        asset_id: Uuid,
+        source: &str,
+    ) -> Result<Option<AssetVersionRow>, MetaError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND source = $2 ORDER BY version DESC LIMIT 1"
+        );
         let r = sqlx::query(&sql)
             .bind(asset_id.to_string())
             .bind(source.to_string())
@@ -79,8 +98,14 @@ impl Meta {
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn asset_version_by_content(&self, asset_id: Uuid, content_fp: &str) -> Result<Option<AssetVersionRow>, MetaError> {
-        let sql = format!("SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND content_fp = $2 ORDER BY version DESC LIMIT 1");
+    pub async fn asset_version_by_content(
+        &self,
+        asset_id: Uuid,
+        content_fp: &str,
+    ) -> Result<Option<AssetVersionRow>, MetaError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND content_fp = $2 ORDER BY version DESC LIMIT 1"
+        );
         let r = sqlx::query(&sql)
             .bind(asset_id.to_string())
             .bind(content_fp.to_string())
@@ -113,7 +138,9 @@ impl Meta {
     /// # Errors
     /// [`MetaError::Conflict`] when that version number exists already.
     pub async fn insert_asset_version(&self, v: &AssetVersionRow) -> Result<(), MetaError> {
-        let sql = format!("INSERT INTO asset_versions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        let sql = format!(
+            "INSERT INTO asset_versions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
         sqlx::query(&sql)
             .bind(v.asset_id.to_string())
             .bind(i64::from(v.version))
@@ -133,8 +160,13 @@ impl Meta {
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn asset_version(&self, asset_id: Uuid, version: u32) -> Result<Option<AssetVersionRow>, MetaError> {
-        let sql = format!("SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND version = $2");
+    pub async fn asset_version(
+        &self,
+        asset_id: Uuid,
+        version: u32,
+    ) -> Result<Option<AssetVersionRow>, MetaError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND version = $2");
         let r = sqlx::query(&sql)
             .bind(asset_id.to_string())
             .bind(i64::from(version))
@@ -149,9 +181,18 @@ impl Meta {
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn live_versions(&self) -> Result<Vec<(Uuid, u32)>, MetaError> {
-        let rows = sqlx::query("SELECT asset_id, version FROM asset_live ORDER BY asset_id").fetch_all(&self.pool).await.map_err(translate)?;
+        let rows = sqlx::query("SELECT asset_id, version FROM asset_live ORDER BY asset_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(translate)?;
         rows.iter()
-            .map(|r| Ok((uuid(r, "asset_id")?, u32::try_from(int(r, "version")?).map_err(|e| MetaError::Corrupt(format!("version: {e}")))?)))
+            .map(|r| {
+                Ok((
+                    uuid(r, "asset_id")?,
+                    u32::try_from(int(r, "version")?)
+                        .map_err(|e| MetaError::Corrupt(format!("version: {e}")))?,
+                ))
+            })
             .collect()
     }
 
@@ -190,7 +231,11 @@ impl Meta {
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn record_catalog_import(&self, asset_id: Uuid, content_fp: &str) -> Result<(), MetaError> {
+    pub async fn record_catalog_import(
+        &self,
+        asset_id: Uuid,
+        content_fp: &str,
+    ) -> Result<(), MetaError> {
         sqlx::query(
             "INSERT INTO catalog_imports (asset_id, content_fp, imported_at) VALUES ($1, $2, $3) \
              ON CONFLICT (asset_id) DO UPDATE SET content_fp = $2, imported_at = $3",

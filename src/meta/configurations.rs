@@ -54,7 +54,9 @@ impl Meta {
     /// # Errors
     /// [`MetaError::Conflict`] when the short id is taken (pick another).
     pub async fn insert_configuration(&self, c: &ConfigurationRow) -> Result<(), MetaError> {
-        let sql = format!("INSERT INTO configurations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+        let sql = format!(
+            "INSERT INTO configurations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        );
         sqlx::query(&sql)
             .bind(c.id.to_string())
             .bind(c.short_id.clone())
@@ -82,17 +84,32 @@ impl Meta {
     /// # Errors
     /// [`MetaError::NotFound`] when the org has no such configuration.
     pub async fn configuration(&self, org: Uuid, key: &str) -> Result<ConfigurationRow, MetaError> {
-        let column = if Uuid::parse_str(key).is_ok() { "id" } else { "short_id" };
-        let sql = format!("SELECT {COLUMNS} FROM configurations WHERE org_id = $1 AND {column} = $2");
-        let r = sqlx::query(&sql).bind(org.to_string()).bind(key.to_string()).fetch_one(&self.pool).await.map_err(translate)?;
+        let column = if Uuid::parse_str(key).is_ok() {
+            "id"
+        } else {
+            "short_id"
+        };
+        let sql =
+            format!("SELECT {COLUMNS} FROM configurations WHERE org_id = $1 AND {column} = $2");
+        let r = sqlx::query(&sql)
+            .bind(org.to_string())
+            .bind(key.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(translate)?;
         row(&r)
     }
 
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn configurations(&self, org: Uuid, w: Window) -> Result<(usize, Vec<ConfigurationRow>), MetaError> {
+    pub async fn configurations(
+        &self,
+        org: Uuid,
+        w: Window,
+    ) -> Result<(usize, Vec<ConfigurationRow>), MetaError> {
         let mut filter = Where::default();
         filter.eq("org_id", Some(org));
-        self.page("configurations", COLUMNS, &filter, Some(w), row).await
+        self.page("configurations", COLUMNS, &filter, Some(w), row)
+            .await
     }
 }

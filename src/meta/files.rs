@@ -21,7 +21,8 @@ pub struct FileRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, org_id, user_id, filename, size, hash, extension, mime_type, path, created_at";
+const COLUMNS: &str =
+    "id, org_id, user_id, filename, size, hash, extension, mime_type, path, created_at";
 
 fn row(r: &AnyRow) -> Result<FileRow, MetaError> {
     Ok(FileRow {
@@ -62,7 +63,12 @@ impl Meta {
             .await
             .map_err(translate)?;
         let sql = format!("SELECT {COLUMNS} FROM files WHERE org_id = $1 AND hash = $2");
-        let r = sqlx::query(&sql).bind(f.org_id.to_string()).bind(f.hash.clone()).fetch_one(&self.pool).await.map_err(translate)?;
+        let r = sqlx::query(&sql)
+            .bind(f.org_id.to_string())
+            .bind(f.hash.clone())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(translate)?;
         row(&r)
     }
 
@@ -72,7 +78,11 @@ impl Meta {
     /// [`MetaError`] from the store.
     pub async fn files_at(&self, path: &str) -> Result<Vec<FileRow>, MetaError> {
         let sql = format!("SELECT {COLUMNS} FROM files WHERE path = $1");
-        let rows = sqlx::query(&sql).bind(path.to_string()).fetch_all(&self.pool).await.map_err(translate)?;
+        let rows = sqlx::query(&sql)
+            .bind(path.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(translate)?;
         rows.iter().map(row).collect()
     }
 
@@ -94,7 +104,12 @@ impl Meta {
     /// [`MetaError::NotFound`] when the org has no such file.
     pub async fn file(&self, org: Uuid, id: Uuid) -> Result<FileRow, MetaError> {
         let sql = format!("SELECT {COLUMNS} FROM files WHERE org_id = $1 AND id = $2");
-        let r = sqlx::query(&sql).bind(org.to_string()).bind(id.to_string()).fetch_one(&self.pool).await.map_err(translate)?;
+        let r = sqlx::query(&sql)
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(translate)?;
         row(&r)
     }
 

@@ -132,15 +132,36 @@ impl Meta {
     /// # Errors
     /// [`MetaError::NotFound`] when the org has no such layer.
     pub async fn layer(&self, org: Uuid, id: Uuid) -> Result<LayerRow, MetaError> {
-        let f = LayerFilter { id: Some(id), ..LayerFilter::default() };
-        self.layers(org, &f, Some(Window { offset: 0, limit: 1, descending: false })).await?.1.pop().ok_or(MetaError::NotFound)
+        let f = LayerFilter {
+            id: Some(id),
+            ..LayerFilter::default()
+        };
+        self.layers(
+            org,
+            &f,
+            Some(Window {
+                offset: 0,
+                limit: 1,
+                descending: false,
+            }),
+        )
+        .await?
+        .1
+        .pop()
+        .ok_or(MetaError::NotFound)
     }
 
     /// Matching layers and their total count; all of them when `window` is `None`.
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn layers(&self, org: Uuid, f: &LayerFilter, window: Option<Window>) -> Result<(usize, Vec<LayerRow>), MetaError> {
-        self.page("layers", COLUMNS, &filter(org, f), window, row).await
+    pub async fn layers(
+        &self,
+        org: Uuid,
+        f: &LayerFilter,
+        window: Option<Window>,
+    ) -> Result<(usize, Vec<LayerRow>), MetaError> {
+        self.page("layers", COLUMNS, &filter(org, f), window, row)
+            .await
     }
 }

@@ -51,7 +51,9 @@ impl MetaError {
 fn translate(e: sqlx::Error) -> MetaError {
     match e {
         sqlx::Error::RowNotFound => MetaError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => MetaError::Conflict(db.message().to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            MetaError::Conflict(db.message().to_string())
+        }
         e => MetaError::Backend(e.to_string()),
     }
 }
@@ -74,20 +76,28 @@ impl Where {
     fn eq(&mut self, column: &str, value: Option<impl Into<BindValue>>) -> &mut Self {
         if let Some(v) = value {
             self.binds.push(v.into().0);
-            self.clauses.push(format!("{column} = ${}", self.binds.len()));
+            self.clauses
+                .push(format!("{column} = ${}", self.binds.len()));
         }
         self
     }
 
     fn sql(&self) -> String {
-        if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
     }
 
     fn next(&self) -> usize {
         self.binds.len() + 1
     }
 
-    fn apply<'q>(&self, mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    fn apply<'q>(
+        &self,
+        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
         for b in &self.binds {
             q = match b {
                 Bind::Str(s) => q.bind(s.clone()),
@@ -134,7 +144,11 @@ pub struct Window {
 
 impl Window {
     fn order(&self) -> &'static str {
-        if self.descending { " ORDER BY created_at DESC, id DESC" } else { " ORDER BY created_at ASC, id ASC" }
+        if self.descending {
+            " ORDER BY created_at DESC, id DESC"
+        } else {
+            " ORDER BY created_at ASC, id ASC"
+        }
     }
 }
 
@@ -150,19 +164,42 @@ impl Meta {
         row: fn(&AnyRow) -> Result<T, MetaError>,
     ) -> Result<(usize, Vec<T>), MetaError> {
         let count_sql = format!("SELECT COUNT(*) AS n FROM {table}{}", filter.sql());
-        let n: i64 = filter.apply(sqlx::query(&count_sql)).fetch_one(&self.pool).await.map_err(translate)?.try_get("n").map_err(translate)?;
+        let n: i64 = filter
+            .apply(sqlx::query(&count_sql))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(translate)?
+            .try_get("n")
+            .map_err(translate)?;
         let rows = match window {
             Some(w) => {
-                let sql = format!("SELECT {columns} FROM {table}{}{} LIMIT ${} OFFSET ${}", filter.sql(), w.order(), filter.next(), filter.next() + 1);
-                filter.apply(sqlx::query(&sql)).bind(w.limit as i64).bind(w.offset as i64).fetch_all(&self.pool).await
+                let sql = format!(
+                    "SELECT {columns} FROM {table}{}{} LIMIT ${} OFFSET ${}",
+                    filter.sql(),
+                    w.order(),
+                    filter.next(),
+                    filter.next() + 1
+                );
+                filter
+                    .apply(sqlx::query(&sql))
+                    .bind(w.limit as i64)
+                    .bind(w.offset as i64)
+                    .fetch_all(&self.pool)
+                    .await
             }
             None => {
-                let sql = format!("SELECT {columns} FROM {table}{} ORDER BY created_at ASC, id ASC", filter.sql());
+                let sql = format!(
+                    "SELECT {columns} FROM {table}{} ORDER BY created_at ASC, id ASC",
+                    filter.sql()
+                );
                 filter.apply(sqlx::query(&sql)).fetch_all(&self.pool).await
             }
         }
         .map_err(translate)?;
-        Ok((usize::try_from(n).unwrap_or(0), rows.iter().map(row).collect::<Result<_, _>>()?))
+        Ok((
+            usize::try_from(n).unwrap_or(0),
+            rows.iter().map(row).collect::<Result<_, _>>()?,
+        ))
     }
 }
 
@@ -185,20 +222,36 @@ impl Meta {
         let open_err = |e: String| MetaError::Open(redact(url), e);
         let sqlite = url.starts_with("sqlite:");
         let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let url = if sqlite && !memory && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_string() };
+        let url = if sqlite && !memory && !url.contains('?') {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_string()
+        };
         let pool = AnyPoolOptions::new()
             // Each connection to an in-memory SQLite database is a database
             // of its own: keep exactly one.
             .max_connections(if memory { 1 } else { 8 })
             .min_connections(if memory { 1 } else { 0 })
-            .idle_timeout(if memory { None } else { Some(std::time::Duration::from_secs(600)) })
-            .max_lifetime(if memory { None } else { Some(std::time::Duration::from_secs(3600)) })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(std::time::Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(std::time::Duration::from_secs(3600))
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
                         // Wait for a writer instead of failing at once.
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -208,10 +261,19 @@ impl Meta {
             .map_err(|e| open_err(e.to_string()))?;
         if sqlite && !memory {
             // Readers do not block the writer; persistent for the file.
-            sqlx::query("PRAGMA journal_mode = WAL").fetch_all(&pool).await.map_err(|e| open_err(e.to_string()))?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
         }
-        MIGRATOR.run(&pool).await.map_err(|e| open_err(format!("migration: {e}")))?;
-        let meta = Meta { pool, last: AtomicI64::new(0) };
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| open_err(format!("migration: {e}")))?;
+        let meta = Meta {
+            pool,
+            last: AtomicI64::new(0),
+        };
         meta.ensure_org(DEFAULT_ORG, "default").await?;
         Ok(meta)
     }
@@ -225,7 +287,10 @@ impl Meta {
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
             let next = wall.max(prev + 1);
-            match self.last.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .last
+                .compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return next,
                 Err(p) => prev = p,
             }
@@ -237,7 +302,11 @@ impl Meta {
     /// # Errors
     /// [`MetaError::Backend`] when it does not.
     pub async fn ping(&self) -> Result<(), MetaError> {
-        sqlx::query("SELECT 1").fetch_one(&self.pool).await.map(|_| ()).map_err(translate)
+        sqlx::query("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(translate)
     }
 
     async fn ensure_org(&self, id: Uuid, name: &str) -> Result<(), MetaError> {
@@ -266,15 +335,18 @@ fn redact(url: &str) -> String {
 }
 
 fn text(row: &AnyRow, col: &str) -> Result<String, MetaError> {
-    row.try_get::<String, _>(col).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+    row.try_get::<String, _>(col)
+        .map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
 }
 
 fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>, MetaError> {
-    row.try_get::<Option<String>, _>(col).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+    row.try_get::<Option<String>, _>(col)
+        .map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
 }
 
 fn int(row: &AnyRow, col: &str) -> Result<i64, MetaError> {
-    row.try_get::<i64, _>(col).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+    row.try_get::<i64, _>(col)
+        .map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
 }
 
 fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, MetaError> {

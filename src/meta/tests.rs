@@ -36,21 +36,61 @@ async fn layers_filter_count_and_page_in_creation_order() {
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let mut ids = Vec::new();
     for i in 0..5 {
-        let l = layer(&meta, if i < 3 { a } else { b }, &format!("k{i}"), if i % 2 == 0 { "even" } else { "odd" });
+        let l = layer(
+            &meta,
+            if i < 3 { a } else { b },
+            &format!("k{i}"),
+            if i % 2 == 0 { "even" } else { "odd" },
+        );
         ids.push(l.id);
         meta.insert_layer(&l).await.unwrap();
     }
     let all = LayerFilter::default();
-    let (n, page) = meta.layers(DEFAULT_ORG, &all, Some(Window { offset: 1, limit: 2, descending: false })).await.unwrap();
+    let (n, page) = meta
+        .layers(
+            DEFAULT_ORG,
+            &all,
+            Some(Window {
+                offset: 1,
+                limit: 2,
+                descending: false,
+            }),
+        )
+        .await
+        .unwrap();
     assert_eq!(n, 5);
     assert_eq!(page.iter().map(|l| l.id).collect::<Vec<_>>(), ids[1..3]);
-    let (_, desc) = meta.layers(DEFAULT_ORG, &all, Some(Window { offset: 0, limit: 1, descending: true })).await.unwrap();
+    let (_, desc) = meta
+        .layers(
+            DEFAULT_ORG,
+            &all,
+            Some(Window {
+                offset: 0,
+                limit: 1,
+                descending: true,
+            }),
+        )
+        .await
+        .unwrap();
     assert_eq!(desc[0].id, ids[4]);
-    let f = LayerFilter { asset_id: Some(a), layer_config_hash: Some("even".into()), ..LayerFilter::default() };
+    let f = LayerFilter {
+        asset_id: Some(a),
+        layer_config_hash: Some("even".into()),
+        ..LayerFilter::default()
+    };
     let (n, rows) = meta.layers(DEFAULT_ORG, &f, None).await.unwrap();
     assert_eq!((n, rows.len()), (2, 2));
-    assert_eq!(meta.layer(DEFAULT_ORG, ids[3]).await.unwrap().layer_key, "k3");
-    assert!(meta.layer(Uuid::new_v4(), ids[3]).await.unwrap_err().is_not_found(), "another org sees nothing");
+    assert_eq!(
+        meta.layer(DEFAULT_ORG, ids[3]).await.unwrap().layer_key,
+        "k3"
+    );
+    assert!(
+        meta.layer(Uuid::new_v4(), ids[3])
+            .await
+            .unwrap_err()
+            .is_not_found(),
+        "another org sees nothing"
+    );
 }
 
 #[tokio::test]
@@ -69,10 +109,33 @@ async fn files_are_one_record_per_content() {
         created_at: meta.now(),
     };
     let first = meta.insert_file(&f).await.unwrap();
-    let again = meta.insert_file(&FileRow { id: Uuid::new_v4(), filename: "b.png".into(), ..f.clone() }).await.unwrap();
+    let again = meta
+        .insert_file(&FileRow {
+            id: Uuid::new_v4(),
+            filename: "b.png".into(),
+            ..f.clone()
+        })
+        .await
+        .unwrap();
     assert_eq!(first, again, "same content, same record");
-    assert_eq!(meta.file(DEFAULT_ORG, f.id).await.unwrap().filename, "a.png");
-    assert_eq!(meta.files(DEFAULT_ORG, Window { offset: 0, limit: 10, descending: false }).await.unwrap().0, 1);
+    assert_eq!(
+        meta.file(DEFAULT_ORG, f.id).await.unwrap().filename,
+        "a.png"
+    );
+    assert_eq!(
+        meta.files(
+            DEFAULT_ORG,
+            Window {
+                offset: 0,
+                limit: 10,
+                descending: false
+            }
+        )
+        .await
+        .unwrap()
+        .0,
+        1
+    );
 }
 
 #[tokio::test]
@@ -96,10 +159,24 @@ async fn configurations_by_id_or_short_id_and_unique_short_ids() {
         created_at: meta.now(),
     };
     meta.insert_configuration(&c).await.unwrap();
-    assert_eq!(meta.configuration(DEFAULT_ORG, &c.id.to_string()).await.unwrap(), c);
-    assert_eq!(meta.configuration(DEFAULT_ORG, "Ab3_-xY9zQ").await.unwrap(), c);
-    let dup = ConfigurationRow { id: Uuid::new_v4(), ..c.clone() };
-    assert!(matches!(meta.insert_configuration(&dup).await, Err(MetaError::Conflict(_))));
+    assert_eq!(
+        meta.configuration(DEFAULT_ORG, &c.id.to_string())
+            .await
+            .unwrap(),
+        c
+    );
+    assert_eq!(
+        meta.configuration(DEFAULT_ORG, "Ab3_-xY9zQ").await.unwrap(),
+        c
+    );
+    let dup = ConfigurationRow {
+        id: Uuid::new_v4(),
+        ..c.clone()
+    };
+    assert!(matches!(
+        meta.insert_configuration(&dup).await,
+        Err(MetaError::Conflict(_))
+    ));
 }
 
 #[tokio::test]
@@ -118,15 +195,35 @@ async fn asset_versions_and_epochs() {
     };
     meta.insert_asset_version(&v(1, "aa")).await.unwrap();
     meta.insert_asset_version(&v(2, "bb")).await.unwrap();
-    assert!(matches!(meta.insert_asset_version(&v(2, "cc")).await, Err(MetaError::Conflict(_))));
+    assert!(matches!(
+        meta.insert_asset_version(&v(2, "cc")).await,
+        Err(MetaError::Conflict(_))
+    ));
     let latest = meta.latest_asset_versions().await.unwrap();
     assert_eq!((latest.len(), latest[0].version), (1, 2));
-    assert_eq!(meta.asset_version_by_content(id, "aa").await.unwrap().unwrap().version, 1);
-    assert!(meta.asset_version_by_content(id, "zz").await.unwrap().is_none());
+    assert_eq!(
+        meta.asset_version_by_content(id, "aa")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert!(
+        meta.asset_version_by_content(id, "zz")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(meta.asset_epoch(id).await.unwrap(), 0);
     assert_eq!(meta.bump_asset_epoch(id).await.unwrap(), 1);
     assert_eq!(meta.bump_asset_epoch(id).await.unwrap(), 2);
-    assert!(meta.asset_created_at(Uuid::new_v4()).await.unwrap_err().is_not_found());
+    assert!(
+        meta.asset_created_at(Uuid::new_v4())
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 #[tokio::test]
@@ -143,6 +240,9 @@ async fn a_file_database_survives_reopening() {
 
 #[test]
 fn passwords_are_redacted() {
-    assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://***@db:5432/x");
+    assert_eq!(
+        redact("postgres://u:secret@db:5432/x"),
+        "postgres://***@db:5432/x"
+    );
     assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
 }

@@ -43,7 +43,11 @@ pub enum RenderError {
     #[error("the template is not valid SVG: {0}")]
     Svg(String),
     #[error("render size {width}x{height} is over the pixel budget of {budget}")]
-    TooLarge { width: u32, height: u32, budget: u64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        budget: u64,
+    },
     #[error("the renderer failed: {0}")]
     Failed(String),
     #[error("the render took longer than {0:?}")]

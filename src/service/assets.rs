@@ -54,9 +54,13 @@ impl AssetRegistry {
                     Ok(a) => {
                         live.insert(*id, a);
                     }
-                    Err(e) => tracing::error!(asset = %id, error = %e, "recorded asset does not load; not served"),
+                    Err(e) => {
+                        tracing::error!(asset = %id, error = %e, "recorded asset does not load; not served")
+                    }
                 },
-                _ => tracing::warn!(asset = %id, "asset came from a catalogue file that is gone; not served"),
+                _ => {
+                    tracing::warn!(asset = %id, "asset came from a catalogue file that is gone; not served")
+                }
             }
         }
         let mut assets = Vec::new();
@@ -64,12 +68,19 @@ impl AssetRegistry {
             let row = meta.asset_version(id, a.version).await?;
             a.org = row.as_ref().map_or(DEFAULT_ORG, |r| r.org_id);
             a.epoch = meta.asset_epoch(id).await?;
-            a.created_at = meta.asset_created_at(id).await.unwrap_or_else(|_| meta.now());
+            a.created_at = meta
+                .asset_created_at(id)
+                .await
+                .unwrap_or_else(|_| meta.now());
             a.updated_at = row.map_or(a.created_at, |r| r.created_at);
             assets.push(Arc::new(a));
         }
         let catalog = Catalog::from_arcs(assets).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(AssetRegistry { meta, catalog: Arc::new(SharedCatalog::new(catalog)), writes: tokio::sync::Mutex::new(()) })
+        Ok(AssetRegistry {
+            meta,
+            catalog: Arc::new(SharedCatalog::new(catalog)),
+            writes: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn catalog(&self) -> &Arc<SharedCatalog> {
@@ -81,7 +92,10 @@ impl AssetRegistry {
     /// # Errors
     /// [`Error::NotFound`] otherwise.
     pub fn get(&self, org: Uuid, id: Uuid) -> Result<Arc<Asset>, Error> {
-        self.catalog.get(&id).filter(|a| a.org == org).ok_or_else(|| Error::NotFound(format!("asset {id} not found")))
+        self.catalog
+            .get(&id)
+            .filter(|a| a.org == org)
+            .ok_or_else(|| Error::NotFound(format!("asset {id} not found")))
     }
 
     /// Creates or replaces asset `id` from a JSON definition whose templates
@@ -93,14 +107,20 @@ impl AssetRegistry {
     /// 400 for malformed JSON, 422 naming the field of an invalid
     /// definition or an id that contradicts the path, 404 for another org's id.
     pub async fn put(&self, org: Uuid, id: Uuid, body: &[u8]) -> Result<(Arc<Asset>, bool), Error> {
-        let mut doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| Error::malformed("body", format!("is not valid JSON ({e})")))?;
-        let obj = doc.as_object_mut().ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
+        let mut doc: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| Error::malformed("body", format!("is not valid JSON ({e})")))?;
+        let obj = doc
+            .as_object_mut()
+            .ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
         match obj.get("id").and_then(|v| v.as_str()) {
             None => {
                 obj.insert("id".into(), id.to_string().into());
             }
             Some(s) if Uuid::parse_str(s).ok() != Some(id) => {
-                return Err(Error::invalid("id", format!("\"{s}\" does not match the asset id {id} in the path")));
+                return Err(Error::invalid(
+                    "id",
+                    format!("\"{s}\" does not match the asset id {id} in the path"),
+                ));
             }
             Some(_) => {}
         }
@@ -140,7 +160,10 @@ impl AssetRegistry {
     /// registration); store failures.
     pub async fn bump_epoch(&self, id: Uuid, expected_version: u32) -> Result<Arc<Asset>, Error> {
         let _guard = self.writes.lock().await;
-        let current = self.catalog.get(&id).ok_or_else(|| Error::NotFound(format!("asset {id} not found")))?;
+        let current = self
+            .catalog
+            .get(&id)
+            .ok_or_else(|| Error::NotFound(format!("asset {id} not found")))?;
         if current.version != expected_version {
             return Err(Error::Conflict(format!(
                 "asset {id} changed to version {} during the registration (for version {expected_version}); register again",
@@ -148,7 +171,10 @@ impl AssetRegistry {
             )));
         }
         let epoch = self.meta.bump_asset_epoch(id).await?;
-        let next = Arc::new(Asset { epoch, ..(*current).clone() });
+        let next = Arc::new(Asset {
+            epoch,
+            ..(*current).clone()
+        });
         self.catalog.replace(Arc::clone(&next));
         Ok(next)
     }
@@ -166,7 +192,9 @@ async fn reconcile_file(meta: &Meta, file: &Asset, live: Option<u32>) -> Result<
         // Unchanged since last read: the live version stands.
         Some(row) if seen.as_deref() == Some(fp.as_str()) => live_asset(file, row),
         // An API update newer than the file's edit stands.
-        Some(row) if row.source == FROM_API && file.source_mtime.is_some_and(|t| t < row.created_at) => {
+        Some(row)
+            if row.source == FROM_API && file.source_mtime.is_some_and(|t| t < row.created_at) =>
+        {
             tracing::warn!(asset = %file.id, "catalogue file changed, but an API update is newer; keeping the API version");
             live_asset(file, row)
         }
@@ -213,11 +241,15 @@ async fn record_version(meta: &Meta, asset: &mut Asset, source: &str) -> Result<
     let version = match meta.asset_version_by_content(asset.id, &fp).await? {
         Some(existing) => existing.version,
         None => {
-            let newest = meta.latest_asset_versions_of(asset.id).await?.map_or(0, |r| r.version);
+            let newest = meta
+                .latest_asset_versions_of(asset.id)
+                .await?
+                .map_or(0, |r| r.version);
             let version = asset.version.max(newest + 1);
             asset.version = version;
             asset.spec.version = version;
-            meta.insert_asset_version(&row(asset, source, meta.now())).await?;
+            meta.insert_asset_version(&row(asset, source, meta.now()))
+                .await?;
             version
         }
     };
@@ -234,8 +266,12 @@ fn versioned(file: &Asset, version: u32) -> Asset {
 }
 
 fn load_recorded(r: &AssetVersionRow) -> Result<Asset, Error> {
-    let mut a = load_asset_str(&r.asset_id.to_string(), &r.definition)
-        .map_err(|e| Error::Internal(format!("recorded asset {} v{} no longer loads: {e}", r.asset_id, r.version)))?;
+    let mut a = load_asset_str(&r.asset_id.to_string(), &r.definition).map_err(|e| {
+        Error::Internal(format!(
+            "recorded asset {} v{} no longer loads: {e}",
+            r.asset_id, r.version
+        ))
+    })?;
     a.version = r.version;
     a.spec.version = r.version;
     Ok(a)

@@ -37,7 +37,9 @@ pub struct SavedConfigurations {
 
 pub fn short_id() -> String {
     let bits = Uuid::new_v4().as_u128();
-    (0..SHORT_ID_LEN).map(|i| ALPHABET[((bits >> (6 * i)) & 63) as usize] as char).collect()
+    (0..SHORT_ID_LEN)
+        .map(|i| ALPHABET[((bits >> (6 * i)) & 63) as usize] as char)
+        .collect()
 }
 
 impl SavedConfigurations {
@@ -51,18 +53,31 @@ impl SavedConfigurations {
     /// 422 when `productId` or `variant` is missing or invalid for the
     /// product (an asset), 404 when the product is unknown.
     pub async fn save(&self, org: Uuid, n: NewConfiguration) -> Result<ConfigurationRow, Error> {
-        let product = n.product_id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("productId", "is required"))?;
-        let variant = n.variant.clone().filter(|v| !v.is_null()).ok_or_else(|| Error::invalid("variant", "is required"))?;
-        let asset_id = Uuid::parse_str(product).map_err(|_| Error::invalid("productId", format!("\"{product}\" is not a UUID")))?;
+        let product = n
+            .product_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::invalid("productId", "is required"))?;
+        let variant = n
+            .variant
+            .clone()
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| Error::invalid("variant", "is required"))?;
+        let asset_id = Uuid::parse_str(product)
+            .map_err(|_| Error::invalid("productId", format!("\"{product}\" is not a UUID")))?;
         let asset = self.assets.get(org, asset_id)?;
-        Configuration::parse(&asset, &variant).map_err(|e| Error::invalid("variant", e.to_string()))?;
+        Configuration::parse(&asset, &variant)
+            .map_err(|e| Error::invalid("variant", e.to_string()))?;
         let metadata = match n.metadata.clone() {
             None | Some(serde_json::Value::Null) => serde_json::json!({}),
             Some(m @ serde_json::Value::Object(_)) => m,
             Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
         };
-        let attachments: serde_json::Map<String, serde_json::Value> =
-            n.attachments.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.to_string()))).collect();
+        let attachments: serde_json::Map<String, serde_json::Value> = n
+            .attachments
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.to_string())))
+            .collect();
         let mut row = ConfigurationRow {
             id: Uuid::new_v4(),
             short_id: short_id(),
@@ -95,15 +110,22 @@ impl SavedConfigurations {
     /// # Errors
     /// [`Error::NotFound`] when `org` has no such configuration.
     pub async fn get(&self, org: Uuid, key: &str) -> Result<ConfigurationRow, Error> {
-        self.meta
-            .configuration(org, key)
-            .await
-            .map_err(|e| if e.is_not_found() { Error::NotFound(format!("configuration {key} not found")) } else { e.into() })
+        self.meta.configuration(org, key).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound(format!("configuration {key} not found"))
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// # Errors
     /// Metadata failures.
-    pub async fn list(&self, org: Uuid, w: Window) -> Result<(usize, Vec<ConfigurationRow>), Error> {
+    pub async fn list(
+        &self,
+        org: Uuid,
+        w: Window,
+    ) -> Result<(usize, Vec<ConfigurationRow>), Error> {
         Ok(self.meta.configurations(org, w).await?)
     }
 }
@@ -117,7 +139,11 @@ mod tests {
         for _ in 0..1000 {
             let s = short_id();
             assert_eq!(s.len(), SHORT_ID_LEN);
-            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{s}");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{s}"
+            );
             assert!(Uuid::parse_str(&s).is_err(), "never mistaken for a UUID");
         }
     }

@@ -31,12 +31,19 @@ impl FileService {
     ///
     /// # Errors
     /// Store or metadata failures.
-    pub async fn upload(&self, org: Uuid, filename: Option<&str>, declared_type: Option<&str>, bytes: Bytes) -> Result<FileRow, Error> {
+    pub async fn upload(
+        &self,
+        org: Uuid,
+        filename: Option<&str>,
+        declared_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<FileRow, Error> {
         let path = content_path(&content_hash(&bytes));
         if !self.store.exists(&path).await? {
             self.store.put(&path, bytes.clone()).await?;
         }
-        self.record(org, filename, declared_type, &path, &bytes).await
+        self.record(org, filename, declared_type, &path, &bytes)
+            .await
     }
 
     /// Before the object at `path` is overwritten, moves every file record
@@ -72,9 +79,21 @@ impl FileService {
     ///
     /// # Errors
     /// Metadata failures.
-    pub async fn record(&self, org: Uuid, filename: Option<&str>, declared_type: Option<&str>, path: &str, bytes: &[u8]) -> Result<FileRow, Error> {
-        let mime = sniff(bytes).or(declared_type.filter(|t| !t.is_empty())).unwrap_or("application/octet-stream");
-        let filename = filename.filter(|f| !f.is_empty()).unwrap_or("upload").to_string();
+    pub async fn record(
+        &self,
+        org: Uuid,
+        filename: Option<&str>,
+        declared_type: Option<&str>,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<FileRow, Error> {
+        let mime = sniff(bytes)
+            .or(declared_type.filter(|t| !t.is_empty()))
+            .unwrap_or("application/octet-stream");
+        let filename = filename
+            .filter(|f| !f.is_empty())
+            .unwrap_or("upload")
+            .to_string();
         let extension = filename
             .rsplit_once('.')
             .map(|(_, e)| e.to_ascii_lowercase())
@@ -98,14 +117,23 @@ impl FileService {
     /// # Errors
     /// [`Error::NotFound`] when `org` has no such file.
     pub async fn get(&self, org: Uuid, id: Uuid) -> Result<FileRow, Error> {
-        self.meta.file(org, id).await.map_err(|e| if e.is_not_found() { Error::NotFound(format!("file {id} not found")) } else { e.into() })
+        self.meta.file(org, id).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound(format!("file {id} not found"))
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// # Errors
     /// [`Error::NotFound`] for an unknown file; 500 when its bytes are missing.
     pub async fn content(&self, org: Uuid, id: Uuid) -> Result<(FileRow, Bytes), Error> {
         let f = self.get(org, id).await?;
-        let bytes = self.store.get(&f.path).await?.ok_or_else(|| Error::Internal(format!("file {id}: object {} is missing", f.path)))?;
+        let bytes =
+            self.store.get(&f.path).await?.ok_or_else(|| {
+                Error::Internal(format!("file {id}: object {} is missing", f.path))
+            })?;
         Ok((f, bytes))
     }
 
@@ -125,7 +153,10 @@ pub fn content_path(hash: &str) -> String {
 /// Media types served inline; anything else is a download, so an uploaded
 /// HTML page or SVG cannot run script on the API's origin.
 pub fn is_inline_safe(mime: &str) -> bool {
-    matches!(mime, "image/png" | "image/jpeg" | "image/webp" | "image/gif")
+    matches!(
+        mime,
+        "image/png" | "image/jpeg" | "image/webp" | "image/gif"
+    )
 }
 
 /// The media type from the first bytes, for the formats layercake cares about.
@@ -172,6 +203,9 @@ mod tests {
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
         assert_eq!(sniff(b"  <svg xmlns=..."), Some("image/svg+xml"));
         assert_eq!(sniff(b"hello"), None);
-        assert_eq!(content_hash(b"abc"), format!("blake3-{}", blake3::hash(b"abc").to_hex()));
+        assert_eq!(
+            content_hash(b"abc"),
+            format!("blake3-{}", blake3::hash(b"abc").to_hex())
+        );
     }
 }

@@ -71,7 +71,11 @@ pub fn hash_of(canonical: &str) -> String {
 ///
 /// # Errors
 /// 422 naming `param` for a value its attribute does not accept.
-pub fn canonical_layer_config(asset: Option<&Asset>, json: &serde_json::Value, param: &str) -> Result<String, Error> {
+pub fn canonical_layer_config(
+    asset: Option<&Asset>,
+    json: &serde_json::Value,
+    param: &str,
+) -> Result<String, Error> {
     let Some(obj) = json.as_object() else {
         return Err(Error::invalid(param, "must be a JSON object"));
     };
@@ -82,7 +86,11 @@ pub fn canonical_layer_config(asset: Option<&Asset>, json: &serde_json::Value, p
     let mut rest = serde_json::Map::new();
     for (k, v) in obj {
         match asset.attribute(k) {
-            Some((i, a)) if !v.is_null() => known.push((i, a.accept(v).map_err(|e| Error::invalid(param, format!("attribute \"{k}\": {e}")))?)),
+            Some((i, a)) if !v.is_null() => known.push((
+                i,
+                a.accept(v)
+                    .map_err(|e| Error::invalid(param, format!("attribute \"{k}\": {e}")))?,
+            )),
             Some(_) => {}
             None => {
                 rest.insert(k.clone(), v.clone());
@@ -92,45 +100,91 @@ pub fn canonical_layer_config(asset: Option<&Asset>, json: &serde_json::Value, p
     if rest.is_empty() {
         Ok(Configuration::canonical_pairs(asset, &known))
     } else {
-        Err(Error::invalid(param, format!("unknown attribute(s): {}", rest.keys().cloned().collect::<Vec<_>>().join(", "))))
+        Err(Error::invalid(
+            param,
+            format!(
+                "unknown attribute(s): {}",
+                rest.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ))
     }
 }
 
 impl LayerService {
-    pub fn new(meta: Arc<Meta>, store: BlobStore, files: FileService, assets: Arc<AssetRegistry>) -> LayerService {
-        LayerService { meta, store, files, assets }
+    pub fn new(
+        meta: Arc<Meta>,
+        store: BlobStore,
+        files: FileService,
+        assets: Arc<AssetRegistry>,
+    ) -> LayerService {
+        LayerService {
+            meta,
+            store,
+            files,
+            assets,
+        }
     }
 
     /// # Errors
     /// [`Error::NotFound`] when `org` has no such layer.
     pub async fn get(&self, org: Uuid, id: Uuid) -> Result<LayerRow, Error> {
-        self.meta.layer(org, id).await.map_err(|e| if e.is_not_found() { Error::NotFound(format!("layer {id} not found")) } else { e.into() })
+        self.meta.layer(org, id).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound(format!("layer {id} not found"))
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// One page of matching layers and their count.
     ///
     /// # Errors
     /// Metadata failures.
-    pub async fn list(&self, org: Uuid, q: &LayerQuery, w: Window) -> Result<(usize, Vec<LayerRow>), Error> {
+    pub async fn list(
+        &self,
+        org: Uuid,
+        q: &LayerQuery,
+        w: Window,
+    ) -> Result<(usize, Vec<LayerRow>), Error> {
         let Some(meta) = &q.metadata else {
             return Ok(self.meta.layers(org, &q.filter, Some(w)).await?);
         };
         // Metadata is JSON text in the store; its subset match is done here,
         // over a bounded candidate set.
-        let (candidates, _) = self.meta.layers(org, &q.filter, Some(Window { offset: 0, limit: 0, descending: false })).await?;
+        let (candidates, _) = self
+            .meta
+            .layers(
+                org,
+                &q.filter,
+                Some(Window {
+                    offset: 0,
+                    limit: 0,
+                    descending: false,
+                }),
+            )
+            .await?;
         if candidates > MAX_METADATA_SCAN {
             return Err(Error::invalid(
                 "metadata",
-                format!("{candidates} layers to scan; narrow the query (assetId, assetLayer, stageConfiguration...) below {MAX_METADATA_SCAN}"),
+                format!(
+                    "{candidates} layers to scan; narrow the query (assetId, assetLayer, stageConfiguration...) below {MAX_METADATA_SCAN}"
+                ),
             ));
         }
         let (_, all) = self.meta.layers(org, &q.filter, None).await?;
-        let mut hits: Vec<LayerRow> = all.into_iter().filter(|l| metadata_contains(&l.metadata, meta)).collect();
+        let mut hits: Vec<LayerRow> = all
+            .into_iter()
+            .filter(|l| metadata_contains(&l.metadata, meta))
+            .collect();
         if w.descending {
             hits.reverse();
         }
         let count = hits.len();
-        Ok((count, hits.into_iter().skip(w.offset).take(w.limit).collect()))
+        Ok((
+            count,
+            hits.into_iter().skip(w.offset).take(w.limit).collect(),
+        ))
     }
 
     /// The most recent matching layer.
@@ -138,8 +192,19 @@ impl LayerService {
     /// # Errors
     /// [`Error::NotFound`] when none matches.
     pub async fn latest(&self, org: Uuid, q: &LayerQuery) -> Result<LayerRow, Error> {
-        let (_, mut rows) = self.list(org, q, Window { offset: 0, limit: 1, descending: true }).await?;
-        rows.pop().ok_or_else(|| Error::NotFound("no layer matches".into()))
+        let (_, mut rows) = self
+            .list(
+                org,
+                q,
+                Window {
+                    offset: 0,
+                    limit: 1,
+                    descending: true,
+                },
+            )
+            .await?;
+        rows.pop()
+            .ok_or_else(|| Error::NotFound("no layer matches".into()))
     }
 
     /// The layer's image as stored (PNG of its visible box).
@@ -153,7 +218,16 @@ impl LayerService {
     /// A record of layer `layer` of `asset` in view `view`, owned by the
     /// asset's org, on the default branch, at the full canvas.
     #[allow(clippy::too_many_arguments)]
-    fn row(&self, asset: &Asset, layer: usize, view: usize, layer_config: String, file_id: Uuid, key: crate::keys::Key, source: &str) -> LayerRow {
+    fn row(
+        &self,
+        asset: &Asset,
+        layer: usize,
+        view: usize,
+        layer_config: String,
+        file_id: Uuid,
+        key: crate::keys::Key,
+        source: &str,
+    ) -> LayerRow {
         let stage_config = asset.views[view].stage_canonical.clone();
         LayerRow {
             id: Uuid::new_v4(),
@@ -192,42 +266,87 @@ impl LayerService {
     /// 404 for an unknown asset or file; 422 naming the field for a layer,
     /// configuration, view, size or image that does not fit the asset; 409
     /// when the asset was updated during the registration.
-    pub async fn register(&self, org: Uuid, n: NewLayer, compositor: &Compositor) -> Result<LayerRow, Error> {
+    pub async fn register(
+        &self,
+        org: Uuid,
+        n: NewLayer,
+        compositor: &Compositor,
+    ) -> Result<LayerRow, Error> {
         let asset = self.assets.get(org, n.asset_id)?;
         let layer = match &n.asset_layer {
             Some(l) => asset
                 .layers
                 .iter()
                 .position(|x| x.id.to_string() == *l || x.name == *l)
-                .ok_or_else(|| Error::invalid("assetLayer", format!("\"{l}\" is not a layer of asset {}", asset.id)))?,
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "assetLayer",
+                        format!("\"{l}\" is not a layer of asset {}", asset.id),
+                    )
+                })?,
             None if asset.layers.len() == 1 => 0,
-            None => return Err(Error::invalid("assetLayer", "is required: the asset has several layers")),
+            None => {
+                return Err(Error::invalid(
+                    "assetLayer",
+                    "is required: the asset has several layers",
+                ));
+            }
         };
-        let config = Configuration::parse(&asset, &n.asset_layer_configuration).map_err(|e| Error::invalid("assetLayerConfiguration", e.to_string()))?;
-        let view = keys::select_view(&asset, &n.stage_configuration).map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
+        let config = Configuration::parse(&asset, &n.asset_layer_configuration)
+            .map_err(|e| Error::invalid("assetLayerConfiguration", e.to_string()))?;
+        let view = keys::select_view(&asset, &n.stage_configuration)
+            .map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
         if (n.width, n.height) != (asset.width, asset.height) {
-            return Err(Error::invalid("width", format!("{}x{} is not the asset's canvas {}x{}", n.width, n.height, asset.width, asset.height)));
+            return Err(Error::invalid(
+                "width",
+                format!(
+                    "{}x{} is not the asset's canvas {}x{}",
+                    n.width, n.height, asset.width, asset.height
+                ),
+            ));
         }
         let offset = |k: &str| -> Result<u32, Error> {
             match n.metadata.get(k) {
                 None => Ok(0),
-                Some(v) => v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| Error::invalid(format!("metadata.{k}"), "must be a whole number of pixels")),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .ok_or_else(|| {
+                        Error::invalid(format!("metadata.{k}"), "must be a whole number of pixels")
+                    }),
             }
         };
         let (ox, oy) = (offset("offsetX")?, offset("offsetY")?);
-        let (file, bytes) = self.files.content(org, n.file_id).await.map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound(format!("file {} not found", n.file_id)),
-            e => e,
-        })?;
+        let (file, bytes) = self
+            .files
+            .content(org, n.file_id)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound(format!("file {} not found", n.file_id)),
+                e => e,
+            })?;
         // No layer can be larger than its canvas: that is the decode budget.
         let budget = u64::from(asset.width) * u64::from(asset.height);
         let canvas = (asset.width, asset.height);
         let encoded = compositor
             .cpu(move || -> Result<(LayerImage, Vec<u8>), Error> {
-                let decoded = layerfile::decode(&bytes, budget).map_err(|e| Error::invalid("fileId", format!("the file is not a usable layer image: {e}")))?;
-                let image = LayerImage { image: decoded.image, x: ox, y: oy, canvas_width: canvas.0, canvas_height: canvas.1 };
-                crate::jobs::validate_placement(&image).map_err(|e| Error::invalid("metadata", e))?;
-                let encoded = layerfile::encode(&image).map_err(|e| Error::Internal(format!("layer encode: {e}")))?;
+                let decoded = layerfile::decode(&bytes, budget).map_err(|e| {
+                    Error::invalid(
+                        "fileId",
+                        format!("the file is not a usable layer image: {e}"),
+                    )
+                })?;
+                let image = LayerImage {
+                    image: decoded.image,
+                    x: ox,
+                    y: oy,
+                    canvas_width: canvas.0,
+                    canvas_height: canvas.1,
+                };
+                crate::jobs::validate_placement(&image)
+                    .map_err(|e| Error::invalid("metadata", e))?;
+                let encoded = layerfile::encode(&image)
+                    .map_err(|e| Error::Internal(format!("layer encode: {e}")))?;
                 Ok((image, encoded))
             })
             .await??;
@@ -250,7 +369,15 @@ impl LayerService {
         let mut metadata = n.metadata.clone();
         metadata.insert("offsetX".into(), ox.into());
         metadata.insert("offsetY".into(), oy.into());
-        let mut row = self.row(&asset, layer, view, config.canonical_subset(&asset, &l.depends_on), file.id, key, "upload");
+        let mut row = self.row(
+            &asset,
+            layer,
+            view,
+            config.canonical_subset(&asset, &l.depends_on),
+            file.id,
+            key,
+            "upload",
+        );
         row.org_id = org;
         row.stage_id = n.stage_id.clone();
         row.metadata = serde_json::Value::Object(metadata).to_string();
@@ -265,13 +392,36 @@ impl LayerService {
 
 #[async_trait::async_trait]
 impl Recorder for LayerService {
-    async fn rendered(&self, job: &LayerJob, layer: &LayerImage, path: &str, bytes: &[u8]) -> Result<(), Error> {
+    async fn rendered(
+        &self,
+        job: &LayerJob,
+        layer: &LayerImage,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
         let req = &job.request;
         let asset = &req.asset;
         let l = &asset.layers[req.layer];
         let org = asset.org;
-        let file = self.files.record(org, Some(&format!("{}-{}.png", l.name, &job.key.hex()[..12])), Some("image/png"), path, bytes).await?;
-        let mut row = self.row(asset, req.layer, req.view, Configuration::canonical_pairs(asset, &req.values), file.id, job.key, "render");
+        let file = self
+            .files
+            .record(
+                org,
+                Some(&format!("{}-{}.png", l.name, &job.key.hex()[..12])),
+                Some("image/png"),
+                path,
+                bytes,
+            )
+            .await?;
+        let mut row = self.row(
+            asset,
+            req.layer,
+            req.view,
+            Configuration::canonical_pairs(asset, &req.values),
+            file.id,
+            job.key,
+            "render",
+        );
         row.metadata = serde_json::json!({ "offsetX": layer.x, "offsetY": layer.y }).to_string();
         row.width = i64::from(req.width);
         row.height = i64::from(req.height);
@@ -281,7 +431,8 @@ impl Recorder for LayerService {
 }
 
 fn metadata_contains(stored: &str, want: &serde_json::Map<String, serde_json::Value>) -> bool {
-    let Ok(serde_json::Value::Object(have)) = serde_json::from_str::<serde_json::Value>(stored) else {
+    let Ok(serde_json::Value::Object(have)) = serde_json::from_str::<serde_json::Value>(stored)
+    else {
         return want.is_empty();
     };
     want.iter().all(|(k, v)| have.get(k) == Some(v))

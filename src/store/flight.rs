@@ -29,7 +29,9 @@ pub struct Flights<K, T: Clone> {
 
 impl<K, T: Clone> Default for Flights<K, T> {
     fn default() -> Self {
-        Flights { inflight: Mutex::new(HashMap::new()) }
+        Flights {
+            inflight: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -86,7 +88,11 @@ where
                         Err(f.clone())
                     }
                     (None, Some(m)) => Ok(self.start(&mut map, key.clone(), m())),
-                    (None, None) => return Err(Error::Internal("exclusive flight lost its computation".into())),
+                    (None, None) => {
+                        return Err(Error::Internal(
+                            "exclusive flight lost its computation".into(),
+                        ));
+                    }
                 }
             };
             match step {
@@ -107,12 +113,19 @@ where
         let k = key.clone();
         let handle = tokio::spawn(async move {
             // Dropped after the result (and on a panic, while unwinding).
-            let _leave = Leave { flights: this, key: Some(k) };
+            let _leave = Leave {
+                flights: this,
+                key: Some(k),
+            };
             fut.await
         });
-        let f = async move { handle.await.unwrap_or_else(|e| Err(Error::Internal(format!("computation panicked: {e}")))) }
-            .boxed()
-            .shared();
+        let f = async move {
+            handle
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("computation panicked: {e}"))))
+        }
+        .boxed()
+        .shared();
         map.insert(key, f.clone());
         f
     }
@@ -136,7 +149,11 @@ struct Leave<K: Hash + Eq, T: Clone> {
 impl<K: Hash + Eq, T: Clone> Drop for Leave<K, T> {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
-            self.flights.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&k);
+            self.flights
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&k);
         }
     }
 }
@@ -156,11 +173,15 @@ mod tests {
             let (flights, runs) = (flights.clone(), runs.clone());
             tasks.push(tokio::spawn(async move {
                 flights
-                    .run(7, || None, || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Ok(42)
-                    })
+                    .run(
+                        7,
+                        || None,
+                        || async move {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok(42)
+                        },
+                    )
                     .await
             }));
         }
@@ -180,11 +201,15 @@ mod tests {
             let (flights, done) = (flights.clone(), done.clone());
             tokio::spawn(async move {
                 flights
-                    .run(1, || None, || async move {
-                        let _ = rx.await;
-                        done.fetch_add(1, Ordering::SeqCst);
-                        Ok(5)
-                    })
+                    .run(
+                        1,
+                        || None,
+                        || async move {
+                            let _ = rx.await;
+                            done.fetch_add(1, Ordering::SeqCst);
+                            Ok(5)
+                        },
+                    )
                     .await
             })
         };
@@ -198,7 +223,11 @@ mod tests {
             tokio::spawn(async move { flights.run(1, || None, || async { Ok(99) }).await })
         };
         tx.send(()).unwrap();
-        assert_eq!(second.await.unwrap(), Ok(5), "the second caller joined the first computation");
+        assert_eq!(
+            second.await.unwrap(),
+            Ok(5),
+            "the second caller joined the first computation"
+        );
         assert_eq!(done.load(Ordering::SeqCst), 1);
     }
 
@@ -210,10 +239,14 @@ mod tests {
             let flights = flights.clone();
             tokio::spawn(async move {
                 flights
-                    .run(1, || None, || async move {
-                        let _ = rx.await;
-                        Ok(1)
-                    })
+                    .run(
+                        1,
+                        || None,
+                        || async move {
+                            let _ = rx.await;
+                            Ok(1)
+                        },
+                    )
                     .await
             })
         };
@@ -244,6 +277,9 @@ mod tests {
         let flights: Arc<Flights<u32, u32>> = Arc::default();
         let v = flights.run(3, || None, || async { panic!("boom") }).await;
         assert!(matches!(v, Err(Error::Internal(_))));
-        assert!(flights.is_empty(), "a panicked flight does not stay in the map");
+        assert!(
+            flights.is_empty(),
+            "a panicked flight does not stay in the map"
+        );
     }
 }

@@ -63,13 +63,19 @@ impl BlobStore {
         let bad = |m: String| StoreError::BadUrl(url.to_string(), m);
         let inner: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
             std::fs::create_dir_all(path).map_err(|e| bad(e.to_string()))?;
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?)
+            Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| bad(e.to_string()))?,
+            )
         } else if url == "memory://" {
             Arc::new(object_store::memory::InMemory::new())
         } else {
             return Err(bad("supported schemes are file:// and memory://".into()));
         };
-        Ok(BlobStore { inner, url: url.to_string() })
+        Ok(BlobStore {
+            inner,
+            url: url.to_string(),
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -89,7 +95,11 @@ impl BlobStore {
     /// # Errors
     /// [`StoreError::Backend`] when the write fails; nothing partial is left.
     pub async fn put(&self, path: &str, bytes: Bytes) -> Result<(), StoreError> {
-        self.inner.put(&ObjectPath::from(path), PutPayload::from_bytes(bytes)).await.map(|_| ()).map_err(backend)
+        self.inner
+            .put(&ObjectPath::from(path), PutPayload::from_bytes(bytes))
+            .await
+            .map(|_| ())
+            .map_err(backend)
     }
 
     /// Writes only if nothing is at `path` yet; `false` when something was.
@@ -97,8 +107,15 @@ impl BlobStore {
     /// # Errors
     /// [`StoreError::Backend`] when the write fails.
     pub async fn put_new(&self, path: &str, bytes: Bytes) -> Result<bool, StoreError> {
-        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
-        match self.inner.put_opts(&ObjectPath::from(path), PutPayload::from_bytes(bytes), opts).await {
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(&ObjectPath::from(path), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(backend(e)),
@@ -178,15 +195,30 @@ mod tests {
 
     #[tokio::test]
     async fn put_new_never_overwrites() {
-        for url in ["memory://".to_string(), format!("file://{}", tempfile::tempdir().unwrap().keep().display())] {
+        for url in [
+            "memory://".to_string(),
+            format!("file://{}", tempfile::tempdir().unwrap().keep().display()),
+        ] {
             let s = BlobStore::open(&url).unwrap();
             assert!(!s.exists("a/b").await.unwrap());
-            assert!(s.put_new("a/b", Bytes::from_static(b"one")).await.unwrap(), "{url}");
-            assert!(!s.put_new("a/b", Bytes::from_static(b"two")).await.unwrap(), "{url}");
-            assert_eq!(s.get("a/b").await.unwrap().unwrap(), Bytes::from_static(b"one"));
+            assert!(
+                s.put_new("a/b", Bytes::from_static(b"one")).await.unwrap(),
+                "{url}"
+            );
+            assert!(
+                !s.put_new("a/b", Bytes::from_static(b"two")).await.unwrap(),
+                "{url}"
+            );
+            assert_eq!(
+                s.get("a/b").await.unwrap().unwrap(),
+                Bytes::from_static(b"one")
+            );
             assert!(s.exists("a/b").await.unwrap());
             s.put("a/b", Bytes::from_static(b"three")).await.unwrap();
-            assert_eq!(s.get("a/b").await.unwrap().unwrap(), Bytes::from_static(b"three"));
+            assert_eq!(
+                s.get("a/b").await.unwrap().unwrap(),
+                Bytes::from_static(b"three")
+            );
         }
     }
 }

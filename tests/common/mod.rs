@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 
 use async_trait::async_trait;
+use layercake::App;
 use layercake::compose::LayerImage;
 use layercake::config::{Overrides, Settings};
 use layercake::render::{BuiltinRenderer, RenderError, RenderRequest, Renderer};
-use layercake::App;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -37,14 +37,29 @@ pub struct Server {
 
 impl Server {
     pub async fn start(settings: Settings, renderer: Arc<dyn Renderer>) -> Server {
-        let app = Arc::new(App::with_renderer(settings, renderer).await.expect("app builds"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = Arc::new(
+            App::with_renderer(settings, renderer)
+                .await
+                .expect("app builds"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(layercake::http::serve(listener, Arc::clone(&app), async move {
-            let _ = rx.await;
-        }));
-        Server { base, app, stop: Some(tx), task: Some(task) }
+        let task = tokio::spawn(layercake::http::serve(
+            listener,
+            Arc::clone(&app),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            base,
+            app,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -74,11 +89,18 @@ pub struct Counting {
 
 impl Counting {
     pub fn new() -> Counting {
-        Counting { inner: BuiltinRenderer::new(1 << 26), delay: std::time::Duration::ZERO, counts: Arc::default() }
+        Counting {
+            inner: BuiltinRenderer::new(1 << 26),
+            delay: std::time::Duration::ZERO,
+            counts: Arc::default(),
+        }
     }
 
     pub fn slow(delay: std::time::Duration) -> Counting {
-        Counting { delay, ..Counting::new() }
+        Counting {
+            delay,
+            ..Counting::new()
+        }
     }
 
     pub fn total(&self) -> usize {
@@ -86,7 +108,13 @@ impl Counting {
     }
 
     pub fn max_per_layer(&self) -> usize {
-        self.counts.lock().unwrap().values().copied().max().unwrap_or(0)
+        self.counts
+            .lock()
+            .unwrap()
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -108,7 +136,10 @@ pub fn enc(v: &serde_json::Value) -> String {
 }
 
 pub fn image_url(config: &serde_json::Value, extra: &str) -> String {
-    format!("/api/fast-compositor?assetId={SOFA}&configuration={}{extra}", enc(config))
+    format!(
+        "/api/fast-compositor?assetId={SOFA}&configuration={}{extra}",
+        enc(config)
+    )
 }
 
 /// GET a URL and parse its JSON body, asserting the status.
@@ -119,10 +150,20 @@ pub async fn get_json(client: &reqwest::Client, url: &str, status: u16) -> serde
 }
 
 /// Uploads one file to POST /api/files and returns its record.
-pub async fn upload(client: &reqwest::Client, base: &str, filename: &str, bytes: Vec<u8>) -> serde_json::Value {
+pub async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> serde_json::Value {
     let part = reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string());
     let form = reqwest::multipart::Form::new().part("files", part);
-    let r = client.post(format!("{base}/api/files")).multipart(form).send().await.expect("upload");
+    let r = client
+        .post(format!("{base}/api/files"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
     assert_eq!(r.status(), 201);
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     v["files"][0].clone()
