@@ -106,6 +106,16 @@ pub struct Overrides {
 #[error("configuration: {0}")]
 pub struct SettingsError(pub String);
 
+impl ComposeSettings {
+    /// The quality a lossy `format` gets when the request names none.
+    pub fn default_quality(&self, format: crate::compose::Format) -> u8 {
+        match format {
+            crate::compose::Format::Webp => self.webp_quality,
+            _ => self.jpeg_quality,
+        }
+    }
+}
+
 impl Settings {
     /// Merges defaults, `file`, the environment and `flags`, then validates.
     ///

@@ -17,9 +17,6 @@ pub enum Error {
     /// Well-formed but not acceptable: unknown attribute, out of range (422).
     #[error("{param}: {message}")]
     Invalid { param: String, message: String },
-    /// No credentials where some are needed (401).
-    #[error("{0}")]
-    Unauthorized(String),
     /// Credentials that may not do this (403).
     #[error("{0}")]
     Forbidden(String),

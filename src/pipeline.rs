@@ -31,7 +31,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-/// A fully checked request for one composite image.
+/// A fully checked request for one composite image, with its composite
+/// key computed once (the handler needs it for the `ETag`, the tiers for
+/// the lookup).
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
     pub asset: Arc<Asset>,
@@ -39,16 +41,28 @@ pub struct ImageRequest {
     pub view: usize,
     /// Normalised (see `Output::normalize`).
     pub output: Output,
+    key: Key,
 }
 
 impl ImageRequest {
+    pub fn new(
+        asset: Arc<Asset>,
+        config: Configuration,
+        view: usize,
+        output: Output,
+    ) -> ImageRequest {
+        let key = keys::composite_key(&asset, &config, view, &output.canonical());
+        ImageRequest {
+            asset,
+            config,
+            view,
+            output,
+            key,
+        }
+    }
+
     pub fn key(&self) -> Key {
-        keys::composite_key(
-            &self.asset,
-            &self.config,
-            self.view,
-            &self.output.canonical(),
-        )
+        self.key
     }
 }
 
@@ -129,10 +143,6 @@ impl Compositor {
                 writes: TaskTracker::new(),
             }),
         }
-    }
-
-    pub fn tiers(&self) -> &MemoryTiers {
-        &self.inner.tiers
     }
 
     /// Serves one composite: from memory, the object store, or by composing.

@@ -204,10 +204,6 @@ pub fn image_request(
         }
         q => q.map(|q| q as u8),
     };
-    let default_quality = match format {
-        Format::Webp => app.settings.compose.webp_quality,
-        _ => app.settings.compose.jpeg_quality,
-    };
     let output = Output {
         width,
         height,
@@ -216,15 +212,32 @@ pub fn image_request(
         format,
         quality,
     }
-    .normalize((asset.width, asset.height), default_quality);
-    // The side that was not given follows the (cropped) aspect ratio, and
-    // must respect the same limit as the one that was.
+    .normalize(
+        (asset.width, asset.height),
+        app.settings.compose.default_quality(format),
+    );
     let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
-    let g = compose::geometry(region, output.width, output.height, output.fit);
-    for (name, v) in [("width", g.width), ("height", g.height)] {
+    check_output_size(region, &output, max, None)?;
+    Ok(ImageRequest::new(asset, config, view, output))
+}
+
+/// Both output sides, given or derived from the aspect ratio of `region`,
+/// are within `max`: the side that was not given must respect the same
+/// limit as the one that was. The error names `param`, or else the side.
+///
+/// # Errors
+/// 422 when a side is over the limit.
+pub fn check_output_size(
+    region: (u32, u32),
+    out: &Output,
+    max: u32,
+    param: Option<&str>,
+) -> Result<(), Error> {
+    let g = compose::geometry(region, out.width, out.height, out.fit);
+    for (side, v) in [("width", g.width), ("height", g.height)] {
         if v > max {
             return Err(Error::invalid(
-                name,
+                param.unwrap_or(side),
                 format!(
                     "the output would be {}x{}; each side is limited to {max}",
                     g.width, g.height
@@ -232,12 +245,7 @@ pub fn image_request(
             ));
         }
     }
-    Ok(ImageRequest {
-        asset,
-        config,
-        view,
-        output,
-    })
+    Ok(())
 }
 
 /// `cropX`, `cropY`, `cropWidth`, `cropHeight` in canvas pixels; any subset

@@ -25,7 +25,6 @@ impl ApiError {
         match &self.0 {
             Error::Malformed { .. } => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -41,7 +40,6 @@ impl ApiError {
         match &self.0 {
             Error::Malformed { .. } => "malformed",
             Error::Invalid { .. } => "invalid",
-            Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not-found",
             Error::Conflict(_) => "conflict",

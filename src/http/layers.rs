@@ -3,6 +3,7 @@
 
 use super::auth::Caller;
 use super::body;
+use super::compositor::check_output_size;
 use super::error::ApiError;
 use super::page::Page;
 use super::params::{Params, parse_uuid};
@@ -157,28 +158,14 @@ pub async fn latest(
             let (bytes, content_type) = match optimization {
                 None => (bytes, "image/png"),
                 Some(o) => {
-                    let out = optimization_output(
-                        &o,
-                        app.settings.http.max_dimension,
-                        app.settings.compose.webp_quality,
-                    )?;
-                    let ct = out.format.content_type();
                     let canvas = (
                         u32::try_from(row.width).unwrap_or(0),
                         u32::try_from(row.height).unwrap_or(0),
                     );
-                    let g = crate::compose::geometry(canvas, out.width, out.height, out.fit);
                     let limit = app.settings.http.max_dimension;
-                    if g.width > limit || g.height > limit {
-                        return Err(Error::invalid(
-                            "optimization",
-                            format!(
-                                "the output would be {}x{}; each side is limited to {limit}",
-                                g.width, g.height
-                            ),
-                        )
-                        .into());
-                    }
+                    let out = optimization_output(&o, limit, canvas, &app.settings.compose)?;
+                    check_output_size(canvas, &out, limit, Some("optimization"))?;
+                    let ct = out.format.content_type();
                     let max = app.settings.render.max_pixels;
                     let meta: serde_json::Value =
                         serde_json::from_str(&row.metadata).unwrap_or_default();
@@ -219,7 +206,8 @@ pub async fn latest(
 fn optimization_output(
     o: &serde_json::Value,
     max: u32,
-    default_quality: u8,
+    canvas: (u32, u32),
+    compose: &crate::config::ComposeSettings,
 ) -> Result<Output, Error> {
     let m = o
         .as_object()
@@ -265,7 +253,7 @@ fn optimization_output(
         format,
         quality: int("quality", 1, 100)?.map(|q| q as u8),
     };
-    Ok(out.normalize((1, 1), default_quality))
+    Ok(out.normalize(canvas, compose.default_quality(format)))
 }
 
 /// One layer.

@@ -30,8 +30,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable kebab-case kind: `malformed`, `invalid`, `unauthorized`,
-    /// `forbidden`, `not-found`, `conflict`, `too-large`, `render-failed`,
+    /// Stable kebab-case kind: `malformed`, `invalid`, `forbidden`,
+    /// `not-found`, `conflict`, `too-large`, `render-failed`,
     /// `unavailable`, `internal`.
     pub code: String,
     /// What was wrong, naming the parameter or field.

@@ -38,22 +38,6 @@ fn row(r: &AnyRow) -> Result<AssetVersionRow, MetaError> {
 }
 
 impl Meta {
-    /// The newest version of every asset.
-    ///
-    /// # Errors
-    /// [`MetaError`] from the store.
-    pub async fn latest_asset_versions(&self) -> Result<Vec<AssetVersionRow>, MetaError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM asset_versions a WHERE version = \
-             (SELECT MAX(version) FROM asset_versions b WHERE b.asset_id = a.asset_id) ORDER BY asset_id"
-        );
-        let rows = sqlx::query(&sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(translate)?;
-        rows.iter().map(row).collect()
-    }
-
     /// The newest version of `asset_id`, if it has any.
     ///
     /// # Errors
@@ -67,27 +51,6 @@ impl Meta {
         );
         let r = sqlx::query(&sql)
             .bind(asset_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(translate)?;
-        r.as_ref().map(row).transpose()
-    }
-
-    /// The newest version of `asset_id` recorded from `source`, if any.
-    ///
-    /// # Errors
-    /// [`MetaError`] from the store.
-    pub async fn latest_asset_version_from(
-        &self,
-        asset_id: Uuid,
-        source: &str,
-    ) -> Result<Option<AssetVersionRow>, MetaError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM asset_versions WHERE asset_id = $1 AND source = $2 ORDER BY version DESC LIMIT 1"
-        );
-        let r = sqlx::query(&sql)
-            .bind(asset_id.to_string())
-            .bind(source.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(translate)?;

@@ -1,7 +1,7 @@
 //! File records. The bytes live in the object store at `path`; one record
 //! per (org, content hash).
 
-use super::{Meta, MetaError, Where, Window, int, opt_text, text, translate, uuid};
+use super::{Meta, MetaError, int, opt_text, text, translate, uuid};
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -111,15 +111,5 @@ impl Meta {
             .await
             .map_err(translate)?;
         row(&r)
-    }
-
-    /// One page of the org's files and the total count.
-    ///
-    /// # Errors
-    /// [`MetaError`] from the store.
-    pub async fn files(&self, org: Uuid, w: Window) -> Result<(usize, Vec<FileRow>), MetaError> {
-        let mut filter = Where::default();
-        filter.eq("org_id", Some(org));
-        self.page("files", COLUMNS, &filter, Some(w), row).await
     }
 }

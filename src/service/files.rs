@@ -5,7 +5,7 @@
 //! layer image is stored once whichever way it is reached.
 
 use crate::error::Error;
-use crate::meta::{FileRow, Meta, Window};
+use crate::meta::{FileRow, Meta};
 use crate::store::BlobStore;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -135,12 +135,6 @@ impl FileService {
                 Error::Internal(format!("file {id}: object {} is missing", f.path))
             })?;
         Ok((f, bytes))
-    }
-
-    /// # Errors
-    /// Metadata failures.
-    pub async fn list(&self, org: Uuid, w: Window) -> Result<(usize, Vec<FileRow>), Error> {
-        Ok(self.meta.files(org, w).await?)
     }
 }
 
