@@ -9,15 +9,18 @@
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::jobs::{InProcess, InProcessLimits};
+use crate::jobs::{Jobs, Worker, WorkerLimits};
 use crate::meta::Meta;
 use crate::pipeline::{Compositor, Limits};
-use crate::render::{BuiltinRenderer, Renderer};
+use crate::render::{Renderer, Renderers};
 use crate::service::{AssetRegistry, FileService, LayerService, SavedConfigurations};
 use crate::store::{BlobStore, Budgets, MemoryTiers};
+use crate::webhooks::Webhooks;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Everything a running server needs.
 pub struct App {
@@ -29,6 +32,38 @@ pub struct App {
     pub layers: Arc<LayerService>,
     pub configurations: SavedConfigurations,
     pub compositor: Compositor,
+    pub jobs: Arc<Jobs>,
+    pub webhooks: Arc<Webhooks>,
+    /// Render workers (when `jobs.in_process`) and the webhook dispatcher.
+    background: Background,
+}
+
+/// Long-running tasks of a process, stopped together.
+#[derive(Default)]
+pub struct Background {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Background {
+    /// Stops the tasks and waits for them up to `grace` (a render still
+    /// running after that is abandoned; its lease expires and another
+    /// worker redoes it).
+    pub async fn stop(&self, grace: Duration) {
+        self.stop.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!(?grace, "background work still running at shutdown; abandoned");
+        }
+    }
+
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    pub fn token(&self) -> &CancellationToken {
+        &self.stop
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +78,8 @@ pub enum AppError {
     DataDir(String, std::io::Error),
     #[error("start-up: {0}")]
     Start(#[from] Error),
+    #[error("render backends: {0}")]
+    Render(String),
 }
 
 impl App {
@@ -51,11 +88,11 @@ impl App {
     /// # Errors
     /// [`AppError`] when the catalogue does not load or a store cannot open.
     pub async fn build(settings: Settings) -> Result<App, AppError> {
-        let renderer = Arc::new(BuiltinRenderer::new(settings.render.max_pixels));
-        App::with_renderer(settings, renderer).await
+        App::assemble(settings, None).await
     }
 
-    /// Builds the runtime around a given renderer (tests count renders this way).
+    /// Builds the runtime with `renderer` as the `builtin` backend (tests
+    /// count or slow down renders this way).
     ///
     /// # Errors
     /// As [`App::build`].
@@ -63,19 +100,25 @@ impl App {
         settings: Settings,
         renderer: Arc<dyn Renderer>,
     ) -> Result<App, AppError> {
-        let files_catalog = if settings.catalog.dir.is_empty() {
-            Catalog::demo()?
-        } else {
-            Catalog::from_dir(Path::new(&settings.catalog.dir))?
-        };
-        if settings.meta.url.is_empty() || settings.storage.url.is_empty() {
-            let dir = &settings.storage.data_dir;
-            std::fs::create_dir_all(dir)
-                .map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
-        }
-        let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
-        let store = BlobStore::open(&settings.store_url())?;
+        App::assemble(settings, Some(renderer)).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        builtin: Option<Arc<dyn Renderer>>,
+    ) -> Result<App, AppError> {
+        let renderers =
+            Renderers::from_settings(&settings.render, builtin).map_err(AppError::Render)?;
+        let files_catalog = load_catalog(&settings)?;
+        let (meta, store) = open_stores(&settings).await?;
         let assets = Arc::new(AssetRegistry::start(Arc::clone(&meta), files_catalog).await?);
+        let missing = renderers.missing(assets.catalog().snapshot().assets());
+        if !missing.is_empty() {
+            return Err(AppError::Render(format!(
+                "assets name render backends that are not configured: {}",
+                missing.join("; ")
+            )));
+        }
         let tiers = MemoryTiers::new(Budgets {
             composite_bytes: settings.cache.composite_bytes,
             layer_bytes: settings.cache.layer_bytes,
@@ -87,20 +130,29 @@ impl App {
             files.clone(),
             Arc::clone(&assets),
         ));
-        let queue = InProcess::new(
-            renderer,
-            store.clone(),
-            Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
-            InProcessLimits {
-                concurrency: Settings::threads(settings.render.concurrency),
-                timeout: Duration::from_secs(settings.render.timeout_secs),
-                max_pixels: settings.render.max_pixels,
-            },
-        );
+        let webhooks = Arc::new(Webhooks::new(Arc::clone(&meta), settings.webhooks.clone())?);
+        let jobs = Arc::new(Jobs::new(
+            Arc::clone(&meta),
+            Arc::clone(&webhooks),
+            settings.jobs.clone(),
+        ));
+        let background = Background::default();
+        if settings.jobs.in_process {
+            let worker = Arc::new(Worker::new(
+                Arc::clone(&jobs),
+                store.clone(),
+                Arc::clone(&assets),
+                renderers,
+                Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
+                worker_limits(&settings),
+            ));
+            worker.spawn(background.tracker(), background.token());
+        }
+        webhooks.spawn_dispatcher(background.tracker(), background.token());
         let compositor = Compositor::new(
             tiers,
             store.clone(),
-            Arc::new(queue),
+            Arc::clone(&jobs),
             Limits {
                 compose_concurrency: Settings::threads(settings.compose.concurrency),
                 miss_wait: Duration::from_secs(settings.render.miss_wait_secs),
@@ -117,6 +169,9 @@ impl App {
             layers,
             configurations,
             compositor,
+            jobs,
+            webhooks,
+            background,
         })
     }
 
@@ -125,9 +180,49 @@ impl App {
         self.assets.catalog()
     }
 
-    /// Waits for background writes and closes the metadata store.
+    /// Stops the workers and the dispatcher (a render under way gets up to
+    /// one lease to finish), waits for background writes and closes the
+    /// metadata store.
     pub async fn shutdown(&self) {
+        self.background
+            .stop(Duration::from_secs(self.settings.jobs.lease_secs))
+            .await;
         self.compositor.flush().await;
         self.meta.close().await;
+    }
+}
+
+/// The catalogue files: the configured folder, or the built-in demo.
+///
+/// # Errors
+/// [`AppError::Catalog`] naming the file and field.
+pub fn load_catalog(settings: &Settings) -> Result<Catalog, AppError> {
+    Ok(if settings.catalog.dir.is_empty() {
+        Catalog::demo()?
+    } else {
+        Catalog::from_dir(Path::new(&settings.catalog.dir))?
+    })
+}
+
+/// Opens (creating the data dir if needed) the metadata and object stores.
+///
+/// # Errors
+/// [`AppError`] naming the store.
+pub async fn open_stores(settings: &Settings) -> Result<(Arc<Meta>, BlobStore), AppError> {
+    if settings.meta.url.is_empty() || settings.storage.url.is_empty() {
+        let dir = &settings.storage.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
+    }
+    let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
+    let store = BlobStore::open(&settings.store_url())?;
+    Ok((meta, store))
+}
+
+/// The worker pool's limits from the settings.
+pub fn worker_limits(settings: &Settings) -> WorkerLimits {
+    WorkerLimits {
+        slots: Settings::threads(settings.render.concurrency),
+        timeout: Duration::from_secs(settings.render.timeout_secs),
+        max_pixels: settings.render.max_pixels,
     }
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub render: RenderSettings,
     pub compose: ComposeSettings,
+    pub jobs: JobsSettings,
+    pub webhooks: WebhookSettings,
     pub log: LogSettings,
 }
 
@@ -76,7 +78,56 @@ pub struct RenderSettings {
     pub concurrency: usize,
     pub timeout_secs: u64,
     pub max_pixels: u64,
+    pub max_output_bytes: usize,
     pub miss_wait_secs: u64,
+    pub backend: String,
+    pub backends: std::collections::BTreeMap<String, BackendSettings>,
+}
+
+/// One named render backend (`[render.backends.<name>]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSettings {
+    /// `command` or `http`.
+    pub kind: String,
+    /// `command`: the program and its arguments.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// `http`: where to POST render requests.
+    #[serde(default)]
+    pub url: String,
+    /// Overrides `render.timeout_secs` for this backend.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// `http`: retries after a connection error or a 5xx.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    pub in_process: bool,
+    pub lease_secs: u64,
+    pub poll_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    pub failure_ttl_secs: u64,
+    pub max_batch_configurations: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -213,6 +264,24 @@ impl Settings {
                     self.render.miss_wait_secs
                 ),
             );
+        }
+        if let Err(e) = crate::render::Renderers::from_settings(&self.render, None) {
+            return Err(SettingsError(e));
+        }
+        if self.render.max_output_bytes < 1024 {
+            return bad("render.max_output_bytes", "must be at least 1024".into());
+        }
+        if self.jobs.lease_secs < 1 || self.jobs.poll_ms < 10 {
+            return bad(
+                "jobs.lease_secs",
+                "lease_secs must be at least 1 and poll_ms at least 10".into(),
+            );
+        }
+        if self.jobs.max_attempts < 1 || self.webhooks.max_attempts < 1 {
+            return bad("jobs.max_attempts", "attempts must be at least 1".into());
+        }
+        if self.webhooks.timeout_secs < 1 {
+            return bad("webhooks.timeout_secs", "must be at least 1".into());
         }
         if self.render.max_pixels < 64 * 64 {
             return bad("render.max_pixels", "must be at least 4096".into());

@@ -5,10 +5,12 @@
 //! - [`catalog`]: assets, attributes, views, layers, render recipes.
 //! - [`keys`]: canonical configurations and blake3 layer/composite keys.
 //! - [`compose`]: pixel kernels: "over", fit/resize, encoders, layer files.
-//! - [`render`]: renderer backends (the built-in SVG renderer).
+//! - [`render`]: renderer backends (built-in SVG, command, http).
 //! - [`store`]: memory tiers, the object store, single flights.
 //! - [`meta`]: durable records (SQL through one interface).
-//! - [`jobs`]: the render queue, the only way a render starts.
+//! - [`jobs`]: the durable render queue (jobs, tasks, runs) and its
+//!   workers, the only way a render starts.
+//! - [`webhooks`]: subscriptions and signed, retried event deliveries.
 //! - [`pipeline`]: the request path from key to bytes.
 //! - [`service`]: assets (versions), files, layers, saved configurations.
 //! - [`config`], [`app`]: settings and the runtime built from them.
@@ -29,6 +31,7 @@ pub mod pipeline;
 pub mod render;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::Settings;

@@ -2,8 +2,8 @@
 //! bytes out.
 //!
 //! ```text
-//! composite key ─► memory ─► object store ─► plan layers ─► for each layer:
-//!                                                            memory ─► object store ─► RenderQueue
+//! composite key ─► memory ─► object store ─► plan layers ─► each layer: memory ─► object store
+//!                                                            missing ones: one job (jobs::Jobs), wait
 //!               ◄─ fill memory, write store ◄─ encode ◄─ fit/resize ◄─ compose ◄─┘
 //! ```
 //!
@@ -11,8 +11,8 @@
 //! spawned so that the first requester's disconnect cancels nothing. CPU
 //! work here (compose, resize, encode, stored-layer decode) runs on the
 //! blocking pool behind one semaphore (`compose.concurrency`), so a burst of
-//! misses cannot starve the hits; renders and their encode are bounded by
-//! the render queue's own slots (`render.concurrency`).
+//! misses cannot starve the hits; renders are bounded by the workers' slots
+//! (`render.concurrency`), wherever the workers run.
 //!
 //! This module decides *what* happens on a miss; it does not know HTTP
 //! (see `http`), pixels (see `compose`) or how renders are scheduled (see
@@ -21,7 +21,7 @@
 use crate::catalog::Asset;
 use crate::compose::{self, Format, LayerImage, Output, Rect, layerfile};
 use crate::error::Error;
-use crate::jobs::{LayerJob, RenderQueue};
+use crate::jobs::{JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
 use crate::keys::{self, Configuration, Key};
 use crate::render::RenderRequest;
 use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path, layer_path};
@@ -115,9 +115,10 @@ pub struct Compositor {
 struct Inner {
     tiers: MemoryTiers,
     store: BlobStore,
-    renders: Arc<dyn RenderQueue>,
+    jobs: Arc<Jobs>,
     composites: Arc<Flights<Key, (Encoded, Source)>>,
-    layers: Arc<Flights<Key, Arc<LayerImage>>>,
+    /// `None`: not in memory or the store (a render is needed).
+    layers: Arc<Flights<Key, Option<Arc<LayerImage>>>>,
     cpu: Semaphore,
     limits: Limits,
     /// Background writes of composites, awaited at shutdown.
@@ -128,14 +129,14 @@ impl Compositor {
     pub fn new(
         tiers: MemoryTiers,
         store: BlobStore,
-        renders: Arc<dyn RenderQueue>,
+        jobs: Arc<Jobs>,
         limits: Limits,
     ) -> Compositor {
         Compositor {
             inner: Arc::new(Inner {
                 tiers,
                 store,
-                renders,
+                jobs,
                 composites: Arc::default(),
                 layers: Arc::default(),
                 cpu: Semaphore::new(limits.compose_concurrency.max(1)),
@@ -224,9 +225,10 @@ impl Compositor {
             .exclusive(key, move || async move {
                 let layer = fut.await?;
                 tiers.layers.insert(key, Arc::clone(&layer));
-                Ok(layer)
+                Ok(Some(layer))
             })
-            .await
+            .await?
+            .ok_or_else(|| Error::Internal(format!("layer {key}: replaced by nothing")))
     }
 
     /// Waits for background writes to finish (for graceful shutdown).
@@ -277,58 +279,136 @@ impl Inner {
         Ok((e, Source::Composed))
     }
 
-    /// Every visible layer of the request, bottom to top, fetched concurrently.
+    /// Every visible layer of the request, bottom to top: those in memory
+    /// or in the object store first (concurrently), then one job for the
+    /// missing ones, waited for.
     async fn layers_for(
         this: &Arc<Inner>,
         req: &ImageRequest,
     ) -> Result<Vec<Arc<LayerImage>>, Error> {
         let asset = &req.asset;
         let size = (asset.width, asset.height);
-        let fetches = asset
+        let planned: Vec<LayerJob> = asset
             .layers
             .iter()
             .enumerate()
             .filter(|(_, l)| l.is_visible(req.config.values()))
-            .map(|(i, l)| {
-                let key = keys::layer_key(asset, i, req.view, &req.config, size);
-                let job = LayerJob {
-                    key,
-                    request: RenderRequest {
-                        asset: Arc::clone(asset),
-                        layer: i,
-                        view: req.view,
-                        values: req.config.subset(&l.depends_on),
-                        width: size.0,
-                        height: size.1,
-                    },
-                };
-                Inner::layer(Arc::clone(this), job)
-            });
-        futures::future::try_join_all(fetches).await
+            .map(|(i, l)| LayerJob {
+                key: keys::layer_key(asset, i, req.view, &req.config, size),
+                request: RenderRequest {
+                    asset: Arc::clone(asset),
+                    layer: i,
+                    view: req.view,
+                    values: req.config.subset(&l.depends_on),
+                    width: size.0,
+                    height: size.1,
+                },
+            })
+            .collect();
+        let found = futures::future::try_join_all(
+            planned
+                .iter()
+                .map(|job| Inner::cached_layer(Arc::clone(this), job.clone())),
+        )
+        .await?;
+        let missing: Vec<LayerJob> = planned
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(j, _)| j.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(found.into_iter().flatten().collect());
+        }
+        let spec = JobSpec {
+            org: asset.org,
+            title: format!(
+                "render {} / {} ({} layers)",
+                asset.name,
+                asset.views[req.view].name,
+                missing.len()
+            ),
+            kind: "render".into(),
+            parameters: serde_json::json!({
+                "assetId": asset.id,
+                "assetVersion": asset.version,
+                "configuration": serde_json::from_str::<serde_json::Value>(&req.config.canonical(asset)).unwrap_or_default(),
+                "view": asset.views[req.view].name,
+            }),
+            priority: PRIORITY_INTERACTIVE,
+        };
+        let (_, tasks) = this.jobs.submit(spec, &missing, true).await?;
+        let rendered = futures::future::try_join_all(
+            missing
+                .into_iter()
+                .zip(tasks)
+                .map(|(job, task)| Inner::rendered_layer(Arc::clone(this), job, task)),
+        )
+        .await?;
+        let mut rendered = rendered.into_iter();
+        found
+            .into_iter()
+            .map(|f| match f {
+                Some(l) => Ok(l),
+                None => rendered
+                    .next()
+                    .ok_or_else(|| Error::Internal("a rendered layer went missing".into())),
+            })
+            .collect()
     }
 
-    /// One layer: memory, then object store, then the render queue.
-    async fn layer(this: Arc<Inner>, job: LayerJob) -> Result<Arc<LayerImage>, Error> {
+    /// One layer from memory or the object store, if it is there.
+    async fn cached_layer(
+        this: Arc<Inner>,
+        job: LayerJob,
+    ) -> Result<Option<Arc<LayerImage>>, Error> {
         let key = job.key;
         if let Some(l) = this.tiers.layers.get(&key) {
-            return Ok(l);
+            return Ok(Some(l));
         }
         let tiers = this.tiers.clone();
         let flights = Arc::clone(&this.layers);
         flights
             .run(
                 key,
-                || tiers.layers.get(&key),
+                || tiers.layers.get(&key).map(Some),
                 move || async move {
-                    let layer = match Inner::stored_layer(&this, &job).await? {
-                        Some(l) => l,
-                        None => this.renders.ensure(job).await?,
-                    };
-                    this.tiers.layers.insert(key, Arc::clone(&layer));
+                    let layer = Inner::stored_layer(&this, &job).await?;
+                    if let Some(l) = &layer {
+                        this.tiers.layers.insert(key, Arc::clone(l));
+                    }
                     Ok(layer)
                 },
             )
             .await
+    }
+
+    /// One layer once its task has succeeded, read back from the store.
+    async fn rendered_layer(
+        this: Arc<Inner>,
+        job: LayerJob,
+        task: uuid::Uuid,
+    ) -> Result<Arc<LayerImage>, Error> {
+        let key = job.key;
+        let tiers = this.tiers.clone();
+        let flights = Arc::clone(&this.layers);
+        flights
+            .run(
+                key,
+                || tiers.layers.get(&key).map(Some),
+                move || async move {
+                    this.jobs.wait(task).await?;
+                    let layer = Inner::stored_layer(&this, &job).await?.ok_or_else(|| {
+                        Error::unavailable(format!(
+                            "layer {key} was rendered but is not readable from the object store yet; retry"
+                        ))
+                    })?;
+                    this.tiers.layers.insert(key, Arc::clone(&layer));
+                    Ok(Some(layer))
+                },
+            )
+            .await?
+            .ok_or_else(|| Error::Internal(format!("layer {key}: no image after its render")))
     }
 
     /// A stored layer, if there is a usable one. A stored object that does

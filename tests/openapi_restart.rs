@@ -31,6 +31,23 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/assets/{id}"),
     ("put", "/api/assets/{id}"),
     ("get", "/api/assets/healthcheck"),
+    ("get", "/api/jobs"),
+    ("post", "/api/jobs"),
+    ("get", "/api/jobs/{id}"),
+    ("post", "/api/jobs/{id}/cancel"),
+    ("get", "/api/jobs/tasks"),
+    ("get", "/api/jobs/tasks/{id}"),
+    ("get", "/api/jobs/runs"),
+    ("get", "/api/jobs/runs/{id}"),
+    ("get", "/api/jobs/healthcheck"),
+    ("post", "/api/webhooks"),
+    ("get", "/api/webhooks"),
+    ("get", "/api/webhooks/{id}"),
+    ("put", "/api/webhooks/{id}"),
+    ("delete", "/api/webhooks/{id}"),
+    ("post", "/api/webhooks/{id}/restore"),
+    ("get", "/api/webhooks/{id}/deliveries"),
+    ("get", "/api/webhooks/healthcheck"),
 ];
 
 #[tokio::test]
@@ -54,6 +71,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
                 "get" => client.get(&url),
                 "post" => client.post(&url),
                 "put" => client.put(&url),
+                "delete" => client.delete(&url),
                 m => panic!("unexpected method {m} at {path}"),
             }
             .send()

@@ -183,6 +183,17 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
             ));
         }
     }
+    if let Some(r) = &spec.renderer
+        && (r.is_empty()
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(err(
+            "renderer".into(),
+            format!("\"{r}\" is not a backend name (letters, digits, - and _)"),
+        ));
+    }
     let attributes = attributes(&spec, &err)?;
     let views = views(&spec, &err)?;
     let layers = layers(&spec, &attributes, &views, src, &err)?;

@@ -28,6 +28,11 @@ pub struct AssetSpec {
     pub views: Vec<ViewSpec>,
     /// The composition, background first.
     pub layers: Vec<LayerSpec>,
+    /// The render backend that draws this asset's layers: `builtin`, or the
+    /// name of a backend in the server's `[render.backends]`. Absent: the
+    /// server's `render.backend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderer: Option<String>,
 }
 
 /// An attribute. One flat shape for every type so that a mistake can be

@@ -1,6 +1,7 @@
 //! The `layercake` command line: one binary, a subcommand per role.
 //!
-//! - `serve`: the HTTP service with in-process renders.
+//! - `serve`: the HTTP service (with render workers unless `jobs.in_process = false`).
+//! - `worker`: render workers only, sharing the stores with `serve` processes.
 //! - `catalog check`: validate a folder of asset definitions.
 //! - `config`: print the merged configuration.
 //!
@@ -8,6 +9,7 @@
 //! with a message, they are not matched on.
 
 mod serve;
+mod worker;
 
 use crate::catalog::Catalog;
 use crate::config::{Overrides, Settings};
@@ -34,6 +36,12 @@ enum Command {
         /// Address to listen on (overrides http.listen).
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Run render workers only: claim tasks from the shared queue (same
+    /// metadata store, object store and catalogue as the serve processes).
+    Worker {
+        #[command(flatten)]
+        common: Common,
     },
     /// Work with asset definitions.
     Catalog {
@@ -84,6 +92,7 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { common, listen } => serve::run(common.settings(listen)?),
+        Command::Worker { common } => worker::run(common.settings(None)?),
         Command::Config { common } => {
             print!("{}", common.settings(None)?.to_toml());
             Ok(())

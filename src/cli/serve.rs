@@ -25,7 +25,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-fn init_tracing(s: &Settings) {
+pub(super) fn init_tracing(s: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&s.log.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -37,7 +37,7 @@ fn init_tracing(s: &Settings) {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -71,3 +71,9 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+impl From<crate::meta::MetaError> for ApiError {
+    fn from(e: crate::meta::MetaError) -> ApiError {
+        ApiError(Error::from(e))
+    }
+}

@@ -2,6 +2,8 @@
 //!
 //! - `compositor`: `/api/fast-compositor` (the image path).
 //! - `layers`, `files`, `configurations`, `assets`: the record services.
+//! - `jobs`: jobs, tasks, runs; batch renders and cancellation.
+//! - `webhooks`: subscriptions and their delivery log.
 //! - `plp`: `/`, the demo product-listing page.
 //! - `openapi`: `/api/openapi.json`, collected from the routes themselves.
 //! - `auth`: the caller (token → org) every route goes through.
@@ -22,11 +24,13 @@ mod compositor;
 mod configurations;
 mod error;
 mod files;
+mod jobs;
 mod layers;
 mod openapi;
 mod page;
 mod params;
 mod plp;
+mod webhooks;
 pub mod wire;
 
 pub use compositor::CACHE_HEADER;
@@ -81,6 +85,19 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(assets::list))
         .routes(routes!(assets::get, assets::put))
         .routes(routes!(assets::healthcheck))
+        .routes(routes!(jobs::list, jobs::create))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::tasks))
+        .routes(routes!(jobs::task))
+        .routes(routes!(jobs::runs))
+        .routes(routes!(jobs::run))
+        .routes(routes!(jobs::healthcheck))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::restore))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::healthcheck))
         .split_for_parts()
 }
 

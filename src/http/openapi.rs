@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "layercake",
-        description = "Render cache and layered image compositor. The Layers, Fast Compositor, Files, Configurations and Assets services follow the Threekit platform's contract. Errors are {\"error\": {\"code\", \"message\"}}: 400 malformed, 404 unknown id, 409 conflict, 413 too large, 422 invalid, 502 renderer failed, 503 not ready (Retry-After). Tokens: Authorization: Bearer <token> or ?bearer_token=; this build runs in development mode (every request acts for the default org)."
+        description = "Render cache and layered image compositor. The Layers, Fast Compositor, Jobs, Files, Configurations, Webhooks and Assets services follow the Threekit platform's contract; POST /api/jobs (batch renders), POST /api/jobs/{id}/cancel and GET /api/webhooks/{id}/deliveries are layercake's extensions. Errors are {\"error\": {\"code\", \"message\"}}: 400 malformed, 404 unknown id, 409 conflict, 413 too large, 422 invalid, 502 renderer failed, 503 not ready or render still running past the wait budget (Retry-After). Webhook deliveries are POSTs of {id, topic, orgId, webhookId, createdAt, data} signed with X-Layercake-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>; topics job.stopped and layer.created. Tokens: Authorization: Bearer <token> or ?bearer_token=; this build runs in development mode (every request acts for the default org)."
     ),
     tags(
         (name = "fast-compositor", description = "Images of configurations"),
@@ -22,6 +22,8 @@ use utoipa::OpenApi;
         (name = "files", description = "Uploaded and rendered files"),
         (name = "configurations", description = "Saved configurations"),
         (name = "assets", description = "Asset definitions and versions"),
+        (name = "jobs", description = "The render queue: jobs, tasks (one per layer key), runs (attempts)"),
+        (name = "webhooks", description = "Signed event deliveries with retries"),
         (name = "demo", description = "The product-listing demo page"),
         (name = "meta", description = "This document"),
     ),

@@ -1,26 +1,46 @@
 //! Jobs: the only way a render starts.
 //!
-//! [`RenderQueue`] is the seam between the compositor and rendering: "make
-//! sure the layer with this key exists in the object store, and give it to
-//! me". The compositor calls it on a miss and knows nothing of how the work
-//! is scheduled. [`InProcess`] is the embedded implementation: renders run
-//! in this process with bounded parallelism and a timeout, and the output
-//! is validated and written to the object store before anyone sees it. The
-//! durable queue (tasks, leases, runs in the metadata store) will be a
-//! second implementation of the same trait.
+//! A **job** groups **tasks**; a task renders one layer key; a **run** is
+//! one attempt of a task. The queue is durable (tables in `meta`, see
+//! `meta::jobs` for its invariants), so renders survive crashes and any
+//! number of `serve` and `worker` processes can share it:
 //!
-//! Deduplication of concurrent misses for one key is the caller's single
-//! flight (`store::Flights`); this module renders whatever it is asked.
+//! ```text
+//! compositor miss ─┐                      ┌─► worker (this process or `layercake worker`)
+//! POST /api/jobs ──┴─► Jobs::submit ─► tasks (one active per key) ─► claim (lease) ─► render
+//!                                                 ▲                   validate ─► store ─► record
+//! Jobs::wait ◄── task stopped (notify in-process, poll across processes) ◄─┘
+//! ```
+//!
+//! - [`Jobs`] creates jobs (joining active tasks for the same key), waits
+//!   for tasks, cancels jobs, and reports stopped jobs to webhooks.
+//! - `worker`: the pool that claims tasks, renders them with the asset's
+//!   backend (`render::Renderers`), validates the output, stores it
+//!   (never overwriting), records the layer, and retries with backoff.
+//! - `plan`: batch planning for `POST /api/jobs`: configurations × views →
+//!   the distinct layer keys.
+//! - `json`: the job, task and run objects of the API and of events.
 
-use crate::compose::{LayerImage, layerfile};
+pub mod json;
+pub mod plan;
+mod worker;
+
+pub use worker::{Worker, WorkerLimits};
+
+use crate::catalog::Asset;
+use crate::compose::LayerImage;
+use crate::config::JobsSettings;
 use crate::error::Error;
-use crate::keys::Key;
-use crate::render::{RenderError, RenderRequest, Renderer};
-use crate::store::{BlobStore, layer_path};
-use bytes::Bytes;
-use std::sync::Arc;
+use crate::keys::{Configuration, Key};
+use crate::meta::{JobRow, Meta, NewTask};
+use crate::render::{RenderError, RenderRequest};
+use crate::webhooks::Webhooks;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
+use uuid::Uuid;
 
 /// One layer to produce.
 #[derive(Debug, Clone)]
@@ -29,10 +49,18 @@ pub struct LayerJob {
     pub request: RenderRequest,
 }
 
+/// Where a render came from, for the layer record.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub job: Uuid,
+    pub task: Uuid,
+}
+
 /// Keeps the record of a finished render (the Layers service implements it).
 #[async_trait::async_trait]
 pub trait Recorder: Send + Sync + 'static {
-    /// Called once the layer is stored at `path` with content `bytes`.
+    /// Called once the layer is stored at `path` with content `bytes`;
+    /// returns the layer record's id and its file's id.
     ///
     /// # Errors
     /// When the record cannot be written; the render itself is kept.
@@ -42,80 +70,295 @@ pub trait Recorder: Send + Sync + 'static {
         layer: &LayerImage,
         path: &str,
         bytes: &[u8],
-    ) -> Result<(), Error>;
+        origin: Origin,
+    ) -> Result<(Uuid, Uuid), Error>;
 }
 
-#[async_trait::async_trait]
-pub trait RenderQueue: Send + Sync + 'static {
-    /// Renders the layer, stores it under its key, and returns it decoded.
+/// What a task renders, as stored in its `parameters`: enough for any
+/// worker to rebuild the render request from the asset version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskParams {
+    pub asset_id: Uuid,
+    pub asset_version: u32,
+    pub layer_id: Uuid,
+    pub layer: String,
+    pub view: String,
+    /// The configuration restricted to the layer's `dependsOn`.
+    pub configuration: serde_json::Value,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl TaskParams {
+    pub fn of(req: &RenderRequest) -> TaskParams {
+        let asset = &req.asset;
+        TaskParams {
+            asset_id: asset.id,
+            asset_version: asset.version,
+            layer_id: asset.layers[req.layer].id,
+            layer: asset.layers[req.layer].name.clone(),
+            view: asset.views[req.view].name.clone(),
+            configuration: serde_json::from_str(&Configuration::canonical_pairs(
+                asset,
+                &req.values,
+            ))
+            .unwrap_or(serde_json::Value::Null),
+            width: req.width,
+            height: req.height,
+        }
+    }
+
+    /// The render request these parameters describe, against `asset`
+    /// (which must be the version they name), and its layer key.
     ///
     /// # Errors
-    /// [`Error::RenderFailed`] when the renderer fails or its output is
-    /// invalid; [`Error::Unavailable`] when the result cannot be stored.
-    async fn ensure(&self, job: LayerJob) -> Result<Arc<LayerImage>, Error>;
+    /// A sentence naming what no longer matches.
+    pub fn request(&self, asset: Arc<Asset>) -> Result<LayerJob, String> {
+        let layer = asset
+            .layers
+            .iter()
+            .position(|l| l.id == self.layer_id)
+            .ok_or_else(|| format!("asset {} has no layer {}", asset.id, self.layer_id))?;
+        let view = asset
+            .views
+            .iter()
+            .position(|v| v.name == self.view)
+            .ok_or_else(|| format!("asset {} has no view {}", asset.id, self.view))?;
+        let config = Configuration::parse(&asset, &self.configuration)
+            .map_err(|e| format!("configuration: {e}"))?;
+        let size = (self.width, self.height);
+        let key = crate::keys::layer_key(&asset, layer, view, &config, size);
+        let values = config.subset(&asset.layers[layer].depends_on);
+        Ok(LayerJob {
+            key,
+            request: RenderRequest {
+                asset,
+                layer,
+                view,
+                values,
+                width: size.0,
+                height: size.1,
+            },
+        })
+    }
 }
 
-/// Limits of the in-process queue.
-#[derive(Debug, Clone, Copy)]
-pub struct InProcessLimits {
-    /// Renders running at once.
-    pub concurrency: usize,
-    /// Longest a single render may take.
-    pub timeout: Duration,
-    /// Largest stored layer accepted when reading one back (pixels).
-    pub max_pixels: u64,
+/// A job to create.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub org: Uuid,
+    pub title: String,
+    /// `render` (a compositor miss) or `batch` (`POST /api/jobs`).
+    pub kind: String,
+    pub parameters: serde_json::Value,
+    /// Higher runs first; a request waiting for a render outranks a batch.
+    pub priority: i64,
 }
 
-/// Renders in this process.
-pub struct InProcess {
-    renderer: Arc<dyn Renderer>,
-    store: BlobStore,
-    recorder: Arc<dyn Recorder>,
-    permits: Arc<Semaphore>,
-    timeout: Duration,
-    max_pixels: u64,
+/// Priority of renders a request is waiting for.
+pub const PRIORITY_INTERACTIVE: i64 = 10;
+/// Priority of batch renders.
+pub const PRIORITY_BATCH: i64 = 0;
+
+/// The Jobs service of this process.
+pub struct Jobs {
+    meta: Arc<Meta>,
+    webhooks: Arc<Webhooks>,
+    settings: JobsSettings,
+    /// Wakes idle workers of this process when work is queued.
+    work: Notify,
+    /// Wakes requests of this process waiting for a task.
+    done: Mutex<HashMap<Uuid, Arc<Notify>>>,
 }
 
-impl InProcess {
-    pub fn new(
-        renderer: Arc<dyn Renderer>,
-        store: BlobStore,
-        recorder: Arc<dyn Recorder>,
-        limits: InProcessLimits,
-    ) -> InProcess {
-        InProcess {
-            renderer,
-            store,
-            recorder,
-            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
-            timeout: limits.timeout,
-            max_pixels: limits.max_pixels,
+impl Jobs {
+    pub fn new(meta: Arc<Meta>, webhooks: Arc<Webhooks>, settings: JobsSettings) -> Jobs {
+        Jobs {
+            meta,
+            webhooks,
+            settings,
+            work: Notify::new(),
+            done: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Runs the render in its own task that owns a render slot. On timeout
-    /// the caller gets an error at once, but the slot stays taken until the
-    /// render really ends: a CPU-bound render cannot be interrupted, and
-    /// releasing its slot early would let more renders run than configured.
-    async fn render(&self, req: &RenderRequest) -> Result<LayerImage, Error> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::unavailable("the render queue is shut down"))?;
-        let (renderer, req) = (Arc::clone(&self.renderer), req.clone());
-        let task = tokio::spawn(async move {
-            let out = renderer.render(&req).await;
-            drop(permit);
-            out
-        });
-        match tokio::time::timeout(self.timeout, task).await {
-            Err(_) => Err(RenderError::Timeout(self.timeout).into()),
-            Ok(Err(join)) => Err(Error::RenderFailed(format!(
-                "the renderer panicked: {join}"
-            ))),
-            Ok(Ok(out)) => Ok(out?),
+    pub fn meta(&self) -> &Arc<Meta> {
+        &self.meta
+    }
+
+    pub fn settings(&self) -> &JobsSettings {
+        &self.settings
+    }
+
+    pub(crate) fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
+    }
+
+    /// Creates a job with one task per layer (joining the active task of a
+    /// key that has one). With `respect_failures`, a layer that failed for
+    /// good within `failure_ttl_secs` fails the submission at once instead.
+    /// Returns the job and the task ids, in the order of `layers`.
+    ///
+    /// # Errors
+    /// [`Error::RenderFailed`] for a recent failure; store failures.
+    pub async fn submit(
+        &self,
+        spec: JobSpec,
+        layers: &[LayerJob],
+        respect_failures: bool,
+    ) -> Result<(JobRow, Vec<Uuid>), Error> {
+        if respect_failures {
+            let since = self.meta.now() - secs_to_micros(self.settings.failure_ttl_secs);
+            for l in layers {
+                if let Some(e) = self.meta.recent_failure(&l.key.hex(), since).await? {
+                    return Err(Error::RenderFailed(format!(
+                        "{}: {e}",
+                        l.request.describe()
+                    )));
+                }
+            }
+        }
+        let tasks: Vec<NewTask> = layers
+            .iter()
+            .map(|l| NewTask {
+                layer_key: l.key.hex(),
+                title: l.request.describe(),
+                parameters: serde_json::to_string(&TaskParams::of(&l.request))
+                    .unwrap_or_default(),
+                max_attempts: i64::from(self.settings.max_attempts),
+            })
+            .collect();
+        let row = JobRow {
+            id: Uuid::new_v4(),
+            org_id: spec.org,
+            title: spec.title,
+            kind: spec.kind,
+            status: String::new(),
+            scheduler_state: String::new(),
+            parameters: spec.parameters.to_string(),
+            priority: spec.priority,
+            created_by: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (job, ids) = self.meta.create_job(&row, &tasks).await?;
+        if job.status == "stopped" {
+            self.job_stopped(&job).await;
+        } else {
+            self.work.notify_waiters();
+        }
+        Ok((job, ids))
+    }
+
+    /// Waits until task `id` stops.
+    ///
+    /// # Errors
+    /// [`Error::RenderFailed`] with the task's last error when it failed;
+    /// [`Error::Unavailable`] when it was cancelled.
+    pub async fn wait(&self, id: Uuid) -> Result<(), Error> {
+        let poll = Duration::from_millis(self.settings.poll_ms);
+        let notify = self.notifier(id);
+        let result = loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let t = self.meta.task_by_id(id).await?;
+            if t.status == "stopped" {
+                break match t.run_result.as_deref() {
+                    Some("success") => Ok(()),
+                    Some("cancelled") => Err(Error::unavailable(format!(
+                        "the render of {} was cancelled; retry",
+                        t.title
+                    ))),
+                    _ => Err(Error::RenderFailed(format!(
+                        "{}: {}",
+                        t.title,
+                        t.error.as_deref().unwrap_or("unknown error")
+                    ))),
+                };
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        };
+        self.forget_notifier(id, notify);
+        result
+    }
+
+    fn notifier(&self, id: Uuid) -> Arc<Notify> {
+        let mut map = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(map.entry(id).or_default())
+    }
+
+    fn forget_notifier(&self, id: Uuid, mine: Arc<Notify>) {
+        let mut map = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this waiter hold it: nobody else is waiting.
+        if Arc::strong_count(&mine) == 2 {
+            map.remove(&id);
         }
     }
+
+    /// Called by a worker of this process when a task stopped or went back
+    /// to pending.
+    pub(crate) fn task_changed(&self, id: Uuid) {
+        let n = {
+            let map = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&id).cloned()
+        };
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Resolves when work may have been queued in this process.
+    pub(crate) fn work_queued(&self) -> tokio::sync::futures::Notified<'_> {
+        self.work.notified()
+    }
+
+    /// Cancels job `id` (see `Meta::cancel_job`) and answers it as it is now.
+    ///
+    /// # Errors
+    /// 404 when the org has no such job.
+    pub async fn cancel(&self, org: Uuid, id: Uuid) -> Result<JobRow, Error> {
+        if let Some(job) = self.meta.cancel_job(org, id).await? {
+            self.job_stopped(&job).await;
+        }
+        Ok(self.meta.job(org, id).await?)
+    }
+
+    /// Reports a stopped job (the `job.stopped` event).
+    pub(crate) async fn job_stopped(&self, job: &JobRow) {
+        let counts = match self.meta.job_counts(job.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "job.stopped not emitted");
+                return;
+            }
+        };
+        tracing::info!(
+            job = %job.id,
+            title = %job.title,
+            successes = counts.successes,
+            failures = counts.failures,
+            "job stopped"
+        );
+        let data = serde_json::to_value(json::JobJson::new(job, &counts, None))
+            .unwrap_or(serde_json::Value::Null);
+        self.webhooks.emit(job.org_id, "job.stopped", data).await;
+    }
+}
+
+/// Delay before attempt `attempt + 1` after `attempt` failed: `base`
+/// doubled per attempt, capped at `max` (all in ms).
+pub fn backoff(attempt: i64, base: u64, max: u64) -> Duration {
+    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    Duration::from_millis(base.saturating_mul(1u64 << exp).min(max))
+}
+
+fn secs_to_micros(s: u64) -> i64 {
+    i64::try_from(s.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
 }
 
 /// Checks a renderer's output against what was asked for.
@@ -149,48 +392,40 @@ pub fn validate_placement(out: &LayerImage) -> Result<(), String> {
     Ok(())
 }
 
-#[async_trait::async_trait]
-impl RenderQueue for InProcess {
-    async fn ensure(&self, job: LayerJob) -> Result<Arc<LayerImage>, Error> {
-        let started = std::time::Instant::now();
-        let out = self.render(&job.request).await?;
-        validate(&job.request, &out)?;
-        let layer = Arc::new(out);
-        let encoded = {
-            let layer = Arc::clone(&layer);
-            tokio::task::spawn_blocking(move || layerfile::encode(&layer))
-                .await
-                .map_err(|e| Error::Internal(format!("encode task: {e}")))?
-                .map_err(|e| Error::Internal(format!("layer encode: {e}")))?
-        };
-        let path = layer_path(&job.key);
-        let encoded = Bytes::from(encoded);
-        // Never overwrite: an image registered for this key while we were
-        // rendering wins, and is what we answer with.
-        if !self.store.put_new(&path, encoded.clone()).await? {
-            let bytes = self
-                .store
-                .get(&path)
-                .await?
-                .ok_or_else(|| Error::unavailable("the stored layer vanished; retry"))?;
-            let max = self.max_pixels;
-            let existing = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-                .await
-                .map_err(|e| Error::Internal(format!("decode task: {e}")))?
-                .map_err(|e| Error::Internal(format!("stored layer {}: {e}", job.key)))?;
-            tracing::info!(key = %job.key, "a layer was stored while rendering it; keeping the stored one");
-            return Ok(Arc::new(existing));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1, 100, 10_000), Duration::from_millis(100));
+        assert_eq!(backoff(2, 100, 10_000), Duration::from_millis(200));
+        assert_eq!(backoff(4, 100, 10_000), Duration::from_millis(800));
+        assert_eq!(backoff(40, 100, 10_000), Duration::from_millis(10_000));
+        assert_eq!(backoff(0, 100, 10_000), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn task_params_round_trip_to_the_same_key() {
+        let cat = crate::catalog::Catalog::demo().unwrap();
+        let asset = Arc::clone(cat.assets().next().unwrap());
+        let config = Configuration::defaults(&asset);
+        let size = (asset.width, asset.height);
+        for (i, l) in asset.layers.iter().enumerate() {
+            let req = RenderRequest {
+                asset: Arc::clone(&asset),
+                layer: i,
+                view: 1,
+                values: config.subset(&l.depends_on),
+                width: size.0,
+                height: size.1,
+            };
+            let params = TaskParams::of(&req);
+            let back: TaskParams =
+                serde_json::from_str(&serde_json::to_string(&params).unwrap()).unwrap();
+            let job = back.request(Arc::clone(&asset)).unwrap();
+            assert_eq!(job.key, crate::keys::layer_key(&asset, i, 1, &config, size));
+            assert_eq!(job.request.values, req.values);
         }
-        if let Err(e) = self.recorder.rendered(&job, &layer, &path, &encoded).await {
-            // The image is stored and usable; only its record is missing.
-            tracing::error!(key = %job.key, error = %e, "rendered layer not recorded");
-        }
-        tracing::info!(
-            key = %job.key,
-            layer = %job.request.describe(),
-            ms = started.elapsed().as_millis() as u64,
-            "rendered layer"
-        );
-        Ok(layer)
     }
 }

@@ -1,5 +1,5 @@
 //! Metadata: the durable records behind the API: orgs, asset versions,
-//! files, layers and saved configurations.
+//! files, layers, saved configurations, jobs/tasks/runs and webhooks.
 //!
 //! One interface, [`Meta`], over sqlx's `Any` driver with portable SQL
 //! (`$N` placeholders, TEXT ids, BIGINT microsecond times, JSON as TEXT),
@@ -11,12 +11,16 @@
 mod assets;
 mod configurations;
 mod files;
+mod jobs;
 mod layers;
+mod webhooks;
 
 pub use assets::AssetVersionRow;
 pub use configurations::ConfigurationRow;
 pub use files::FileRow;
+pub use jobs::{Finished, JobCounts, JobRow, NewTask, Outcome, RunRow, TaskRow};
 pub use layers::{LayerFilter, LayerRow};
+pub use webhooks::{AttemptRow, DeliveryRow, WebhookRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -78,6 +82,17 @@ impl Where {
             self.binds.push(v.into().0);
             self.clauses
                 .push(format!("{column} = ${}", self.binds.len()));
+        }
+        self
+    }
+
+    /// A clause with one placeholder, written `{}` in `template`, e.g.
+    /// `id IN (SELECT task_id FROM job_tasks WHERE job_id = {})`.
+    fn sub(&mut self, template: &str, value: Option<impl Into<BindValue>>) -> &mut Self {
+        if let Some(v) = value {
+            self.binds.push(v.into().0);
+            self.clauses
+                .push(template.replace("{}", &format!("${}", self.binds.len())));
         }
         self
     }
@@ -356,3 +371,8 @@ fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, MetaError> {
 
 #[cfg(test)]
 mod tests;
+
+fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>, MetaError> {
+    row.try_get::<Option<i64>, _>(col)
+        .map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+}

@@ -1,13 +1,27 @@
 //! Renderers: one layer, one (restricted) configuration, one view → pixels.
 //!
-//! [`Renderer`] is the seam every backend implements; `builtin` rasterises
-//! the asset's SVG templates with resvg. A renderer neither stores nor
-//! caches anything: deciding *whether* to render, and keeping the result,
-//! is the job of `jobs` and `store`.
+//! [`Renderer`] is the seam every backend implements:
+//! - `builtin` rasterises the asset's SVG templates with resvg;
+//! - `command` runs a program with the request as JSON on stdin and reads
+//!   a PNG from its stdout;
+//! - `http` POSTs the request as JSON to a render farm and reads a PNG back.
+//!
+//! [`Renderers`] picks the backend of an asset (its `renderer`, else the
+//! configured default). A renderer neither stores nor caches anything:
+//! deciding *whether* to render, and keeping the result, is the job of
+//! `jobs` and `store`. Output of external backends is checked by
+//! [`external::decode_output`] (dimensions from the header against the
+//! pixel budget before any pixel is inflated) and, like every output, by
+//! `jobs::validate` against the canvas.
 
 mod builtin;
+mod command;
+pub mod external;
+mod http;
 
 pub use builtin::BuiltinRenderer;
+pub use command::CommandRenderer;
+pub use http::HttpRenderer;
 
 use crate::catalog::{Asset, Value};
 use crate::compose::LayerImage;
@@ -52,6 +66,8 @@ pub enum RenderError {
     Failed(String),
     #[error("the render took longer than {0:?}")]
     Timeout(std::time::Duration),
+    #[error("the render backend \"{0}\" is not configured on this server")]
+    Unconfigured(String),
 }
 
 impl RenderError {
@@ -69,4 +85,79 @@ pub trait Renderer: Send + Sync + 'static {
     /// # Errors
     /// [`RenderError`] when the recipe is broken or the backend fails.
     async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError>;
+}
+
+/// The configured backends by name, and the default.
+#[derive(Clone)]
+pub struct Renderers {
+    default: String,
+    backends: std::collections::HashMap<String, Arc<dyn Renderer>>,
+}
+
+impl Renderers {
+    /// Backends from the configuration; `builtin` is `builtin` unless given.
+    ///
+    /// # Errors
+    /// A message naming the backend whose settings are unusable.
+    pub fn from_settings(
+        s: &crate::config::RenderSettings,
+        builtin: Option<Arc<dyn Renderer>>,
+    ) -> Result<Renderers, String> {
+        let mut backends: std::collections::HashMap<String, Arc<dyn Renderer>> =
+            std::collections::HashMap::new();
+        backends.insert(
+            "builtin".into(),
+            builtin.unwrap_or_else(|| Arc::new(BuiltinRenderer::new(s.max_pixels))),
+        );
+        for (name, b) in &s.backends {
+            let timeout = std::time::Duration::from_secs(b.timeout_secs.unwrap_or(s.timeout_secs));
+            let r: Arc<dyn Renderer> = match b.kind.as_str() {
+                "command" => Arc::new(CommandRenderer::new(
+                    b.command.clone(),
+                    timeout,
+                    s.max_pixels,
+                    s.max_output_bytes,
+                )?),
+                "http" => Arc::new(HttpRenderer::new(
+                    &b.url,
+                    timeout,
+                    b.retries,
+                    s.max_pixels,
+                    s.max_output_bytes,
+                )?),
+                other => return Err(format!("render.backends.{name}.kind: unknown kind \"{other}\"")),
+            };
+            backends.insert(name.clone(), r);
+        }
+        if !backends.contains_key(&s.backend) {
+            return Err(format!(
+                "render.backend: \"{}\" is neither builtin nor a configured backend",
+                s.backend
+            ));
+        }
+        Ok(Renderers {
+            default: s.backend.clone(),
+            backends,
+        })
+    }
+
+    /// The backend that draws `asset`.
+    ///
+    /// # Errors
+    /// [`RenderError::Unconfigured`] when the asset names a backend this
+    /// process does not have.
+    pub fn for_asset(&self, asset: &Asset) -> Result<&Arc<dyn Renderer>, RenderError> {
+        let name = asset.spec.renderer.as_deref().unwrap_or(&self.default);
+        self.backends
+            .get(name)
+            .ok_or_else(|| RenderError::Unconfigured(name.to_string()))
+    }
+
+    /// Names of the assets in `catalog` whose backend is not configured.
+    pub fn missing<'a>(&self, assets: impl Iterator<Item = &'a Arc<Asset>>) -> Vec<String> {
+        assets
+            .filter(|a| self.for_asset(a).is_err())
+            .map(|a| format!("{} ({}) wants \"{}\"", a.name, a.id, a.spec.renderer.as_deref().unwrap_or("")))
+            .collect()
+    }
 }

@@ -24,6 +24,11 @@ use uuid::Uuid;
 pub struct AssetRegistry {
     meta: Arc<Meta>,
     catalog: Arc<SharedCatalog>,
+    /// The catalogue files as read at start, for [`AssetRegistry::resolve`].
+    files: Catalog,
+    /// Versions resolved for workers, by (id, version); definitions never
+    /// change under a version, so entries never go stale.
+    resolved: std::sync::Mutex<HashMap<(Uuid, u32), Arc<Asset>>>,
     /// Serialises updates, so two concurrent PUTs cannot pick one version number.
     writes: tokio::sync::Mutex<()>,
 }
@@ -79,8 +84,57 @@ impl AssetRegistry {
         Ok(AssetRegistry {
             meta,
             catalog: Arc::new(SharedCatalog::new(catalog)),
+            files,
+            resolved: std::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// A registry that only reads: no reconciliation, no live catalogue.
+    /// What a `layercake worker` process needs to resolve task versions
+    /// while a `serve` process owns the catalogue.
+    pub fn follower(meta: Arc<Meta>, files: Catalog) -> AssetRegistry {
+        AssetRegistry {
+            meta,
+            catalog: Arc::new(SharedCatalog::default()),
+            files,
+            resolved: std::sync::Mutex::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Version `version` of asset `id`, live or not: the live asset, a
+    /// catalogue file with that content, or the recorded definition.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a version never recorded; [`Error::Internal`]
+    /// for a recorded definition whose template files are gone.
+    pub async fn resolve(&self, id: Uuid, version: u32) -> Result<Arc<Asset>, Error> {
+        if let Some(a) = self.catalog.get(&id).filter(|a| a.version == version) {
+            return Ok(a);
+        }
+        let cached = {
+            let map = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&(id, version)).cloned()
+        };
+        if let Some(a) = cached {
+            return Ok(a);
+        }
+        let row = self
+            .meta
+            .asset_version(id, version)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("asset {id} has no version {version}")))?;
+        let mut asset = match self.files.get(&id) {
+            Some(f) if Key(f.fingerprint).hex() == row.content_fp => versioned(f, version),
+            _ => load_recorded(&row)?,
+        };
+        asset.org = row.org_id;
+        asset.epoch = self.meta.asset_epoch(id).await?;
+        let asset = Arc::new(asset);
+        let mut map = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((id, version), Arc::clone(&asset));
+        Ok(asset)
     }
 
     pub fn catalog(&self) -> &Arc<SharedCatalog> {

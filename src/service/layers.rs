@@ -12,7 +12,7 @@ use super::files::FileService;
 use crate::catalog::Asset;
 use crate::compose::{LayerImage, layerfile};
 use crate::error::Error;
-use crate::jobs::{LayerJob, Recorder};
+use crate::jobs::{LayerJob, Origin, Recorder};
 use crate::keys::{self, Configuration};
 use crate::meta::{LayerFilter, LayerRow, Meta, Window};
 use crate::pipeline::Compositor;
@@ -398,7 +398,8 @@ impl Recorder for LayerService {
         layer: &LayerImage,
         path: &str,
         bytes: &[u8],
-    ) -> Result<(), Error> {
+        origin: Origin,
+    ) -> Result<(Uuid, Uuid), Error> {
         let req = &job.request;
         let asset = &req.asset;
         let l = &asset.layers[req.layer];
@@ -425,8 +426,10 @@ impl Recorder for LayerService {
         row.metadata = serde_json::json!({ "offsetX": layer.x, "offsetY": layer.y }).to_string();
         row.width = i64::from(req.width);
         row.height = i64::from(req.height);
+        row.job_id = Some(origin.job.to_string());
+        row.task_id = Some(origin.task.to_string());
         self.meta.insert_layer(&row).await?;
-        Ok(())
+        Ok((row.id, file.id))
     }
 }
 

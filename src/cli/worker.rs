@@ -1,0 +1,73 @@
+//! `layercake worker`: render workers only, no HTTP.
+//!
+//! A worker shares the metadata store and the object store with the
+//! `serve` processes (same `meta.url` and `storage.url`, or the same data
+//! dir) and the same catalogue files; it claims tasks from the durable
+//! queue, so adding render capacity is starting more of these. It also
+//! delivers webhooks.
+
+use crate::app::{Background, load_catalog, open_stores, worker_limits};
+use crate::config::Settings;
+use crate::jobs::{Jobs, Recorder, Worker};
+use crate::render::Renderers;
+use crate::service::{AssetRegistry, FileService, LayerService};
+use crate::webhooks::Webhooks;
+use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    super::serve::init_tracing(&settings);
+    if settings.storage.url == "memory://" || settings.meta.url.contains(":memory:") {
+        bail!("a worker shares its stores with serve processes; in-memory stores (storage.url = \"memory://\", meta.url = \"sqlite::memory:\") belong to one process");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let renderers = Renderers::from_settings(&settings.render, None)
+            .map_err(anyhow::Error::msg)?;
+        let catalog = load_catalog(&settings)?;
+        let (meta, store) = open_stores(&settings).await?;
+        let missing = renderers.missing(catalog.assets());
+        if !missing.is_empty() {
+            bail!("assets name render backends that are not configured: {}", missing.join("; "));
+        }
+        let assets = Arc::new(AssetRegistry::follower(Arc::clone(&meta), catalog));
+        let files = FileService::new(Arc::clone(&meta), store.clone());
+        let layers = Arc::new(LayerService::new(
+            Arc::clone(&meta),
+            store.clone(),
+            files,
+            Arc::clone(&assets),
+        ));
+        let webhooks = Arc::new(
+            Webhooks::new(Arc::clone(&meta), settings.webhooks.clone())
+                .context("webhooks")?,
+        );
+        let jobs = Arc::new(Jobs::new(
+            Arc::clone(&meta),
+            Arc::clone(&webhooks),
+            settings.jobs.clone(),
+        ));
+        let worker = Arc::new(Worker::new(
+            jobs,
+            store.clone(),
+            assets,
+            renderers,
+            layers as Arc<dyn Recorder>,
+            worker_limits(&settings),
+        ));
+        let background = Background::default();
+        worker.spawn(background.tracker(), background.token());
+        webhooks.spawn_dispatcher(background.tracker(), background.token());
+        tracing::info!(store = store.url(), "layercake worker running");
+        super::serve::shutdown_signal().await;
+        background
+            .stop(Duration::from_secs(settings.jobs.lease_secs))
+            .await;
+        meta.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,338 @@
+//! The Jobs system: `GET /api/jobs[/{id}]`, `GET /api/jobs/tasks[/{id}]`,
+//! `GET /api/jobs/runs[/{id}]`, and layercake's extensions `POST /api/jobs`
+//! (a batch of renders) and `POST /api/jobs/{id}/cancel`.
+
+use super::auth::Caller;
+use super::body;
+use super::error::ApiError;
+use super::page::Page;
+use super::params::{Params, parse_uuid};
+use super::wire::{ErrorBody, FileJson};
+use crate::app::App;
+use crate::error::Error;
+use crate::jobs::json::{JobJson, RunJson, TaskJson};
+use crate::jobs::plan::{self, BatchRequest};
+use crate::jobs::{JobSpec, LayerJob, PRIORITY_BATCH};
+use crate::meta::{JobRow, RunRow};
+use crate::store::layer_path;
+use axum::Json;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use futures::StreamExt;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Runs listed with a job at most (the newest are in `GET /api/jobs/runs`).
+const MAX_RUNS_WITH_JOB: usize = 1000;
+/// Object-store existence checks in flight while planning a batch.
+const PARALLEL_CHECKS: usize = 32;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub jobs: Vec<JobJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub tasks: Vec<TaskJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub runs: Vec<RunJson>,
+}
+
+async fn job_json(app: &App, job: &JobRow, with_runs: bool) -> Result<JobJson, Error> {
+    let counts = app.meta.job_counts(job.id).await?;
+    let runs = if with_runs {
+        let w = crate::meta::Window {
+            offset: 0,
+            limit: MAX_RUNS_WITH_JOB,
+            descending: false,
+        };
+        let (_, rows) = app.meta.runs(job.org_id, Some(job.id), None, Some(w)).await?;
+        Some(runs_json(app, &rows).await?)
+    } else {
+        None
+    };
+    Ok(JobJson::new(job, &counts, runs))
+}
+
+async fn runs_json(app: &App, rows: &[RunRow]) -> Result<Vec<RunJson>, Error> {
+    let now = app.meta.now();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut files = Vec::with_capacity(r.files.len());
+        for id in &r.files {
+            match app.meta.file(r.org_id, *id).await {
+                Ok(f) => files.push(FileJson::from_row(&f)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.push(RunJson::new(r, files, now));
+    }
+    Ok(out)
+}
+
+/// Render a batch: configurations (or every combination of an asset) on
+/// some or all views. Plans the distinct layer keys first and queues only
+/// the layers not already stored; the job's `parameters` report the plan.
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs",
+    request_body(content = BatchRequest, description = "Either `configurations` or `all: true` (with an optional `where`); `stageConfigurations` defaults to every view."),
+    responses(
+        (status = 201, description = "The job; `parameters` holds the plan: configurations, views, layers (distinct), cached, tasks.", body = JobJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "Unknown asset", body = ErrorBody),
+        (status = 422, description = "Invalid configuration, view, or too many combinations", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    req: Request,
+) -> Result<(StatusCode, Json<JobJson>), ApiError> {
+    caller.require_private()?;
+    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let b: BatchRequest = body::parse(&bytes)?;
+    let asset = app
+        .assets
+        .get(caller.org, parse_uuid("assetId", &b.asset_id)?)?;
+    let max = app.settings.jobs.max_batch_configurations;
+    let planned = {
+        let asset = Arc::clone(&asset);
+        app.compositor
+            .cpu(move || {
+                let (configs, views) = b.expand(&asset, max)?;
+                Ok::<_, Error>(plan::plan(&asset, &configs, &views))
+            })
+            .await??
+    };
+    let store = app.store.clone();
+    let checks = futures::stream::iter(planned.layers.iter().cloned())
+        .map(|job| {
+            let store = store.clone();
+            async move {
+                let exists = store.exists(&layer_path(&job.key)).await?;
+                Ok::<_, Error>((!exists).then_some(job))
+            }
+        })
+        .buffered(PARALLEL_CHECKS)
+        .collect::<Vec<_>>()
+        .await;
+    let mut missing: Vec<LayerJob> = Vec::new();
+    for c in checks {
+        missing.extend(c?);
+    }
+    let views: Vec<&str> = planned
+        .views
+        .iter()
+        .map(|v| asset.views[*v].name.as_str())
+        .collect();
+    let spec = JobSpec {
+        org: caller.org,
+        title: format!(
+            "render {}: {} configurations × {} views",
+            asset.name,
+            planned.configurations,
+            views.len()
+        ),
+        kind: "batch".into(),
+        parameters: serde_json::json!({
+            "assetId": asset.id,
+            "assetVersion": asset.version,
+            "configurations": planned.configurations,
+            "views": views,
+            "layers": planned.layers.len(),
+            "cached": planned.layers.len() - missing.len(),
+            "tasks": missing.len(),
+        }),
+        priority: PRIORITY_BATCH,
+    };
+    let (job, _) = app.jobs.submit(spec, &missing, false).await?;
+    tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.len(), "batch job queued");
+    Ok((StatusCode::CREATED, Json(job_json(&app, &job, false).await?)))
+}
+
+/// List jobs.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    params(
+        ("status" = Option<String>, Query, description = "pending, running or stopped"),
+        ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query, description = "At most 100."),
+        ("sort" = Option<String>, Query, description = "+createdAt or -createdAt."),
+    ),
+    responses((status = 200, body = JobList), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<JobList>, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let page = Page::parse(&p, &["createdAt"])?;
+    let status = status_param(&p, "status")?;
+    let (count, rows) = app.meta.jobs(caller.org, status, page.window()).await?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for j in &rows {
+        jobs.push(job_json(&app, j, false).await?);
+    }
+    Ok(Json(JobList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        jobs,
+    }))
+}
+
+fn status_param<'a>(p: &'a Params, name: &str) -> Result<Option<&'a str>, Error> {
+    match p.str(name) {
+        None => Ok(None),
+        Some(s @ ("pending" | "running" | "stopped")) => Ok(Some(s)),
+        Some(s) => Err(Error::invalid(
+            name,
+            format!("\"{s}\": use pending, running or stopped"),
+        )),
+    }
+}
+
+/// One job, with the runs of its tasks.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, body = JobJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobJson>, ApiError> {
+    let job = app.meta.job(caller.org, parse_uuid("id", &id)?).await?;
+    Ok(Json(job_json(&app, &job, true).await?))
+}
+
+/// Cancel a job: its pending tasks that no other job wants stop; running
+/// renders finish. The job stops at once (`schedulerState: cancelled`).
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, body = JobJson), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobJson>, ApiError> {
+    caller.require_private()?;
+    let job = app.jobs.cancel(caller.org, parse_uuid("id", &id)?).await?;
+    Ok(Json(job_json(&app, &job, false).await?))
+}
+
+/// List tasks.
+#[utoipa::path(get, path = "/api/jobs/tasks", tag = "jobs",
+    params(
+        ("jobId" = Option<String>, Query, description = "Tasks of this job (created or joined by it)."),
+        ("runStatus" = Option<String>, Query, description = "pending, running or stopped"),
+        ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query), ("sort" = Option<String>, Query),
+    ),
+    responses((status = 200, body = TaskList), (status = 422, body = ErrorBody)))]
+pub async fn tasks(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<TaskList>, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let page = Page::parse(&p, &["createdAt"])?;
+    let job = p.uuid("jobId")?;
+    let status = status_param(&p, "runStatus")?;
+    let (count, rows) = app
+        .meta
+        .tasks(caller.org, job, status, Some(page.window()))
+        .await?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for t in &rows {
+        let (_, runs) = app.meta.runs(caller.org, None, Some(t.id), None).await?;
+        tasks.push(TaskJson::new(t, runs_json(&app, &runs).await?));
+    }
+    Ok(Json(TaskList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        tasks,
+    }))
+}
+
+/// One task, with its runs.
+#[utoipa::path(get, path = "/api/jobs/tasks/{id}", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, body = TaskJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn task(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TaskJson>, ApiError> {
+    let t = app.meta.task(caller.org, parse_uuid("id", &id)?).await?;
+    let (_, runs) = app.meta.runs(caller.org, None, Some(t.id), None).await?;
+    Ok(Json(TaskJson::new(&t, runs_json(&app, &runs).await?)))
+}
+
+/// List runs of a job's tasks or of one task.
+#[utoipa::path(get, path = "/api/jobs/runs", tag = "jobs",
+    params(
+        ("jobId" = Option<String>, Query), ("taskId" = Option<String>, Query),
+        ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query), ("sort" = Option<String>, Query),
+    ),
+    responses((status = 200, body = RunList), (status = 422, body = ErrorBody)))]
+pub async fn runs(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<RunList>, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let page = Page::parse(&p, &["createdAt"])?;
+    let (job, task): (Option<Uuid>, Option<Uuid>) = (p.uuid("jobId")?, p.uuid("taskId")?);
+    let (count, rows) = app
+        .meta
+        .runs(caller.org, job, task, Some(page.window()))
+        .await?;
+    Ok(Json(RunList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        runs: runs_json(&app, &rows).await?,
+    }))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/jobs/runs/{id}", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, body = RunJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn run(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunJson>, ApiError> {
+    let r = app.meta.run(caller.org, parse_uuid("id", &id)?).await?;
+    let mut out = runs_json(&app, std::slice::from_ref(&r)).await?;
+    out.pop()
+        .map(Json)
+        .ok_or_else(|| Error::Internal("run vanished".into()).into())
+}
+
+#[utoipa::path(get, path = "/api/jobs/healthcheck", tag = "jobs", responses((status = 200, description = "ok")))]
+pub async fn healthcheck() -> StatusCode {
+    StatusCode::OK
+}

@@ -1,0 +1,304 @@
+//! Webhooks: `POST|GET /api/webhooks`, `GET|PUT|DELETE /api/webhooks/{id}`,
+//! `POST /api/webhooks/{id}/restore`, and layercake's
+//! `GET /api/webhooks/{id}/deliveries` (every delivery and attempt).
+//! Topics, payload and signature are described in `crate::webhooks`.
+
+use super::auth::Caller;
+use super::body;
+use super::error::ApiError;
+use super::page::Page;
+use super::params::{Params, parse_uuid};
+use super::wire::{ErrorBody, rfc3339};
+use crate::app::App;
+use crate::meta::{AttemptRow, DeliveryRow, WebhookRow};
+use crate::webhooks::WebhookInput;
+use axum::Json;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// A webhook as created or updated.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookBody {
+    /// `job.stopped`, `layer.created` or `*`. Required on create.
+    pub topic: Option<String>,
+    /// Where deliveries are POSTed (http or https). Required on create.
+    pub address: Option<String>,
+    /// Entries the event's data must equal, e.g. `{"assetId": "…"}`.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// The HMAC key (at least 16 characters); generated when absent.
+    /// Create only.
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookJson {
+    pub id: String,
+    pub org_id: String,
+    pub topic: String,
+    pub address: String,
+    #[schema(value_type = Object)]
+    pub filter: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Set by DELETE (a soft delete); `null` while live.
+    pub deleted_at: Option<String>,
+    /// The signing secret: only in the answer to the create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl WebhookJson {
+    fn new(h: &WebhookRow, with_secret: bool) -> WebhookJson {
+        WebhookJson {
+            id: h.id.to_string(),
+            org_id: h.org_id.to_string(),
+            topic: h.topic.clone(),
+            address: h.address.clone(),
+            filter: serde_json::from_str(&h.filter).unwrap_or(Value::Null),
+            created_at: rfc3339(h.created_at),
+            updated_at: rfc3339(h.updated_at),
+            deleted_at: h.deleted_at.map(rfc3339),
+            secret: with_secret.then(|| h.secret.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub webhooks: Vec<WebhookJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptJson {
+    pub attempt: i64,
+    /// The receiver's status, `null` when it did not answer.
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryJson {
+    pub id: String,
+    pub topic: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    /// The exact body sent.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub attempt_log: Vec<AttemptJson>,
+}
+
+impl DeliveryJson {
+    fn new(d: &DeliveryRow, attempts: &[AttemptRow]) -> DeliveryJson {
+        DeliveryJson {
+            id: d.id.to_string(),
+            topic: d.topic.clone(),
+            status: d.status.clone(),
+            attempts: d.attempts,
+            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+            attempt_log: attempts
+                .iter()
+                .map(|a| AttemptJson {
+                    attempt: a.attempt,
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
+                    created_at: rfc3339(a.created_at),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryList {
+    pub count: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub sort: String,
+    pub deliveries: Vec<DeliveryJson>,
+}
+
+fn input(b: WebhookBody) -> WebhookInput {
+    WebhookInput {
+        topic: b.topic,
+        address: b.address,
+        filter: b.filter,
+        secret: b.secret,
+    }
+}
+
+/// Create a webhook. The answer carries its signing secret (only here).
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks",
+    request_body = WebhookBody,
+    responses(
+        (status = 201, body = WebhookJson),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, description = "address or topic missing or invalid", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    req: Request,
+) -> Result<(StatusCode, Json<WebhookJson>), ApiError> {
+    caller.require_private()?;
+    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let b: WebhookBody = body::parse(&bytes)?;
+    let row = app.webhooks.create(caller.org, input(b)).await?;
+    Ok((StatusCode::CREATED, Json(WebhookJson::new(&row, true))))
+}
+
+/// List webhooks (soft-deleted ones with `deleted=true`).
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks",
+    params(
+        ("deleted" = Option<bool>, Query, description = "Include soft-deleted webhooks."),
+        ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query), ("sort" = Option<String>, Query),
+    ),
+    responses((status = 200, body = WebhookList), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<WebhookList>, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let page = Page::parse(&p, &["createdAt"])?;
+    let deleted = p.str("deleted") == Some("true");
+    let (count, rows) = app
+        .meta
+        .webhooks(caller.org, deleted, page.window())
+        .await?;
+    Ok(Json(WebhookList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        webhooks: rows.iter().map(|h| WebhookJson::new(h, false)).collect(),
+    }))
+}
+
+/// One webhook.
+#[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookJson>, ApiError> {
+    let h = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;
+    Ok(Json(WebhookJson::new(&h, false)))
+}
+
+/// Change a webhook's topic, address or filter (the fields given).
+#[utoipa::path(put, path = "/api/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path)), request_body = WebhookBody,
+    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<WebhookJson>, ApiError> {
+    caller.require_private()?;
+    let id = parse_uuid("id", &id)?;
+    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let b: WebhookBody = body::parse(&bytes)?;
+    let row = app.webhooks.update(caller.org, id, input(b)).await?;
+    Ok(Json(WebhookJson::new(&row, false)))
+}
+
+/// Soft-delete a webhook: it sets `deletedAt` and stops receiving events.
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookJson>, ApiError> {
+    set_deleted(&app, &caller, &id, true).await
+}
+
+/// Restore a soft-deleted webhook.
+#[utoipa::path(post, path = "/api/webhooks/{id}/restore", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody)))]
+pub async fn restore(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookJson>, ApiError> {
+    set_deleted(&app, &caller, &id, false).await
+}
+
+async fn set_deleted(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    deleted: bool,
+) -> Result<Json<WebhookJson>, ApiError> {
+    caller.require_private()?;
+    let id = parse_uuid("id", id)?;
+    app.meta
+        .set_webhook_deleted(caller.org, id, deleted)
+        .await?;
+    let h = app.meta.webhook(caller.org, id).await?;
+    Ok(Json(WebhookJson::new(&h, false)))
+}
+
+/// Deliveries of a webhook, each with every attempt (status, error, time).
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path), ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query), ("sort" = Option<String>, Query)),
+    responses((status = 200, body = DeliveryList), (status = 404, body = ErrorBody)))]
+pub async fn deliveries(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let page = Page::parse(&p, &["createdAt"])?;
+    let hook = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;
+    let (count, rows) = app.meta.deliveries(hook.id, page.window()).await?;
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for d in &rows {
+        let attempts = app.meta.attempts(d.id).await?;
+        deliveries.push(DeliveryJson::new(d, &attempts));
+    }
+    Ok(Json(DeliveryList {
+        count,
+        page: page.page,
+        per_page: page.per_page,
+        sort: page.sort(),
+        deliveries,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/webhooks/healthcheck", tag = "webhooks", responses((status = 200, description = "ok")))]
+pub async fn healthcheck() -> StatusCode {
+    StatusCode::OK
+}

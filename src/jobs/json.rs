@@ -1,0 +1,199 @@
+//! The job, task and run objects, as the API answers them and as
+//! `job.stopped` events carry them. Field names follow the contract;
+//! layercake's additions are marked.
+
+use crate::http::wire::{FileJson, rfc3339};
+use crate::meta::{JobCounts, JobRow, RunRow, TaskRow};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobJson {
+    pub id: String,
+    pub org_id: String,
+    pub title: String,
+    /// `render` (a fast-compositor miss) or `batch` (`POST /api/jobs`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending`, `running` or `stopped`.
+    pub status: String,
+    /// `scheduled`, `finished` or `cancelled`.
+    pub scheduler_state: String,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    pub priority: i64,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub task_count: i64,
+    pub task_status_pending: i64,
+    pub task_status_running: i64,
+    pub task_status_stopped: i64,
+    pub task_result_successes: i64,
+    pub task_result_failures: i64,
+    /// Stopped tasks in percent of all tasks (100 for a job without tasks).
+    pub task_progress: f64,
+    /// Only in `GET /api/jobs/{id}`: the runs of the job's tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Vec<RunJson>>,
+}
+
+impl JobJson {
+    pub fn new(j: &JobRow, c: &JobCounts, runs: Option<Vec<RunJson>>) -> JobJson {
+        JobJson {
+            id: j.id.to_string(),
+            org_id: j.org_id.to_string(),
+            title: j.title.clone(),
+            kind: j.kind.clone(),
+            status: j.status.clone(),
+            scheduler_state: j.scheduler_state.clone(),
+            parameters: serde_json::from_str(&j.parameters).unwrap_or(Value::Null),
+            priority: j.priority,
+            created_by: j.created_by.clone(),
+            created_at: rfc3339(j.created_at),
+            updated_at: rfc3339(j.updated_at),
+            task_count: c.total,
+            task_status_pending: c.pending,
+            task_status_running: c.running,
+            task_status_stopped: c.stopped,
+            task_result_successes: c.successes,
+            task_result_failures: c.failures,
+            task_progress: if c.total == 0 {
+                100.0
+            } else {
+                c.stopped as f64 * 100.0 / c.total as f64
+            },
+            runs,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskJson {
+    pub id: String,
+    pub org_id: String,
+    /// The job that created the task (jobs that joined it list it too).
+    pub job_id: String,
+    pub branch: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The render request, as a JSON string.
+    pub parameters: String,
+    pub title: String,
+    /// `pending`, `running` or `stopped`.
+    pub status: String,
+    /// Same as `status`.
+    pub run_status: String,
+    /// `null` until stopped, then `Success`, `Failed` or `Cancelled`.
+    pub run_result: Option<String>,
+    pub report_progress: bool,
+    pub runs: Vec<RunJson>,
+    /// layercake: the layer key the task renders.
+    pub layer_key: String,
+    /// layercake: attempts made and allowed.
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// layercake: the last failure, if any.
+    pub error: Option<String>,
+}
+
+impl TaskJson {
+    pub fn new(t: &TaskRow, runs: Vec<RunJson>) -> TaskJson {
+        TaskJson {
+            id: t.id.to_string(),
+            org_id: t.org_id.to_string(),
+            job_id: t.job_id.to_string(),
+            branch: None,
+            created_by: None,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+            kind: t.kind.clone(),
+            parameters: t.parameters.clone(),
+            title: t.title.clone(),
+            status: t.status.clone(),
+            run_status: t.status.clone(),
+            run_result: t.run_result.as_deref().map(|r| {
+                match r {
+                    "success" => "Success",
+                    "cancelled" => "Cancelled",
+                    _ => "Failed",
+                }
+                .to_string()
+            }),
+            report_progress: false,
+            runs,
+            layer_key: t.layer_key.clone(),
+            attempts: t.attempts,
+            max_attempts: t.max_attempts,
+            error: t.error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunJson {
+    pub id: String,
+    pub org_id: String,
+    pub job_id: String,
+    pub task_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: String,
+    pub stopped_at: Option<String>,
+    /// Milliseconds from start to stop (so far, while running).
+    pub wall_clock_time: i64,
+    pub results: RunResults,
+    /// `Success` or `Failed`; `null` while running.
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub error: Option<String>,
+    pub report_progress: bool,
+    /// Percent: 0 while running, 100 once stopped.
+    pub progress: f64,
+    /// layercake: which worker ran it (`host/pid/slot`) and which attempt it was.
+    pub worker: String,
+    pub attempt: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunResults {
+    pub files: Vec<FileJson>,
+}
+
+impl RunJson {
+    pub fn new(r: &RunRow, files: Vec<FileJson>, now: i64) -> RunJson {
+        let end = r.stopped_at.unwrap_or(now);
+        RunJson {
+            id: r.id.to_string(),
+            org_id: r.org_id.to_string(),
+            job_id: r.job_id.to_string(),
+            task_id: r.task_id.to_string(),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            started_at: rfc3339(r.started_at),
+            stopped_at: r.stopped_at.map(rfc3339),
+            wall_clock_time: (end - r.started_at).max(0) / 1000,
+            results: RunResults { files },
+            result_code: r.result_code.clone(),
+            result_message: r.result_code.as_ref().map(|c| {
+                if c == "Success" {
+                    "rendered".to_string()
+                } else {
+                    r.error.clone().unwrap_or_else(|| "failed".into())
+                }
+            }),
+            error: r.error.clone(),
+            report_progress: false,
+            progress: if r.stopped_at.is_some() { 100.0 } else { 0.0 },
+            worker: r.worker.clone(),
+            attempt: r.attempt,
+        }
+    }
+}

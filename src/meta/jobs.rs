@@ -1,0 +1,768 @@
+//! Jobs, tasks and runs: the durable render queue.
+//!
+//! The queue's invariants live in SQL, so they hold across processes:
+//! - at most one active (pending or running) task per layer key (a partial
+//!   unique index; a second submission joins the active task);
+//! - a task is claimed by one worker at a time, under a lease that the
+//!   worker extends while it works; a lease that expires makes the task
+//!   claimable again (the abandoned run is closed as failed);
+//! - every state change of a task and the jobs it belongs to happens in one
+//!   transaction, and a job stops exactly once (`RETURNING` tells the one
+//!   caller that stopped it, who emits the event).
+//!
+//! The claim is an `UPDATE ... WHERE id = (SELECT ...)` that re-checks the
+//! claimable condition, so two workers racing for one task cannot both win
+//! (on PostgreSQL the loser's re-check fails after the winner commits; on
+//! SQLite writers are serialised).
+
+use super::{Meta, MetaError, Where, Window, int, opt_int, opt_text, text, translate, uuid};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub title: String,
+    pub kind: String,
+    /// pending | running | stopped
+    pub status: String,
+    /// scheduled | finished | cancelled
+    pub scheduler_state: String,
+    /// JSON.
+    pub parameters: String,
+    pub priority: i64,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Task counters of one job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub total: i64,
+    pub pending: i64,
+    pub running: i64,
+    pub stopped: i64,
+    pub successes: i64,
+    pub failures: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub job_id: Uuid,
+    pub layer_key: String,
+    pub kind: String,
+    pub title: String,
+    /// JSON.
+    pub parameters: String,
+    pub priority: i64,
+    /// pending | running | stopped
+    pub status: String,
+    /// success | failure | cancelled, once stopped.
+    pub run_result: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub not_before: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires: Option<i64>,
+    pub run_id: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub job_id: Uuid,
+    pub task_id: Uuid,
+    pub worker: String,
+    pub attempt: i64,
+    pub started_at: i64,
+    pub stopped_at: Option<i64>,
+    /// Success | Failed, once stopped.
+    pub result_code: Option<String>,
+    pub error: Option<String>,
+    /// File ids of the results.
+    pub files: Vec<Uuid>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A task to create (or join, if its key already has an active one).
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub layer_key: String,
+    pub title: String,
+    pub parameters: String,
+    pub max_attempts: i64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Success { files: Vec<Uuid> },
+    /// Failed; the task goes back to pending until `not_before`.
+    Retry { error: String, not_before: i64 },
+    /// Failed for good.
+    Fail { error: String },
+}
+
+/// What finishing a run changed.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// Whether this worker still held the task (else another took it over
+    /// after the lease expired, and the task was left alone).
+    pub owned: bool,
+    /// Jobs that stopped because of this (each reported exactly once).
+    pub stopped_jobs: Vec<JobRow>,
+}
+
+const JOB_COLUMNS: &str = "id, org_id, title, type, status, scheduler_state, parameters, priority, created_by, created_at, updated_at";
+const TASK_COLUMNS: &str = "id, org_id, job_id, layer_key, type, title, parameters, priority, status, run_result, \
+    attempts, max_attempts, not_before, lease_owner, lease_expires, run_id, error, created_at, updated_at";
+const RUN_COLUMNS: &str = "id, org_id, job_id, task_id, worker, attempt, started_at, stopped_at, result_code, error, files, created_at, updated_at";
+
+/// Linked jobs of task `$1` whose tasks have all stopped, stopped (at `$2`).
+const STOP_FINISHED_JOBS: &str = "UPDATE jobs SET status = 'stopped', \
+    scheduler_state = CASE WHEN scheduler_state = 'cancelled' THEN 'cancelled' ELSE 'finished' END, updated_at = $2 \
+    WHERE status <> 'stopped' AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1) \
+    AND NOT EXISTS (SELECT 1 FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
+        WHERE jt.job_id = jobs.id AND t.status <> 'stopped') \
+    RETURNING id, org_id, title, type, status, scheduler_state, parameters, priority, created_by, created_at, updated_at";
+
+fn job_row(r: &AnyRow) -> Result<JobRow, MetaError> {
+    Ok(JobRow {
+        id: uuid(r, "id")?,
+        org_id: uuid(r, "org_id")?,
+        title: text(r, "title")?,
+        kind: text(r, "type")?,
+        status: text(r, "status")?,
+        scheduler_state: text(r, "scheduler_state")?,
+        parameters: text(r, "parameters")?,
+        priority: int(r, "priority")?,
+        created_by: opt_text(r, "created_by")?,
+        created_at: int(r, "created_at")?,
+        updated_at: int(r, "updated_at")?,
+    })
+}
+
+fn task_row(r: &AnyRow) -> Result<TaskRow, MetaError> {
+    Ok(TaskRow {
+        id: uuid(r, "id")?,
+        org_id: uuid(r, "org_id")?,
+        job_id: uuid(r, "job_id")?,
+        layer_key: text(r, "layer_key")?,
+        kind: text(r, "type")?,
+        title: text(r, "title")?,
+        parameters: text(r, "parameters")?,
+        priority: int(r, "priority")?,
+        status: text(r, "status")?,
+        run_result: opt_text(r, "run_result")?,
+        attempts: int(r, "attempts")?,
+        max_attempts: int(r, "max_attempts")?,
+        not_before: int(r, "not_before")?,
+        lease_owner: opt_text(r, "lease_owner")?,
+        lease_expires: opt_int(r, "lease_expires")?,
+        run_id: opt_text(r, "run_id")?,
+        error: opt_text(r, "error")?,
+        created_at: int(r, "created_at")?,
+        updated_at: int(r, "updated_at")?,
+    })
+}
+
+fn run_row(r: &AnyRow) -> Result<RunRow, MetaError> {
+    let files: Vec<Uuid> = serde_json::from_str(&text(r, "files")?)
+        .map_err(|e| MetaError::Corrupt(format!("runs.files: {e}")))?;
+    Ok(RunRow {
+        id: uuid(r, "id")?,
+        org_id: uuid(r, "org_id")?,
+        job_id: uuid(r, "job_id")?,
+        task_id: uuid(r, "task_id")?,
+        worker: text(r, "worker")?,
+        attempt: int(r, "attempt")?,
+        started_at: int(r, "started_at")?,
+        stopped_at: opt_int(r, "stopped_at")?,
+        result_code: opt_text(r, "result_code")?,
+        error: opt_text(r, "error")?,
+        files,
+        created_at: int(r, "created_at")?,
+        updated_at: int(r, "updated_at")?,
+    })
+}
+
+async fn stop_finished_jobs(
+    conn: &mut AnyConnection,
+    task: Uuid,
+    now: i64,
+) -> Result<Vec<JobRow>, MetaError> {
+    let rows = sqlx::query(STOP_FINISHED_JOBS)
+        .bind(task.to_string())
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(translate)?;
+    rows.iter().map(job_row).collect()
+}
+
+impl Meta {
+    /// Creates `job` and links it to one active task per entry of `tasks`
+    /// (creating the task, or joining the active one with the same key and
+    /// raising its priority to the job's). Returns the job as stored (its
+    /// status follows its tasks: stopped at once when it has none) and the
+    /// task ids, in the order of `tasks`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn create_job(
+        &self,
+        job: &JobRow,
+        tasks: &[NewTask],
+    ) -> Result<(JobRow, Vec<Uuid>), MetaError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        // The first statement writes, so SQLite takes the write lock at once.
+        sqlx::query(&format!(
+            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(job.id.to_string())
+        .bind(job.org_id.to_string())
+        .bind(job.title.clone())
+        .bind(job.kind.clone())
+        .bind("pending")
+        .bind("scheduled")
+        .bind(job.parameters.clone())
+        .bind(job.priority)
+        .bind(job.created_by.clone())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        let mut ids = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let id = self.link_task(&mut tx, job, t, now).await?;
+            ids.push(id);
+        }
+        let running: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
+             WHERE jt.job_id = $1 AND t.status = 'running'",
+        )
+        .bind(job.id.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(translate)?
+        .try_get("n")
+        .map_err(translate)?;
+        let (status, state) = match (tasks.is_empty(), running > 0) {
+            (true, _) => ("stopped", "finished"),
+            (false, true) => ("running", "scheduled"),
+            (false, false) => ("pending", "scheduled"),
+        };
+        sqlx::query("UPDATE jobs SET status = $2, scheduler_state = $3 WHERE id = $1")
+            .bind(job.id.to_string())
+            .bind(status)
+            .bind(state)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?;
+        tx.commit().await.map_err(translate)?;
+        let stored = JobRow {
+            status: status.into(),
+            scheduler_state: state.into(),
+            created_at: now,
+            updated_at: now,
+            ..job.clone()
+        };
+        Ok((stored, ids))
+    }
+
+    async fn link_task(
+        &self,
+        tx: &mut AnyConnection,
+        job: &JobRow,
+        t: &NewTask,
+        now: i64,
+    ) -> Result<Uuid, MetaError> {
+        // A task may stop between the insert that found it and the select
+        // (another process finished it): then insert again.
+        for _ in 0..3 {
+            let fresh = Uuid::new_v4();
+            sqlx::query(&format!(
+                "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, 'render', $5, $6, $7, 'pending', NULL, \
+                 0, $8, $9, NULL, NULL, NULL, NULL, $9, $9) ON CONFLICT DO NOTHING"
+            ))
+            .bind(fresh.to_string())
+            .bind(job.org_id.to_string())
+            .bind(job.id.to_string())
+            .bind(t.layer_key.clone())
+            .bind(t.title.clone())
+            .bind(t.parameters.clone())
+            .bind(job.priority)
+            .bind(t.max_attempts)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?;
+            let active = sqlx::query(
+                "SELECT id, priority FROM tasks WHERE layer_key = $1 AND status <> 'stopped'",
+            )
+            .bind(t.layer_key.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(translate)?;
+            let Some(active) = active else { continue };
+            let id = uuid(&active, "id")?;
+            if id != fresh && int(&active, "priority")? < job.priority {
+                sqlx::query("UPDATE tasks SET priority = $2 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(job.priority)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(translate)?;
+            }
+            sqlx::query(
+                "INSERT INTO job_tasks (job_id, task_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(job.id.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?;
+            return Ok(id);
+        }
+        Err(MetaError::Conflict(format!(
+            "the task for layer {} kept changing state",
+            t.layer_key
+        )))
+    }
+
+    /// The error of the latest failed task for `layer_key` stopped after
+    /// `since`, if any (a short negative cache for the compositor).
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn recent_failure(
+        &self,
+        layer_key: &str,
+        since: i64,
+    ) -> Result<Option<String>, MetaError> {
+        let r = sqlx::query(
+            "SELECT error, run_result FROM tasks WHERE layer_key = $1 AND status = 'stopped' \
+             AND updated_at > $2 ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(layer_key.to_string())
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(translate)?;
+        match r {
+            Some(r) if opt_text(&r, "run_result")?.as_deref() == Some("failure") => Ok(Some(
+                opt_text(&r, "error")?.unwrap_or_else(|| "unknown error".into()),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Claims the most urgent claimable task for `worker` until `lease_until`:
+    /// a pending task whose backoff is over, or a running one whose lease
+    /// expired (its open run is closed as failed). Opens a run for it.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn claim_task(
+        &self,
+        worker: &str,
+        lease_until: i64,
+    ) -> Result<Option<(TaskRow, RunRow)>, MetaError> {
+        let now = self.now();
+        let run_id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        let claimable = "((status = 'pending' AND not_before <= $4) \
+             OR (status = 'running' AND lease_expires < $4 AND attempts < max_attempts))";
+        let sql = format!(
+            "UPDATE tasks SET status = 'running', lease_owner = $1, lease_expires = $2, run_id = $3, \
+             attempts = attempts + 1, updated_at = $4 \
+             WHERE id = (SELECT id FROM tasks WHERE {claimable} ORDER BY priority DESC, created_at ASC LIMIT 1) \
+             AND {claimable} RETURNING {TASK_COLUMNS}"
+        );
+        let Some(r) = sqlx::query(&sql)
+            .bind(worker.to_string())
+            .bind(lease_until)
+            .bind(run_id.to_string())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(translate)?
+        else {
+            return Ok(None);
+        };
+        let task = task_row(&r)?;
+        sqlx::query(
+            "UPDATE runs SET stopped_at = $2, result_code = 'Failed', updated_at = $2, \
+             error = 'the worker stopped renewing its lease (it crashed, hung or lost the database); the task was handed to another worker' \
+             WHERE task_id = $1 AND stopped_at IS NULL",
+        )
+        .bind(task.id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        let run = RunRow {
+            id: run_id,
+            org_id: task.org_id,
+            job_id: task.job_id,
+            task_id: task.id,
+            worker: worker.to_string(),
+            attempt: task.attempts,
+            started_at: now,
+            stopped_at: None,
+            result_code: None,
+            error: None,
+            files: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(&format!(
+            "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, '[]', $7, $7)"
+        ))
+        .bind(run.id.to_string())
+        .bind(run.org_id.to_string())
+        .bind(run.job_id.to_string())
+        .bind(run.task_id.to_string())
+        .bind(run.worker.clone())
+        .bind(run.attempt)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'running', updated_at = $2 WHERE status = 'pending' \
+             AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1)",
+        )
+        .bind(task.id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        tx.commit().await.map_err(translate)?;
+        Ok(Some((task, run)))
+    }
+
+    /// Extends the lease of a task this run still holds; false if it lost it.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn renew_lease(
+        &self,
+        task: Uuid,
+        run: Uuid,
+        lease_until: i64,
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_expires = $3 WHERE id = $1 AND run_id = $2 AND status = 'running'",
+        )
+        .bind(task.to_string())
+        .bind(run.to_string())
+        .bind(lease_until)
+        .execute(&self.pool)
+        .await
+        .map_err(translate)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records how run `run` of `task` ended, and what follows for the task
+    /// and its jobs.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn finish_run(
+        &self,
+        task: Uuid,
+        run: Uuid,
+        outcome: &Outcome,
+    ) -> Result<Finished, MetaError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        let (status, result, error, not_before) = match outcome {
+            Outcome::Success { .. } => ("stopped", Some("success"), None, None),
+            Outcome::Retry { error, not_before } => {
+                ("pending", None, Some(error.clone()), Some(*not_before))
+            }
+            Outcome::Fail { error } => ("stopped", Some("failure"), Some(error.clone()), None),
+        };
+        let owned = sqlx::query(
+            "UPDATE tasks SET status = $3, run_result = $4, error = $5, not_before = COALESCE($6, not_before), \
+             lease_owner = NULL, lease_expires = NULL, updated_at = $7 \
+             WHERE id = $1 AND run_id = $2 AND status = 'running'",
+        )
+        .bind(task.to_string())
+        .bind(run.to_string())
+        .bind(status)
+        .bind(result)
+        .bind(error.clone())
+        .bind(not_before)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?
+        .rows_affected()
+            == 1;
+        let files = match outcome {
+            Outcome::Success { files } => serde_json::to_string(files).unwrap_or_else(|_| "[]".into()),
+            _ => "[]".into(),
+        };
+        sqlx::query(
+            "UPDATE runs SET stopped_at = $2, result_code = $3, error = $4, files = $5, updated_at = $2 \
+             WHERE id = $1 AND stopped_at IS NULL",
+        )
+        .bind(run.to_string())
+        .bind(now)
+        .bind(if matches!(outcome, Outcome::Success { .. }) {
+            "Success"
+        } else {
+            "Failed"
+        })
+        .bind(error)
+        .bind(files)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        let stopped_jobs = if owned && status == "stopped" {
+            stop_finished_jobs(&mut tx, task, now).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await.map_err(translate)?;
+        Ok(Finished {
+            owned,
+            stopped_jobs,
+        })
+    }
+
+    /// Fails the tasks whose lease expired on their last allowed attempt
+    /// (nobody will claim them again). Returns each with the jobs it stopped.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn fail_abandoned(&self) -> Result<Vec<(TaskRow, Vec<JobRow>)>, MetaError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        let rows = sqlx::query(&format!(
+            "UPDATE tasks SET status = 'stopped', run_result = 'failure', lease_owner = NULL, lease_expires = NULL, \
+             error = 'the worker stopped renewing its lease on the last allowed attempt', updated_at = $1 \
+             WHERE status = 'running' AND lease_expires < $1 AND attempts >= max_attempts RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(translate)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let t = task_row(r)?;
+            sqlx::query(
+                "UPDATE runs SET stopped_at = $2, result_code = 'Failed', updated_at = $2, \
+                 error = 'the worker stopped renewing its lease' WHERE task_id = $1 AND stopped_at IS NULL",
+            )
+            .bind(t.id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?;
+            let jobs = stop_finished_jobs(&mut tx, t.id, now).await?;
+            out.push((t, jobs));
+        }
+        tx.commit().await.map_err(translate)?;
+        Ok(out)
+    }
+
+    /// Cancels job `id`: stops its pending tasks that no other live job
+    /// wants, and stops the job. Running tasks finish (a render cannot be
+    /// interrupted safely). Returns the job if this call stopped it.
+    ///
+    /// # Errors
+    /// [`MetaError::NotFound`] when the org has no such job.
+    pub async fn cancel_job(&self, org: Uuid, id: Uuid) -> Result<Option<JobRow>, MetaError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        let r = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'stopped', scheduler_state = 'cancelled', updated_at = $3 \
+             WHERE id = $1 AND org_id = $2 AND status <> 'stopped' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(org.to_string())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(translate)?;
+        let Some(r) = r else {
+            tx.rollback().await.map_err(translate)?;
+            // Either unknown (404) or already stopped (nothing to do).
+            self.job(org, id).await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE tasks SET status = 'stopped', run_result = 'cancelled', error = 'cancelled', updated_at = $2 \
+             WHERE status = 'pending' AND id IN (SELECT task_id FROM job_tasks WHERE job_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM job_tasks jt JOIN jobs j ON j.id = jt.job_id \
+                 WHERE jt.task_id = tasks.id AND j.id <> $1 AND j.status <> 'stopped')",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        tx.commit().await.map_err(translate)?;
+        job_row(&r).map(Some)
+    }
+
+    /// # Errors
+    /// [`MetaError::NotFound`] when the org has no such job.
+    pub async fn job(&self, org: Uuid, id: Uuid) -> Result<JobRow, MetaError> {
+        let r = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND org_id = $2"
+        ))
+        .bind(id.to_string())
+        .bind(org.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(translate)?;
+        job_row(&r)
+    }
+
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn jobs(
+        &self,
+        org: Uuid,
+        status: Option<&str>,
+        w: Window,
+    ) -> Result<(usize, Vec<JobRow>), MetaError> {
+        let mut f = Where::default();
+        f.eq("org_id", Some(org)).eq("status", status);
+        self.page("jobs", JOB_COLUMNS, &f, Some(w), job_row).await
+    }
+
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn job_counts(&self, id: Uuid) -> Result<JobCounts, MetaError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS total, \
+             COALESCE(SUM(CASE WHEN t.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN t.status = 'running' THEN 1 ELSE 0 END), 0) AS running, \
+             COALESCE(SUM(CASE WHEN t.status = 'stopped' THEN 1 ELSE 0 END), 0) AS stopped, \
+             COALESCE(SUM(CASE WHEN t.run_result = 'success' THEN 1 ELSE 0 END), 0) AS successes, \
+             COALESCE(SUM(CASE WHEN t.run_result = 'failure' THEN 1 ELSE 0 END), 0) AS failures \
+             FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id WHERE jt.job_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(translate)?;
+        Ok(JobCounts {
+            total: int(&r, "total")?,
+            pending: int(&r, "pending")?,
+            running: int(&r, "running")?,
+            stopped: int(&r, "stopped")?,
+            successes: int(&r, "successes")?,
+            failures: int(&r, "failures")?,
+        })
+    }
+
+    /// A task of any org (workers and waiters).
+    ///
+    /// # Errors
+    /// [`MetaError::NotFound`] when there is no such task.
+    pub async fn task_by_id(&self, id: Uuid) -> Result<TaskRow, MetaError> {
+        let r = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(translate)?;
+        task_row(&r)
+    }
+
+    /// # Errors
+    /// [`MetaError::NotFound`] when the org has no such task.
+    pub async fn task(&self, org: Uuid, id: Uuid) -> Result<TaskRow, MetaError> {
+        let t = self.task_by_id(id).await?;
+        if t.org_id == org {
+            Ok(t)
+        } else {
+            Err(MetaError::NotFound)
+        }
+    }
+
+    /// Tasks of the org, optionally only those of job `job` (created or
+    /// joined) and in `status`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn tasks(
+        &self,
+        org: Uuid,
+        job: Option<Uuid>,
+        status: Option<&str>,
+        w: Option<Window>,
+    ) -> Result<(usize, Vec<TaskRow>), MetaError> {
+        let mut f = Where::default();
+        f.eq("org_id", Some(org))
+            .sub("id IN (SELECT task_id FROM job_tasks WHERE job_id = {})", job)
+            .eq("status", status);
+        self.page("tasks", TASK_COLUMNS, &f, w, task_row).await
+    }
+
+    /// Runs of the org, optionally only those of job `job`'s tasks or of
+    /// task `task`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn runs(
+        &self,
+        org: Uuid,
+        job: Option<Uuid>,
+        task: Option<Uuid>,
+        w: Option<Window>,
+    ) -> Result<(usize, Vec<RunRow>), MetaError> {
+        let mut f = Where::default();
+        f.eq("org_id", Some(org))
+            .sub(
+                "task_id IN (SELECT task_id FROM job_tasks WHERE job_id = {})",
+                job,
+            )
+            .eq("task_id", task);
+        self.page("runs", RUN_COLUMNS, &f, w, run_row).await
+    }
+
+    /// # Errors
+    /// [`MetaError::NotFound`] when the org has no such run.
+    pub async fn run(&self, org: Uuid, id: Uuid) -> Result<RunRow, MetaError> {
+        let r = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND org_id = $2"
+        ))
+        .bind(id.to_string())
+        .bind(org.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(translate)?;
+        run_row(&r)
+    }
+
+    /// Whether any layer record exists for `layer_key`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn layer_recorded(&self, layer_key: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query("SELECT id FROM layers WHERE layer_key = $1 LIMIT 1")
+            .bind(layer_key.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(translate)?;
+        Ok(r.is_some())
+    }
+}
