@@ -52,8 +52,14 @@ impl Background {
     pub async fn stop(&self, grace: Duration) {
         self.stop.cancel();
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            tracing::warn!(?grace, "background work still running at shutdown; abandoned");
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "background work still running at shutdown; abandoned"
+            );
         }
     }
 
@@ -211,7 +217,8 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, AppError> {
 pub async fn open_stores(settings: &Settings) -> Result<(Arc<Meta>, BlobStore), AppError> {
     if settings.meta.url.is_empty() || settings.storage.url.is_empty() {
         let dir = &settings.storage.data_dir;
-        std::fs::create_dir_all(dir).map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
     }
     let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
     let store = BlobStore::open(&settings.store_url())?;

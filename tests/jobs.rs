@@ -62,7 +62,10 @@ impl Renderer for Flaky {
 async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = client.post(url).json(body).send().await.unwrap();
     let status = r.status().as_u16();
-    (status, serde_json::from_slice(&r.bytes().await.unwrap()).unwrap())
+    (
+        status,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
 }
 
 /// Polls a job until it stops.
@@ -163,7 +166,12 @@ async fn a_renderer_that_fails_twice_succeeds_on_the_third_run() {
         .await;
         assert_eq!(by_task["count"], 3);
         let run_id = runs[2]["id"].as_str().unwrap();
-        let run = get_json(&client, &server.url(&format!("/api/jobs/runs/{run_id}")), 200).await;
+        let run = get_json(
+            &client,
+            &server.url(&format!("/api/jobs/runs/{run_id}")),
+            200,
+        )
+        .await;
         assert_eq!(run["taskId"], t["id"]);
     }
     server.stop().await;
@@ -257,9 +265,18 @@ async fn a_batch_of_every_combination_renders_only_the_distinct_layers() {
     assert_eq!(narrowed["parameters"]["configurations"], 60);
     for (bad, field) in [
         (json!({"assetId": SOFA}), "body"),
-        (json!({"assetId": SOFA, "all": true, "where": {"Body": ["Plaid"]}}), "where.Body"),
-        (json!({"assetId": SOFA, "configurations": [{"Nope": 1}]}), "configurations[0]"),
-        (json!({"assetId": SOFA, "all": true, "stageConfigurations": [{"Camera": 9}]}), "stageConfigurations[0]"),
+        (
+            json!({"assetId": SOFA, "all": true, "where": {"Body": ["Plaid"]}}),
+            "where.Body",
+        ),
+        (
+            json!({"assetId": SOFA, "configurations": [{"Nope": 1}]}),
+            "configurations[0]",
+        ),
+        (
+            json!({"assetId": SOFA, "all": true, "stageConfigurations": [{"Camera": 9}]}),
+            "stageConfigurations[0]",
+        ),
         (json!({"assetId": "nope", "all": true}), "assetId"),
     ] {
         let (status, e) = post_json(&client, &server.url("/api/jobs"), &bad).await;
@@ -308,7 +325,10 @@ async fn cancelling_a_batch_stops_its_pending_tasks() {
         .map(|t| &t["runResult"])
         .collect();
     let n_cancelled = results.iter().filter(|r| **r == "Cancelled").count();
-    assert!(n_cancelled >= 20, "pending tasks are cancelled: {results:?}");
+    assert!(
+        n_cancelled >= 20,
+        "pending tasks are cancelled: {results:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(renders.total() <= 2, "at most the running render finishes");
     // Unknown and malformed ids.

@@ -59,8 +59,14 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            let topics: Vec<_> = got.iter().map(|(h, _)| h["x-layercake-topic"].clone()).collect();
-            assert!(Instant::now() < deadline, "never got {n} deliveries: {topics:?}");
+            let topics: Vec<_> = got
+                .iter()
+                .map(|(h, _)| h["x-layercake-topic"].clone())
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "never got {n} deliveries: {topics:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -81,7 +87,10 @@ fn valid_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
-    (status, serde_json::from_slice(&r.bytes().await.unwrap()).unwrap())
+    (
+        status,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -95,11 +104,26 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
 
     let (status, e) = send(client.post(&hooks).json(&json!({"topic": "job.stopped"}))).await;
     assert_eq!(status, 422);
-    assert!(e["error"]["message"].as_str().unwrap().starts_with("address"));
-    let (status, _) = send(client.post(&hooks).json(&json!({"topic": "job.nope", "address": address}))).await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("address")
+    );
+    let (status, _) = send(
+        client
+            .post(&hooks)
+            .json(&json!({"topic": "job.nope", "address": address})),
+    )
+    .await;
     assert_eq!(status, 422);
 
-    let (status, hook) = send(client.post(&hooks).json(&json!({"topic": "job.stopped", "address": address}))).await;
+    let (status, hook) = send(
+        client
+            .post(&hooks)
+            .json(&json!({"topic": "job.stopped", "address": address})),
+    )
+    .await;
     assert_eq!(status, 201, "{hook}");
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert!(hook["deletedAt"].is_null());
@@ -141,9 +165,17 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
         .iter()
         .filter(|(h, _)| h["x-layercake-topic"] == "layer.created")
         .collect();
-    assert_eq!(created.len(), 1, "the filter lets only the body layer through");
+    assert_eq!(
+        created.len(),
+        1,
+        "the filter lets only the body layer through"
+    );
     let (headers, body) = created[0];
-    assert!(valid_signature("a-secret-of-our-own-choosing", headers, body));
+    assert!(valid_signature(
+        "a-secret-of-our-own-choosing",
+        headers,
+        body
+    ));
     let payload: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(payload["data"]["layer"], "Body");
     assert_eq!(payload["data"]["jobId"], job["id"]);
@@ -152,7 +184,12 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
     let id = hook["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let log = loop {
-        let log = get_json(&client, &server.url(&format!("/api/webhooks/{id}/deliveries")), 200).await;
+        let log = get_json(
+            &client,
+            &server.url(&format!("/api/webhooks/{id}/deliveries")),
+            200,
+        )
+        .await;
         if log["deliveries"][0]["status"] == "delivered" || Instant::now() > deadline {
             break log;
         }
@@ -168,7 +205,12 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
         .map(|a| a["statusCode"].as_i64().unwrap())
         .collect();
     assert_eq!(codes, [500, 204]);
-    assert!(d["attemptLog"][0]["error"].as_str().unwrap().contains("500"));
+    assert!(
+        d["attemptLog"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("500")
+    );
     let _ = layer_hook;
     server.stop().await;
 }
@@ -178,15 +220,28 @@ async fn webhook_records_update_soft_delete_and_restore() {
     let server = Server::start(settings(), Arc::new(Counting::new())).await;
     let client = reqwest::Client::new();
     let hooks = server.url("/api/webhooks");
-    let (_, hook) = send(client.post(&hooks).json(&json!({"topic": "*", "address": "http://127.0.0.1:9/a"}))).await;
+    let (_, hook) = send(
+        client
+            .post(&hooks)
+            .json(&json!({"topic": "*", "address": "http://127.0.0.1:9/a"})),
+    )
+    .await;
     let id = hook["id"].as_str().unwrap();
     let one = server.url(&format!("/api/webhooks/{id}"));
 
     let got = get_json(&client, &one, 200).await;
     assert_eq!(got["address"], "http://127.0.0.1:9/a");
-    assert!(got.get("secret").is_none(), "the secret is shown only at creation");
+    assert!(
+        got.get("secret").is_none(),
+        "the secret is shown only at creation"
+    );
 
-    let (status, updated) = send(client.put(&one).json(&json!({"address": "http://127.0.0.1:9/b"}))).await;
+    let (status, updated) = send(
+        client
+            .put(&one)
+            .json(&json!({"address": "http://127.0.0.1:9/b"})),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(updated["address"], "http://127.0.0.1:9/b");
     assert_eq!(updated["topic"], "*");
@@ -197,15 +252,27 @@ async fn webhook_records_update_soft_delete_and_restore() {
     assert_eq!(status, 200);
     assert!(deleted["deletedAt"].is_string());
     assert_eq!(get_json(&client, &hooks, 200).await["count"], 0);
-    assert_eq!(get_json(&client, &format!("{hooks}?deleted=true"), 200).await["count"], 1);
+    assert_eq!(
+        get_json(&client, &format!("{hooks}?deleted=true"), 200).await["count"],
+        1
+    );
     let (status, restored) = send(client.post(format!("{one}/restore"))).await;
     assert_eq!(status, 200);
     assert!(restored["deletedAt"].is_null());
     assert_eq!(get_json(&client, &hooks, 200).await["count"], 1);
 
-    get_json(&client, &server.url("/api/webhooks/6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f"), 404).await;
+    get_json(
+        &client,
+        &server.url("/api/webhooks/6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f"),
+        404,
+    )
+    .await;
     get_json(&client, &server.url("/api/webhooks/nope"), 422).await;
-    let r = client.get(server.url("/api/webhooks/healthcheck")).send().await.unwrap();
+    let r = client
+        .get(server.url("/api/webhooks/healthcheck"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     server.stop().await;
 }

@@ -19,19 +19,24 @@ use std::time::Duration;
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     super::serve::init_tracing(&settings);
     if settings.storage.url == "memory://" || settings.meta.url.contains(":memory:") {
-        bail!("a worker shares its stores with serve processes; in-memory stores (storage.url = \"memory://\", meta.url = \"sqlite::memory:\") belong to one process");
+        bail!(
+            "a worker shares its stores with serve processes; in-memory stores (storage.url = \"memory://\", meta.url = \"sqlite::memory:\") belong to one process"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let renderers = Renderers::from_settings(&settings.render, None)
-            .map_err(anyhow::Error::msg)?;
+        let renderers =
+            Renderers::from_settings(&settings.render, None).map_err(anyhow::Error::msg)?;
         let catalog = load_catalog(&settings)?;
         let (meta, store) = open_stores(&settings).await?;
         let missing = renderers.missing(catalog.assets());
         if !missing.is_empty() {
-            bail!("assets name render backends that are not configured: {}", missing.join("; "));
+            bail!(
+                "assets name render backends that are not configured: {}",
+                missing.join("; ")
+            );
         }
         let assets = Arc::new(AssetRegistry::follower(Arc::clone(&meta), catalog));
         let files = FileService::new(Arc::clone(&meta), store.clone());
@@ -42,8 +47,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
             Arc::clone(&assets),
         ));
         let webhooks = Arc::new(
-            Webhooks::new(Arc::clone(&meta), settings.webhooks.clone())
-                .context("webhooks")?,
+            Webhooks::new(Arc::clone(&meta), settings.webhooks.clone()).context("webhooks")?,
         );
         let jobs = Arc::new(Jobs::new(
             Arc::clone(&meta),

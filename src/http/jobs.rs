@@ -67,7 +67,10 @@ async fn job_json(app: &App, job: &JobRow, with_runs: bool) -> Result<JobJson, E
             limit: MAX_RUNS_WITH_JOB,
             descending: false,
         };
-        let (_, rows) = app.meta.runs(job.org_id, Some(job.id), None, Some(w)).await?;
+        let (_, rows) = app
+            .meta
+            .runs(job.org_id, Some(job.id), None, Some(w))
+            .await?;
         Some(runs_json(app, &rows).await?)
     } else {
         None
@@ -167,7 +170,10 @@ pub async fn create(
     };
     let (job, _) = app.jobs.submit(spec, &missing, false).await?;
     tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.len(), "batch job queued");
-    Ok((StatusCode::CREATED, Json(job_json(&app, &job, false).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(job_json(&app, &job, false).await?),
+    ))
 }
 
 /// List jobs.

@@ -224,8 +224,7 @@ impl Jobs {
             .map(|l| NewTask {
                 layer_key: l.key.hex(),
                 title: l.request.describe(),
-                parameters: serde_json::to_string(&TaskParams::of(&l.request))
-                    .unwrap_or_default(),
+                parameters: serde_json::to_string(&TaskParams::of(&l.request)).unwrap_or_default(),
                 max_attempts: i64::from(self.settings.max_attempts),
             })
             .collect();

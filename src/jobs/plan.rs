@@ -6,7 +6,7 @@
 //! need 25 layers, not 3600.
 
 use super::LayerJob;
-use crate::catalog::{AttrKind, Asset, Value};
+use crate::catalog::{Asset, AttrKind, Value};
 use crate::error::Error;
 use crate::keys::{self, Configuration};
 use crate::render::RenderRequest;
@@ -78,8 +78,9 @@ impl BatchRequest {
                 list.iter()
                     .enumerate()
                     .map(|(i, c)| {
-                        Configuration::parse(asset, c)
-                            .map_err(|e| Error::invalid(format!("configurations[{i}]"), e.to_string()))
+                        Configuration::parse(asset, c).map_err(|e| {
+                            Error::invalid(format!("configurations[{i}]"), e.to_string())
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }

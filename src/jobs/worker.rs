@@ -179,13 +179,18 @@ impl Worker {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
-                    match meta.renew_lease(task_id, run_id, meta.now() + micros(lease)).await {
+                    match meta
+                        .renew_lease(task_id, run_id, meta.now() + micros(lease))
+                        .await
+                    {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(task = %task_id, "lease lost; another worker owns the task now");
                             break;
                         }
-                        Err(e) => tracing::warn!(task = %task_id, error = %e, "cannot renew the lease"),
+                        Err(e) => {
+                            tracing::warn!(task = %task_id, error = %e, "cannot renew the lease")
+                        }
                     }
                 }
             })
@@ -200,15 +205,23 @@ impl Worker {
             Err(f) if f.transient && task.attempts < task.max_attempts => Outcome::Retry {
                 error: f.message.clone(),
                 not_before: self.meta.now()
-                    + micros(backoff(task.attempts, settings.backoff_ms, settings.backoff_max_ms)),
+                    + micros(backoff(
+                        task.attempts,
+                        settings.backoff_ms,
+                        settings.backoff_max_ms,
+                    )),
             },
             Err(f) => Outcome::Fail {
                 error: f.message.clone(),
             },
         };
         match &result {
-            Ok(_) => tracing::info!(task = %task.id, layer = %task.title, attempt = task.attempts, ms = started.elapsed().as_millis() as u64, "rendered layer"),
-            Err(f) => tracing::warn!(task = %task.id, layer = %task.title, attempt = task.attempts, retry = matches!(outcome, Outcome::Retry { .. }), error = %f.message, "render failed"),
+            Ok(_) => {
+                tracing::info!(task = %task.id, layer = %task.title, attempt = task.attempts, ms = started.elapsed().as_millis() as u64, "rendered layer")
+            }
+            Err(f) => {
+                tracing::warn!(task = %task.id, layer = %task.title, attempt = task.attempts, retry = matches!(outcome, Outcome::Retry { .. }), error = %f.message, "render failed")
+            }
         }
         let finished = self.finish(&task, &run, &outcome).await;
         self.jobs.task_changed(task.id);
@@ -219,7 +232,12 @@ impl Worker {
 
     /// Records the outcome, retrying a briefly unavailable store; if it
     /// stays down, the lease expires and the task is run again.
-    async fn finish(&self, task: &TaskRow, run: &RunRow, outcome: &Outcome) -> Vec<crate::meta::JobRow> {
+    async fn finish(
+        &self,
+        task: &TaskRow,
+        run: &RunRow,
+        outcome: &Outcome,
+    ) -> Vec<crate::meta::JobRow> {
         for attempt in 0..5u32 {
             match self.meta.finish_run(task.id, run.id, outcome).await {
                 Ok(f) => {
@@ -280,7 +298,12 @@ impl Worker {
             .map_err(Error::from)?;
         if !created {
             tracing::info!(key = %job.key, "the layer was stored while rendering it; keeping the stored one");
-            if self.meta.layer_recorded(&task.layer_key).await.map_err(Error::from)? {
+            if self
+                .meta
+                .layer_recorded(&task.layer_key)
+                .await
+                .map_err(Error::from)?
+            {
                 return Ok(Vec::new());
             }
             // Stored by a worker that died before recording it: record it now.
@@ -296,9 +319,12 @@ impl Worker {
                 .await
                 .map_err(|e| Error::Internal(format!("decode task: {e}")))?
                 .map_err(|e| Failure::permanent(format!("stored layer {}: {e}", job.key)))?;
-            return self.record(&job, &existing, &path, &stored, origin, run).await;
+            return self
+                .record(&job, &existing, &path, &stored, origin, run)
+                .await;
         }
-        self.record(&job, &layer, &path, &encoded, origin, run).await
+        self.record(&job, &layer, &path, &encoded, origin, run)
+            .await
     }
 
     async fn record(

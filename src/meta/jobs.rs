@@ -106,11 +106,18 @@ pub struct NewTask {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Success { files: Vec<Uuid> },
+    Success {
+        files: Vec<Uuid>,
+    },
     /// Failed; the task goes back to pending until `not_before`.
-    Retry { error: String, not_before: i64 },
+    Retry {
+        error: String,
+        not_before: i64,
+    },
     /// Failed for good.
-    Fail { error: String },
+    Fail {
+        error: String,
+    },
 }
 
 /// What finishing a run changed.
@@ -514,7 +521,9 @@ impl Meta {
         .rows_affected()
             == 1;
         let files = match outcome {
-            Outcome::Success { files } => serde_json::to_string(files).unwrap_or_else(|_| "[]".into()),
+            Outcome::Success { files } => {
+                serde_json::to_string(files).unwrap_or_else(|_| "[]".into())
+            }
             _ => "[]".into(),
         };
         sqlx::query(
@@ -712,7 +721,10 @@ impl Meta {
     ) -> Result<(usize, Vec<TaskRow>), MetaError> {
         let mut f = Where::default();
         f.eq("org_id", Some(org))
-            .sub("id IN (SELECT task_id FROM job_tasks WHERE job_id = {})", job)
+            .sub(
+                "id IN (SELECT task_id FROM job_tasks WHERE job_id = {})",
+                job,
+            )
             .eq("status", status);
         self.page("tasks", TASK_COLUMNS, &f, w, task_row).await
     }

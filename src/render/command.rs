@@ -71,15 +71,16 @@ impl CommandRenderer {
             drop(stdin);
         };
         let work = async {
-            let ((), out, err) = tokio::join!(write, read_limited(stdout, limit), read_tail(stderr));
+            let ((), out, err) =
+                tokio::join!(write, read_limited(stdout, limit), read_tail(stderr));
             let status = child.wait().await;
             (out, err, status)
         };
         let (out, err, status) = tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| RenderError::Timeout(self.timeout))?;
-        let status =
-            status.map_err(|e| RenderError::Failed(format!("waiting for {}: {e}", self.program)))?;
+        let status = status
+            .map_err(|e| RenderError::Failed(format!("waiting for {}: {e}", self.program)))?;
         let stderr = String::from_utf8_lossy(&err).trim().to_string();
         if !status.success() {
             return Err(RenderError::Failed(format!(

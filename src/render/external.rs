@@ -29,9 +29,10 @@ pub fn request_json(req: &RenderRequest) -> Value {
     let layer = &asset.layers[req.layer];
     let view = &asset.views[req.view];
     // The canonical spelling is valid JSON, and the same one the keys use.
-    let configuration: Value = serde_json::from_str(
-        &crate::keys::Configuration::canonical_pairs(asset, &req.values),
-    )
+    let configuration: Value = serde_json::from_str(&crate::keys::Configuration::canonical_pairs(
+        asset,
+        &req.values,
+    ))
     .unwrap_or_else(|_| Value::Object(Map::new()));
     json!({
         "assetId": asset.id,
@@ -60,7 +61,6 @@ pub fn decode_output(
     if bytes.is_empty() {
         return Err(RenderError::Failed(format!("{backend} returned no image")));
     }
-    layerfile::decode(bytes, max_pixels).map_err(|e| {
-        RenderError::Failed(format!("{backend} returned an unusable image: {e}"))
-    })
+    layerfile::decode(bytes, max_pixels)
+        .map_err(|e| RenderError::Failed(format!("{backend} returned an unusable image: {e}")))
 }

@@ -68,7 +68,13 @@ impl HttpRenderer {
                 .content_length()
                 .is_some_and(|n| n > self.max_output_bytes as u64)
             {
-                return Err((false, format!("{} answered more than {} bytes", self.url, self.max_output_bytes)));
+                return Err((
+                    false,
+                    format!(
+                        "{} answered more than {} bytes",
+                        self.url, self.max_output_bytes
+                    ),
+                ));
             }
             let mut resp = resp;
             let mut out = Vec::new();
@@ -78,7 +84,13 @@ impl HttpRenderer {
                 .map_err(|e| (true, format!("{}: reading the image: {e}", self.url)))?
             {
                 if out.len() + chunk.len() > self.max_output_bytes {
-                    return Err((false, format!("{} answered more than {} bytes", self.url, self.max_output_bytes)));
+                    return Err((
+                        false,
+                        format!(
+                            "{} answered more than {} bytes",
+                            self.url, self.max_output_bytes
+                        ),
+                    ));
                 }
                 out.extend_from_slice(&chunk);
             }

@@ -125,7 +125,11 @@ impl Renderers {
                     s.max_pixels,
                     s.max_output_bytes,
                 )?),
-                other => return Err(format!("render.backends.{name}.kind: unknown kind \"{other}\"")),
+                other => {
+                    return Err(format!(
+                        "render.backends.{name}.kind: unknown kind \"{other}\""
+                    ));
+                }
             };
             backends.insert(name.clone(), r);
         }
@@ -157,7 +161,14 @@ impl Renderers {
     pub fn missing<'a>(&self, assets: impl Iterator<Item = &'a Arc<Asset>>) -> Vec<String> {
         assets
             .filter(|a| self.for_asset(a).is_err())
-            .map(|a| format!("{} ({}) wants \"{}\"", a.name, a.id, a.spec.renderer.as_deref().unwrap_or("")))
+            .map(|a| {
+                format!(
+                    "{} ({}) wants \"{}\"",
+                    a.name,
+                    a.id,
+                    a.spec.renderer.as_deref().unwrap_or("")
+                )
+            })
             .collect()
     }
 }

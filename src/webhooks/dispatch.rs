@@ -77,10 +77,15 @@ impl Webhooks {
             Err(e) => (None, Some(format!("no answer: {e}"))),
         };
         let delivered = error.is_none();
-        let retry_at = (!delivered && d.attempts < i64::from(self.settings.max_attempts)).then(|| {
-            let wait = crate::jobs::backoff(d.attempts, self.settings.backoff_ms, self.settings.backoff_max_ms);
-            self.meta.now() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)
-        });
+        let retry_at =
+            (!delivered && d.attempts < i64::from(self.settings.max_attempts)).then(|| {
+                let wait = crate::jobs::backoff(
+                    d.attempts,
+                    self.settings.backoff_ms,
+                    self.settings.backoff_max_ms,
+                );
+                self.meta.now() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)
+            });
         let attempt = AttemptRow {
             id: Uuid::new_v4(),
             delivery_id: d.id,
@@ -91,10 +96,18 @@ impl Webhooks {
             created_at: 0,
         };
         match &error {
-            None => tracing::info!(webhook = %hook.id, delivery = %d.id, topic = %d.topic, attempt = d.attempts, "webhook delivered"),
-            Some(e) => tracing::warn!(webhook = %hook.id, delivery = %d.id, topic = %d.topic, attempt = d.attempts, retry = retry_at.is_some(), error = %e, "webhook delivery failed"),
+            None => {
+                tracing::info!(webhook = %hook.id, delivery = %d.id, topic = %d.topic, attempt = d.attempts, "webhook delivered")
+            }
+            Some(e) => {
+                tracing::warn!(webhook = %hook.id, delivery = %d.id, topic = %d.topic, attempt = d.attempts, retry = retry_at.is_some(), error = %e, "webhook delivery failed")
+            }
         }
-        if let Err(e) = self.meta.record_attempt(&d, &attempt, delivered, retry_at).await {
+        if let Err(e) = self
+            .meta
+            .record_attempt(&d, &attempt, delivered, retry_at)
+            .await
+        {
             // The lease expires and the delivery is tried again: receivers
             // dedupe on the delivery id.
             tracing::error!(delivery = %d.id, error = %e, "cannot record the webhook attempt");

@@ -153,10 +153,12 @@ impl Webhooks {
             .address
             .as_deref()
             .ok_or_else(|| Error::invalid("address", "is required"))?;
-        let topic = input
-            .topic
-            .as_deref()
-            .ok_or_else(|| Error::invalid("topic", format!("is required (one of {})", TOPICS.join(", "))))?;
+        let topic = input.topic.as_deref().ok_or_else(|| {
+            Error::invalid(
+                "topic",
+                format!("is required (one of {})", TOPICS.join(", ")),
+            )
+        })?;
         let secret = match input.secret {
             Some(s) if s.len() >= 16 => s,
             Some(_) => return Err(Error::invalid("secret", "must be at least 16 characters")),
@@ -182,7 +184,12 @@ impl Webhooks {
     ///
     /// # Errors
     /// 404 for another org's or an unknown id; 422 for an invalid field.
-    pub async fn update(&self, org: Uuid, id: Uuid, input: WebhookInput) -> Result<WebhookRow, Error> {
+    pub async fn update(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        input: WebhookInput,
+    ) -> Result<WebhookRow, Error> {
         let mut row = self.meta.webhook(org, id).await?;
         if let Some(t) = &input.topic {
             row.topic = check_topic(t)?;
@@ -194,7 +201,10 @@ impl Webhooks {
             row.filter = check_filter(input.filter.as_ref())?;
         }
         if input.secret.is_some() {
-            return Err(Error::invalid("secret", "cannot be changed; create a new webhook"));
+            return Err(Error::invalid(
+                "secret",
+                "cannot be changed; create a new webhook",
+            ));
         }
         self.meta.update_webhook(&row).await?;
         Ok(self.meta.webhook(org, id).await?)
@@ -217,9 +227,13 @@ fn check_topic(t: &str) -> Result<String, Error> {
 }
 
 fn check_address(a: &str) -> Result<String, Error> {
-    let url = reqwest::Url::parse(a).map_err(|e| Error::invalid("address", format!("not a URL: {e}")))?;
+    let url =
+        reqwest::Url::parse(a).map_err(|e| Error::invalid("address", format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(Error::invalid("address", "must be an http:// or https:// URL"));
+        return Err(Error::invalid(
+            "address",
+            "must be an http:// or https:// URL",
+        ));
     }
     Ok(a.to_string())
 }

@@ -1,0 +1,169 @@
+//! Render capacity as separate processes: `serve` only queues, `layercake
+//! worker` processes render. A worker killed with SIGKILL mid-render leaves
+//! its task to another worker once the lease expires; the waiting request
+//! still gets its image, and every layer is recorded exactly once.
+
+mod common;
+
+use common::{enc, solid_png};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `layercake <args>` and waits for a line of its log containing
+/// `ready`; returns the process and that line.
+fn start(args: &[&str], config: &Path, data: &Path, ready: &'static str) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start layercake");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(ready) {
+                let _ = tx.send(line.clone());
+            }
+            eprintln!("  | {line}");
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("layercake {args:?} never logged {ready:?}"));
+    (Proc(child), line)
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "GET {url}");
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_task_of_a_killed_worker_is_finished_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = dir.path().display();
+    std::fs::write(
+        dir.path().join("layer.png"),
+        solid_png(1200, 1200, [90, 60, 30, 255]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("render.sh"),
+        format!("#!/bin/sh\ncat > /dev/null\nsleep 1.5\ncat {d}/layer.png\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("layercake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[render]
+concurrency = 1
+backend = "slow"
+[render.backends.slow]
+kind = "command"
+command = ["sh", "{d}/render.sh"]
+[jobs]
+in_process = false
+lease_secs = 2
+poll_ms = 100
+"#
+        ),
+    )
+    .unwrap();
+
+    let (_serve, line) = start(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &data,
+        "open http://",
+    );
+    let addr = line
+        .split("open http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let base = format!("http://{addr}");
+    let (mut doomed, _) = start(&["worker"], &config, &data, "worker running");
+
+    let client = reqwest::Client::new();
+    let url = format!(
+        "{base}/api/fast-compositor?assetId=03a29397-2265-40cd-8c45-41a1c4e12574&configuration={}&width=100",
+        enc(&json!({}))
+    );
+    let request = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.get(&url).send().await.unwrap().status().as_u16() }
+    });
+
+    // Kill the worker while it renders its first task.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        let t = get_json(&client, &format!("{base}/api/jobs/tasks?runStatus=running")).await;
+        if let Some(id) = t["tasks"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no task started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    doomed.0.kill().unwrap(); // SIGKILL
+    doomed.0.wait().unwrap();
+    let (_rescuer, _) = start(&["worker"], &config, &data, "worker running");
+
+    assert_eq!(
+        request.await.unwrap(),
+        200,
+        "the waiting request gets its image"
+    );
+    let task = get_json(&client, &format!("{base}/api/jobs/tasks/{running}")).await;
+    assert_eq!(task["runResult"], "Success", "{task}");
+    let runs = task["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{task}");
+    assert_eq!(runs[0]["resultCode"], "Failed");
+    assert!(
+        runs[0]["error"].as_str().unwrap().contains("lease"),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(runs[1]["resultCode"], "Success");
+    assert_ne!(runs[0]["worker"], runs[1]["worker"]);
+
+    // Exactly one layer record per layer key.
+    let layers = get_json(&client, &format!("{base}/api/layers?perPage=100")).await;
+    assert_eq!(layers["count"], 5, "{layers}");
+    let tasks = get_json(&client, &format!("{base}/api/jobs/tasks?perPage=100")).await;
+    assert_eq!(tasks["count"], 5);
+    let layer_keys: std::collections::HashSet<&str> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["layerKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(layer_keys.len(), 5);
+    // The image is now a hit.
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
