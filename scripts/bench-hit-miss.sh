@@ -2,8 +2,9 @@
 # Hit vs miss latency of the fast compositor for the demo sofa at 1024 px.
 #
 #   scripts/bench-hit-miss.sh [seconds-of-wrk]
+#   BINARY=/path/to/other/layercake scripts/bench-hit-miss.sh   # a reference build
 #
-# Builds the release binary, starts it on 127.0.0.1 with a fresh data dir,
+# Builds the release binary (unless BINARY names one; not LAYERCAKE_*, which is configuration), starts it on 127.0.0.1 with a fresh data dir,
 # and measures, per camera view:
 #   cold miss  - nothing cached: every layer rendered, composed, encoded;
 #   layer hit  - layers in memory, a new output size: compose + encode only;
@@ -13,13 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
-cargo build --release --quiet
+bin=${BINARY:-}
+if [ -z "$bin" ]; then cargo build --release --quiet; bin=./target/release/layercake; fi
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-./target/release/layercake serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/log" 2>&1 &
+"$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/fast-compositor/healthcheck" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/api/fast-compositor/healthcheck" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$port/api/fast-compositor/healthcheck" >/dev/null || { echo "the server did not start:"; cat "$data/log"; exit 1; }
 
 sofa=03a29397-2265-40cd-8c45-41a1c4e12574
 cfg='%7B%22Body%22%3A%22Navy%22%2C%22Pillows%22%3A%22Teal%22%2C%22Legs%22%3A%22Brass%20Cone%22%7D'
