@@ -50,6 +50,10 @@ CREATE INDEX tasks_claim ON tasks (status, not_before);
 CREATE INDEX tasks_key ON tasks (layer_key, updated_at);
 CREATE INDEX tasks_job ON tasks (job_id);
 
+-- One render record per layer key (two workers that both believe they
+-- rendered it cannot both record it); registered uploads are not limited.
+CREATE UNIQUE INDEX layers_one_render_per_key ON layers (layer_key) WHERE source = 'render';
+
 CREATE TABLE job_tasks (
     job_id   TEXT NOT NULL,
     task_id  TEXT NOT NULL,

@@ -229,7 +229,6 @@ pub async fn open_stores(settings: &Settings) -> Result<(Arc<Meta>, BlobStore), 
 pub fn worker_limits(settings: &Settings) -> WorkerLimits {
     WorkerLimits {
         slots: Settings::threads(settings.render.concurrency),
-        timeout: Duration::from_secs(settings.render.timeout_secs),
         max_pixels: settings.render.max_pixels,
     }
 }

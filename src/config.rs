@@ -102,6 +102,11 @@ pub struct BackendSettings {
     /// `http`: retries after a connection error or a 5xx.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// `command`: environment variables passed to the program besides
+    /// PATH, HOME, LANG, LC_ALL, TMPDIR and TZ (the server's own
+    /// environment, with its credentials, is not).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
 }
 
 fn default_retries() -> u32 {
@@ -271,14 +276,17 @@ impl Settings {
         if self.render.max_output_bytes < 1024 {
             return bad("render.max_output_bytes", "must be at least 1024".into());
         }
-        if self.jobs.lease_secs < 1 || self.jobs.poll_ms < 10 {
-            return bad(
-                "jobs.lease_secs",
-                "lease_secs must be at least 1 and poll_ms at least 10".into(),
-            );
+        if self.jobs.lease_secs < 1 {
+            return bad("jobs.lease_secs", "must be at least 1".into());
         }
-        if self.jobs.max_attempts < 1 || self.webhooks.max_attempts < 1 {
-            return bad("jobs.max_attempts", "attempts must be at least 1".into());
+        if self.jobs.poll_ms < 10 {
+            return bad("jobs.poll_ms", "must be at least 10".into());
+        }
+        if self.jobs.max_attempts < 1 {
+            return bad("jobs.max_attempts", "must be at least 1".into());
+        }
+        if self.webhooks.max_attempts < 1 {
+            return bad("webhooks.max_attempts", "must be at least 1".into());
         }
         if self.webhooks.timeout_secs < 1 {
             return bad("webhooks.timeout_secs", "must be at least 1".into());

@@ -117,8 +117,12 @@ struct Inner {
     store: BlobStore,
     jobs: Arc<Jobs>,
     composites: Arc<Flights<Key, (Encoded, Source)>>,
-    /// `None`: not in memory or the store (a render is needed).
+    /// Reading a layer from the store; `None`: not there (a render is needed).
     layers: Arc<Flights<Key, Option<Arc<LayerImage>>>>,
+    /// Waiting for a layer's task, then reading it back. Separate from
+    /// `layers`, so a read never joins (and waits for) a render, and a
+    /// render waiter never takes a read's `None` for its result.
+    renders: Arc<Flights<Key, Arc<LayerImage>>>,
     cpu: Semaphore,
     limits: Limits,
     /// Background writes of composites, awaited at shutdown.
@@ -139,6 +143,7 @@ impl Compositor {
                 jobs,
                 composites: Arc::default(),
                 layers: Arc::default(),
+                renders: Arc::default(),
                 cpu: Semaphore::new(limits.compose_concurrency.max(1)),
                 limits,
                 writes: TaskTracker::new(),
@@ -219,16 +224,23 @@ impl Compositor {
         Fut: std::future::Future<Output = Result<Arc<LayerImage>, Error>> + Send + 'static,
     {
         let tiers = self.inner.tiers.clone();
+        let layers = Arc::clone(&self.inner.layers);
         let fut = write();
+        // Waits for a render waiter of the key (bounded by the miss wait)
+        // and for a read, so neither can put an older image in memory after.
         self.inner
-            .layers
+            .renders
             .exclusive(key, move || async move {
-                let layer = fut.await?;
-                tiers.layers.insert(key, Arc::clone(&layer));
-                Ok(Some(layer))
+                layers
+                    .exclusive(key, move || async move {
+                        let layer = fut.await?;
+                        tiers.layers.insert(key, Arc::clone(&layer));
+                        Ok(Some(layer))
+                    })
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("layer {key}: replaced by nothing")))
             })
-            .await?
-            .ok_or_else(|| Error::Internal(format!("layer {key}: replaced by nothing")))
+            .await
     }
 
     /// Waits for background writes to finish (for graceful shutdown).
@@ -391,24 +403,23 @@ impl Inner {
     ) -> Result<Arc<LayerImage>, Error> {
         let key = job.key;
         let tiers = this.tiers.clone();
-        let flights = Arc::clone(&this.layers);
+        let flights = Arc::clone(&this.renders);
         flights
             .run(
                 key,
-                || tiers.layers.get(&key).map(Some),
+                || tiers.layers.get(&key),
                 move || async move {
-                    this.jobs.wait(task).await?;
+                    this.jobs.wait(task, this.limits.miss_wait).await?;
                     let layer = Inner::stored_layer(&this, &job).await?.ok_or_else(|| {
                         Error::unavailable(format!(
                             "layer {key} was rendered but is not readable from the object store yet; retry"
                         ))
                     })?;
                     this.tiers.layers.insert(key, Arc::clone(&layer));
-                    Ok(Some(layer))
+                    Ok(layer)
                 },
             )
-            .await?
-            .ok_or_else(|| Error::Internal(format!("layer {key}: no image after its render")))
+            .await
     }
 
     /// A stored layer, if there is a usable one. A stored object that does

@@ -130,6 +130,25 @@ async fn concurrent_misses_and_a_batch_share_one_task_per_layer() {
 }
 
 #[tokio::test]
+async fn concurrent_misses_sharing_some_layers_render_each_once() {
+    let renders = Counting::slow(Duration::from_millis(200));
+    let server = Server::start(settings(), Arc::new(renders.clone())).await;
+    let client = reqwest::Client::new();
+    // Same legs, pillows, backdrop and shadow; different bodies.
+    let urls: Vec<String> = ["Navy", "Rust", "Forest"]
+        .iter()
+        .map(|b| server.url(&image_url(&json!({"Body": b}), "&width=120")))
+        .collect();
+    let answers = futures::future::join_all(urls.iter().map(|u| client.get(u).send())).await;
+    for a in answers {
+        assert_eq!(a.unwrap().status(), 200);
+    }
+    assert_eq!(renders.total(), 4 + 3, "4 shared layers and 3 bodies");
+    assert_eq!(renders.max_per_layer(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_renderer_that_fails_twice_succeeds_on_the_third_run() {
     let flaky = Flaky::new(2);
     let server = Server::start(fast_retries(), Arc::new(flaky)).await;

@@ -31,6 +31,7 @@ fn command(script: &Path) -> BackendSettings {
         url: String::new(),
         timeout_secs: Some(20),
         retries: 0,
+        pass_env: Vec::new(),
     }
 }
 
@@ -168,7 +169,8 @@ async fn bad_command_output_fails_the_run_with_the_reason() {
 #[tokio::test]
 async fn a_slow_command_is_killed_at_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let script = write_script(dir.path(), "sleep 30");
+    // A child of the script: the whole process group must go, not just `sh`.
+    let script = write_script(dir.path(), "sleep 31.517 &\nwait");
     let mut backend = command(&script);
     backend.timeout_secs = Some(1);
     let server = Server::start(with_backend("script", backend), Arc::new(Counting::new())).await;
@@ -231,6 +233,7 @@ fn http(url: &str) -> BackendSettings {
         url: url.into(),
         timeout_secs: Some(20),
         retries: 2,
+        pass_env: Vec::new(),
     }
 }
 

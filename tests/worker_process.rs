@@ -79,8 +79,11 @@ async fn a_task_of_a_killed_worker_is_finished_by_another() {
         &config,
         format!(
             r#"
+[http]
+request_timeout_secs = 180
 [render]
 concurrency = 1
+miss_wait_secs = 120
 backend = "slow"
 [render.backends.slow]
 kind = "command"

@@ -189,6 +189,7 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
+    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let status = status_param(&p, "status")?;
@@ -226,6 +227,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
+    caller.require_private()?;
     let job = app.meta.job(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(job_json(&app, &job, true).await?))
 }
@@ -258,6 +260,7 @@ pub async fn tasks(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<TaskList>, ApiError> {
+    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let job = p.uuid("jobId")?;
@@ -289,6 +292,7 @@ pub async fn task(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
+    caller.require_private()?;
     let t = app.meta.task(caller.org, parse_uuid("id", &id)?).await?;
     let (_, runs) = app.meta.runs(caller.org, None, Some(t.id), None).await?;
     Ok(Json(TaskJson::new(&t, runs_json(&app, &runs).await?)))
@@ -306,6 +310,7 @@ pub async fn runs(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<RunList>, ApiError> {
+    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (job, task): (Option<Uuid>, Option<Uuid>) = (p.uuid("jobId")?, p.uuid("taskId")?);
@@ -331,6 +336,7 @@ pub async fn run(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunJson>, ApiError> {
+    caller.require_private()?;
     let r = app.meta.run(caller.org, parse_uuid("id", &id)?).await?;
     let mut out = runs_json(&app, std::slice::from_ref(&r)).await?;
     out.pop()

@@ -184,6 +184,7 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<WebhookList>, ApiError> {
+    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let deleted = p.str("deleted") == Some("true");
@@ -209,6 +210,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookJson>, ApiError> {
+    caller.require_private()?;
     let h = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(WebhookJson::new(&h, false)))
 }
@@ -280,6 +282,7 @@ pub async fn deliveries(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<DeliveryList>, ApiError> {
+    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let hook = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;

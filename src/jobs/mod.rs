@@ -56,11 +56,20 @@ pub struct Origin {
     pub task: Uuid,
 }
 
+/// The record of a render.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded {
+    pub layer_id: Uuid,
+    pub file_id: Uuid,
+    /// False when the key already had a render record (kept as it was).
+    pub created: bool,
+}
+
 /// Keeps the record of a finished render (the Layers service implements it).
 #[async_trait::async_trait]
 pub trait Recorder: Send + Sync + 'static {
-    /// Called once the layer is stored at `path` with content `bytes`;
-    /// returns the layer record's id and its file's id.
+    /// Called once the layer is stored at `path` with content `bytes`.
+    /// At most one render record exists per layer key.
     ///
     /// # Errors
     /// When the record cannot be written; the render itself is kept.
@@ -71,7 +80,7 @@ pub trait Recorder: Send + Sync + 'static {
         path: &str,
         bytes: &[u8],
         origin: Origin,
-    ) -> Result<(Uuid, Uuid), Error>;
+    ) -> Result<Recorded, Error>;
 }
 
 /// What a task renders, as stored in its `parameters`: enough for any
@@ -250,52 +259,53 @@ impl Jobs {
         Ok((job, ids))
     }
 
-    /// Waits until task `id` stops.
+    /// Waits until task `id` stops, for at most `limit`.
     ///
     /// # Errors
     /// [`Error::RenderFailed`] with the task's last error when it failed;
-    /// [`Error::Unavailable`] when it was cancelled.
-    pub async fn wait(&self, id: Uuid) -> Result<(), Error> {
+    /// [`Error::Unavailable`] when it was cancelled, is still going after
+    /// `limit`, or the metadata store stays unreachable.
+    pub async fn wait(&self, id: Uuid, limit: Duration) -> Result<(), Error> {
         let poll = Duration::from_millis(self.settings.poll_ms);
-        let notify = self.notifier(id);
-        let result = loop {
-            let notified = notify.notified();
+        let deadline = tokio::time::Instant::now() + limit;
+        let watch = Watch::new(self, id);
+        let mut failures = 0u32;
+        loop {
+            let notified = watch.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let t = self.meta.task_by_id(id).await?;
-            if t.status == "stopped" {
-                break match t.run_result.as_deref() {
-                    Some("success") => Ok(()),
-                    Some("cancelled") => Err(Error::unavailable(format!(
-                        "the render of {} was cancelled; retry",
-                        t.title
-                    ))),
-                    _ => Err(Error::RenderFailed(format!(
-                        "{}: {}",
-                        t.title,
-                        t.error.as_deref().unwrap_or("unknown error")
-                    ))),
-                };
+            match self.meta.task_by_id(id).await {
+                Ok(t) if t.status == "stopped" => {
+                    return match t.run_result.as_deref() {
+                        Some("success") => Ok(()),
+                        Some("cancelled") => Err(Error::unavailable(format!(
+                            "the render of {} was cancelled; retry",
+                            t.title
+                        ))),
+                        _ => Err(Error::RenderFailed(format!(
+                            "{}: {}",
+                            t.title,
+                            t.error.as_deref().unwrap_or("unknown error")
+                        ))),
+                    };
+                }
+                Ok(_) => failures = 0,
+                // A blip of the store is not the render's failure.
+                Err(e) if failures < 5 => {
+                    failures += 1;
+                    tracing::warn!(task = %id, error = %e, "cannot read the task; retrying");
+                }
+                Err(e) => return Err(e.into()),
             }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::unavailable(format!(
+                        "the layers are still being rendered after {limit:?}; retry shortly"
+                    )));
+                }
             }
-        };
-        self.forget_notifier(id, notify);
-        result
-    }
-
-    fn notifier(&self, id: Uuid) -> Arc<Notify> {
-        let mut map = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(map.entry(id).or_default())
-    }
-
-    fn forget_notifier(&self, id: Uuid, mine: Arc<Notify>) {
-        let mut map = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this waiter hold it: nobody else is waiting.
-        if Arc::strong_count(&mine) == 2 {
-            map.remove(&id);
         }
     }
 
@@ -349,6 +359,32 @@ impl Jobs {
     }
 }
 
+/// A waiter's registration for a task's wake-ups; removed when the last
+/// waiter of the task goes (also on cancellation or error).
+struct Watch<'a> {
+    jobs: &'a Jobs,
+    id: Uuid,
+    notify: Arc<Notify>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(jobs: &'a Jobs, id: Uuid) -> Watch<'a> {
+        let mut map = jobs.done.lock().unwrap_or_else(|p| p.into_inner());
+        let notify = Arc::clone(map.entry(id).or_default());
+        Watch { jobs, id, notify }
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        let mut map = self.jobs.done.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this waiter hold it: nobody else is waiting.
+        if Arc::strong_count(&self.notify) == 2 {
+            map.remove(&self.id);
+        }
+    }
+}
+
 /// Delay before attempt `attempt + 1` after `attempt` failed: `base`
 /// doubled per attempt, capped at `max` (all in ms).
 pub fn backoff(attempt: i64, base: u64, max: u64) -> Duration {
@@ -363,15 +399,15 @@ fn secs_to_micros(s: u64) -> i64 {
 /// Checks a renderer's output against what was asked for.
 ///
 /// # Errors
-/// [`RenderError::Failed`] naming the mismatch.
+/// [`RenderError::Rejected`] naming the mismatch.
 pub fn validate(req: &RenderRequest, out: &LayerImage) -> Result<(), RenderError> {
     if (out.canvas_width, out.canvas_height) != (req.width, req.height) {
-        return Err(RenderError::Failed(format!(
+        return Err(RenderError::Rejected(format!(
             "output canvas is {}x{}, expected {}x{}",
             out.canvas_width, out.canvas_height, req.width, req.height
         )));
     }
-    validate_placement(out).map_err(RenderError::Failed)
+    validate_placement(out).map_err(RenderError::Rejected)
 }
 
 /// Checks that a layer's box lies inside its canvas and its pixels are all there.

@@ -9,10 +9,12 @@
 //!
 //! What a run does, in order: rebuild the render request from the task's
 //! parameters (the asset version they name), check that its layer key is
-//! the task's, render with the asset's backend under the timeout, validate
+//! the task's, render with the asset's backend under its timeout, validate
 //! the output against the canvas, encode the layer file, store it *only if
-//! absent* (a layer registered meanwhile, or stored by a worker that lost
-//! its lease, wins and is not recorded twice), record it, and report.
+//! absent* (a usable layer registered meanwhile, or stored by a worker that
+//! lost its lease, wins; an unusable one is replaced), record it (once per
+//! key: a unique index), and report. A worker that learns it lost its lease
+//! stores nothing.
 //! Failures that may pass (renderer errors, timeouts, store outages) are
 //! retried with exponential backoff up to `jobs.max_attempts`; the others
 //! (an asset version no worker can resolve, a broken template) fail at once.
@@ -25,8 +27,11 @@ use crate::render::{RenderError, Renderers};
 use crate::service::AssetRegistry;
 use crate::store::{BlobStore, layer_path};
 use bytes::Bytes;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -36,8 +41,6 @@ use uuid::Uuid;
 pub struct WorkerLimits {
     /// Renders at once in this process.
     pub slots: usize,
-    /// Longest one render may take.
-    pub timeout: Duration,
     /// Largest layer accepted (pixels).
     pub max_pixels: u64,
 }
@@ -115,38 +118,50 @@ impl Worker {
         }
     }
 
-    /// Starts the slots on `tracker`; they stop claiming when `stop` fires
-    /// and end after their current run.
+    /// Starts the slots and the reaper on `tracker`; they stop claiming
+    /// when `stop` fires and end after their current run.
     pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, stop: &CancellationToken) {
-        for slot in 0..self.limits.slots.max(1) {
-            let (me, stop) = (Arc::clone(self), stop.clone());
-            tracker.spawn(async move { me.slot(slot, stop).await });
+        let slots = self.limits.slots.max(1);
+        let permits = Arc::new(Semaphore::new(slots));
+        for slot in 0..slots {
+            let (me, stop, permits) = (Arc::clone(self), stop.clone(), Arc::clone(&permits));
+            tracker.spawn(async move { me.slot(slot, permits, stop).await });
         }
-        tracing::info!(worker = %self.name, slots = self.limits.slots.max(1), "render workers started");
+        let (me, stop) = (Arc::clone(self), stop.clone());
+        tracker.spawn(async move { me.reaper(stop).await });
+        tracing::info!(worker = %self.name, slots, "render workers started");
     }
 
-    async fn slot(self: Arc<Self>, slot: usize, stop: CancellationToken) {
+    /// One render at a time. The permit goes with the render itself, so a
+    /// render that outlives its timeout (a CPU-bound one cannot be stopped)
+    /// still counts against `slots` until it really ends.
+    async fn slot(self: Arc<Self>, slot: usize, permits: Arc<Semaphore>, stop: CancellationToken) {
         let name = format!("{}/{slot}", self.name);
         let settings = self.jobs.settings().clone();
         let lease = Duration::from_secs(settings.lease_secs);
         let poll = Duration::from_millis(settings.poll_ms);
-        let mut last_reap = Instant::now();
         while !stop.is_cancelled() {
+            let permit = tokio::select! {
+                () = stop.cancelled() => break,
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let queued = self.jobs.work_queued();
             tokio::pin!(queued);
             queued.as_mut().enable();
             let until = self.meta.now() + micros(lease);
             match self.meta.claim_task(&name, until).await {
                 Ok(Some((task, run))) => {
-                    self.run(task, run, lease).await;
+                    self.run(task, run, lease, permit).await;
                     continue;
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(worker = %name, error = %e, "cannot claim tasks"),
-            }
-            if slot == 0 && last_reap.elapsed() >= lease {
-                last_reap = Instant::now();
-                self.reap().await;
+                Ok(None) => drop(permit),
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(worker = %name, error = %e, "cannot claim tasks");
+                }
             }
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -156,27 +171,46 @@ impl Worker {
         }
     }
 
-    /// Fails tasks abandoned on their last attempt.
-    async fn reap(&self) {
-        match self.meta.fail_abandoned().await {
-            Ok(done) => {
-                for (task, jobs) in done {
-                    tracing::warn!(task = %task.id, title = %task.title, "task abandoned on its last attempt; failed");
-                    self.jobs.task_changed(task.id);
+    /// Every lease period: fails tasks abandoned on their last attempt and
+    /// stops jobs left with nothing active (a safety net for lost events).
+    async fn reaper(self: Arc<Self>, stop: CancellationToken) {
+        let every = Duration::from_secs(self.jobs.settings().lease_secs);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match self.meta.fail_abandoned().await {
+                Ok(done) => {
+                    for (task, jobs) in done {
+                        tracing::warn!(task = %task.id, title = %task.title, "task abandoned on its last attempt; failed");
+                        self.jobs.task_changed(task.id);
+                        for j in jobs {
+                            self.jobs.job_stopped(&j).await;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot check for abandoned tasks"),
+            }
+            match self.meta.stop_idle_jobs().await {
+                Ok(jobs) => {
                     for j in jobs {
+                        tracing::warn!(job = %j.id, "job had no active task left; stopped by the reaper");
                         self.jobs.job_stopped(&j).await;
                     }
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot check for idle jobs"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot check for abandoned tasks"),
         }
     }
 
-    async fn run(&self, task: TaskRow, run: RunRow, lease: Duration) {
+    async fn run(&self, task: TaskRow, run: RunRow, lease: Duration, permit: OwnedSemaphorePermit) {
         let started = Instant::now();
-        let heartbeat = {
-            let (meta, task_id, run_id) = (Arc::clone(&self.meta), task.id, run.id);
-            tokio::spawn(async move {
+        let lost = CancellationToken::new();
+        let _heartbeat = AbortOnDrop(tokio::spawn({
+            let (meta, task_id, run_id, lost) =
+                (Arc::clone(&self.meta), task.id, run.id, lost.clone());
+            async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
                     match meta
@@ -186,6 +220,7 @@ impl Worker {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(task = %task_id, "lease lost; another worker owns the task now");
+                            lost.cancel();
                             break;
                         }
                         Err(e) => {
@@ -193,10 +228,13 @@ impl Worker {
                         }
                     }
                 }
-            })
-        };
-        let result = self.execute(&task, &run).await;
-        heartbeat.abort();
+            }
+        }));
+        let result = AssertUnwindSafe(self.execute(&task, &run, &lost, permit))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(Failure::permanent("the render panicked")));
+        drop(_heartbeat);
         let settings = self.jobs.settings();
         let outcome = match &result {
             Ok(files) => Outcome::Success {
@@ -242,7 +280,7 @@ impl Worker {
             match self.meta.finish_run(task.id, run.id, outcome).await {
                 Ok(f) => {
                     if !f.owned {
-                        tracing::warn!(task = %task.id, "run finished after its lease was taken over; its result stands only in the store");
+                        tracing::warn!(task = %task.id, "run finished after its lease was taken over; left to the new owner");
                     }
                     return f.stopped_jobs;
                 }
@@ -256,7 +294,13 @@ impl Worker {
     }
 
     /// Renders, validates, stores and records; returns the result file ids.
-    async fn execute(&self, task: &TaskRow, run: &RunRow) -> Result<Vec<Uuid>, Failure> {
+    async fn execute(
+        &self,
+        task: &TaskRow,
+        run: &RunRow,
+        lost: &CancellationToken,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<Uuid>, Failure> {
         let params: TaskParams = serde_json::from_str(&task.parameters)
             .map_err(|e| Failure::permanent(format!("unreadable task parameters: {e}")))?;
         let asset = self
@@ -271,11 +315,26 @@ impl Worker {
                 job.key, task.layer_key
             )));
         }
-        let renderer = Arc::clone(self.renderers.for_asset(&job.request.asset)?);
-        let out = tokio::time::timeout(self.limits.timeout, renderer.render(&job.request))
-            .await
-            .map_err(|_| RenderError::Timeout(self.limits.timeout))??;
+        let (renderer, timeout) = self.renderers.for_asset(&job.request.asset)?;
+        let req = job.request.clone();
+        let render = tokio::spawn(async move {
+            let out = renderer.render(&req).await;
+            drop(permit);
+            out
+        });
+        let out = match tokio::time::timeout(timeout, render).await {
+            Err(_) => return Err(RenderError::Timeout(timeout).into()),
+            Ok(Err(join)) => {
+                return Err(Failure::permanent(format!("the renderer panicked: {join}")));
+            }
+            Ok(Ok(out)) => out?,
+        };
         validate(&job.request, &out)?;
+        if lost.is_cancelled() {
+            return Err(Failure::permanent(
+                "the lease was lost during the render; the new owner stores the layer",
+            ));
+        }
         let layer = Arc::new(out);
         let encoded = {
             let layer = Arc::clone(&layer);
@@ -290,41 +349,59 @@ impl Worker {
             job: task.job_id,
             task: task.id,
         };
-        // Never overwrite: an image stored for this key meanwhile wins.
-        let created = self
+        // Never overwrite a usable layer: one stored meanwhile (registered,
+        // or by a worker that lost its lease) wins.
+        if self
             .store
             .put_new(&path, encoded.clone())
             .await
-            .map_err(Error::from)?;
-        if !created {
-            tracing::info!(key = %job.key, "the layer was stored while rendering it; keeping the stored one");
-            if self
-                .meta
-                .layer_recorded(&task.layer_key)
-                .await
-                .map_err(Error::from)?
-            {
-                return Ok(Vec::new());
-            }
-            // Stored by a worker that died before recording it: record it now.
-            let stored = self
-                .store
-                .get(&path)
-                .await
-                .map_err(Error::from)?
-                .ok_or_else(|| Error::unavailable("the stored layer vanished"))?;
-            let max = self.limits.max_pixels;
-            let bytes = stored.clone();
-            let existing = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-                .await
-                .map_err(|e| Error::Internal(format!("decode task: {e}")))?
-                .map_err(|e| Failure::permanent(format!("stored layer {}: {e}", job.key)))?;
+            .map_err(Error::from)?
+        {
             return self
-                .record(&job, &existing, &path, &stored, origin, run)
+                .record(&job, &layer, &path, &encoded, origin, run)
                 .await;
         }
-        self.record(&job, &layer, &path, &encoded, origin, run)
+        if self
+            .meta
+            .layer_recorded(&task.layer_key)
             .await
+            .map_err(Error::from)?
+        {
+            tracing::info!(key = %job.key, "the layer was stored and recorded while rendering it; keeping it");
+            return Ok(Vec::new());
+        }
+        let stored = self.store.get(&path).await.map_err(Error::from)?;
+        let max = self.limits.max_pixels;
+        let usable = match stored {
+            Some(bytes) => {
+                let b = bytes.clone();
+                let decoded = tokio::task::spawn_blocking(move || layerfile::decode(&b, max))
+                    .await
+                    .map_err(|e| Error::Internal(format!("decode task: {e}")))?;
+                match decoded {
+                    Ok(l) if validate(&job.request, &l).is_ok() => Some((l, bytes)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        match usable {
+            // Stored by a worker that died before recording it: record it now.
+            Some((existing, bytes)) => {
+                self.record(&job, &existing, &path, &bytes, origin, run)
+                    .await
+            }
+            // Unusable (corrupt, truncated, wrong canvas): replace it.
+            None => {
+                tracing::warn!(key = %job.key, "the stored layer is unusable; replacing it with this render");
+                self.store
+                    .put(&path, encoded.clone())
+                    .await
+                    .map_err(Error::from)?;
+                self.record(&job, &layer, &path, &encoded, origin, run)
+                    .await
+            }
+        }
     }
 
     async fn record(
@@ -336,10 +413,13 @@ impl Worker {
         origin: Origin,
         run: &RunRow,
     ) -> Result<Vec<Uuid>, Failure> {
-        let (layer_id, file_id) = self
+        let rec = self
             .recorder
             .rendered(job, layer, path, bytes, origin)
             .await?;
+        if !rec.created {
+            return Ok(vec![rec.file_id]);
+        }
         let asset = &job.request.asset;
         self.jobs
             .webhooks()
@@ -347,8 +427,8 @@ impl Worker {
                 asset.org,
                 "layer.created",
                 serde_json::json!({
-                    "layerId": layer_id,
-                    "fileId": file_id,
+                    "layerId": rec.layer_id,
+                    "fileId": rec.file_id,
                     "assetId": asset.id,
                     "assetVersion": asset.version,
                     "layer": asset.layers[job.request.layer].name,
@@ -360,7 +440,16 @@ impl Worker {
                 }),
             )
             .await;
-        Ok(vec![file_id])
+        Ok(vec![rec.file_id])
+    }
+}
+
+/// Aborts a spawned task when dropped (also while unwinding).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

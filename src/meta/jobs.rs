@@ -16,8 +16,8 @@
 //! SQLite writers are serialised).
 
 use super::{Meta, MetaError, Where, Window, int, opt_int, opt_text, text, translate, uuid};
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,9 +136,11 @@ const TASK_COLUMNS: &str = "id, org_id, job_id, layer_key, type, title, paramete
 const RUN_COLUMNS: &str = "id, org_id, job_id, task_id, worker, attempt, started_at, stopped_at, result_code, error, files, created_at, updated_at";
 
 /// Linked jobs of task `$1` whose tasks have all stopped, stopped (at `$2`).
+/// Jobs still being created (`scheduling`) are left to their creator.
 const STOP_FINISHED_JOBS: &str = "UPDATE jobs SET status = 'stopped', \
     scheduler_state = CASE WHEN scheduler_state = 'cancelled' THEN 'cancelled' ELSE 'finished' END, updated_at = $2 \
-    WHERE status <> 'stopped' AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1) \
+    WHERE status <> 'stopped' AND scheduler_state <> 'scheduling' \
+    AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1) \
     AND NOT EXISTS (SELECT 1 FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
         WHERE jt.job_id = jobs.id AND t.status <> 'stopped') \
     RETURNING id, org_id, title, type, status, scheduler_state, parameters, priority, created_by, created_at, updated_at";
@@ -203,6 +205,23 @@ fn run_row(r: &AnyRow) -> Result<RunRow, MetaError> {
     })
 }
 
+/// Locks the live jobs linked to `task` (a no-op update) before the task
+/// changes, so two transactions stopping a job's last two tasks serialise
+/// on the job row and the second sees the first's change (PostgreSQL's
+/// READ COMMITTED would otherwise let both miss it).
+async fn lock_linked_jobs(conn: &mut AnyConnection, task: Uuid, now: i64) -> Result<(), MetaError> {
+    sqlx::query(
+        "UPDATE jobs SET updated_at = $2 WHERE status <> 'stopped' \
+         AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1)",
+    )
+    .bind(task.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(translate)
+}
+
 async fn stop_finished_jobs(
     conn: &mut AnyConnection,
     task: Uuid,
@@ -221,72 +240,116 @@ impl Meta {
     /// Creates `job` and links it to one active task per entry of `tasks`
     /// (creating the task, or joining the active one with the same key and
     /// raising its priority to the job's). Returns the job as stored (its
-    /// status follows its tasks: stopped at once when it has none) and the
-    /// task ids, in the order of `tasks`.
+    /// status follows its tasks: stopped at once when none is active) and
+    /// the task ids, in the order of `tasks`.
+    ///
+    /// Tasks are linked in chunks of their own transactions (a batch of
+    /// thousands must not hold the write lock for seconds), in key order
+    /// (concurrent batches lock keys in one order); until the last chunk
+    /// the job is `scheduling`, which keeps it from being stopped early.
     ///
     /// # Errors
-    /// [`MetaError`] from the store.
+    /// [`MetaError`] from the store; the job is then stopped as cancelled.
     pub async fn create_job(
         &self,
         job: &JobRow,
         tasks: &[NewTask],
     ) -> Result<(JobRow, Vec<Uuid>), MetaError> {
         let now = self.now();
-        let mut tx = self.pool.begin().await.map_err(translate)?;
-        // The first statement writes, so SQLite takes the write lock at once.
         sqlx::query(&format!(
-            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, 'pending', 'scheduling', $5, $6, $7, $8, $8)"
         ))
         .bind(job.id.to_string())
         .bind(job.org_id.to_string())
         .bind(job.title.clone())
         .bind(job.kind.clone())
-        .bind("pending")
-        .bind("scheduled")
         .bind(job.parameters.clone())
         .bind(job.priority)
         .bind(job.created_by.clone())
         .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(translate)?;
-        let mut ids = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let id = self.link_task(&mut tx, job, t, now).await?;
-            ids.push(id);
+        match self.link_all(job, tasks, now).await {
+            Ok(ids) => {
+                let stored = self.schedule(job.id).await?;
+                Ok((stored, ids))
+            }
+            Err(e) => {
+                let _ = sqlx::query(
+                    "UPDATE jobs SET status = 'stopped', scheduler_state = 'cancelled' WHERE id = $1",
+                )
+                .bind(job.id.to_string())
+                .execute(&self.pool)
+                .await;
+                Err(e)
+            }
         }
-        let running: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
-             WHERE jt.job_id = $1 AND t.status = 'running'",
-        )
-        .bind(job.id.to_string())
-        .fetch_one(&mut *tx)
+    }
+
+    async fn link_all(
+        &self,
+        job: &JobRow,
+        tasks: &[NewTask],
+        now: i64,
+    ) -> Result<Vec<Uuid>, MetaError> {
+        const CHUNK: usize = 500;
+        let mut order: Vec<usize> = (0..tasks.len()).collect();
+        order.sort_by(|a, b| tasks[*a].layer_key.cmp(&tasks[*b].layer_key));
+        let mut ids = vec![Uuid::nil(); tasks.len()];
+        for chunk in order.chunks(CHUNK) {
+            let mut tx = self.pool.begin().await.map_err(translate)?;
+            for &i in chunk {
+                // Created in plan order (bottom layer first), whatever the
+                // locking order: workers claim equal priorities oldest first.
+                let created = now + i64::try_from(i).unwrap_or(i64::MAX);
+                ids[i] = self.link_task(&mut tx, job, &tasks[i], created).await?;
+            }
+            tx.commit().await.map_err(translate)?;
+        }
+        Ok(ids)
+    }
+
+    /// Ends the `scheduling` state of a job whose tasks are all linked: it
+    /// is running if a task is, stopped if none is active, else pending.
+    async fn schedule(&self, id: Uuid) -> Result<JobRow, MetaError> {
+        let now = self.now();
+        let active = "SELECT 1 FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
+                      WHERE jt.job_id = jobs.id AND t.status";
+        let r = sqlx::query(&format!(
+            "UPDATE jobs SET updated_at = $2, \
+             status = CASE WHEN EXISTS ({active} = 'running') THEN 'running' \
+                           WHEN EXISTS ({active} = 'pending') THEN 'pending' ELSE 'stopped' END, \
+             scheduler_state = CASE WHEN EXISTS ({active} <> 'stopped') THEN 'scheduled' ELSE 'finished' END \
+             WHERE id = $1 RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(now)
+        .fetch_one(&self.pool)
         .await
-        .map_err(translate)?
-        .try_get("n")
         .map_err(translate)?;
-        let (status, state) = match (tasks.is_empty(), running > 0) {
-            (true, _) => ("stopped", "finished"),
-            (false, true) => ("running", "scheduled"),
-            (false, false) => ("pending", "scheduled"),
-        };
-        sqlx::query("UPDATE jobs SET status = $2, scheduler_state = $3 WHERE id = $1")
-            .bind(job.id.to_string())
-            .bind(status)
-            .bind(state)
-            .execute(&mut *tx)
-            .await
-            .map_err(translate)?;
-        tx.commit().await.map_err(translate)?;
-        let stored = JobRow {
-            status: status.into(),
-            scheduler_state: state.into(),
-            created_at: now,
-            updated_at: now,
-            ..job.clone()
-        };
-        Ok((stored, ids))
+        job_row(&r)
+    }
+
+    /// Stops jobs (not being created) that have no active task left: a
+    /// safety net, should a stop ever be missed. Returns them.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn stop_idle_jobs(&self) -> Result<Vec<JobRow>, MetaError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'stopped', updated_at = $1, \
+             scheduler_state = CASE WHEN scheduler_state = 'cancelled' THEN 'cancelled' ELSE 'finished' END \
+             WHERE status <> 'stopped' AND scheduler_state <> 'scheduling' \
+             AND NOT EXISTS (SELECT 1 FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
+                 WHERE jt.job_id = jobs.id AND t.status <> 'stopped') \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(self.now())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(translate)?;
+        rows.iter().map(job_row).collect()
     }
 
     async fn link_task(
@@ -316,22 +379,27 @@ impl Meta {
             .execute(&mut *tx)
             .await
             .map_err(translate)?;
-            let active = sqlx::query(
-                "SELECT id, priority FROM tasks WHERE layer_key = $1 AND status <> 'stopped'",
-            )
-            .bind(t.layer_key.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(translate)?;
-            let Some(active) = active else { continue };
-            let id = uuid(&active, "id")?;
-            if id != fresh && int(&active, "priority")? < job.priority {
-                sqlx::query("UPDATE tasks SET priority = $2 WHERE id = $1")
-                    .bind(id.to_string())
-                    .bind(job.priority)
-                    .execute(&mut *tx)
+            let active =
+                sqlx::query("SELECT id FROM tasks WHERE layer_key = $1 AND status <> 'stopped'")
+                    .bind(t.layer_key.clone())
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(translate)?;
+            let Some(active) = active else { continue };
+            let id = uuid(&active, "id")?;
+            // Locks the task row (and raises its priority): a task that
+            // stopped since the select is not joined; look again.
+            let still = sqlx::query(
+                "UPDATE tasks SET priority = CASE WHEN priority < $2 THEN $2 ELSE priority END \
+                 WHERE id = $1 AND status <> 'stopped'",
+            )
+            .bind(id.to_string())
+            .bind(job.priority)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?;
+            if still.rows_affected() == 0 {
+                continue;
             }
             sqlx::query(
                 "INSERT INTO job_tasks (job_id, task_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -343,8 +411,8 @@ impl Meta {
             .map_err(translate)?;
             return Ok(id);
         }
-        Err(MetaError::Conflict(format!(
-            "the task for layer {} kept changing state",
+        Err(MetaError::Backend(format!(
+            "the task for layer {} kept changing state; retry",
             t.layer_key
         )))
     }
@@ -496,11 +564,28 @@ impl Meta {
     ) -> Result<Finished, MetaError> {
         let now = self.now();
         let mut tx = self.pool.begin().await.map_err(translate)?;
+        lock_linked_jobs(&mut tx, task, now).await?;
+        // A failed task that no live job wants any more is not retried.
+        let wanted = sqlx::query(
+            "SELECT 1 AS one FROM job_tasks jt JOIN jobs j ON j.id = jt.job_id \
+             WHERE jt.task_id = $1 AND j.status <> 'stopped' LIMIT 1",
+        )
+        .bind(task.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(translate)?
+        .is_some();
         let (status, result, error, not_before) = match outcome {
             Outcome::Success { .. } => ("stopped", Some("success"), None, None),
-            Outcome::Retry { error, not_before } => {
+            Outcome::Retry { error, not_before } if wanted => {
                 ("pending", None, Some(error.clone()), Some(*not_before))
             }
+            Outcome::Retry { error, .. } => (
+                "stopped",
+                Some("cancelled"),
+                Some(format!("{error} (not retried: its jobs were cancelled)")),
+                None,
+            ),
             Outcome::Fail { error } => ("stopped", Some("failure"), Some(error.clone()), None),
         };
         let owned = sqlx::query(
@@ -562,6 +647,15 @@ impl Meta {
     pub async fn fail_abandoned(&self) -> Result<Vec<(TaskRow, Vec<JobRow>)>, MetaError> {
         let now = self.now();
         let mut tx = self.pool.begin().await.map_err(translate)?;
+        sqlx::query(
+            "UPDATE jobs SET updated_at = $1 WHERE status <> 'stopped' AND id IN \
+             (SELECT jt.job_id FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
+              WHERE t.status = 'running' AND t.lease_expires < $1 AND t.attempts >= t.max_attempts)",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
         let rows = sqlx::query(&format!(
             "UPDATE tasks SET status = 'stopped', run_result = 'failure', lease_owner = NULL, lease_expires = NULL, \
              error = 'the worker stopped renewing its lease on the last allowed attempt', updated_at = $1 \

@@ -258,11 +258,26 @@ impl Meta {
         let Some(r) = r else { return Ok(None) };
         let d = delivery_row(&r)?;
         let hook = self.webhook(d.org_id, d.webhook_id).await?;
+        if hook.deleted_at.is_some() {
+            // Deleted since the event: nothing more is sent to it.
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'failed', lease_expires = NULL, updated_at = $2 WHERE id = $1",
+            )
+            .bind(d.id.to_string())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(translate)?;
+            return Ok(None);
+        }
         Ok(Some((d, hook)))
     }
 
     /// Records one attempt and the delivery's next state: delivered, retry
     /// at `retry_at`, or (`retry_at` = `None` after a failure) failed.
+    /// Fenced by the attempt count of the claim: a dispatcher whose lease
+    /// expired (another claimed the delivery since) changes nothing and
+    /// gets `false`.
     ///
     /// # Errors
     /// [`MetaError`] from the store.
@@ -272,9 +287,28 @@ impl Meta {
         a: &AttemptRow,
         delivered: bool,
         retry_at: Option<i64>,
-    ) -> Result<(), MetaError> {
+    ) -> Result<bool, MetaError> {
         let now = self.now();
         let mut tx = self.pool.begin().await.map_err(translate)?;
+        let status = match (delivered, retry_at) {
+            (true, _) => "delivered",
+            (false, Some(_)) => "pending",
+            (false, None) => "failed",
+        };
+        let owned = sqlx::query(
+            "UPDATE webhook_deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+             lease_expires = NULL, updated_at = $4 WHERE id = $1 AND attempts = $5 AND status = 'pending'",
+        )
+        .bind(d.id.to_string())
+        .bind(status.to_string())
+        .bind(retry_at)
+        .bind(now)
+        .bind(d.attempts)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?
+        .rows_affected()
+            == 1;
         sqlx::query(&format!(
             "INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -288,23 +322,8 @@ impl Meta {
         .execute(&mut *tx)
         .await
         .map_err(translate)?;
-        let status = match (delivered, retry_at) {
-            (true, _) => "delivered",
-            (false, Some(_)) => "pending",
-            (false, None) => "failed",
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-             lease_expires = NULL, updated_at = $4 WHERE id = $1",
-        )
-        .bind(d.id.to_string())
-        .bind(status.to_string())
-        .bind(retry_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(translate)?;
-        tx.commit().await.map_err(translate)
+        tx.commit().await.map_err(translate)?;
+        Ok(owned)
     }
 
     /// Deliveries of one webhook, newest first when `w.descending`.

@@ -1,9 +1,12 @@
 //! The `command` backend: one process per render.
 //!
 //! The program gets the request (see `external`) as JSON on stdin and
-//! writes the PNG to stdout. A non-zero exit, a timeout (the process is
-//! killed) or unusable output fails the render; the tail of stderr goes
-//! into the error, and so into the run's record.
+//! writes the PNG to stdout. A non-zero exit, a timeout or unusable output
+//! fails the render; the tail of stderr goes into the error, and so into
+//! the run's record. The program runs in a process group of its own, killed
+//! as a whole when the render ends or times out, so a script's children do
+//! not outlive it; its environment is a short allow-list (`pass_env` adds
+//! to it), never the server's credentials.
 
 use super::external::{decode_output, request_json};
 use super::{RenderError, RenderRequest, Renderer};
@@ -16,10 +19,14 @@ use tokio::process::Command;
 /// Bytes of stderr kept for the error message.
 const STDERR_TAIL: usize = 2048;
 
+/// Variables a render program always gets (when the server has them).
+const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"];
+
 #[derive(Debug, Clone)]
 pub struct CommandRenderer {
     program: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     timeout: Duration,
     max_pixels: u64,
     max_output_bytes: usize,
@@ -32,6 +39,7 @@ impl CommandRenderer {
     /// A message when `command` is empty.
     pub fn new(
         command: Vec<String>,
+        pass_env: &[String],
         timeout: Duration,
         max_pixels: u64,
         max_output_bytes: usize,
@@ -41,9 +49,16 @@ impl CommandRenderer {
             .next()
             .filter(|p| !p.is_empty())
             .ok_or("a command backend needs `command = [\"program\", \"args\"...]`")?;
+        let env = BASE_ENV
+            .iter()
+            .map(|s| (*s).to_string())
+            .chain(pass_env.iter().cloned())
+            .filter_map(|k| std::env::var(&k).ok().map(|v| (k, v)))
+            .collect();
         Ok(CommandRenderer {
             program,
             args: it.collect(),
+            env,
             timeout,
             max_pixels,
             max_output_bytes,
@@ -53,12 +68,20 @@ impl CommandRenderer {
     async fn run(&self, input: Vec<u8>) -> Result<Vec<u8>, RenderError> {
         let mut child = Command::new(&self.program)
             .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| RenderError::Failed(format!("cannot start {}: {e}", self.program)))?;
+        // Kills the whole group on every way out: done, failed, timed out, dropped.
+        let _group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(KillGroup);
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -82,6 +105,10 @@ impl CommandRenderer {
         let status = status
             .map_err(|e| RenderError::Failed(format!("waiting for {}: {e}", self.program)))?;
         let stderr = String::from_utf8_lossy(&err).trim().to_string();
+        // Too much output kills the program with SIGPIPE: report the cause.
+        if let Err(e) = &out {
+            return Err(RenderError::Rejected(format!("{}: {e}", self.program)));
+        }
         if !status.success() {
             return Err(RenderError::Failed(format!(
                 "{} exited with {status}{}{stderr}",
@@ -90,6 +117,18 @@ impl CommandRenderer {
             )));
         }
         out.map_err(|e| RenderError::Failed(format!("{}: {e}", self.program)))
+    }
+}
+
+/// Kills a process group when dropped.
+struct KillGroup(i32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        // SAFETY: killpg has no memory effects; a group that is gone is ESRCH.
+        unsafe {
+            libc::killpg(self.0, libc::SIGKILL);
+        }
     }
 }
 

@@ -39,6 +39,8 @@ impl HttpRenderer {
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A redirected POST would turn into a GET: a farm must answer itself.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("http client: {e}"))?;
         Ok(HttpRenderer {
@@ -51,7 +53,8 @@ impl HttpRenderer {
         })
     }
 
-    /// One exchange: `Ok(bytes)`, or `Err((retryable, message))`.
+    /// One exchange: `Ok(bytes)`, or `Err((retryable, message))`; a
+    /// non-retryable failure is final for the run, too.
     async fn attempt(&self, body: &[u8]) -> Result<Vec<u8>, (bool, String)> {
         let resp = self
             .client
@@ -96,8 +99,18 @@ impl HttpRenderer {
             }
             return Ok(out);
         }
-        let text = resp.text().await.unwrap_or_default();
-        let excerpt: String = text.chars().take(BODY_EXCERPT).collect();
+        let mut resp = resp;
+        let mut head = Vec::new();
+        while head.len() < BODY_EXCERPT * 4 {
+            match resp.chunk().await {
+                Ok(Some(c)) => head.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        let excerpt: String = String::from_utf8_lossy(&head)
+            .chars()
+            .take(BODY_EXCERPT)
+            .collect();
         Err((
             status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS,
             format!("{} answered {status}: {}", self.url, excerpt.trim()),
@@ -122,7 +135,8 @@ impl Renderer for HttpRenderer {
                         tokio::time::sleep(delay).await;
                         delay *= 2;
                     }
-                    Err((_, msg)) => return Err(RenderError::Failed(msg)),
+                    Err((true, msg)) => return Err(RenderError::Failed(msg)),
+                    Err((false, msg)) => return Err(RenderError::Rejected(msg)),
                 }
             }
         };

@@ -68,6 +68,10 @@ pub enum RenderError {
     Timeout(std::time::Duration),
     #[error("the render backend \"{0}\" is not configured on this server")]
     Unconfigured(String),
+    /// The backend answered, and the answer will not change on a retry
+    /// (a 4xx from a render farm, output of the wrong size).
+    #[error("the renderer failed: {0}")]
+    Rejected(String),
 }
 
 impl RenderError {
@@ -91,7 +95,8 @@ pub trait Renderer: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Renderers {
     default: String,
-    backends: std::collections::HashMap<String, Arc<dyn Renderer>>,
+    /// Backend and the longest one of its renders may take.
+    backends: std::collections::HashMap<String, (Arc<dyn Renderer>, std::time::Duration)>,
 }
 
 impl Renderers {
@@ -103,17 +108,26 @@ impl Renderers {
         s: &crate::config::RenderSettings,
         builtin: Option<Arc<dyn Renderer>>,
     ) -> Result<Renderers, String> {
-        let mut backends: std::collections::HashMap<String, Arc<dyn Renderer>> =
-            std::collections::HashMap::new();
+        let mut backends = std::collections::HashMap::new();
+        let default_timeout = std::time::Duration::from_secs(s.timeout_secs);
         backends.insert(
-            "builtin".into(),
-            builtin.unwrap_or_else(|| Arc::new(BuiltinRenderer::new(s.max_pixels))),
+            "builtin".to_string(),
+            (
+                builtin.unwrap_or_else(|| Arc::new(BuiltinRenderer::new(s.max_pixels))),
+                default_timeout,
+            ),
         );
         for (name, b) in &s.backends {
+            if b.timeout_secs == Some(0) {
+                return Err(format!(
+                    "render.backends.{name}.timeout_secs: must be at least 1"
+                ));
+            }
             let timeout = std::time::Duration::from_secs(b.timeout_secs.unwrap_or(s.timeout_secs));
             let r: Arc<dyn Renderer> = match b.kind.as_str() {
                 "command" => Arc::new(CommandRenderer::new(
                     b.command.clone(),
+                    &b.pass_env,
                     timeout,
                     s.max_pixels,
                     s.max_output_bytes,
@@ -131,7 +145,7 @@ impl Renderers {
                     ));
                 }
             };
-            backends.insert(name.clone(), r);
+            backends.insert(name.clone(), (r, timeout));
         }
         if !backends.contains_key(&s.backend) {
             return Err(format!(
@@ -145,15 +159,19 @@ impl Renderers {
         })
     }
 
-    /// The backend that draws `asset`.
+    /// The backend that draws `asset`, and its render timeout.
     ///
     /// # Errors
     /// [`RenderError::Unconfigured`] when the asset names a backend this
     /// process does not have.
-    pub fn for_asset(&self, asset: &Asset) -> Result<&Arc<dyn Renderer>, RenderError> {
+    pub fn for_asset(
+        &self,
+        asset: &Asset,
+    ) -> Result<(Arc<dyn Renderer>, std::time::Duration), RenderError> {
         let name = asset.spec.renderer.as_deref().unwrap_or(&self.default);
         self.backends
             .get(name)
+            .map(|(r, t)| (Arc::clone(r), *t))
             .ok_or_else(|| RenderError::Unconfigured(name.to_string()))
     }
 

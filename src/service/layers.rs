@@ -12,7 +12,7 @@ use super::files::FileService;
 use crate::catalog::Asset;
 use crate::compose::{LayerImage, layerfile};
 use crate::error::Error;
-use crate::jobs::{LayerJob, Origin, Recorder};
+use crate::jobs::{LayerJob, Origin, Recorded, Recorder};
 use crate::keys::{self, Configuration};
 use crate::meta::{LayerFilter, LayerRow, Meta, Window};
 use crate::pipeline::Compositor;
@@ -399,7 +399,7 @@ impl Recorder for LayerService {
         path: &str,
         bytes: &[u8],
         origin: Origin,
-    ) -> Result<(Uuid, Uuid), Error> {
+    ) -> Result<Recorded, Error> {
         let req = &job.request;
         let asset = &req.asset;
         let l = &asset.layers[req.layer];
@@ -428,8 +428,31 @@ impl Recorder for LayerService {
         row.height = i64::from(req.height);
         row.job_id = Some(origin.job.to_string());
         row.task_id = Some(origin.task.to_string());
-        self.meta.insert_layer(&row).await?;
-        Ok((row.id, file.id))
+        match self.meta.insert_layer(&row).await {
+            Ok(()) => Ok(Recorded {
+                layer_id: row.id,
+                file_id: file.id,
+                created: true,
+            }),
+            // Another worker recorded this key first (one render record a key).
+            Err(e @ crate::meta::MetaError::Conflict(_)) => {
+                let f = LayerFilter {
+                    layer_key: Some(job.key.hex()),
+                    ..LayerFilter::default()
+                };
+                let (_, rows) = self.meta.layers(org, &f, None).await?;
+                let existing = rows
+                    .into_iter()
+                    .find(|r| r.source == "render")
+                    .ok_or_else(|| Error::from(e))?;
+                Ok(Recorded {
+                    layer_id: existing.id,
+                    file_id: existing.file_id,
+                    created: false,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
