@@ -34,6 +34,8 @@ pub struct App {
     pub compositor: Compositor,
     pub jobs: Arc<Jobs>,
     pub webhooks: Arc<Webhooks>,
+    pub signer: crate::signing::Signer,
+    pub tokens: Arc<crate::service::TokenService>,
     /// Render workers (when `jobs.in_process`) and the webhook dispatcher.
     background: Background,
 }
@@ -113,6 +115,10 @@ impl App {
         settings: Settings,
         builtin: Option<Arc<dyn Renderer>>,
     ) -> Result<App, AppError> {
+        // Install the metrics recorder before anything counts.
+        if crate::telemetry::handle().is_none() {
+            tracing::warn!("another metrics recorder is installed; /metrics will fail");
+        }
         let renderers =
             Renderers::from_settings(&settings.render, builtin).map_err(AppError::Render)?;
         let files_catalog = load_catalog(&settings)?;
@@ -129,7 +135,7 @@ impl App {
             composite_bytes: settings.cache.composite_bytes,
             layer_bytes: settings.cache.layer_bytes,
         });
-        let files = FileService::new(Arc::clone(&meta), store.clone());
+        let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
         let layers = Arc::new(LayerService::new(
             Arc::clone(&meta),
             store.clone(),
@@ -163,9 +169,13 @@ impl App {
                 compose_concurrency: Settings::threads(settings.compose.concurrency),
                 miss_wait: Duration::from_secs(settings.render.miss_wait_secs),
                 max_layer_pixels: settings.render.max_pixels,
+                compose_max_waiting: settings.compose.max_waiting,
             },
         );
         let configurations = SavedConfigurations::new(Arc::clone(&meta), Arc::clone(&assets));
+        let signer =
+            crate::signing::Signer::new(&settings.signing.keys).map_err(AppError::Render)?;
+        let tokens = Arc::new(crate::service::TokenService::new(Arc::clone(&meta)));
         Ok(App {
             settings,
             meta,
@@ -177,6 +187,8 @@ impl App {
             compositor,
             jobs,
             webhooks,
+            signer,
+            tokens,
             background,
         })
     }

@@ -31,7 +31,15 @@ pub struct Settings {
     pub compose: ComposeSettings,
     pub jobs: JobsSettings,
     pub webhooks: WebhookSettings,
+    pub signing: SigningSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSettings {
+    pub keys: Vec<String>,
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,6 +49,9 @@ pub struct HttpSettings {
     pub max_dimension: u32,
     pub request_timeout_secs: u64,
     pub max_age_secs: u64,
+    pub stale_while_revalidate_secs: u64,
+    pub cache_buster: String,
+    pub shutdown_grace_secs: u64,
     pub max_query_bytes: usize,
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
@@ -117,6 +128,7 @@ fn default_retries() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct JobsSettings {
     pub in_process: bool,
+    pub max_pending: i64,
     pub lease_secs: u64,
     pub poll_ms: u64,
     pub max_attempts: u32,
@@ -139,6 +151,7 @@ pub struct WebhookSettings {
 #[serde(deny_unknown_fields)]
 pub struct ComposeSettings {
     pub concurrency: usize,
+    pub max_waiting: usize,
     pub default_format: String,
     pub jpeg_quality: u8,
     pub webp_quality: u8,
@@ -268,6 +281,26 @@ impl Settings {
                     "must be longer than render.miss_wait_secs ({}), so that a slow miss answers its own 503",
                     self.render.miss_wait_secs
                 ),
+            );
+        }
+        if let Err(e) = crate::signing::Signer::new(&self.signing.keys) {
+            return Err(SettingsError(e));
+        }
+        if self.signing.required && self.signing.keys.is_empty() {
+            return bad(
+                "signing.required",
+                "needs at least one key in signing.keys".into(),
+            );
+        }
+        if !self
+            .http
+            .cache_buster
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return bad(
+                "http.cache_buster",
+                "letters, digits, '-', '_' and '.' only".into(),
             );
         }
         if let Err(e) = crate::render::Renderers::from_settings(&self.render, None) {

@@ -35,6 +35,12 @@ pub enum Error {
     /// Not ready yet, or a dependency is down; try again later (503).
     #[error("{message}")]
     Unavailable { message: String, retry_after: u32 },
+    /// Over capacity: too much work queued already; try again later (429).
+    #[error("{message}")]
+    Overloaded { message: String, retry_after: u32 },
+    /// No credentials where they are needed (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// A bug or an unexpected failure; the message is logged, not sent (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,6 +58,13 @@ impl Error {
         Error::Invalid {
             param: param.into(),
             message: message.into(),
+        }
+    }
+
+    pub fn overloaded(message: impl Into<String>) -> Error {
+        Error::Overloaded {
+            message: message.into(),
+            retry_after: 1,
         }
     }
 

@@ -13,6 +13,8 @@
 //! - [`webhooks`]: subscriptions and signed, retried event deliveries.
 //! - [`pipeline`]: the request path from key to bytes.
 //! - [`service`]: assets (versions), files, layers, saved configurations.
+//! - [`signing`]: signed image URLs (HMAC over the canonical URL).
+//! - [`telemetry`]: metric names and the Prometheus recorder.
 //! - [`config`], [`app`]: settings and the runtime built from them.
 //! - [`http`]: routes, parameters, errors → status codes.
 //! - [`cli`]: the `layercake` binary.
@@ -30,7 +32,9 @@ pub mod meta;
 pub mod pipeline;
 pub mod render;
 pub mod service;
+pub mod signing;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
 
 pub use app::App;

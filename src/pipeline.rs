@@ -25,6 +25,7 @@ use crate::jobs::{JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
 use crate::keys::{self, Configuration, Key};
 use crate::render::RenderRequest;
 use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path, layer_path};
+use crate::telemetry;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +51,14 @@ impl ImageRequest {
         config: Configuration,
         view: usize,
         output: Output,
+        buster: &str,
     ) -> ImageRequest {
-        let key = keys::composite_key(&asset, &config, view, &output.canonical());
+        let mut canonical = output.canonical();
+        if !buster.is_empty() {
+            canonical.push_str(";buster=");
+            canonical.push_str(buster);
+        }
+        let key = keys::composite_key(&asset, &config, view, &canonical);
         ImageRequest {
             asset,
             config,
@@ -104,6 +111,8 @@ pub struct Limits {
     pub miss_wait: Duration,
     /// Largest stored layer accepted when decoding (pixels).
     pub max_layer_pixels: u64,
+    /// Compose/encode jobs allowed to wait for a slot; beyond: 429.
+    pub compose_max_waiting: usize,
 }
 
 /// The compositor service. Cheap to clone.
@@ -127,6 +136,8 @@ struct Inner {
     limits: Limits,
     /// Background writes of composites, awaited at shutdown.
     writes: TaskTracker,
+    /// Compose/encode jobs waiting for a slot of `cpu`.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Compositor {
@@ -147,6 +158,7 @@ impl Compositor {
                 cpu: Semaphore::new(limits.compose_concurrency.max(1)),
                 limits,
                 writes: TaskTracker::new(),
+                waiting: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -160,7 +172,9 @@ impl Compositor {
     pub async fn image(&self, req: ImageRequest) -> Result<Image, Error> {
         let key = req.key();
         let format = req.output.format;
-        if let Some(e) = self.inner.tiers.composites.get(&key) {
+        let hit = self.inner.tiers.composites.get(&key);
+        telemetry::cache_lookup("composite", "memory", hit.is_some());
+        if let Some(e) = hit {
             return Ok(Image {
                 key,
                 bytes: e.bytes,
@@ -194,18 +208,14 @@ impl Compositor {
     /// Runs CPU-bound `f` on the blocking pool behind the compose semaphore.
     ///
     /// # Errors
+    /// [`Error::Overloaded`] when `compose.max_waiting` jobs already wait,
     /// [`Error::Unavailable`] when shutting down; a panic in `f` is internal.
     pub async fn cpu<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let _permit = self
-            .inner
-            .cpu
-            .acquire()
-            .await
-            .map_err(|_| Error::unavailable("shutting down"))?;
+        let _permit = self.inner.cpu_slot().await?;
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| Error::Internal(format!("cpu task: {e}")))
@@ -243,6 +253,14 @@ impl Compositor {
             .await
     }
 
+    /// Bytes held by the composite and the layer memory tiers.
+    pub fn cache_bytes(&self) -> (u64, u64) {
+        let t = &self.inner.tiers;
+        t.composites.run_pending_tasks();
+        t.layers.run_pending_tasks();
+        (t.composites.weighted_size(), t.layers.weighted_size())
+    }
+
     /// Waits for background writes to finish (for graceful shutdown).
     pub async fn flush(&self) {
         self.inner.writes.close();
@@ -252,6 +270,28 @@ impl Compositor {
 }
 
 impl Inner {
+    /// A compose slot: at once if one is free, after a wait if fewer than
+    /// `compose_max_waiting` wait already, else a fast 429.
+    async fn cpu_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
+        use std::sync::atomic::Ordering;
+        if let Ok(p) = self.cpu.try_acquire() {
+            return Ok(p);
+        }
+        let before = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _leave = Decrement(&self.waiting);
+        if before >= self.limits.compose_max_waiting {
+            metrics::counter!(telemetry::REJECTED, "reason" => "compose").increment(1);
+            return Err(Error::overloaded(format!(
+                "over capacity: {before} images are waiting to be composed; retry shortly"
+            )));
+        }
+        metrics::gauge!(telemetry::COMPOSE_WAITING).set((before + 1) as f64);
+        self.cpu
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("shutting down"))
+    }
+
     async fn produce(
         this: Arc<Inner>,
         key: Key,
@@ -259,18 +299,16 @@ impl Inner {
     ) -> Result<(Encoded, Source), Error> {
         let format = req.output.format;
         let path = composite_path(&key, format);
-        if let Some(bytes) = this.store.get(&path).await? {
+        let stored = this.store.get(&path).await?;
+        telemetry::cache_lookup("composite", "store", stored.is_some());
+        if let Some(bytes) = stored {
             let e = Encoded { bytes, format };
             this.tiers.composites.insert(key, e.clone());
             return Ok((e, Source::Store));
         }
         let layers = Inner::layers_for(&this, &req).await?;
         let bytes = {
-            let _permit = this
-                .cpu
-                .acquire()
-                .await
-                .map_err(|_| Error::unavailable("shutting down"))?;
+            let _permit = this.cpu_slot().await?;
             let output = req.output.clone();
             let canvas = (req.asset.width, req.asset.height);
             tokio::task::spawn_blocking(move || render_composite(&layers, canvas, &output))
@@ -375,7 +413,9 @@ impl Inner {
         job: LayerJob,
     ) -> Result<Option<Arc<LayerImage>>, Error> {
         let key = job.key;
-        if let Some(l) = this.tiers.layers.get(&key) {
+        let hit = this.tiers.layers.get(&key);
+        telemetry::cache_lookup("layer", "memory", hit.is_some());
+        if let Some(l) = hit {
             return Ok(Some(l));
         }
         let tiers = this.tiers.clone();
@@ -386,6 +426,7 @@ impl Inner {
                 || tiers.layers.get(&key).map(Some),
                 move || async move {
                     let layer = Inner::stored_layer(&this, &job).await?;
+                    telemetry::cache_lookup("layer", "store", layer.is_some());
                     if let Some(l) = &layer {
                         this.tiers.layers.insert(key, Arc::clone(l));
                     }
@@ -435,11 +476,7 @@ impl Inner {
         let max = this.limits.max_layer_pixels;
         let want = (job.request.width, job.request.height);
         let decoded = {
-            let _permit = this
-                .cpu
-                .acquire()
-                .await
-                .map_err(|_| Error::unavailable("shutting down"))?;
+            let _permit = this.cpu_slot().await?;
             tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
                 .await
                 .map_err(|e| Error::Internal(format!("decode task: {e}")))?
@@ -455,6 +492,15 @@ impl Inner {
                 Ok(None)
             }
         }
+    }
+}
+
+/// Decrements a counter when dropped.
+struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

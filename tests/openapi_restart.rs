@@ -48,6 +48,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/webhooks/{id}/restore"),
     ("get", "/api/webhooks/{id}/deliveries"),
     ("get", "/api/webhooks/healthcheck"),
+    ("post", "/api/urls"),
+    ("get", "/metrics"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
 ];
 
 #[tokio::test]

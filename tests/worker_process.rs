@@ -5,53 +5,9 @@
 
 mod common;
 
-use common::{enc, solid_png};
+use common::{enc, solid_png, start_binary as start};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `layercake <args>` and waits for a line of its log containing
-/// `ready`; returns the process and that line.
-fn start(args: &[&str], config: &Path, data: &Path, ready: &'static str) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_layercake"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start layercake");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains(ready) {
-                let _ = tx.send(line.clone());
-            }
-            eprintln!("  | {line}");
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("layercake {args:?} never logged {ready:?}"));
-    (Proc(child), line)
-}
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     let r = client.get(url).send().await.unwrap();

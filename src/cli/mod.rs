@@ -2,6 +2,8 @@
 //!
 //! - `serve`: the HTTP service (with render workers unless `jobs.in_process = false`).
 //! - `worker`: render workers only, sharing the stores with `serve` processes.
+//! - `url`: a signed, version-pinned image URL.
+//! - `token create|list|revoke`: API tokens.
 //! - `catalog check`: validate a folder of asset definitions.
 //! - `config`: print the merged configuration.
 //!
@@ -9,6 +11,8 @@
 //! with a message, they are not matched on.
 
 mod serve;
+mod token;
+mod url;
 mod worker;
 
 use crate::catalog::Catalog;
@@ -43,6 +47,21 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Print a signed image URL for a configuration (signing.keys; the
+    /// asset's live definition from the data dir).
+    Url {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: url::UrlArgs,
+    },
+    /// Manage API tokens (stored hashed in the metadata store).
+    Token {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
     /// Work with asset definitions.
     Catalog {
         #[command(subcommand)]
@@ -67,10 +86,10 @@ enum CatalogCommand {
 #[derive(Debug, clap::Args)]
 struct Common {
     /// Configuration file (TOML); see config/layercake.toml.
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Where state lives (overrides storage.data_dir).
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
 }
 
@@ -93,6 +112,8 @@ pub fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { common, listen } => serve::run(common.settings(listen)?),
         Command::Worker { common } => worker::run(common.settings(None)?),
+        Command::Url { common, args } => url::run(common.settings(None)?, args),
+        Command::Token { common, command } => token::run(common.settings(None)?, command),
         Command::Config { common } => {
             print!("{}", common.settings(None)?.to_toml());
             Ok(())

@@ -15,6 +15,12 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         let app = Arc::new(App::build(settings).await?);
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        if app.tokens.development_mode().await? {
+            if !addr.ip().is_loopback() {
+                anyhow::bail!("no API token exists, so this server is in development mode (every request acts for the default org): it listens on loopback only, not on {addr}. Create a token with `layercake token create`, or listen on 127.0.0.1.");
+            }
+            tracing::warn!("DEVELOPMENT MODE: no API token exists; every request acts for the default org without credentials. Create one with `layercake token create` to turn authentication on.");
+        }
         for a in app.catalog().snapshot().assets() {
             tracing::info!(asset = %a.id, name = %a.name, version = a.version, layers = a.layers.len(), views = a.views.len(), "asset loaded");
         }

@@ -39,7 +39,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
             );
         }
         let assets = Arc::new(AssetRegistry::follower(Arc::clone(&meta), catalog));
-        let files = FileService::new(Arc::clone(&meta), store.clone());
+        let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
         let layers = Arc::new(LayerService::new(
             Arc::clone(&meta),
             store.clone(),

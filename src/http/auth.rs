@@ -2,21 +2,27 @@
 //!
 //! A token arrives as `Authorization: Bearer <t>` or as the query parameter
 //! `bearer_token=<t>` (the published Threekit client sends it in the
-//! query). [`Caller`] resolves it to an org; every record a route reads or
-//! writes is scoped to that org.
+//! query). [`Caller`] resolves it to an org through `service::tokens`;
+//! every record a route reads or writes is scoped to that org (another
+//! org's id is a 404).
 //!
-//! Today layercake runs in **development mode** only: every request acts
-//! for the default org (`meta::DEFAULT_ORG`) and `orgId` is ignored, which
-//! is why the server binds loopback by default. Tokens, their orgs, public
-//! tokens' origins and the 401/403 answers fill in [`Caller::resolve`]
-//! without touching the routes.
+//! - No token was ever created: **development mode**. Every request acts
+//!   for the default org (`meta::DEFAULT_ORG`), tokens are ignored, and
+//!   `serve` refuses to listen beyond loopback.
+//! - Otherwise: no token is 401; an unknown or revoked one is 401; a
+//!   public token on a write, from an origin it does not list (`Origin`,
+//!   else `Referer`), or an `orgId` that is not the token's org is 403.
+//! - The image route also serves callers without a token when the URL is
+//!   validly signed ([`ImageCaller`]): the signature is the permission.
 
 use super::error::ApiError;
 use crate::app::App;
 use crate::error::Error;
 use crate::meta::DEFAULT_ORG;
+use crate::service::tokens::origin_of;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -29,22 +35,71 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn resolve(_app: &App, token: Option<String>) -> Result<Caller, Error> {
-        // Development mode: no token store yet; everything is the default org.
-        if token.is_some() {
-            tracing::trace!("token ignored: development mode");
+    async fn resolve(app: &App, parts: &Parts) -> Result<Caller, Error> {
+        if app.tokens.development_mode().await? {
+            return Ok(Caller {
+                org: DEFAULT_ORG,
+                private: true,
+            });
+        }
+        let Some(t) = token(parts) else {
+            return Err(Error::Unauthorized(
+                "a token is needed: Authorization: Bearer <token>, or bearer_token=<token>".into(),
+            ));
+        };
+        let Some(grant) = app.tokens.authenticate(&t).await? else {
+            return Err(Error::Unauthorized("unknown or revoked token".into()));
+        };
+        if !grant.private {
+            if !matches!(parts.method, Method::GET | Method::HEAD) {
+                return Err(Error::Forbidden(
+                    "a public token may only read (GET); use a private token".into(),
+                ));
+            }
+            let origin = parts
+                .headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| {
+                    parts
+                        .headers
+                        .get(header::REFERER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(origin_of)
+                });
+            match origin {
+                Some(o) if grant.origins.iter().any(|a| a == &o) => {}
+                Some(o) => {
+                    return Err(Error::Forbidden(format!(
+                        "origin {o} may not use this public token"
+                    )));
+                }
+                None => {
+                    return Err(Error::Forbidden(
+                        "a public token is accepted only with an Origin or Referer of an allowed origin".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(q) = parts.uri.query()
+            && let Some((_, org)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "orgId")
+        {
+            let org = super::params::parse_uuid("orgId", &org)?;
+            if org != grant.org {
+                return Err(Error::Forbidden("orgId is not the token's org".into()));
+            }
         }
         Ok(Caller {
-            org: DEFAULT_ORG,
-            private: true,
+            org: grant.org,
+            private: grant.private,
         })
     }
 
     /// For routes that change state.
     ///
     /// # Errors
-    /// 401 without a token, 403 for a token that may not write (never in
-    /// development mode).
+    /// 403 for a token that may not write (never in development mode).
     pub fn require_private(&self) -> Result<(), Error> {
         if self.private {
             Ok(())
@@ -76,6 +131,25 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
-        Ok(Caller::resolve(app, token(parts))?)
+        Ok(Caller::resolve(app, parts).await?)
+    }
+}
+
+/// The caller of the image route: `None` when there is no token at all
+/// (then only a signed URL is served; see `compositor`).
+#[derive(Debug, Clone)]
+pub struct ImageCaller(pub Option<Caller>);
+
+impl FromRequestParts<Arc<App>> for ImageCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<ImageCaller, ApiError> {
+        if token(parts).is_none() && !app.tokens.development_mode().await? {
+            return Ok(ImageCaller(None));
+        }
+        Ok(ImageCaller(Some(Caller::resolve(app, parts).await?)))
     }
 }

@@ -6,7 +6,7 @@
 //! work: a revalidation (`If-None-Match`) is answered 304 without looking
 //! at a cache, let alone rendering.
 
-use super::auth::Caller;
+use super::auth::ImageCaller;
 use super::error::ApiError;
 use super::params::Params;
 use super::wire::ErrorBody;
@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::keys::{self, Configuration};
 use crate::meta::ConfigurationRow;
 use crate::pipeline::ImageRequest;
+use crate::signing::Verdict;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,18 @@ use uuid::Uuid;
 /// Response header telling where the bytes came from: `hit-memory`,
 /// `hit-store` or `miss`.
 pub const CACHE_HEADER: &str = "x-layercake-cache";
+
+/// The path image URLs are signed for (with or without a trailing slash).
+pub const PATH: &str = "/api/fast-compositor";
+
+/// What a response may vary on: `format=auto` picks the format from `Accept`.
+const VARY: &str = "Accept";
+
+/// The `v` parameter of URLs pinned to an asset definition:
+/// `<version>.<layer epoch>`.
+pub fn version_pin(asset: &crate::catalog::Asset) -> String {
+    format!("{}.{}", asset.version, asset.epoch)
+}
 
 /// The image of one configuration: layers found or rendered, stacked,
 /// fitted and encoded; then served from memory.
@@ -44,38 +57,96 @@ pub const CACHE_HEADER: &str = "x-layercake-cache";
         ("quality" = Option<u8>, Query, description = "1-100, for jpg and webp."),
         ("cacheKey" = Option<String>, Query, description = "Ignored (a cache buster for clients)."),
         ("display" = Option<String>, Query, description = "Ignored."),
-        ("orgId" = Option<String>, Query, description = "Ignored in development mode."),
+        ("orgId" = Option<String>, Query, description = "Must be the token's org when given (ignored in development mode)."),
         ("bearer_token" = Option<String>, Query, description = "Token, if not in the Authorization header."),
+        ("v" = Option<String>, Query, description = "`<version>.<epoch>` of the asset definition a signed URL was made for: when it is the live one, the answer is cacheable for a year (immutable)."),
+        ("signature" = Option<String>, Query, description = "HMAC-SHA256 of the canonical URL (see `layercake url`); required when signing.required."),
         ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 without any work."),
     ),
     responses(
         (status = 200, description = "The image (Content-Type per format; ETag; x-layercake-cache: hit-memory, hit-store or miss)"),
         (status = 304, description = "Not modified"),
         (status = 400, description = "Malformed JSON or number", body = ErrorBody),
+        (status = 401, description = "No token and no valid signature", body = ErrorBody),
+        (status = 403, description = "Signature invalid, or missing where required; public token from another origin", body = ErrorBody),
         (status = 404, description = "Unknown asset or saved configuration", body = ErrorBody),
         (status = 413, description = "Query string too long", body = ErrorBody),
         (status = 422, description = "Malformed UUID, unknown attribute or option, value or size out of range", body = ErrorBody),
+        (status = 429, description = "Over capacity; Retry-After", body = ErrorBody),
         (status = 502, description = "A layer could not be rendered", body = ErrorBody),
         (status = 503, description = "Still rendering past the wait budget; Retry-After", body = ErrorBody),
     ))]
 pub async fn image(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    ImageCaller(caller): ImageCaller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    // Before any work: a bad signature costs one HMAC.
+    let verdict = app.signer.verify(PATH, query.as_deref());
+    match verdict {
+        Verdict::Invalid => {
+            return Err(Error::Forbidden(
+                "signature: does not match this URL (changed after signing, or signed with a key this server does not have)".into(),
+            )
+            .into());
+        }
+        Verdict::Unsigned if app.settings.signing.required => {
+            return Err(Error::Forbidden(
+                "signature: this server serves signed image URLs only (see `layercake url` and POST /api/urls)".into(),
+            )
+            .into());
+        }
+        _ => {}
+    }
     let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
+    let org = match &caller {
+        Some(c) => c.org,
+        // No token: a signed URL speaks for the asset's owner.
+        None if verdict == Verdict::Valid => params
+            .str("assetId")
+            .and_then(|a| Uuid::parse_str(a).ok())
+            .and_then(|id| app.catalog().get(&id))
+            .map(|a| a.org)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "assetId",
+                    "a signed URL without a token must name its asset",
+                )
+            })?,
+        None => {
+            return Err(Error::Unauthorized(
+                "a token or a signed URL is needed: Authorization: Bearer <token>, bearer_token=<token>, or signature=".into(),
+            )
+            .into());
+        }
+    };
     let saved = match params.str("configurationId") {
-        Some(key) => Some(app.configurations.get(caller.org, key).await?),
+        Some(key) => Some(app.configurations.get(org, key).await?),
         None => None,
     };
-    let req = image_request(&app, caller.org, &params, saved.as_ref())?;
+    let req = image_request(&app, org, &params, saved.as_ref())?;
     let etag = format!("\"{}\"", req.key().hex());
-    let cache_control = format!("public, max-age={}", app.settings.http.max_age_secs);
+    // A signed URL pinned to the live definition names one image forever.
+    let pinned =
+        verdict == Verdict::Valid && params.str("v") == Some(version_pin(&req.asset).as_str());
+    let http = &app.settings.http;
+    let cache_control = if pinned {
+        "public, max-age=31536000, immutable".to_string()
+    } else {
+        format!(
+            "public, max-age={}, stale-while-revalidate={}",
+            http.max_age_secs, http.stale_while_revalidate_secs
+        )
+    };
     if if_none_match(&headers, &etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, cache_control),
+                (header::VARY, VARY.to_string()),
+            ],
         )
             .into_response());
     }
@@ -86,6 +157,7 @@ pub async fn image(
             (header::CONTENT_TYPE, img.format.content_type().to_string()),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
+            (header::VARY, VARY.to_string()),
         ],
         img.bytes,
     )
@@ -100,7 +172,7 @@ pub async fn image(
     responses((status = 200, description = "As GET /api/fast-compositor")))]
 pub async fn image_slash(
     state: State<Arc<App>>,
-    caller: Caller,
+    caller: ImageCaller,
     headers: HeaderMap,
     query: RawQuery,
 ) -> Result<Response, ApiError> {
@@ -218,7 +290,13 @@ pub fn image_request(
     );
     let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
     check_output_size(region, &output, max, None)?;
-    Ok(ImageRequest::new(asset, config, view, output))
+    Ok(ImageRequest::new(
+        asset,
+        config,
+        view,
+        output,
+        &app.settings.http.cache_buster,
+    ))
 }
 
 /// Both output sides, given or derived from the aspect ratio of `region`,

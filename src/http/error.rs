@@ -31,6 +31,8 @@ impl ApiError {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RenderFailed(_) => StatusCode::BAD_GATEWAY,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +48,8 @@ impl ApiError {
             Error::TooLarge(_) => "too-large",
             Error::RenderFailed(_) => "render-failed",
             Error::Unavailable { .. } => "unavailable",
+            Error::Overloaded { .. } => "overloaded",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Internal(_) => "internal",
         }
     }
@@ -65,7 +69,9 @@ impl IntoResponse for ApiError {
         let mut res = (status, Json(body)).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Error::Unavailable { retry_after, .. } = &self.0 {
+        if let Error::Unavailable { retry_after, .. } | Error::Overloaded { retry_after, .. } =
+            &self.0
+        {
             h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         res

@@ -1,11 +1,13 @@
 //! The HTTP edge: axum routes, one file per resource.
 //!
-//! - `compositor`: `/api/fast-compositor` (the image path).
+//! - `compositor`: `/api/fast-compositor` (the image path); `urls`:
+//!   `POST /api/urls` (signed image URLs).
 //! - `layers`, `files`, `configurations`, `assets`: the record services.
 //! - `jobs`: jobs, tasks, runs; batch renders and cancellation.
 //! - `webhooks`: subscriptions and their delivery log.
 //! - `plp`: `/`, the demo product-listing page.
 //! - `openapi`: `/api/openapi.json`, collected from the routes themselves.
+//! - `ops`: `/metrics`, `/healthz`, `/readyz`, and request metrics.
 //! - `auth`: the caller (token → org) every route goes through.
 //! - `params`, `page`, `body`: query, pagination and JSON body parsing.
 //! - `wire`: the JSON shapes clients see.
@@ -27,25 +29,38 @@ mod files;
 mod jobs;
 mod layers;
 mod openapi;
+mod ops;
 mod page;
 mod params;
 mod plp;
+mod urls;
 mod webhooks;
 pub mod wire;
 
-pub use compositor::CACHE_HEADER;
+pub use compositor::{CACHE_HEADER, version_pin};
+
+/// The path image URLs are made and signed for.
+pub fn compositor_path() -> &'static str {
+    compositor::PATH
+}
 pub use error::ApiError;
 
 use crate::app::App;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+/// The request id header: kept from the client when given, else a UUID;
+/// on every response and in every log line of the request.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,6 +86,7 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(compositor::image))
         .routes(routes!(compositor::image_slash))
         .routes(routes!(compositor::healthcheck))
+        .routes(routes!(urls::create))
         .routes(routes!(layers::list, layers::create))
         .routes(routes!(layers::latest))
         .routes(routes!(layers::get))
@@ -98,6 +114,9 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::restore))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::healthcheck))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
         .split_for_parts()
 }
 
@@ -115,12 +134,25 @@ pub fn router(app: Arc<App>) -> Router {
         "/api/openapi.json",
         get(move || openapi::document(Arc::clone(&doc))),
     )
+    .route_layer(axum::middleware::from_fn(ops::track))
     .fallback(not_found)
     .layer(DefaultBodyLimit::max(app.settings.http.max_upload_bytes))
     .layer(axum::middleware::from_fn(
         move |req: Request, next: Next| deadline(timeout, req, next),
     ))
-    .layer(TraceLayer::new_for_http())
+    // Every log line of a request carries its id; the response echoes it.
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }),
+    )
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
     .with_state(app)
 }
 
@@ -154,9 +186,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(Arc::clone(&app));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let signalled = tokio_util::sync::CancellationToken::new();
+    let on_signal = signalled.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        on_signal.cancel();
+    });
+    let grace = Duration::from_secs(app.settings.http.shutdown_grace_secs);
+    tokio::select! {
+        r = server.into_future() => r?,
+        () = async {
+            signalled.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "requests still running after the shutdown grace period; closing them"),
+    }
     app.shutdown().await;
     Ok(())
 }

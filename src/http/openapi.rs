@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         (name = "webhooks", description = "Signed event deliveries with retries"),
         (name = "demo", description = "The product-listing demo page"),
         (name = "meta", description = "This document"),
+        (name = "ops", description = "Metrics, liveness and readiness"),
     ),
     components(schemas(wire::ErrorBody, wire::ErrorDetail))
 )]

@@ -32,7 +32,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable kebab-case kind: `malformed`, `invalid`, `forbidden`,
     /// `not-found`, `conflict`, `too-large`, `render-failed`,
-    /// `unavailable`, `internal`.
+    /// `unavailable`, `overloaded`, `unauthorized`, `internal`.
     pub code: String,
     /// What was wrong, naming the parameter or field.
     pub message: String,

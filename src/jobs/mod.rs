@@ -210,6 +210,7 @@ impl Jobs {
     /// Returns the job and the task ids, in the order of `layers`.
     ///
     /// # Errors
+    /// [`Error::Overloaded`] when `jobs.max_pending` tasks are pending;
     /// [`Error::RenderFailed`] for a recent failure; store failures.
     pub async fn submit(
         &self,
@@ -217,6 +218,16 @@ impl Jobs {
         layers: &[LayerJob],
         respect_failures: bool,
     ) -> Result<(JobRow, Vec<Uuid>), Error> {
+        if !layers.is_empty() {
+            let (pending, _) = self.meta.task_counts().await?;
+            if pending >= self.settings.max_pending {
+                metrics::counter!(crate::telemetry::REJECTED, "reason" => "render-queue")
+                    .increment(1);
+                return Err(Error::overloaded(format!(
+                    "over capacity: {pending} renders are queued; retry shortly"
+                )));
+            }
+        }
         if respect_failures {
             let since = self.meta.now() - secs_to_micros(self.settings.failure_ttl_secs);
             for l in layers {

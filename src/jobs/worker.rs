@@ -26,6 +26,7 @@ use crate::meta::{Meta, Outcome, RunRow, TaskRow};
 use crate::render::{RenderError, Renderers};
 use crate::service::AssetRegistry;
 use crate::store::{BlobStore, layer_path};
+use crate::telemetry;
 use bytes::Bytes;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -206,6 +207,9 @@ impl Worker {
 
     async fn run(&self, task: TaskRow, run: RunRow, lease: Duration, permit: OwnedSemaphorePermit) {
         let started = Instant::now();
+        let queued_since = task.created_at.max(task.not_before);
+        metrics::histogram!(telemetry::QUEUE_WAIT)
+            .record((run.started_at - queued_since).max(0) as f64 / 1e6);
         let lost = CancellationToken::new();
         let _heartbeat = AbortOnDrop(tokio::spawn({
             let (meta, task_id, run_id, lost) =
@@ -253,6 +257,13 @@ impl Worker {
                 error: f.message.clone(),
             },
         };
+        let label = match &outcome {
+            Outcome::Success { .. } => "success",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Fail { .. } => "failure",
+        };
+        metrics::counter!(telemetry::RENDERS, "result" => label).increment(1);
+        metrics::histogram!(telemetry::RENDER_DURATION).record(started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => {
                 tracing::info!(task = %task.id, layer = %task.title, attempt = task.attempts, ms = started.elapsed().as_millis() as u64, "rendered layer")

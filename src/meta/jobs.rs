@@ -859,6 +859,22 @@ impl Meta {
         run_row(&r)
     }
 
+    /// Tasks pending and running, over all orgs (the queue depth).
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn task_counts(&self) -> Result<(i64, i64), MetaError> {
+        let r = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) AS running \
+             FROM tasks WHERE status <> 'stopped'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(translate)?;
+        Ok((int(&r, "pending")?, int(&r, "running")?))
+    }
+
     /// Whether any layer record exists for `layer_key`.
     ///
     /// # Errors

@@ -1,5 +1,5 @@
 //! Metadata: the durable records behind the API: orgs, asset versions,
-//! files, layers, saved configurations, jobs/tasks/runs and webhooks.
+//! files, layers, saved configurations, jobs/tasks/runs, webhooks and tokens.
 //!
 //! One interface, [`Meta`], over sqlx's `Any` driver with portable SQL
 //! (`$N` placeholders, TEXT ids, BIGINT microsecond times, JSON as TEXT),
@@ -13,6 +13,7 @@ mod configurations;
 mod files;
 mod jobs;
 mod layers;
+mod tokens;
 mod webhooks;
 
 pub use assets::AssetVersionRow;
@@ -20,6 +21,7 @@ pub use configurations::ConfigurationRow;
 pub use files::FileRow;
 pub use jobs::{Finished, JobCounts, JobRow, NewTask, Outcome, RunRow, TaskRow};
 pub use layers::{LayerFilter, LayerRow};
+pub use tokens::TokenRow;
 pub use webhooks::{AttemptRow, DeliveryRow, WebhookRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

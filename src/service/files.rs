@@ -15,6 +15,7 @@ use uuid::Uuid;
 pub struct FileService {
     meta: Arc<Meta>,
     store: BlobStore,
+    max_pixels: u64,
 }
 
 /// `blake3-<hex>` of `bytes`, the form the API shows as `hash`.
@@ -23,14 +24,21 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 impl FileService {
-    pub fn new(meta: Arc<Meta>, store: BlobStore) -> FileService {
-        FileService { meta, store }
+    /// `max_pixels` bounds the images accepted as uploads.
+    pub fn new(meta: Arc<Meta>, store: BlobStore, max_pixels: u64) -> FileService {
+        FileService {
+            meta,
+            store,
+            max_pixels,
+        }
     }
 
     /// Stores an upload (once per content) and records it for `org`.
     ///
     /// # Errors
-    /// Store or metadata failures.
+    /// 422 for an image whose header says it is over the pixel budget
+    /// (checked before any pixel is decoded: a decompression bomb is a few
+    /// KB); store or metadata failures.
     pub async fn upload(
         &self,
         org: Uuid,
@@ -38,6 +46,7 @@ impl FileService {
         declared_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<FileRow, Error> {
+        check_pixels(&bytes, self.max_pixels)?;
         let path = content_path(&content_hash(&bytes));
         if !self.store.exists(&path).await? {
             self.store.put(&path, bytes.clone()).await?;
@@ -184,6 +193,29 @@ fn extension_of(mime: &str) -> &'static str {
         "application/json" => "json",
         _ => "bin",
     }
+}
+
+/// Refuses an image (PNG, JPEG, WebP, ...) whose header declares more than
+/// `max` pixels; other files pass.
+///
+/// # Errors
+/// 422 naming the dimensions and the budget.
+pub fn check_pixels(bytes: &[u8], max: u64) -> Result<(), Error> {
+    let reader = match image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format() {
+        Ok(r) if r.format().is_some() => r,
+        _ => return Ok(()),
+    };
+    if let Ok((w, h)) = reader.into_dimensions()
+        && u64::from(w) * u64::from(h) > max
+    {
+        return Err(Error::invalid(
+            "files",
+            format!(
+                "the image is {w}x{h}, over the pixel budget of {max} pixels (render.max_pixels)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

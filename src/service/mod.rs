@@ -1,5 +1,5 @@
 //! The record-keeping services behind the API: assets (versions), files,
-//! layers and saved configurations.
+//! layers, saved configurations and tokens.
 //!
 //! Each service validates its input against the catalogue and the keys,
 //! and keeps its records in `meta` and its bytes in `store`; the HTTP
@@ -10,8 +10,10 @@ pub mod assets;
 pub mod configurations;
 pub mod files;
 pub mod layers;
+pub mod tokens;
 
 pub use assets::AssetRegistry;
 pub use configurations::{NewConfiguration, SavedConfigurations};
 pub use files::FileService;
 pub use layers::{LayerQuery, LayerService, NewLayer};
+pub use tokens::{Grant, TokenService};

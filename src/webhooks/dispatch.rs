@@ -95,6 +95,12 @@ impl Webhooks {
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             created_at: 0,
         };
+        let label = match (&error, retry_at) {
+            (None, _) => "delivered",
+            (Some(_), Some(_)) => "retry",
+            (Some(_), None) => "failed",
+        };
+        metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "result" => label).increment(1);
         match &error {
             None => {
                 tracing::info!(webhook = %hook.id, delivery = %d.id, topic = %d.topic, attempt = d.attempts, "webhook delivered")

@@ -176,3 +176,48 @@ pub fn solid_png(w: u32, h: u32, rgba: [u8; 4]) -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
+
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `layercake <args>` and waits for a line of its log containing
+/// `ready`; returns the process and that line.
+pub fn start_binary(
+    args: &[&str],
+    config: &std::path::Path,
+    data: &std::path::Path,
+    ready: &'static str,
+) -> (Proc, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start layercake");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if line.contains(ready) {
+                let _ = tx.send(line.clone());
+            }
+            eprintln!("  | {line}");
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("layercake {args:?} never logged {ready:?}"));
+    (Proc(child), line)
+}

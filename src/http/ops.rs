@@ -1,0 +1,87 @@
+//! Operations: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
+//! (dependencies reachable, the codec works), and the per-request metrics
+//! middleware.
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::compose::{Format, PremulImage};
+use crate::error::Error;
+use crate::telemetry;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Counts and times every routed request by its route template.
+pub async fn track(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().as_str().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!(telemetry::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!(telemetry::HTTP_DURATION, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    res
+}
+
+/// Prometheus text exposition of every `layercake_` metric.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format (version 0.0.4)", content_type = "text/plain")))]
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let handle = telemetry::handle()
+        .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
+    // Gauges read at scrape time: what is queued, what the caches hold.
+    match app.meta.task_counts().await {
+        Ok((pending, running)) => {
+            metrics::gauge!(telemetry::QUEUE_DEPTH, "status" => "pending").set(pending as f64);
+            metrics::gauge!(telemetry::QUEUE_DEPTH, "status" => "running").set(running as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "queue depth unknown"),
+    }
+    let (composites, layers) = app.compositor.cache_bytes();
+    metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "composites").set(composites as f64);
+    metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "layers").set(layers as f64);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: the metadata store and the object store answer, and a tiny
+/// image encodes. 503 naming what failed otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready: the body names the failed check")))]
+pub async fn readyz(State(app): State<Arc<App>>) -> Result<(StatusCode, &'static str), ApiError> {
+    app.meta
+        .ping()
+        .await
+        .map_err(|e| Error::unavailable(format!("metadata store: {e}")))?;
+    app.store
+        .exists("readyz/probe")
+        .await
+        .map_err(|e| Error::unavailable(format!("object store {}: {e}", app.store.url())))?;
+    let probe = PremulImage {
+        width: 1,
+        height: 1,
+        data: vec![0, 0, 0, 255],
+    };
+    app.compositor
+        .cpu(move || crate::compose::encode(probe, Format::Png, None))
+        .await?
+        .map_err(|e| Error::unavailable(format!("the image encoder fails: {e}")))?;
+    Ok((StatusCode::OK, "ready\n"))
+}

@@ -1,0 +1,121 @@
+//! `POST /api/urls`: image URLs for a batch of requests, checked like the
+//! image route checks them, pinned to the live asset definition (`v`) and
+//! signed when signing keys are configured.
+
+use super::auth::Caller;
+use super::body;
+use super::compositor::{PATH, image_request, version_pin};
+use super::error::ApiError;
+use super::params::Params;
+use super::wire::ErrorBody;
+use crate::app::App;
+use crate::error::Error;
+use axum::Json;
+use axum::extract::{Request, State};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Most images one call may ask for.
+const MAX_IMAGES: usize = 10_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UrlsRequest {
+    /// Each an object of the image route's parameters, e.g.
+    /// `{"assetId": "…", "configuration": {"Body": "Navy"}, "width": 512, "format": "webp"}`
+    /// (JSON-valued parameters as JSON, not strings).
+    #[schema(value_type = Vec<Object>)]
+    pub images: Vec<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UrlsResponse {
+    /// Path and query of each image, in order; signed when keys are configured.
+    pub urls: Vec<String>,
+    /// Whether the URLs carry a signature.
+    pub signed: bool,
+}
+
+/// The query string of one image's parameters (canonical order).
+///
+/// # Errors
+/// 422 naming a parameter that is neither a string, a number, a boolean
+/// nor (for JSON-valued ones) an object.
+pub fn query_of(params: &serde_json::Map<String, Value>) -> Result<String, Error> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    let mut keys: Vec<&String> = params.keys().collect();
+    keys.sort();
+    for k in keys {
+        if matches!(k.as_str(), "signature" | "v" | "bearer_token") {
+            return Err(Error::invalid(k.as_str(), "is set by the server"));
+        }
+        let v = match &params[k] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            v @ Value::Object(_) => v.to_string(),
+            _ => {
+                return Err(Error::invalid(
+                    k.as_str(),
+                    "must be a string, number, boolean or object",
+                ));
+            }
+        };
+        q.append_pair(k, &v);
+    }
+    Ok(q.finish())
+}
+
+/// Signed image URLs for a batch.
+#[utoipa::path(post, path = "/api/urls", tag = "fast-compositor",
+    request_body = UrlsRequest,
+    responses(
+        (status = 200, body = UrlsResponse),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "Unknown asset", body = ErrorBody),
+        (status = 422, description = "An invalid image request; the message names images[i] and the parameter", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    req: Request,
+) -> Result<Json<UrlsResponse>, ApiError> {
+    caller.require_private()?;
+    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let b: UrlsRequest = body::parse(&bytes)?;
+    if b.images.len() > MAX_IMAGES {
+        return Err(Error::invalid("images", format!("at most {MAX_IMAGES} per call")).into());
+    }
+    let at = |i: usize, e: Error| match e {
+        Error::Invalid { param, message } => {
+            Error::invalid(format!("images[{i}].{param}"), message)
+        }
+        Error::Malformed { param, message } => {
+            Error::malformed(format!("images[{i}].{param}"), message)
+        }
+        Error::NotFound(m) => Error::NotFound(format!("images[{i}]: {m}")),
+        e => e,
+    };
+    let mut urls = Vec::with_capacity(b.images.len());
+    for (i, image) in b.images.iter().enumerate() {
+        let query = query_of(image).map_err(|e| at(i, e))?;
+        let params =
+            Params::parse(Some(&query), app.settings.http.max_query_bytes).map_err(|e| at(i, e))?;
+        if params.str("configurationId").is_some() {
+            return Err(at(
+                i,
+                Error::invalid("configurationId", "give the configuration itself"),
+            )
+            .into());
+        }
+        let request = image_request(&app, caller.org, &params, None).map_err(|e| at(i, e))?;
+        let pinned = format!("{query}&v={}", version_pin(&request.asset));
+        urls.push(app.signer.signed_url(PATH, &pinned));
+    }
+    Ok(Json(UrlsResponse {
+        urls,
+        signed: app.signer.can_sign(),
+    }))
+}

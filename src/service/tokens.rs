@@ -1,0 +1,170 @@
+//! Tokens: who a request acts for.
+//!
+//! A token is a UUID handed out once (`layercake token create`); only its
+//! blake3 hash is stored. A *private* token may do anything its org may;
+//! a *public* token (for storefront pages) may only read (GET/HEAD), and
+//! only from the origins it lists. Lookups are cached for
+//! [`CACHE_TTL`], so a revocation takes effect within that time on every
+//! node. A store where no token was ever created is in development mode:
+//! every request acts for the default org, and `serve` binds loopback only.
+
+use crate::error::Error;
+use crate::meta::{DEFAULT_ORG, Meta, TokenRow};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a token lookup (or the dev-mode check) is trusted.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// A token's rights, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub token: Uuid,
+    pub org: Uuid,
+    pub private: bool,
+    pub origins: Vec<String>,
+}
+
+pub struct TokenService {
+    meta: Arc<Meta>,
+    cache: moka::future::Cache<String, Option<Grant>>,
+    any: moka::future::Cache<(), bool>,
+}
+
+fn hash(token: &str) -> String {
+    blake3::hash(token.trim().as_bytes()).to_hex().to_string()
+}
+
+impl TokenService {
+    pub fn new(meta: Arc<Meta>) -> TokenService {
+        TokenService {
+            meta,
+            cache: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            any: moka::future::Cache::builder()
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
+
+    /// Whether no token was ever created (development mode).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn development_mode(&self) -> Result<bool, Error> {
+        let meta = Arc::clone(&self.meta);
+        let any = self
+            .any
+            .try_get_with((), async move { meta.token_count().await.map(|n| n > 0) })
+            .await
+            .map_err(|e| Error::from((*e).clone()))?;
+        Ok(!any)
+    }
+
+    /// The grant of a live token; `None` for an unknown or revoked one.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Grant>, Error> {
+        let meta = Arc::clone(&self.meta);
+        let h = hash(token);
+        let grant = self
+            .cache
+            .try_get_with(h.clone(), async move {
+                let row = meta.token_by_hash(&h).await?;
+                Ok::<_, crate::meta::MetaError>(row.filter(|t| t.revoked_at.is_none()).map(|t| {
+                    Grant {
+                        token: t.id,
+                        org: t.org_id,
+                        private: t.kind == "private",
+                        origins: serde_json::from_str(&t.origins).unwrap_or_default(),
+                    }
+                }))
+            })
+            .await
+            .map_err(|e| Error::from((*e).clone()))?;
+        Ok(grant)
+    }
+
+    /// Creates a token for `org` and returns it with its record (the
+    /// token is shown this once).
+    ///
+    /// # Errors
+    /// 422 for a public token without origins or a malformed origin.
+    pub async fn create(
+        &self,
+        org: Option<Uuid>,
+        name: &str,
+        public: bool,
+        origins: &[String],
+    ) -> Result<(String, TokenRow), Error> {
+        if public && origins.is_empty() {
+            return Err(Error::invalid(
+                "origin",
+                "a public token needs at least one allowed origin",
+            ));
+        }
+        for o in origins {
+            if !origin_is_valid(o) {
+                return Err(Error::invalid(
+                    "origin",
+                    format!("\"{o}\" is not an origin like https://shop.example.com"),
+                ));
+            }
+        }
+        let token = Uuid::new_v4().to_string();
+        let row = TokenRow {
+            id: Uuid::new_v4(),
+            org_id: org.unwrap_or(DEFAULT_ORG),
+            name: name.to_string(),
+            kind: if public { "public" } else { "private" }.into(),
+            hash: hash(&token),
+            origins: serde_json::to_string(origins).unwrap_or_else(|_| "[]".into()),
+            created_at: self.meta.now(),
+            revoked_at: None,
+        };
+        self.meta.insert_token(&row).await?;
+        self.any.invalidate_all();
+        Ok((token, row))
+    }
+
+    pub fn meta(&self) -> &Arc<Meta> {
+        &self.meta
+    }
+}
+
+/// `scheme://host[:port]`, nothing more.
+pub fn origin_is_valid(o: &str) -> bool {
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.contains(['/', '?', '#', '@', ' ']))
+}
+
+/// The origin of a `Referer` URL: `scheme://host[:port]`.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(origin_is_valid("https://shop.example.com"));
+        assert!(origin_is_valid("http://localhost:3000"));
+        assert!(!origin_is_valid("https://shop.example.com/"));
+        assert!(!origin_is_valid("shop.example.com"));
+        assert_eq!(
+            origin_of("https://shop.example.com/sofas?x=1").as_deref(),
+            Some("https://shop.example.com")
+        );
+        assert_eq!(origin_of("nonsense"), None);
+    }
+}

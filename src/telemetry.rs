@@ -1,0 +1,67 @@
+//! Metrics: names, labels and the Prometheus recorder.
+//!
+//! Every metric is named here, prefixed `layercake_`, so the set an
+//! operator can rely on is in one file:
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `layercake_http_requests_total` | counter | `route`, `method`, `status` |
+//! | `layercake_http_request_duration_seconds` | histogram | `route` |
+//! | `layercake_cache_requests_total` | counter | `cache` (composite, layer), `tier` (memory, store), `result` (hit, miss) |
+//! | `layercake_renders_total` | counter | `result` (success, retry, failure) |
+//! | `layercake_render_duration_seconds` | histogram | |
+//! | `layercake_queue_wait_seconds` | histogram | (task queued or due → claimed: waiting, apart from work) |
+//! | `layercake_queue_depth` | gauge | `status` (pending, running) |
+//! | `layercake_cache_bytes` | gauge | `cache` (composites, layers) |
+//! | `layercake_compose_waiting` | gauge | (requests waiting for a compose slot) |
+//! | `layercake_rejected_total` | counter | `reason` (compose, render-queue) |
+//! | `layercake_webhook_deliveries_total` | counter | `result` (delivered, retry, failed) |
+//!
+//! The recorder is process-wide (the `metrics` facade has one global
+//! recorder); [`handle`] installs it on first use, which `App` does at
+//! start so that nothing is counted before it exists.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const HTTP_REQUESTS: &str = "layercake_http_requests_total";
+pub const HTTP_DURATION: &str = "layercake_http_request_duration_seconds";
+pub const CACHE_REQUESTS: &str = "layercake_cache_requests_total";
+pub const RENDERS: &str = "layercake_renders_total";
+pub const RENDER_DURATION: &str = "layercake_render_duration_seconds";
+pub const QUEUE_WAIT: &str = "layercake_queue_wait_seconds";
+pub const QUEUE_DEPTH: &str = "layercake_queue_depth";
+pub const CACHE_BYTES: &str = "layercake_cache_bytes";
+pub const COMPOSE_WAITING: &str = "layercake_compose_waiting";
+pub const REJECTED: &str = "layercake_rejected_total";
+pub const WEBHOOK_DELIVERIES: &str = "layercake_webhook_deliveries_total";
+
+/// Seconds: from a memory hit (tens of µs) to a long render (minutes).
+const BUCKETS: &[f64] = &[
+    0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The Prometheus recorder of this process, installed on first call;
+/// `None` if another recorder was installed first (then `/metrics` says so).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Counts one cache lookup.
+pub fn cache_lookup(cache: &'static str, tier: &'static str, hit: bool) {
+    metrics::counter!(CACHE_REQUESTS, "cache" => cache, "tier" => tier, "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}

@@ -1,0 +1,242 @@
+//! The edge through the real binary: `layercake url` makes URLs the server
+//! accepts, `layercake token` turns authentication on, development mode
+//! keeps to loopback, and SIGTERM during a render lets the request finish
+//! and exits 0.
+
+mod common;
+
+use common::{SOFA, enc, solid_png, start_binary};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "binary-test-signing-key-0123456789abcdef";
+
+fn addr(line: &str) -> String {
+    let a = line
+        .split("open http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    format!("http://{a}")
+}
+
+fn layercake(args: &[&str], config: &Path, data: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn url_and_token_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = (dir.path().join("c.toml"), dir.path().join("data"));
+    std::fs::write(
+        &config,
+        format!("[signing]\nkeys = [\"{KEY}\"]\nrequired = true\n"),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    {
+        // The first start records the catalogue's versions.
+        let (_serve, line) = start_binary(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &config,
+            &data,
+            "open http://",
+        );
+        let base = addr(&line);
+        let out = layercake(
+            &[
+                "url",
+                "--asset",
+                SOFA,
+                "--configuration",
+                r#"{"Body":"Navy"}"#,
+                "--view",
+                "left",
+                "--width",
+                "64",
+                "--format",
+                "webp",
+            ],
+            &config,
+            &data,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(
+            url.starts_with("/api/fast-compositor?") && url.contains("signature="),
+            "{url}"
+        );
+        let r = client.get(format!("{base}{url}")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let bad = layercake(&["url", "--asset", SOFA, "--view", "top"], &config, &data);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--view top"));
+    }
+
+    // Tokens: created once, listed without the secret, revoked.
+    let out = layercake(&["token", "create", "--name", "ci"], &config, &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 36);
+    let list = String::from_utf8(layercake(&["token", "list"], &config, &data).stdout).unwrap();
+    assert!(
+        list.contains("private") && list.contains("ci") && !list.contains(&token),
+        "{list}"
+    );
+    let id = list.split_whitespace().next().unwrap().to_string();
+    let out = layercake(&["token", "create", "--public"], &config, &data);
+    assert!(!out.status.success(), "a public token needs an origin");
+    {
+        let (_serve, line) = start_binary(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &config,
+            &data,
+            "open http://",
+        );
+        let base = addr(&line);
+        let r = client
+            .get(format!("{base}/api/layers"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let r = client
+            .get(format!("{base}/api/layers"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(
+        layercake(&["token", "revoke", &id], &config, &data)
+            .status
+            .success()
+    );
+    let (_serve, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &data,
+        "open http://",
+    );
+    let r = client
+        .get(format!("{}/api/layers", addr(&line)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "revoked");
+}
+
+#[test]
+fn development_mode_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "").unwrap();
+    let out = layercake(
+        &["serve", "--listen", "0.0.0.0:0"],
+        &config,
+        &dir.path().join("data"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("development mode") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(
+        dir.path().join("layer.png"),
+        solid_png(1200, 1200, [9, 9, 9, 255]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("render.sh"),
+        format!("#!/bin/sh\ncat > /dev/null\nsleep 2\ncat {d}/layer.png\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[render]\nbackend = \"slow\"\n[render.backends.slow]\nkind = \"command\"\ncommand = [\"sh\", \"{d}/render.sh\"]\n"),
+    )
+    .unwrap();
+    let (mut serve, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &dir.path().join("data"),
+        "open http://",
+    );
+    let base = addr(&line);
+    let client = reqwest::Client::new();
+    let url = format!(
+        "{base}/api/fast-compositor?assetId={SOFA}&configuration={}&width=50",
+        enc(&json!({}))
+    );
+    let request = tokio::spawn({
+        let (c, u) = (client.clone(), url.clone());
+        async move { c.get(&u).send().await.map(|r| r.status().as_u16()) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t: serde_json::Value = client
+            .get(format!("{base}/api/jobs/tasks?runStatus=running"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if t["count"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no render started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = i32::try_from(serve.0.id()).unwrap();
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(
+        request.await.unwrap().unwrap(),
+        200,
+        "the request under way completes"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = serve.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    // Stopped accepting.
+    assert!(client.get(format!("{base}/healthz")).send().await.is_err());
+}
