@@ -170,6 +170,7 @@ impl App {
                 miss_wait: Duration::from_secs(settings.render.miss_wait_secs),
                 max_layer_pixels: settings.render.max_pixels,
                 compose_max_waiting: settings.compose.max_waiting,
+                avif_budget: Duration::from_millis(settings.compose.avif_budget_ms),
             },
         );
         let configurations = SavedConfigurations::new(Arc::clone(&meta), Arc::clone(&assets));

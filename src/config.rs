@@ -155,6 +155,8 @@ pub struct ComposeSettings {
     pub default_format: String,
     pub jpeg_quality: u8,
     pub webp_quality: u8,
+    pub avif_quality: u8,
+    pub avif_budget_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -180,6 +182,7 @@ impl ComposeSettings {
     pub fn default_quality(&self, format: crate::compose::Format) -> u8 {
         match format {
             crate::compose::Format::Webp => self.webp_quality,
+            crate::compose::Format::Avif => self.avif_quality,
             _ => self.jpeg_quality,
         }
     }
@@ -327,15 +330,21 @@ impl Settings {
         if self.render.max_pixels < 64 * 64 {
             return bad("render.max_pixels", "must be at least 4096".into());
         }
-        if crate::compose::Format::parse(&self.compose.default_format).is_none() {
+        if self.compose.default_format != "auto"
+            && crate::compose::Format::parse(&self.compose.default_format).is_none()
+        {
             return bad(
                 "compose.default_format",
-                format!("\"{}\": use png, jpg or webp", self.compose.default_format),
+                format!(
+                    "\"{}\": use png, jpg, webp, avif or auto",
+                    self.compose.default_format
+                ),
             );
         }
         for (k, q) in [
             ("compose.jpeg_quality", self.compose.jpeg_quality),
             ("compose.webp_quality", self.compose.webp_quality),
+            ("compose.avif_quality", self.compose.avif_quality),
         ] {
             if !(1..=100).contains(&q) {
                 return bad(k, "must be 1..=100".into());

@@ -82,6 +82,9 @@ pub enum Source {
     Store,
     /// Composed for this request (layers possibly rendered).
     Composed,
+    /// Composed for this request, but the AVIF encode ran past its time
+    /// budget: WebP now (not cached), the AVIF lands in the cache later.
+    Fallback,
 }
 
 impl Source {
@@ -90,6 +93,7 @@ impl Source {
             Source::Memory => "hit-memory",
             Source::Store => "hit-store",
             Source::Composed => "miss",
+            Source::Fallback => "miss-fallback",
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Limits {
     pub max_layer_pixels: u64,
     /// Compose/encode jobs allowed to wait for a slot; beyond: 429.
     pub compose_max_waiting: usize,
+    /// Longest a request waits for an AVIF encode before taking WebP.
+    pub avif_budget: Duration,
 }
 
 /// The compositor service. Cheap to clone.
@@ -197,10 +203,11 @@ impl Compositor {
                     self.inner.limits.miss_wait
                 ))
             })??;
+        let _ = format;
         Ok(Image {
             key,
             bytes: encoded.bytes,
-            format,
+            format: encoded.format,
             source,
         })
     }
@@ -302,19 +309,58 @@ impl Inner {
         let stored = this.store.get(&path).await?;
         telemetry::cache_lookup("composite", "store", stored.is_some());
         if let Some(bytes) = stored {
+            // JPEG-or-PNG is decided per image: the bytes say which.
+            let format = Format::sniff(&bytes).unwrap_or(format);
             let e = Encoded { bytes, format };
             this.tiers.composites.insert(key, e.clone());
             return Ok((e, Source::Store));
         }
         let layers = Inner::layers_for(&this, &req).await?;
-        let bytes = {
+        let output = req.output.clone();
+        let fitted = {
             let _permit = this.cpu_slot().await?;
-            let output = req.output.clone();
+            let output = output.clone();
             let canvas = (req.asset.width, req.asset.height);
-            tokio::task::spawn_blocking(move || render_composite(&layers, canvas, &output))
+            tokio::task::spawn_blocking(move || compose_fitted(&layers, canvas, &output))
                 .await
-                .map_err(|e| Error::Internal(format!("compose task: {e}")))??
+                .map_err(|e| Error::Internal(format!("compose task: {e}")))?
         };
+        let backup = (format == Format::Avif).then(|| fitted.clone());
+        let encode = {
+            let this = Arc::clone(&this);
+            tokio::spawn(async move {
+                let _permit = this.cpu_slot().await?;
+                tokio::task::spawn_blocking(move || {
+                    compose::encode_as(fitted, output.format, output.quality)
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("encode task: {e}")))?
+                .map_err(|e| Error::Internal(format!("encode: {e}")))
+            })
+        };
+        let encoded = match backup {
+            None => encode.await,
+            Some(backup) => {
+                let mut encode = encode;
+                match tokio::time::timeout(this.limits.avif_budget, &mut encode).await {
+                    Ok(done) => done,
+                    Err(_) => return Inner::fallback(this, key, path, encode, backup, req).await,
+                }
+            }
+        }
+        .map_err(|e| Error::Internal(format!("encode task: {e}")))??;
+        let e = Inner::keep(&this, key, path, encoded);
+        Ok((e, Source::Composed))
+    }
+
+    /// Puts an encoded composite in the memory tier and, in the background,
+    /// in the object store.
+    fn keep(
+        this: &Arc<Inner>,
+        key: Key,
+        path: String,
+        (bytes, format): (Vec<u8>, Format),
+    ) -> Encoded {
         let e = Encoded {
             bytes: Bytes::from(bytes),
             format,
@@ -326,7 +372,45 @@ impl Inner {
                 tracing::warn!(%key, error = %err, "composite not written to the object store");
             }
         });
-        Ok((e, Source::Composed))
+        e
+    }
+
+    /// The AVIF encode ran past its budget: answer WebP now (not cached
+    /// under the AVIF key) and keep the AVIF when it is done.
+    async fn fallback(
+        this: Arc<Inner>,
+        key: Key,
+        path: String,
+        encode: tokio::task::JoinHandle<Result<(Vec<u8>, Format), Error>>,
+        backup: crate::compose::PremulImage,
+        req: ImageRequest,
+    ) -> Result<(Encoded, Source), Error> {
+        tracing::info!(%key, budget = ?this.limits.avif_budget, "AVIF encode over budget; answering WebP meanwhile");
+        let later = Arc::clone(&this);
+        this.writes.spawn(async move {
+            match encode.await {
+                Ok(Ok(encoded)) => {
+                    Inner::keep(&later, key, path, encoded);
+                }
+                Ok(Err(e)) => tracing::warn!(%key, error = %e, "AVIF encode failed"),
+                Err(e) => tracing::warn!(%key, error = %e, "AVIF encode task failed"),
+            }
+        });
+        let quality = req.output.quality;
+        let (bytes, format) = {
+            let _permit = this.cpu_slot().await?;
+            tokio::task::spawn_blocking(move || compose::encode_as(backup, Format::Webp, quality))
+                .await
+                .map_err(|e| Error::Internal(format!("encode task: {e}")))?
+                .map_err(|e| Error::Internal(format!("encode: {e}")))?
+        };
+        Ok((
+            Encoded {
+                bytes: Bytes::from(bytes),
+                format,
+            },
+            Source::Fallback,
+        ))
     }
 
     /// Every visible layer of the request, bottom to top: those in memory
@@ -513,6 +597,17 @@ pub fn render_composite(
     canvas: (u32, u32),
     output: &Output,
 ) -> Result<Vec<u8>, Error> {
+    let fitted = compose_fitted(layers, canvas, output);
+    compose::encode(fitted, output.format, output.quality)
+        .map_err(|e| Error::Internal(format!("encode: {e}")))
+}
+
+/// Compose, crop, fit and resize: the image before encoding.
+pub fn compose_fitted(
+    layers: &[Arc<LayerImage>],
+    canvas: (u32, u32),
+    output: &Output,
+) -> crate::compose::PremulImage {
     let region = output.crop.unwrap_or(Rect {
         x: 0,
         y: 0,
@@ -527,9 +622,7 @@ pub fn render_composite(
         output.height,
         output.fit,
     );
-    let fitted = compose::resize_into(composed, &g);
-    compose::encode(fitted, output.format, output.quality)
-        .map_err(|e| Error::Internal(format!("encode: {e}")))
+    compose::resize_into(composed, &g)
 }
 
 /// A layer image placed on its canvas at `offset` (from its record) and

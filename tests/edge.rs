@@ -431,3 +431,85 @@ async fn metrics_health_readiness_and_request_ids() {
     let _ = get_json;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn format_auto_follows_accept_and_varies_on_it() {
+    let server = Server::start(settings(), Arc::new(Counting::new())).await;
+    let client = reqwest::Client::new();
+    let url = server.url(&image_url(
+        &json!({"Body": "Forest"}),
+        "&width=96&format=auto",
+    ));
+    let cases = [
+        (
+            "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+            "image/avif",
+        ),
+        (
+            "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+            "image/avif",
+        ),
+        (
+            "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5",
+            "image/webp",
+        ),
+        ("*/*", "image/png"),
+        ("image/jpeg,image/png;q=0.5", "image/jpeg"),
+    ];
+    let mut etags = std::collections::HashSet::new();
+    for (accept, want) in cases {
+        let r = client
+            .get(&url)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], want, "{accept}");
+        assert_eq!(r.headers()["vary"], "Accept");
+        let ct = r.headers()["content-type"].clone();
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(
+            layercake::compose::Format::sniff(&bytes).map(|f| f.content_type()),
+            Some(ct.to_str().unwrap()),
+            "the bytes are what the header says"
+        );
+        etags.insert(etag);
+    }
+    assert_eq!(
+        etags.len(),
+        4,
+        "one representation per format (Chrome and Safari share AVIF)"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_avif_over_its_time_budget_answers_webp_then_caches_the_avif() {
+    let mut s = settings();
+    s.compose.avif_budget_ms = 0;
+    let server = Server::start(s, Arc::new(Counting::new())).await;
+    let client = reqwest::Client::new();
+    let url = server.url(&image_url(
+        &json!({"Body": "Dove"}),
+        "&width=200&format=avif",
+    ));
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-layercake-cache"], "miss-fallback");
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    assert_eq!(r.headers()["cache-control"], "public, max-age=10");
+    assert!(r.headers()["etag"].to_str().unwrap().ends_with("-webp\""));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client.get(&url).send().await.unwrap();
+        if r.headers()["content-type"] == "image/avif" {
+            assert_eq!(r.headers()["x-layercake-cache"], "hit-memory");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the AVIF never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

@@ -6,12 +6,18 @@
 //!   flattened onto white, which on premultiplied pixels is `c + 255 − a`.
 //! - WebP: libwebp, lossy, `method` 2 (libwebp's default is 4: about twice
 //!   the time for a few percent of bytes, a trade for prefetch, not here).
+//! - AVIF: rav1e through `image`/ravif at [`AVIF_SPEED`] (10 is fastest);
+//!   still the slowest encoder by far, so the request path gives it a time
+//!   budget (see `pipeline`).
+//! - JPEG-or-PNG: JPEG for an opaque image, PNG when it has transparency.
 
 use super::{Format, PremulImage};
 use fast_image_resize::{MulDiv, PixelType, images::Image};
 
 /// libwebp effort, 0 (fastest) ..= 6.
 const WEBP_METHOD: i32 = 2;
+/// rav1e speed, 1 ..= 10 (fastest).
+pub const AVIF_SPEED: u8 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
@@ -21,6 +27,8 @@ pub enum EncodeError {
     Jpeg(#[from] jpeg_encoder::EncodingError),
     #[error("webp: {0}")]
     Webp(String),
+    #[error("avif: {0}")]
+    Avif(String),
     #[error("{0}x{1} is too large for {2}")]
     TooLarge(u32, u32, &'static str),
 }
@@ -34,9 +42,27 @@ pub fn encode(
     format: Format,
     quality: Option<u8>,
 ) -> Result<Vec<u8>, EncodeError> {
+    encode_as(img, format, quality).map(|(bytes, _)| bytes)
+}
+
+/// Encodes `img` as `format` and says which format the bytes are in (they
+/// differ only for [`Format::JpegOrPng`]).
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_as(
+    img: PremulImage,
+    format: Format,
+    quality: Option<u8>,
+) -> Result<(Vec<u8>, Format), EncodeError> {
     let q = quality.unwrap_or(85).clamp(1, 100);
-    match format {
-        Format::Jpeg => jpeg(&img, q),
+    let format = match format {
+        Format::JpegOrPng if img.is_opaque() => Format::Jpeg,
+        Format::JpegOrPng => Format::Png,
+        f => f,
+    };
+    let bytes = match format {
+        Format::Jpeg | Format::JpegOrPng => jpeg(&img, q),
         Format::Png => {
             let opaque = img.is_opaque();
             png(&straight(img, opaque), opaque)
@@ -45,7 +71,27 @@ pub fn encode(
             let opaque = img.is_opaque();
             webp(&straight(img, opaque), opaque, q)
         }
-    }
+        Format::Avif => {
+            let opaque = img.is_opaque();
+            avif(&straight(img, opaque), opaque, q)
+        }
+    }?;
+    Ok((bytes, format))
+}
+
+fn avif(img: &PremulImage, opaque: bool, quality: u8) -> Result<Vec<u8>, EncodeError> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let enc =
+        image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut out, AVIF_SPEED, quality);
+    let color = if opaque {
+        image::ExtendedColorType::Rgb8
+    } else {
+        image::ExtendedColorType::Rgba8
+    };
+    enc.write_image(&img.data, img.width, img.height, color)
+        .map_err(|e| EncodeError::Avif(e.to_string()))?;
+    Ok(out)
 }
 
 /// Straight-alpha pixels: RGB when `opaque`, RGBA otherwise.
@@ -133,6 +179,18 @@ fn webp(img: &PremulImage, opaque: bool, quality: u8) -> Result<Vec<u8>, EncodeE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_or_png_never_flattens_transparency_and_bytes_say_their_format() {
+        let (b, f) = encode_as(gradient(32, 8, true), Format::JpegOrPng, None).unwrap();
+        assert_eq!((f, Format::sniff(&b)), (Format::Png, Some(Format::Png)));
+        let (b, f) = encode_as(gradient(32, 8, false), Format::JpegOrPng, None).unwrap();
+        assert_eq!((f, Format::sniff(&b)), (Format::Jpeg, Some(Format::Jpeg)));
+        for format in [Format::Webp, Format::Avif] {
+            let (b, f) = encode_as(gradient(32, 8, true), format, Some(60)).unwrap();
+            assert_eq!((f, Format::sniff(&b)), (format, Some(format)));
+        }
+    }
 
     fn gradient(w: u32, h: u32, alpha: bool) -> PremulImage {
         let mut data = Vec::new();

@@ -20,7 +20,7 @@ mod fit;
 pub mod layerfile;
 mod over;
 
-pub use encode::{EncodeError, encode, unpremultiply};
+pub use encode::{EncodeError, encode, encode_as, unpremultiply};
 pub use fit::{Fit, Geometry, geometry, resize_into};
 pub use over::compose;
 
@@ -113,6 +113,10 @@ pub enum Format {
     Png,
     Jpeg,
     Webp,
+    Avif,
+    /// JPEG when the image is opaque, else PNG (what `format=auto` gives a
+    /// client that prefers JPEG: transparency is never flattened).
+    JpegOrPng,
 }
 
 impl Format {
@@ -122,6 +126,46 @@ impl Format {
             "png" => Some(Format::Png),
             "jpg" | "jpeg" => Some(Format::Jpeg),
             "webp" => Some(Format::Webp),
+            "avif" => Some(Format::Avif),
+            _ => None,
+        }
+    }
+
+    /// The format of encoded bytes, from their magic numbers.
+    pub fn sniff(bytes: &[u8]) -> Option<Format> {
+        match bytes {
+            [0x89, b'P', b'N', b'G', ..] => Some(Format::Png),
+            [0xff, 0xd8, 0xff, ..] => Some(Format::Jpeg),
+            [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..,
+            ] => Some(Format::Webp),
+            [
+                _,
+                _,
+                _,
+                _,
+                b'f',
+                b't',
+                b'y',
+                b'p',
+                b'a',
+                b'v',
+                b'i',
+                b'f',
+                ..,
+            ] => Some(Format::Avif),
             _ => None,
         }
     }
@@ -131,14 +175,19 @@ impl Format {
             Format::Png => "png",
             Format::Jpeg => "jpg",
             Format::Webp => "webp",
+            Format::Avif => "avif",
+            Format::JpegOrPng => "jpg-or-png",
         }
     }
 
+    /// The Content-Type; for [`Format::JpegOrPng`] use the encoded
+    /// format instead (see `encode_as`).
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Png => "image/png",
-            Format::Jpeg => "image/jpeg",
+            Format::Jpeg | Format::JpegOrPng => "image/jpeg",
             Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
         }
     }
 

@@ -53,8 +53,8 @@ pub fn version_pin(asset: &crate::catalog::Asset) -> String {
         ("imageFitMode" = Option<String>, Query, description = "contain (default), cover, fitWidth, fitHeight."),
         ("cropX" = Option<u32>, Query, description = "Crop box in canvas pixels, applied before resizing."),
         ("cropY" = Option<u32>, Query), ("cropWidth" = Option<u32>, Query), ("cropHeight" = Option<u32>, Query),
-        ("format" = Option<String>, Query, description = "png (default), jpg, webp."),
-        ("quality" = Option<u8>, Query, description = "1-100, for jpg and webp."),
+        ("format" = Option<String>, Query, description = "png (default), jpg, webp, avif, or auto: AVIF or WebP when Accept names them, else PNG (JPEG only when preferred and the image is opaque); responses Vary on Accept."),
+        ("quality" = Option<u8>, Query, description = "1-100, for jpg, webp and avif."),
         ("cacheKey" = Option<String>, Query, description = "Ignored (a cache buster for clients)."),
         ("display" = Option<String>, Query, description = "Ignored."),
         ("orgId" = Option<String>, Query, description = "Must be the token's org when given (ignored in development mode)."),
@@ -125,7 +125,11 @@ pub async fn image(
         Some(key) => Some(app.configurations.get(org, key).await?),
         None => None,
     };
-    let req = image_request(&app, org, &params, saved.as_ref())?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let req = image_request(&app, org, &params, saved.as_ref(), accept.as_deref())?;
     let etag = format!("\"{}\"", req.key().hex());
     // A signed URL pinned to the live definition names one image forever.
     let pinned =
@@ -151,6 +155,15 @@ pub async fn image(
             .into_response());
     }
     let img = app.compositor.image(req).await?;
+    let (etag, cache_control) = if img.source == crate::pipeline::Source::Fallback {
+        // Not the representation the key names: its own ETag, short-lived.
+        (
+            format!("\"{}-{}\"", img.key.hex(), img.format.name()),
+            "public, max-age=10".to_string(),
+        )
+    } else {
+        (etag, cache_control)
+    };
     tracing::debug!(key = %img.key, source = img.source.name(), bytes = img.bytes.len(), "composite served");
     let mut res = (
         [
@@ -203,6 +216,7 @@ pub fn image_request(
     org: Uuid,
     p: &Params,
     saved: Option<&ConfigurationRow>,
+    accept: Option<&str>,
 ) -> Result<ImageRequest, Error> {
     let id = match (p.str("assetId"), saved) {
         (Some(a), None) => super::params::parse_uuid("assetId", a)?,
@@ -256,10 +270,17 @@ pub fn image_request(
     };
     let (width, height) = (dimension("width")?, dimension("height")?);
     let crop = crop(p, (asset.width, asset.height))?;
-    let format = match p.str("format") {
-        None => Format::parse(&app.settings.compose.default_format).unwrap_or(Format::Png),
-        Some(f) => Format::parse(f)
-            .ok_or_else(|| Error::invalid("format", format!("\"{f}\": use png, jpg or webp")))?,
+    let format = match p
+        .str("format")
+        .unwrap_or(&app.settings.compose.default_format)
+    {
+        "auto" => super::accept::negotiate(accept),
+        f => Format::parse(f).ok_or_else(|| {
+            Error::invalid(
+                "format",
+                format!("\"{f}\": use png, jpg, webp, avif or auto"),
+            )
+        })?,
     };
     let fit = match p.str("imageFitMode") {
         None => Fit::Contain,

@@ -19,6 +19,7 @@
 //! let in-flight requests finish (axum's graceful shutdown), then wait for
 //! background writes of composites (`Compositor::flush`).
 
+mod accept;
 mod assets;
 mod auth;
 mod body;

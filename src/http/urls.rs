@@ -110,7 +110,7 @@ pub async fn create(
             )
             .into());
         }
-        let request = image_request(&app, caller.org, &params, None).map_err(|e| at(i, e))?;
+        let request = image_request(&app, caller.org, &params, None, None).map_err(|e| at(i, e))?;
         let pinned = format!("{query}&v={}", version_pin(&request.asset));
         urls.push(app.signer.signed_url(PATH, &pinned));
     }
