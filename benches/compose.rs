@@ -6,7 +6,7 @@
 //!   `draw_pixmap` (SourceOver, premultiplied u8): the crate reference our
 //!   hand-written kernel has to beat to exist.
 //! - `over/demo`: the demo sofa's real (cropped) layers for one view.
-//! - `miss_cpu/*`: compose + resize to 1024 + encode, per format.
+//! - `miss_cpu/*`: compose + resize to 1024 + encode, per format (AVIF at the request path's speed).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use layercake::catalog::{Catalog, DEMO_ASSET_ID};
@@ -121,7 +121,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("miss_cpu");
     g.sample_size(20);
-    for format in [Format::Png, Format::Jpeg, Format::Webp] {
+    for format in [Format::Png, Format::Jpeg, Format::Webp, Format::Avif] {
         let out = Output {
             width: Some(1024),
             height: None,

@@ -161,6 +161,7 @@ impl App {
             worker.spawn(background.tracker(), background.token());
         }
         webhooks.spawn_dispatcher(background.tracker(), background.token());
+        crate::telemetry::spawn_upkeep(background.tracker(), background.token());
         let compositor = Compositor::new(
             tiers,
             store.clone(),

@@ -144,6 +144,9 @@ struct Inner {
     writes: TaskTracker,
     /// Compose/encode jobs waiting for a slot of `cpu`.
     waiting: std::sync::atomic::AtomicUsize,
+    /// WebP stand-ins for AVIF composites still encoding (see `fallback`),
+    /// so repeated requests neither recompose nor encode again meanwhile.
+    stand_ins: moka::sync::Cache<Key, Encoded>,
 }
 
 impl Compositor {
@@ -165,6 +168,10 @@ impl Compositor {
                 limits,
                 writes: TaskTracker::new(),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
+                stand_ins: moka::sync::Cache::builder()
+                    .max_capacity(1024)
+                    .time_to_live(Duration::from_secs(120))
+                    .build(),
             }),
         }
     }
@@ -315,6 +322,9 @@ impl Inner {
             this.tiers.composites.insert(key, e.clone());
             return Ok((e, Source::Store));
         }
+        if let Some(e) = this.stand_ins.get(&key) {
+            return Ok((e, Source::Fallback));
+        }
         let layers = Inner::layers_for(&this, &req).await?;
         let output = req.output.clone();
         let fitted = {
@@ -326,10 +336,14 @@ impl Inner {
                 .map_err(|e| Error::Internal(format!("compose task: {e}")))?
         };
         let backup = (format == Format::Avif).then(|| fitted.clone());
+        // The budget counts from when the encode has its slot, not from
+        // when it started waiting for one.
+        let (started, slotted) = tokio::sync::oneshot::channel::<()>();
         let encode = {
             let this = Arc::clone(&this);
             tokio::spawn(async move {
                 let _permit = this.cpu_slot().await?;
+                let _ = started.send(());
                 tokio::task::spawn_blocking(move || {
                     compose::encode_as(fitted, output.format, output.quality)
                 })
@@ -342,9 +356,19 @@ impl Inner {
             None => encode.await,
             Some(backup) => {
                 let mut encode = encode;
+                let _ = slotted.await;
                 match tokio::time::timeout(this.limits.avif_budget, &mut encode).await {
                     Ok(done) => done,
-                    Err(_) => return Inner::fallback(this, key, path, encode, backup, req).await,
+                    // A stand-in only if it can be made at once: with every
+                    // slot busy it would only add to the wait.
+                    Err(_) => match this.cpu.try_acquire() {
+                        Ok(permit) => {
+                            let inner = Arc::clone(&this);
+                            return Inner::fallback(inner, key, path, encode, backup, req, permit)
+                                .await;
+                        }
+                        Err(_) => encode.await,
+                    },
                 }
             }
         }
@@ -366,6 +390,7 @@ impl Inner {
             format,
         };
         this.tiers.composites.insert(key, e.clone());
+        this.stand_ins.invalidate(&key);
         let (store, bytes) = (this.store.clone(), e.bytes.clone());
         this.writes.spawn(async move {
             if let Err(err) = store.put(&path, bytes).await {
@@ -384,6 +409,7 @@ impl Inner {
         encode: tokio::task::JoinHandle<Result<(Vec<u8>, Format), Error>>,
         backup: crate::compose::PremulImage,
         req: ImageRequest,
+        permit: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<(Encoded, Source), Error> {
         tracing::info!(%key, budget = ?this.limits.avif_budget, "AVIF encode over budget; answering WebP meanwhile");
         let later = Arc::clone(&this);
@@ -397,20 +423,21 @@ impl Inner {
             }
         });
         let quality = req.output.quality;
-        let (bytes, format) = {
-            let _permit = this.cpu_slot().await?;
+        let (bytes, format) =
             tokio::task::spawn_blocking(move || compose::encode_as(backup, Format::Webp, quality))
                 .await
                 .map_err(|e| Error::Internal(format!("encode task: {e}")))?
-                .map_err(|e| Error::Internal(format!("encode: {e}")))?
+                .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+        drop(permit);
+        let e = Encoded {
+            bytes: Bytes::from(bytes),
+            format,
         };
-        Ok((
-            Encoded {
-                bytes: Bytes::from(bytes),
-                format,
-            },
-            Source::Fallback,
-        ))
+        // Unless the AVIF landed meanwhile.
+        if this.tiers.composites.get(&key).is_none() {
+            this.stand_ins.insert(key, e.clone());
+        }
+        Ok((e, Source::Fallback))
     }
 
     /// Every visible layer of the request, bottom to top: those in memory
@@ -584,7 +611,8 @@ struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
 
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let left = self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
+        metrics::gauge!(telemetry::COMPOSE_WAITING).set(left as f64);
     }
 }
 

@@ -98,6 +98,21 @@ impl Signer {
         let Some(given) = given else {
             return Verdict::Unsigned;
         };
+        // A repeated name would be signed as a set but read as its first
+        // occurrence: reordering could change the image under the signature.
+        let mut names: Vec<String> = query
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        if names.len() != n {
+            return Verdict::Invalid;
+        }
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(given.trim_end_matches('=')) else {
             return Verdict::Invalid;
         };
@@ -173,5 +188,11 @@ mod tests {
         let only_new = Signer::new(&[K2.into()]).unwrap();
         assert_eq!(only_new.verify(path, Some(query)), Verdict::Invalid);
         assert!(Signer::new(&["short".into()]).is_err());
+        let doubled = format!("{query}&width=4000");
+        assert_eq!(
+            s.verify(path, Some(&doubled)),
+            Verdict::Invalid,
+            "a repeated name"
+        );
     }
 }

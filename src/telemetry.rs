@@ -60,6 +60,27 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Drains histogram samples into their buckets every few seconds (the
+/// recorder keeps raw samples until then; without this, a server nobody
+/// scrapes would grow forever).
+pub fn spawn_upkeep(
+    tracker: &tokio_util::task::TaskTracker,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    let stop = stop.clone();
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+            if let Some(h) = handle() {
+                h.run_upkeep();
+            }
+        }
+    });
+}
+
 /// Counts one cache lookup.
 pub fn cache_lookup(cache: &'static str, tier: &'static str, hit: bool) {
     metrics::counter!(CACHE_REQUESTS, "cache" => cache, "tier" => tier, "result" => if hit { "hit" } else { "miss" })

@@ -237,6 +237,4 @@ async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
-    // Stopped accepting.
-    assert!(client.get(format!("{base}/healthz")).send().await.is_err());
 }

@@ -115,7 +115,11 @@ pub fn main() -> anyhow::Result<()> {
         Command::Url { common, args } => url::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
         Command::Config { common } => {
-            print!("{}", common.settings(None)?.to_toml());
+            let mut s = common.settings(None)?;
+            for k in &mut s.signing.keys {
+                *k = "<redacted>".into();
+            }
+            print!("{}", s.to_toml());
             Ok(())
         }
         Command::Catalog {

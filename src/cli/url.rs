@@ -97,7 +97,10 @@ pub fn run(settings: Settings, args: UrlArgs) -> anyhow::Result<()> {
             }
             q.append_pair("format", f);
         }
-        q.append_pair("v", &crate::http::version_pin(&asset));
+        q.append_pair(
+            "v",
+            &crate::http::version_pin(&asset, &settings.http.cache_buster),
+        );
         meta.close().await;
         Ok::<_, anyhow::Error>(signer.signed_url(compositor_path(), &q.finish()))
     })?;

@@ -82,8 +82,10 @@ pub fn encode_as(
 fn avif(img: &PremulImage, opaque: bool, quality: u8) -> Result<Vec<u8>, EncodeError> {
     use image::ImageEncoder;
     let mut out = Vec::new();
+    // One thread: a compose slot is one core (rav1e would take them all).
     let enc =
-        image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut out, AVIF_SPEED, quality);
+        image::codecs::avif::AvifEncoder::new_with_speed_quality(&mut out, AVIF_SPEED, quality)
+            .with_num_threads(Some(1));
     let color = if opaque {
         image::ExtendedColorType::Rgb8
     } else {

@@ -32,6 +32,16 @@ pub struct Caller {
     pub org: Uuid,
     /// Whether the caller may write (private token, or development mode).
     pub private: bool,
+    pub kind: CallerKind,
+}
+
+/// How a caller was let in (decides how shared caches may keep answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// No token exists at all: everyone is the default org.
+    Development,
+    Private,
+    Public,
 }
 
 impl Caller {
@@ -40,6 +50,7 @@ impl Caller {
             return Ok(Caller {
                 org: DEFAULT_ORG,
                 private: true,
+                kind: CallerKind::Development,
             });
         }
         let Some(t) = token(parts) else {
@@ -93,6 +104,11 @@ impl Caller {
         Ok(Caller {
             org: grant.org,
             private: grant.private,
+            kind: if grant.private {
+                CallerKind::Private
+            } else {
+                CallerKind::Public
+            },
         })
     }
 

@@ -6,7 +6,7 @@
 //! work: a revalidation (`If-None-Match`) is answered 304 without looking
 //! at a cache, let alone rendering.
 
-use super::auth::ImageCaller;
+use super::auth::{CallerKind, ImageCaller};
 use super::error::ApiError;
 use super::params::Params;
 use super::wire::ErrorBody;
@@ -33,10 +33,14 @@ pub const PATH: &str = "/api/fast-compositor";
 /// What a response may vary on: `format=auto` picks the format from `Accept`.
 const VARY: &str = "Accept";
 
-/// The `v` parameter of URLs pinned to an asset definition:
-/// `<version>.<layer epoch>`.
-pub fn version_pin(asset: &crate::catalog::Asset) -> String {
-    format!("{}.{}", asset.version, asset.epoch)
+/// The `v` parameter of URLs pinned to an asset definition and pipeline:
+/// `<version>.<layer epoch>`, then `.<http.cache_buster>` when set.
+pub fn version_pin(asset: &crate::catalog::Asset, buster: &str) -> String {
+    if buster.is_empty() {
+        format!("{}.{}", asset.version, asset.epoch)
+    } else {
+        format!("{}.{}.{buster}", asset.version, asset.epoch)
+    }
 }
 
 /// The image of one configuration: layers found or rendered, stacked,
@@ -132,14 +136,23 @@ pub async fn image(
     let req = image_request(&app, org, &params, saved.as_ref(), accept.as_deref())?;
     let etag = format!("\"{}\"", req.key().hex());
     // A signed URL pinned to the live definition names one image forever.
-    let pinned =
-        verdict == Verdict::Valid && params.str("v") == Some(version_pin(&req.asset).as_str());
     let http = &app.settings.http;
+    let pinned = verdict == Verdict::Valid
+        && params.str("v") == Some(version_pin(&req.asset, &http.cache_buster).as_str());
+    // Who may a shared cache hand this answer to? Anyone, for a signed URL
+    // or in development mode; nobody else, for a private token's answer;
+    // the same origin, for a public token's.
+    let (scope, vary) = match caller.as_ref().map(|c| c.kind) {
+        _ if verdict == Verdict::Valid => ("public", VARY),
+        None | Some(CallerKind::Development) => ("public", VARY),
+        Some(CallerKind::Private) => ("private", VARY),
+        Some(CallerKind::Public) => ("public", "Accept, Origin"),
+    };
     let cache_control = if pinned {
         "public, max-age=31536000, immutable".to_string()
     } else {
         format!(
-            "public, max-age={}, stale-while-revalidate={}",
+            "{scope}, max-age={}, stale-while-revalidate={}",
             http.max_age_secs, http.stale_while_revalidate_secs
         )
     };
@@ -149,7 +162,7 @@ pub async fn image(
             [
                 (header::ETAG, etag),
                 (header::CACHE_CONTROL, cache_control),
-                (header::VARY, VARY.to_string()),
+                (header::VARY, vary.to_string()),
             ],
         )
             .into_response());
@@ -170,7 +183,7 @@ pub async fn image(
             (header::CONTENT_TYPE, img.format.content_type().to_string()),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
-            (header::VARY, VARY.to_string()),
+            (header::VARY, vary.to_string()),
         ],
         img.bytes,
     )

@@ -21,7 +21,17 @@ pub async fn track(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    // Never a label from raw input: unknown methods are "other".
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     metrics::counter!(telemetry::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
@@ -79,9 +89,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<(StatusCode, &'static
         height: 1,
         data: vec![0, 0, 0, 255],
     };
-    app.compositor
-        .cpu(move || crate::compose::encode(probe, Format::Png, None))
-        .await?
+    // Not through the compose slots: a busy node is still a ready one.
+    tokio::task::spawn_blocking(move || crate::compose::encode(probe, Format::Png, None))
+        .await
+        .map_err(|e| Error::Internal(format!("probe task: {e}")))?
         .map_err(|e| Error::unavailable(format!("the image encoder fails: {e}")))?;
     Ok((StatusCode::OK, "ready\n"))
 }

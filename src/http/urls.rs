@@ -111,7 +111,10 @@ pub async fn create(
             .into());
         }
         let request = image_request(&app, caller.org, &params, None, None).map_err(|e| at(i, e))?;
-        let pinned = format!("{query}&v={}", version_pin(&request.asset));
+        let pinned = format!(
+            "{query}&v={}",
+            version_pin(&request.asset, &app.settings.http.cache_buster)
+        );
         urls.push(app.signer.signed_url(PATH, &pinned));
     }
     Ok(Json(UrlsResponse {

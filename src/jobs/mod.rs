@@ -219,8 +219,11 @@ impl Jobs {
         respect_failures: bool,
     ) -> Result<(JobRow, Vec<Uuid>), Error> {
         if !layers.is_empty() {
+            // A queue with room takes a whole job; a job bigger than the
+            // bound is taken only by an empty queue.
             let (pending, _) = self.meta.task_counts().await?;
-            if pending >= self.settings.max_pending {
+            let adding = i64::try_from(layers.len()).unwrap_or(i64::MAX);
+            if pending > 0 && pending.saturating_add(adding) > self.settings.max_pending {
                 metrics::counter!(crate::telemetry::REJECTED, "reason" => "render-queue")
                     .increment(1);
                 return Err(Error::overloaded(format!(

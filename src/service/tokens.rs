@@ -30,6 +30,10 @@ pub struct TokenService {
     meta: Arc<Meta>,
     cache: moka::future::Cache<String, Option<Grant>>,
     any: moka::future::Cache<(), bool>,
+    /// Set once authentication is on (a token was seen, or the server
+    /// listens beyond loopback): never back to development mode, whatever
+    /// the table says later (a restored backup, a wiped database).
+    enforced: std::sync::atomic::AtomicBool,
 }
 
 fn hash(token: &str) -> String {
@@ -47,7 +51,14 @@ impl TokenService {
             any: moka::future::Cache::builder()
                 .time_to_live(CACHE_TTL)
                 .build(),
+            enforced: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Turns authentication on for the life of this process.
+    pub fn enforce(&self) {
+        self.enforced
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether no token was ever created (development mode).
@@ -55,12 +66,18 @@ impl TokenService {
     /// # Errors
     /// Store failures.
     pub async fn development_mode(&self) -> Result<bool, Error> {
+        if self.enforced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
         let meta = Arc::clone(&self.meta);
         let any = self
             .any
             .try_get_with((), async move { meta.token_count().await.map(|n| n > 0) })
             .await
             .map_err(|e| Error::from((*e).clone()))?;
+        if any {
+            self.enforce();
+        }
         Ok(!any)
     }
 
