@@ -29,7 +29,10 @@ pub struct Grant {
 pub struct TokenService {
     meta: Arc<Meta>,
     cache: moka::future::Cache<String, Option<Grant>>,
-    any: moka::future::Cache<(), bool>,
+    /// When the "does any token exist" answer was last read (ms since
+    /// `epoch`), so the hot path costs two atomic loads.
+    checked_at: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
     /// Set once authentication is on (a token was seen, or the server
     /// listens beyond loopback): never back to development mode, whatever
     /// the table says later (a restored backup, a wiped database).
@@ -48,9 +51,8 @@ impl TokenService {
                 .max_capacity(100_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
-            any: moka::future::Cache::builder()
-                .time_to_live(CACHE_TTL)
-                .build(),
+            checked_at: std::sync::atomic::AtomicU64::new(u64::MAX),
+            epoch: std::time::Instant::now(),
             enforced: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -66,19 +68,21 @@ impl TokenService {
     /// # Errors
     /// Store failures.
     pub async fn development_mode(&self) -> Result<bool, Error> {
-        if self.enforced.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering;
+        if self.enforced.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let meta = Arc::clone(&self.meta);
-        let any = self
-            .any
-            .try_get_with((), async move { meta.token_count().await.map(|n| n > 0) })
-            .await
-            .map_err(|e| Error::from((*e).clone()))?;
-        if any {
-            self.enforce();
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let checked = self.checked_at.load(Ordering::Acquire);
+        if checked != u64::MAX && now.saturating_sub(checked) < CACHE_TTL.as_millis() as u64 {
+            return Ok(true);
         }
-        Ok(!any)
+        if self.meta.token_count().await? > 0 {
+            self.enforce();
+            return Ok(false);
+        }
+        self.checked_at.store(now, Ordering::Release);
+        Ok(true)
     }
 
     /// The grant of a live token; `None` for an unknown or revoked one.
@@ -144,7 +148,7 @@ impl TokenService {
             revoked_at: None,
         };
         self.meta.insert_token(&row).await?;
-        self.any.invalidate_all();
+        self.enforce();
         Ok((token, row))
     }
 
