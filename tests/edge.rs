@@ -539,3 +539,43 @@ async fn an_avif_over_its_time_budget_answers_webp_then_caches_the_avif() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn composes_beyond_the_waiting_bound_get_429_while_hits_answer() {
+    // One compose at a time, none may wait: concurrent misses whose layers
+    // are all cached contend only for the compose slot.
+    let mut s = settings();
+    s.compose.concurrency = 1;
+    s.compose.max_waiting = 0;
+    let server = Server::start(s, Arc::new(Counting::new())).await;
+    let client = reqwest::Client::new();
+    let hit = server.url(&image_url(&json!({}), "&width=1200&format=png"));
+    assert_eq!(client.get(&hit).send().await.unwrap().status(), 200);
+    // Same layers, twelve sizes: twelve composes of a 1200 px canvas.
+    let urls: Vec<String> = (0..12)
+        .map(|i| {
+            server.url(&image_url(
+                &json!({}),
+                &format!("&width={}&format=webp", 1100 + i),
+            ))
+        })
+        .collect();
+    let answers = futures::future::join_all(urls.iter().map(|u| client.get(u).send())).await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|a| a.unwrap().status().as_u16())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "no room to wait: {statuses:?}");
+    assert!(
+        statuses.contains(&200),
+        "one at a time still runs: {statuses:?}"
+    );
+    let r = client.get(&hit).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-layercake-cache"], "hit-memory");
+    server.stop().await;
+}
