@@ -184,7 +184,6 @@ impl Compositor {
     /// when a layer cannot be rendered, and store or internal failures.
     pub async fn image(&self, req: ImageRequest) -> Result<Image, Error> {
         let key = req.key();
-        let format = req.output.format;
         let hit = self.inner.tiers.composites.get(&key);
         telemetry::cache_lookup("composite", "memory", hit.is_some());
         if let Some(e) = hit {
@@ -210,7 +209,6 @@ impl Compositor {
                     self.inner.limits.miss_wait
                 ))
             })??;
-        let _ = format;
         Ok(Image {
             key,
             bytes: encoded.bytes,

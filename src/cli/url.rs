@@ -7,7 +7,7 @@
 
 use crate::app::{load_catalog, open_stores};
 use crate::config::Settings;
-use crate::http::compositor_path;
+use crate::http::pinned_url;
 use crate::keys::Configuration;
 use crate::service::AssetRegistry;
 use crate::signing::Signer;
@@ -31,7 +31,7 @@ pub struct UrlArgs {
     pub width: Option<u32>,
     #[arg(long)]
     pub height: Option<u32>,
-    /// png, jpg, webp.
+    /// png, jpg, webp, avif.
     #[arg(long)]
     pub format: Option<String>,
     /// Prefix for the printed URL, e.g. https://images.example.com.
@@ -93,16 +93,17 @@ pub fn run(settings: Settings, args: UrlArgs) -> anyhow::Result<()> {
         }
         if let Some(f) = &args.format {
             if crate::compose::Format::parse(f).is_none() {
-                bail!("--format {f}: use png, jpg or webp");
+                bail!("--format {f}: use png, jpg, webp or avif");
             }
             q.append_pair("format", f);
         }
-        q.append_pair(
-            "v",
-            &crate::http::version_pin(&asset, &settings.http.cache_buster),
-        );
         meta.close().await;
-        Ok::<_, anyhow::Error>(signer.signed_url(compositor_path(), &q.finish()))
+        Ok::<_, anyhow::Error>(pinned_url(
+            &signer,
+            &asset,
+            &settings.http.cache_buster,
+            &q.finish(),
+        ))
     })?;
     println!("{}{url}", args.base.trim_end_matches('/'));
     Ok(())

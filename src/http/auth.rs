@@ -30,8 +30,6 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub org: Uuid,
-    /// Whether the caller may write (private token, or development mode).
-    pub private: bool,
     pub kind: CallerKind,
 }
 
@@ -45,18 +43,17 @@ pub enum CallerKind {
 }
 
 impl Caller {
-    async fn resolve(app: &App, parts: &Parts) -> Result<Caller, Error> {
+    /// The caller of a request; `None` when it carries no token outside
+    /// development mode (each route decides whether that may do anything).
+    async fn resolve(app: &App, parts: &Parts) -> Result<Option<Caller>, Error> {
         if app.tokens.development_mode().await? {
-            return Ok(Caller {
+            return Ok(Some(Caller {
                 org: DEFAULT_ORG,
-                private: true,
                 kind: CallerKind::Development,
-            });
+            }));
         }
         let Some(t) = token(parts) else {
-            return Err(Error::Unauthorized(
-                "a token is needed: Authorization: Bearer <token>, or bearer_token=<token>".into(),
-            ));
+            return Ok(None);
         };
         let Some(grant) = app.tokens.authenticate(&t).await? else {
             return Err(Error::Unauthorized("unknown or revoked token".into()));
@@ -101,15 +98,19 @@ impl Caller {
                 return Err(Error::Forbidden("orgId is not the token's org".into()));
             }
         }
-        Ok(Caller {
+        Ok(Some(Caller {
             org: grant.org,
-            private: grant.private,
             kind: if grant.private {
                 CallerKind::Private
             } else {
                 CallerKind::Public
             },
-        })
+        }))
+    }
+
+    /// Whether the caller may write (private token, or development mode).
+    pub fn private(&self) -> bool {
+        self.kind != CallerKind::Public
     }
 
     /// For routes that change state.
@@ -117,7 +118,7 @@ impl Caller {
     /// # Errors
     /// 403 for a token that may not write (never in development mode).
     pub fn require_private(&self) -> Result<(), Error> {
-        if self.private {
+        if self.private() {
             Ok(())
         } else {
             Err(Error::Forbidden("this route needs a private token".into()))
@@ -147,7 +148,11 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
-        Ok(Caller::resolve(app, parts).await?)
+        Caller::resolve(app, parts).await?.ok_or_else(|| {
+            ApiError(Error::Unauthorized(
+                "a token is needed: Authorization: Bearer <token>, or bearer_token=<token>".into(),
+            ))
+        })
     }
 }
 
@@ -163,9 +168,6 @@ impl FromRequestParts<Arc<App>> for ImageCaller {
         parts: &mut Parts,
         app: &Arc<App>,
     ) -> Result<ImageCaller, ApiError> {
-        if token(parts).is_none() && !app.tokens.development_mode().await? {
-            return Ok(ImageCaller(None));
-        }
-        Ok(ImageCaller(Some(Caller::resolve(app, parts).await?)))
+        Ok(ImageCaller(Caller::resolve(app, parts).await?))
     }
 }

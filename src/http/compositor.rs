@@ -33,6 +33,18 @@ pub const PATH: &str = "/api/fast-compositor";
 /// What a response may vary on: `format=auto` picks the format from `Accept`.
 const VARY: &str = "Accept";
 
+/// The image URL (path and query) of `query`, pinned (`v`) to `asset`'s
+/// definition and the pipeline, and signed when keys are configured: what
+/// `layercake url` and `POST /api/urls` hand out.
+pub fn pinned_url(
+    signer: &crate::signing::Signer,
+    asset: &crate::catalog::Asset,
+    buster: &str,
+    query: &str,
+) -> String {
+    signer.signed_url(PATH, &format!("{query}&v={}", version_pin(asset, buster)))
+}
+
 /// The `v` parameter of URLs pinned to an asset definition and pipeline:
 /// `<version>.<layer epoch>`, then `.<http.cache_buster>` when set.
 pub fn version_pin(asset: &crate::catalog::Asset, buster: &str) -> String {

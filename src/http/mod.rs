@@ -38,12 +38,7 @@ mod urls;
 mod webhooks;
 pub mod wire;
 
-pub use compositor::{CACHE_HEADER, version_pin};
-
-/// The path image URLs are made and signed for.
-pub fn compositor_path() -> &'static str {
-    compositor::PATH
-}
+pub use compositor::{CACHE_HEADER, pinned_url};
 pub use error::ApiError;
 
 use crate::app::App;

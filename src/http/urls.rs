@@ -4,7 +4,7 @@
 
 use super::auth::Caller;
 use super::body;
-use super::compositor::{PATH, image_request, version_pin};
+use super::compositor::{image_request, pinned_url};
 use super::error::ApiError;
 use super::params::Params;
 use super::wire::ErrorBody;
@@ -111,11 +111,12 @@ pub async fn create(
             .into());
         }
         let request = image_request(&app, caller.org, &params, None, None).map_err(|e| at(i, e))?;
-        let pinned = format!(
-            "{query}&v={}",
-            version_pin(&request.asset, &app.settings.http.cache_buster)
-        );
-        urls.push(app.signer.signed_url(PATH, &pinned));
+        urls.push(pinned_url(
+            &app.signer,
+            &request.asset,
+            &app.settings.http.cache_buster,
+            &query,
+        ));
     }
     Ok(Json(UrlsResponse {
         urls,

@@ -232,7 +232,8 @@ impl Jobs {
             }
         }
         if respect_failures {
-            let since = self.meta.now() - secs_to_micros(self.settings.failure_ttl_secs);
+            let ttl = Duration::from_secs(self.settings.failure_ttl_secs);
+            let since = self.meta.now().saturating_sub(crate::meta::micros(ttl));
             for l in layers {
                 if let Some(e) = self.meta.recent_failure(&l.key.hex(), since).await? {
                     return Err(Error::RenderFailed(format!(
@@ -404,10 +405,6 @@ impl Drop for Watch<'_> {
 pub fn backoff(attempt: i64, base: u64, max: u64) -> Duration {
     let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
     Duration::from_millis(base.saturating_mul(1u64 << exp).min(max))
-}
-
-fn secs_to_micros(s: u64) -> i64 {
-    i64::try_from(s.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
 }
 
 /// Checks a renderer's output against what was asked for.

@@ -152,7 +152,7 @@ impl Worker {
             let queued = self.jobs.work_queued();
             tokio::pin!(queued);
             queued.as_mut().enable();
-            let until = self.meta.now() + micros(lease);
+            let until = self.meta.after(lease);
             match self.meta.claim_task(&name, until).await {
                 Ok(Some((task, run))) => {
                     self.run(task, run, lease, permit).await;
@@ -217,10 +217,7 @@ impl Worker {
             async move {
                 loop {
                     tokio::time::sleep(lease / 3).await;
-                    match meta
-                        .renew_lease(task_id, run_id, meta.now() + micros(lease))
-                        .await
-                    {
+                    match meta.renew_lease(task_id, run_id, meta.after(lease)).await {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(task = %task_id, "lease lost; another worker owns the task now");
@@ -246,12 +243,11 @@ impl Worker {
             },
             Err(f) if f.transient && task.attempts < task.max_attempts => Outcome::Retry {
                 error: f.message.clone(),
-                not_before: self.meta.now()
-                    + micros(backoff(
-                        task.attempts,
-                        settings.backoff_ms,
-                        settings.backoff_max_ms,
-                    )),
+                not_before: self.meta.after(backoff(
+                    task.attempts,
+                    settings.backoff_ms,
+                    settings.backoff_max_ms,
+                )),
             },
             Err(f) => Outcome::Fail {
                 error: f.message.clone(),
@@ -462,8 +458,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

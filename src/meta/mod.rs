@@ -295,6 +295,11 @@ impl Meta {
         Ok(meta)
     }
 
+    /// `now()` plus `d`, saturating: a lease end, a retry time.
+    pub fn after(&self, d: std::time::Duration) -> i64 {
+        self.now().saturating_add(micros(d))
+    }
+
     /// Microseconds since the Unix epoch, strictly increasing in this process.
     pub fn now(&self) -> i64 {
         let wall = std::time::SystemTime::now()
@@ -341,6 +346,11 @@ impl Meta {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A duration in the store's time unit (microseconds), saturating.
+pub fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The URL without its password, for messages.

@@ -20,7 +20,6 @@ pub const CACHE_TTL: Duration = Duration::from_secs(10);
 /// A token's rights, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
-    pub token: Uuid,
     pub org: Uuid,
     pub private: bool,
     pub origins: Vec<String>,
@@ -98,7 +97,6 @@ impl TokenService {
                 let row = meta.token_by_hash(&h).await?;
                 Ok::<_, crate::meta::MetaError>(row.filter(|t| t.revoked_at.is_none()).map(|t| {
                     Grant {
-                        token: t.id,
                         org: t.org_id,
                         private: t.kind == "private",
                         origins: serde_json::from_str(&t.origins).unwrap_or_default(),
@@ -150,10 +148,6 @@ impl TokenService {
         self.meta.insert_token(&row).await?;
         self.enforce();
         Ok((token, row))
-    }
-
-    pub fn meta(&self) -> &Arc<Meta> {
-        &self.meta
     }
 }
 

@@ -31,7 +31,7 @@ impl Webhooks {
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                 return;
             };
-            let until = self.meta.now() + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+            let until = self.meta.after(lease);
             match self.meta.claim_delivery(until).await {
                 Ok(Some((d, hook))) => {
                     let me = Arc::clone(&self);
@@ -84,7 +84,7 @@ impl Webhooks {
                     self.settings.backoff_ms,
                     self.settings.backoff_max_ms,
                 );
-                self.meta.now() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX)
+                self.meta.after(wait)
             });
         let attempt = AttemptRow {
             id: Uuid::new_v4(),

@@ -209,10 +209,6 @@ impl Webhooks {
         self.meta.update_webhook(&row).await?;
         Ok(self.meta.webhook(org, id).await?)
     }
-
-    pub fn meta(&self) -> &Arc<Meta> {
-        &self.meta
-    }
 }
 
 fn check_topic(t: &str) -> Result<String, Error> {
