@@ -227,7 +227,7 @@ impl Compositor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let _permit = self.inner.cpu_slot().await?;
+        let _permit = self.inner.cpu_slot(Admit::OrReject).await?;
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| Error::Internal(format!("cpu task: {e}")))
@@ -281,17 +281,28 @@ impl Compositor {
     }
 }
 
+/// Whether a CPU step may be refused when too many wait for a slot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// A new request's first CPU step: refused (429) beyond the bound.
+    OrReject,
+    /// A step of work already admitted, or shared by several requests.
+    Wait,
+}
+
 impl Inner {
     /// A compose slot: at once if one is free, after a wait if fewer than
-    /// `compose_max_waiting` wait already, else a fast 429.
-    async fn cpu_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
+    /// `compose_max_waiting` wait already, else (for [`Admit::OrReject`]) a
+    /// fast 429. Work already admitted ([`Admit::Wait`]) waits its turn but
+    /// still counts as waiting, so new requests see the load.
+    async fn cpu_slot(&self, admit: Admit) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
         use std::sync::atomic::Ordering;
         if let Ok(p) = self.cpu.try_acquire() {
             return Ok(p);
         }
         let before = self.waiting.fetch_add(1, Ordering::SeqCst);
         let _leave = Decrement(&self.waiting);
-        if before >= self.limits.compose_max_waiting {
+        if admit == Admit::OrReject && before >= self.limits.compose_max_waiting {
             metrics::counter!(telemetry::REJECTED, "reason" => "compose").increment(1);
             return Err(Error::overloaded(format!(
                 "over capacity: {before} images are waiting to be composed; retry shortly"
@@ -326,7 +337,7 @@ impl Inner {
         let layers = Inner::layers_for(&this, &req).await?;
         let output = req.output.clone();
         let fitted = {
-            let _permit = this.cpu_slot().await?;
+            let _permit = this.cpu_slot(Admit::OrReject).await?;
             let output = output.clone();
             let canvas = (req.asset.width, req.asset.height);
             tokio::task::spawn_blocking(move || compose_fitted(&layers, canvas, &output))
@@ -340,7 +351,7 @@ impl Inner {
         let encode = {
             let this = Arc::clone(&this);
             tokio::spawn(async move {
-                let _permit = this.cpu_slot().await?;
+                let _permit = this.cpu_slot(Admit::Wait).await?;
                 let _ = started.send(());
                 tokio::task::spawn_blocking(move || {
                     compose::encode_as(fitted, output.format, output.quality)
@@ -584,8 +595,10 @@ impl Inner {
         };
         let max = this.limits.max_layer_pixels;
         let want = (job.request.width, job.request.height);
+        // Decoding a layer serves every request that needs it (it runs as
+        // the key's flight), so it waits rather than failing one of them.
         let decoded = {
-            let _permit = this.cpu_slot().await?;
+            let _permit = this.cpu_slot(Admit::Wait).await?;
             tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
                 .await
                 .map_err(|e| Error::Internal(format!("decode task: {e}")))?
