@@ -161,6 +161,7 @@ impl App {
             worker.spawn(background.tracker(), background.token());
         }
         webhooks.spawn_dispatcher(background.tracker(), background.token());
+        store.spawn_flusher(background.tracker(), background.token());
         crate::telemetry::spawn_upkeep(background.tracker(), background.token());
         let compositor = Compositor::new(
             tiers,
@@ -235,7 +236,7 @@ pub async fn open_stores(settings: &Settings) -> Result<(Arc<Meta>, BlobStore), 
             .map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
     }
     let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
-    let store = BlobStore::open(&settings.store_url())?;
+    let store = BlobStore::open(&settings.store_options())?;
     Ok((meta, store))
 }
 

@@ -62,6 +62,18 @@ pub struct HttpSettings {
 pub struct StorageSettings {
     pub data_dir: PathBuf,
     pub url: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub s3_allow_http: bool,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_retries: usize,
+    pub retry_budget_ms: u64,
+    pub down_cooldown_ms: u64,
+    pub outbox_max_bytes: u64,
+    pub disk_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -265,10 +277,24 @@ impl Settings {
             return bad("meta.url", "an in-memory metadata store needs the in-memory object store (storage.url = \"memory://\")".into());
         }
         let url = &self.storage.url;
-        if !(url.is_empty() || url.starts_with("file:///") || url == "memory://") {
+        if !(url.is_empty()
+            || url.starts_with("file:///")
+            || url == "memory://"
+            || url
+                .strip_prefix("s3://")
+                .is_some_and(|b| !b.is_empty() && !b.starts_with('/')))
+        {
             return bad(
                 "storage.url",
-                format!("\"{url}\": use \"\", file:///absolute/path or memory://"),
+                format!(
+                    "\"{url}\": use \"\", file:///absolute/path, s3://bucket/prefix or memory://"
+                ),
+            );
+        }
+        if self.storage.request_timeout_ms == 0 || self.storage.connect_timeout_ms == 0 {
+            return bad(
+                "storage.request_timeout_ms",
+                "object store timeouts must be at least 1 ms".into(),
             );
         }
         if self.render.timeout_secs == 0 || self.render.miss_wait_secs == 0 {
@@ -367,6 +393,37 @@ impl Settings {
         let dir = self.storage.data_dir.join("objects");
         let abs = std::path::absolute(&dir).unwrap_or(dir);
         format!("file://{}", abs.display())
+    }
+
+    /// How to open the object store: its URL, S3 settings, bounds, and the
+    /// outbox and disk tier folders under `data_dir`.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let s = &self.storage;
+        let ms = std::time::Duration::from_millis;
+        let under = |name: &str| {
+            let dir = s.data_dir.join(name);
+            std::path::absolute(&dir).unwrap_or(dir)
+        };
+        crate::store::StoreOptions {
+            url: self.store_url(),
+            s3: crate::store::S3Options {
+                endpoint: s.s3_endpoint.clone(),
+                region: s.s3_region.clone(),
+                access_key_id: s.s3_access_key_id.clone(),
+                secret_access_key: s.s3_secret_access_key.clone(),
+                allow_http: s.s3_allow_http,
+            },
+            timeouts: crate::store::Timeouts {
+                connect: ms(s.connect_timeout_ms),
+                request: ms(s.request_timeout_ms),
+                max_retries: s.max_retries,
+                retry_budget: ms(s.retry_budget_ms),
+            },
+            down_cooldown: ms(s.down_cooldown_ms),
+            // Nothing outlives a memory store, so neither does its outbox.
+            outbox: (s.url != "memory://").then(|| (under("outbox"), s.outbox_max_bytes)),
+            disk: Some((under("disk-cache"), s.disk_cache_bytes)),
+        }
     }
 
     /// The metadata store URL, with the default resolved against `data_dir`.

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::jobs::{JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
 use crate::keys::{self, Configuration, Key};
 use crate::render::RenderRequest;
-use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path, layer_path};
+use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path};
 use crate::telemetry;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -321,8 +321,15 @@ impl Inner {
         req: ImageRequest,
     ) -> Result<(Encoded, Source), Error> {
         let format = req.output.format;
-        let path = composite_path(&key, format);
-        let stored = this.store.get(&path).await?;
+        let asset = &req.asset;
+        let path = composite_path(asset.id, asset.version, asset.epoch, &key, format);
+        // A store that cannot answer is a miss here: with the layers in
+        // memory the composite can still be made (the layers' own reads
+        // answer 503 if they need the store).
+        let stored = this.store.get(&path).await.unwrap_or_else(|e| {
+            tracing::debug!(%key, error = %e, "composite read failed; composing");
+            None
+        });
         telemetry::cache_lookup("composite", "store", stored.is_some());
         if let Some(bytes) = stored {
             // JPEG-or-PNG is decided per image: the bytes say which.
@@ -402,7 +409,7 @@ impl Inner {
         this.stand_ins.invalidate(&key);
         let (store, bytes) = (this.store.clone(), e.bytes.clone());
         this.writes.spawn(async move {
-            if let Err(err) = store.put(&path, bytes).await {
+            if let Err(err) = store.put_cached(&path, bytes).await {
                 tracing::warn!(%key, error = %err, "composite not written to the object store");
             }
         });
@@ -590,7 +597,7 @@ impl Inner {
         this: &Arc<Inner>,
         job: &LayerJob,
     ) -> Result<Option<Arc<LayerImage>>, Error> {
-        let Some(bytes) = this.store.get(&layer_path(&job.key)).await? else {
+        let Some(bytes) = this.store.get(&job.path()).await? else {
             return Ok(None);
         };
         let max = this.limits.max_layer_pixels;

@@ -7,15 +7,19 @@
 //! |---|---|---|
 //! | `layercake_http_requests_total` | counter | `route`, `method`, `status` |
 //! | `layercake_http_request_duration_seconds` | histogram | `route` |
-//! | `layercake_cache_requests_total` | counter | `cache` (composite, layer), `tier` (memory, store), `result` (hit, miss) |
+//! | `layercake_cache_requests_total` | counter | `cache` (composite, layer), `tier` (memory, disk, store), `result` (hit, miss) |
 //! | `layercake_renders_total` | counter | `result` (success, retry, failure) |
 //! | `layercake_render_duration_seconds` | histogram | |
 //! | `layercake_queue_wait_seconds` | histogram | (task queued or due → claimed: waiting, apart from work) |
 //! | `layercake_queue_depth` | gauge | `status` (pending, running) |
-//! | `layercake_cache_bytes` | gauge | `cache` (composites, layers) |
+//! | `layercake_cache_bytes` | gauge | `cache` (composites, layers, disk) |
 //! | `layercake_compose_waiting` | gauge | (requests waiting for a compose slot) |
 //! | `layercake_rejected_total` | counter | `reason` (compose, render-queue) |
 //! | `layercake_webhook_deliveries_total` | counter | `result` (delivered, retry, failed) |
+//! | `layercake_store_corrupt_total` | counter | `tier` (disk, outbox, store): objects whose blake3 did not match, deleted |
+//! | `layercake_store_errors_total` | counter | `op` (get, put, head, delete, list): object store requests that failed after their retries |
+//! | `layercake_store_up` | gauge | 1 while the object store answers, 0 while it is taken as down |
+//! | `layercake_store_outbox` | gauge | `unit` (objects, bytes): writes waiting for the object store |
 //!
 //! The recorder is process-wide (the `metrics` facade has one global
 //! recorder); [`handle`] installs it on first use, which `App` does at
@@ -35,6 +39,10 @@ pub const CACHE_BYTES: &str = "layercake_cache_bytes";
 pub const COMPOSE_WAITING: &str = "layercake_compose_waiting";
 pub const REJECTED: &str = "layercake_rejected_total";
 pub const WEBHOOK_DELIVERIES: &str = "layercake_webhook_deliveries_total";
+pub const STORE_CORRUPT: &str = "layercake_store_corrupt_total";
+pub const STORE_ERRORS: &str = "layercake_store_errors_total";
+pub const STORE_UP: &str = "layercake_store_up";
+pub const STORE_OUTBOX: &str = "layercake_store_outbox";
 
 /// Seconds: from a memory hit (tens of µs) to a long render (minutes).
 const BUCKETS: &[f64] = &[

@@ -10,6 +10,7 @@
 //! This is the only module that uses `anyhow`: errors here end the process
 //! with a message, they are not matched on.
 
+mod gc;
 mod serve;
 mod token;
 mod url;
@@ -67,6 +68,18 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Remove the layers and composites of asset versions that are no longer
+    /// live, and their records; print what was removed (count, bytes).
+    Gc {
+        #[command(flatten)]
+        common: Common,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the merged configuration (defaults, file, environment, flags) as TOML.
     Config {
         #[command(flatten)]
@@ -114,10 +127,18 @@ pub fn main() -> anyhow::Result<()> {
         Command::Worker { common } => worker::run(common.settings(None)?),
         Command::Url { common, args } => url::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
+        Command::Gc {
+            common,
+            dry_run,
+            json,
+        } => gc::run(common.settings(None)?, dry_run, json),
         Command::Config { common } => {
             let mut s = common.settings(None)?;
             for k in &mut s.signing.keys {
                 *k = "<redacted>".into();
+            }
+            if !s.storage.s3_secret_access_key.is_empty() {
+                s.storage.s3_secret_access_key = "<redacted>".into();
             }
             print!("{}", s.to_toml());
             Ok(())

@@ -65,6 +65,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         let background = Background::default();
         worker.spawn(background.tracker(), background.token());
         webhooks.spawn_dispatcher(background.tracker(), background.token());
+        store.spawn_flusher(background.tracker(), background.token());
         tracing::info!(store = store.url(), "layercake worker running");
         super::serve::shutdown_signal().await;
         background

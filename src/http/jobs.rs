@@ -14,7 +14,6 @@ use crate::jobs::json::{JobJson, RunJson, TaskJson};
 use crate::jobs::plan::{self, BatchRequest};
 use crate::jobs::{JobSpec, LayerJob, PRIORITY_BATCH};
 use crate::meta::{JobRow, RunRow};
-use crate::store::layer_path;
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -132,7 +131,7 @@ pub async fn create(
         .map(|job| {
             let store = store.clone();
             async move {
-                let exists = store.exists(&layer_path(&job.key)).await?;
+                let exists = store.exists(&job.path()).await?;
                 Ok::<_, Error>((!exists).then_some(job))
             }
         })

@@ -7,8 +7,9 @@ use crate::app::App;
 use crate::compose::{Format, PremulImage};
 use crate::error::Error;
 use crate::telemetry;
+use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> 
     let (composites, layers) = app.compositor.cache_bytes();
     metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "composites").set(composites as f64);
     metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "layers").set(layers as f64);
+    if let Some(disk) = app.store.status().disk_bytes {
+        metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "disk").set(disk as f64);
+    }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
@@ -74,16 +78,20 @@ pub async fn healthz() -> &'static str {
 /// Ready: the metadata store and the object store answer, and a tiny
 /// image encodes. 503 naming what failed otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, description = "ready"), (status = 503, description = "not ready: the body names the failed check")))]
-pub async fn readyz(State(app): State<Arc<App>>) -> Result<(StatusCode, &'static str), ApiError> {
+    responses((status = 200, description = "ready: `{\"status\": \"ready\", \"store\": {url, up, outbox_objects, outbox_bytes, disk_bytes}}`"),
+        (status = 503, description = "not ready: the body names the failed check")))]
+pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
     app.meta
         .ping()
         .await
         .map_err(|e| Error::unavailable(format!("metadata store: {e}")))?;
-    app.store
-        .exists("readyz/probe")
-        .await
-        .map_err(|e| Error::unavailable(format!("object store {}: {e}", app.store.url())))?;
+    app.store.probe().await.map_err(|e| {
+        let s = app.store.status();
+        Error::unavailable(format!(
+            "object store {}: {e} ({} writes wait in the outbox)",
+            s.url, s.outbox_objects
+        ))
+    })?;
     let probe = PremulImage {
         width: 1,
         height: 1,
@@ -94,5 +102,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<(StatusCode, &'static
         .await
         .map_err(|e| Error::Internal(format!("probe task: {e}")))?
         .map_err(|e| Error::unavailable(format!("the image encoder fails: {e}")))?;
-    Ok((StatusCode::OK, "ready\n"))
+    Ok(Json(
+        serde_json::json!({"status": "ready", "store": app.store.status()}),
+    ))
 }

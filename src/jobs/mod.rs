@@ -49,6 +49,14 @@ pub struct LayerJob {
     pub request: RenderRequest,
 }
 
+impl LayerJob {
+    /// Where the layer's image is stored.
+    pub fn path(&self) -> String {
+        let asset = &self.request.asset;
+        crate::store::layer_path(asset.id, asset.version, &self.key)
+    }
+}
+
 /// Where a render came from, for the layer record.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {

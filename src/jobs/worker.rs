@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::meta::{Meta, Outcome, RunRow, TaskRow};
 use crate::render::{RenderError, Renderers};
 use crate::service::AssetRegistry;
-use crate::store::{BlobStore, layer_path};
+use crate::store::BlobStore;
 use crate::telemetry;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -350,7 +350,7 @@ impl Worker {
                 .map_err(|e| Error::Internal(format!("encode task: {e}")))?
                 .map_err(|e| Error::Internal(format!("layer encode: {e}")))?
         };
-        let path = layer_path(&job.key);
+        let path = job.path();
         let encoded = Bytes::from(encoded);
         let origin = Origin {
             job: task.job_id,

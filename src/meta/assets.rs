@@ -243,4 +243,96 @@ impl Meta {
         .map_err(translate)?;
         self.asset_epoch(asset_id).await
     }
+
+    /// Every asset's live version and layer epoch: what `gc` keeps.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn live_generations(&self) -> Result<Vec<(Uuid, u32, u64)>, MetaError> {
+        let mut out = Vec::new();
+        for (asset, version) in self.live_versions().await? {
+            out.push((asset, version, self.asset_epoch(asset).await?));
+        }
+        Ok(out)
+    }
+
+    /// Paths under `layers/<asset>/` but outside the live version's folder
+    /// that file records still used by other layer records point at (a
+    /// file record is shared by identical images, so a live layer can use
+    /// one first stored under an older version).
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn stale_paths_in_use(
+        &self,
+        asset: Uuid,
+        live: u32,
+    ) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT path FROM files WHERE path LIKE $1 AND path NOT LIKE $2 \
+             AND id IN (SELECT file_id FROM layers WHERE NOT (asset_id = $3 AND asset_version <> $4)) \
+             ORDER BY path",
+        )
+        .bind(format!("layers/{asset}/%"))
+        .bind(format!("layers/{asset}/v{live}/%"))
+        .bind(asset.to_string())
+        .bind(i64::from(live))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(translate)?;
+        rows.iter().map(|r| text(r, "path")).collect()
+    }
+
+    /// The layer records of `asset` made under another version than
+    /// `live`, and the file records under its stale layer folders that no
+    /// other layer record uses: counted, and deleted unless `dry_run`.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn stale_layer_records(
+        &self,
+        asset: Uuid,
+        live: u32,
+        dry_run: bool,
+    ) -> Result<(u64, u64), MetaError> {
+        let layers = "FROM layers WHERE asset_id = $1 AND asset_version <> $2";
+        let files = "FROM files WHERE path LIKE $3 AND path NOT LIKE $4 AND id NOT IN \
+                     (SELECT file_id FROM layers WHERE NOT (asset_id = $1 AND asset_version <> $2))";
+        let (asset_id, version) = (asset.to_string(), i64::from(live));
+        let (under, keep) = (
+            format!("layers/{asset}/%"),
+            format!("layers/{asset}/v{live}/%"),
+        );
+        let count_l = format!("SELECT COUNT(*) AS n {layers}");
+        let count_f = format!("SELECT COUNT(*) AS n {files}");
+        let (delete_l, delete_f) = (format!("DELETE {layers}"), format!("DELETE {files}"));
+        let q_layers = |sql| sqlx::query(sql).bind(asset_id.clone()).bind(version);
+        let q_files = |sql| q_layers(sql).bind(under.clone()).bind(keep.clone());
+        if dry_run {
+            let n = |r: &AnyRow| int(r, "n").map(|n| n.max(0) as u64);
+            let l = q_layers(&count_l)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(translate)?;
+            let f = q_files(&count_f)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(translate)?;
+            return Ok((n(&l)?, n(&f)?));
+        }
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        // Files first: the layer records they are checked against go next.
+        let f = q_files(&delete_f)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?
+            .rows_affected();
+        let l = q_layers(&delete_l)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?
+            .rows_affected();
+        tx.commit().await.map_err(translate)?;
+        Ok((l, f))
+    }
 }

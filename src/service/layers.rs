@@ -353,7 +353,7 @@ impl LayerService {
         let (image, encoded) = encoded;
 
         let key = keys::layer_key(&asset, layer, view, &config, canvas);
-        let path = layer_path(&key);
+        let path = layer_path(asset.id, asset.version, &key);
         let (store, files) = (self.store.clone(), self.files.clone());
         compositor
             .replace_layer(key, move || async move {

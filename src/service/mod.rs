@@ -1,5 +1,6 @@
 //! The record-keeping services behind the API: assets (versions), files,
-//! layers, saved configurations and tokens.
+//! layers, saved configurations and tokens; and garbage collection of
+//! stale asset versions.
 //!
 //! Each service validates its input against the catalogue and the keys,
 //! and keeps its records in `meta` and its bytes in `store`; the HTTP
@@ -9,6 +10,7 @@
 pub mod assets;
 pub mod configurations;
 pub mod files;
+pub mod gc;
 pub mod layers;
 pub mod tokens;
 

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+pub mod seaweed;
+
 pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
 /// Default settings with the object store and the metadata in memory.

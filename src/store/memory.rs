@@ -1,0 +1,49 @@
+//! The in-memory tiers: encoded composites and decoded layers, each a
+//! moka cache bounded in bytes.
+
+use crate::compose::{Format, LayerImage};
+use crate::keys::Key;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// An encoded composite as served.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub bytes: Bytes,
+    pub format: Format,
+}
+
+/// Byte budgets of the memory tiers.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    pub composite_bytes: u64,
+    pub layer_bytes: u64,
+}
+
+/// The in-memory tiers. Cheap to clone (the caches are shared).
+#[derive(Clone)]
+pub struct MemoryTiers {
+    pub composites: moka::sync::Cache<Key, Encoded>,
+    pub layers: moka::sync::Cache<Key, Arc<LayerImage>>,
+}
+
+/// moka weighs entries in u32; a single entry larger than that is
+/// impossible here (the canvas is at most 8192² RGBA = 256 MiB).
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+impl MemoryTiers {
+    pub fn new(b: Budgets) -> MemoryTiers {
+        MemoryTiers {
+            composites: moka::sync::Cache::builder()
+                .max_capacity(b.composite_bytes)
+                .weigher(|_, v: &Encoded| weight(v.bytes.len() + 64))
+                .build(),
+            layers: moka::sync::Cache::builder()
+                .max_capacity(b.layer_bytes)
+                .weigher(|_, v: &Arc<LayerImage>| weight(v.byte_size()))
+                .build(),
+        }
+    }
+}
