@@ -122,7 +122,7 @@ impl App {
         let renderers =
             Renderers::from_settings(&settings.render, builtin).map_err(AppError::Render)?;
         let files_catalog = load_catalog(&settings)?;
-        let (meta, store) = open_stores(&settings).await?;
+        let (meta, store) = open_stores(&settings, true).await?;
         let assets = Arc::new(AssetRegistry::start(Arc::clone(&meta), files_catalog).await?);
         let missing = renderers.missing(assets.catalog().snapshot().assets());
         if !missing.is_empty() {
@@ -225,18 +225,29 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, AppError> {
     })
 }
 
-/// Opens (creating the data dir if needed) the metadata and object stores.
+/// Opens (creating the data dir if needed) the metadata and object stores;
+/// with `local_tiers`, the object store's outbox and disk tier too (for
+/// `serve` and `worker`; a one-shot tool such as `gc` must not leave
+/// writes in an outbox nobody flushes).
 ///
 /// # Errors
 /// [`AppError`] naming the store.
-pub async fn open_stores(settings: &Settings) -> Result<(Arc<Meta>, BlobStore), AppError> {
+pub async fn open_stores(
+    settings: &Settings,
+    local_tiers: bool,
+) -> Result<(Arc<Meta>, BlobStore), AppError> {
     if settings.meta.url.is_empty() || settings.storage.url.is_empty() {
         let dir = &settings.storage.data_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
     }
     let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
-    let store = BlobStore::open(&settings.store_options())?;
+    let mut options = settings.store_options();
+    if !local_tiers {
+        options.outbox = None;
+        options.disk = None;
+    }
+    let store = BlobStore::open(&options)?;
     Ok((meta, store))
 }
 

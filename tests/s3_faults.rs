@@ -133,11 +133,16 @@ async fn an_outage_keeps_hits_serving_answers_misses_503_and_loses_no_render() {
         slowest_miss < Duration::from_secs(3),
         "a miss took {slowest_miss:?}"
     );
-    let (status, _) = ready(&client, &server).await;
-    assert_eq!(status, 503, "not ready while the store is down");
-
     // The render that finished meanwhile was kept (the outbox) and served.
     assert_eq!(pending.await.unwrap(), 200);
+    let (status, body) = ready(&client, &server).await;
+    assert_eq!(status, 200, "degraded, still in rotation: {body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["store"]["up"], false, "{body}");
+    assert!(
+        body["store"]["outbox_objects"].as_u64().unwrap() >= 1,
+        "{body}"
+    );
     let rendered = renderer.inner.total();
 
     // S3 comes back: readiness and the outbox recover by themselves.
@@ -176,6 +181,27 @@ async fn an_outage_keeps_hits_serving_answers_misses_503_and_loses_no_render() {
         assert_eq!(client.get(m).send().await.unwrap().status(), 200);
     }
     assert_eq!(client.get(&hits[0]).send().await.unwrap().status(), 200);
+
+    // A server that accepts and never answers: the first miss waits out
+    // the timeouts (2 s a request, one retry), the next ones fail at once.
+    weed.signal("STOP");
+    let frozen = |body: &str| {
+        server.url(&image_url(
+            &json!({"Body": "Slate", "Pillows": body}),
+            "&width=310&format=png",
+        ))
+    };
+    for (i, pillows) in ["Charcoal", "Terracotta"].iter().enumerate() {
+        let started = Instant::now();
+        let r = client.get(frozen(pillows)).send().await.unwrap();
+        let took = started.elapsed();
+        eprintln!("miss {i} against a frozen S3: {} in {took:?}", r.status());
+        assert_eq!(r.status(), 503);
+        let bound = if i == 0 { 8 } else { 1 };
+        assert!(took < Duration::from_secs(bound), "miss {i} took {took:?}");
+        assert_eq!(client.get(&hits[1]).send().await.unwrap().status(), 200);
+    }
+    weed.signal("CONT");
     server.stop().await;
 }
 

@@ -13,7 +13,7 @@ pub fn run(settings: Settings, dry_run: bool, json: bool) -> anyhow::Result<()> 
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (meta, store) = open_stores(&settings).await?;
+        let (meta, store) = open_stores(&settings, false).await?;
         let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
         let report = gc::collect(&meta, &store, &files, dry_run).await;
         meta.close().await;

@@ -37,7 +37,7 @@ pub fn run(settings: Settings, command: TokenCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (meta, _) = open_stores(&settings).await?;
+        let (meta, _) = open_stores(&settings, false).await?;
         let tokens = TokenService::new(Arc::clone(&meta));
         match command {
             TokenCommand::Create {

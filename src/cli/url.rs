@@ -49,7 +49,7 @@ pub fn run(settings: Settings, args: UrlArgs) -> anyhow::Result<()> {
         .build()?;
     let url = runtime.block_on(async {
         let catalog = load_catalog(&settings)?;
-        let (meta, _) = open_stores(&settings).await?;
+        let (meta, _) = open_stores(&settings, false).await?;
         let version = meta
             .live_versions()
             .await?

@@ -30,7 +30,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         let renderers =
             Renderers::from_settings(&settings.render, None).map_err(anyhow::Error::msg)?;
         let catalog = load_catalog(&settings)?;
-        let (meta, store) = open_stores(&settings).await?;
+        let (meta, store) = open_stores(&settings, true).await?;
         let missing = renderers.missing(catalog.assets());
         if !missing.is_empty() {
             bail!(

@@ -78,20 +78,17 @@ pub async fn healthz() -> &'static str {
 /// Ready: the metadata store and the object store answer, and a tiny
 /// image encodes. 503 naming what failed otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, description = "ready: `{\"status\": \"ready\", \"store\": {url, up, outbox_objects, outbox_bytes, disk_bytes}}`"),
-        (status = 503, description = "not ready: the body names the failed check")))]
+    responses((status = 200, description = "ready: `{\"status\": \"ready\" | \"degraded\", \"store\": {url, up, outbox_objects, outbox_bytes, disk_bytes, error?}}`; degraded while the object store does not answer (hits are still served, misses answer 503)"),
+        (status = 503, description = "not ready (metadata store or encoder): the body names the failed check")))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
     app.meta
         .ping()
         .await
         .map_err(|e| Error::unavailable(format!("metadata store: {e}")))?;
-    app.store.probe().await.map_err(|e| {
-        let s = app.store.status();
-        Error::unavailable(format!(
-            "object store {}: {e} ({} writes wait in the outbox)",
-            s.url, s.outbox_objects
-        ))
-    })?;
+    // An unreachable object store degrades the node rather than taking it
+    // out of rotation: its memory and disk tiers still serve hits, and
+    // every node shares the store, so all would go unready at once.
+    let store_error = app.store.probe().await.err().map(|e| e.to_string());
     let probe = PremulImage {
         width: 1,
         height: 1,
@@ -102,7 +99,13 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Valu
         .await
         .map_err(|e| Error::Internal(format!("probe task: {e}")))?
         .map_err(|e| Error::unavailable(format!("the image encoder fails: {e}")))?;
-    Ok(Json(
-        serde_json::json!({"status": "ready", "store": app.store.status()}),
-    ))
+    let mut store = serde_json::to_value(app.store.status()).unwrap_or_default();
+    let status = match store_error {
+        None => "ready",
+        Some(e) => {
+            store["error"] = e.into();
+            "degraded"
+        }
+    };
+    Ok(Json(serde_json::json!({"status": status, "store": store})))
 }

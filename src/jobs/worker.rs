@@ -153,7 +153,15 @@ impl Worker {
             tokio::pin!(queued);
             queued.as_mut().enable();
             let until = self.meta.after(lease);
-            match self.meta.claim_task(&name, until).await {
+            // While the object store is down and its output could not wait
+            // in the outbox, a render would only burn one of the task's
+            // attempts: leave the task queued until the store is back.
+            let claim = if self.store.is_up() || self.store.can_defer() {
+                self.meta.claim_task(&name, until).await
+            } else {
+                Ok(None)
+            };
+            match claim {
                 Ok(Some((task, run))) => {
                     self.run(task, run, lease, permit).await;
                     continue;

@@ -21,6 +21,23 @@ use std::time::SystemTime;
 pub struct DiskTier {
     dir: Arc<PathBuf>,
     index: moka::sync::Cache<Arc<str>, u32>,
+    _lock: Arc<std::fs::File>,
+}
+
+/// Takes `<dir>/.lock` for this process: a folder indexed in memory can
+/// have only one owner (a `serve` and a `worker` sharing a data dir: the
+/// second runs without it). `WouldBlock` when another process holds it.
+pub(super) fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let f = std::fs::File::create(dir.join(".lock"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("{} is in use by another process", dir.display()),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 fn name_of(path: &str) -> String {
@@ -37,6 +54,7 @@ impl DiskTier {
     /// # Errors
     /// The folder cannot be created or listed.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<DiskTier> {
+        let lock = lock_dir(dir)?;
         std::fs::create_dir_all(dir.join("tmp"))?;
         for e in std::fs::read_dir(dir.join("tmp"))? {
             let _ = std::fs::remove_file(e?.path());
@@ -55,12 +73,15 @@ impl DiskTier {
         let mut found: Vec<(SystemTime, Arc<str>, u32)> = Vec::new();
         for fan in std::fs::read_dir(dir)? {
             let fan = fan?;
-            if fan.file_name() == "tmp" || !fan.file_type()?.is_dir() {
+            if fan.file_name() == "tmp" || !fan.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             for f in std::fs::read_dir(fan.path())? {
-                let f = f?;
-                let meta = f.metadata()?;
+                // A file gone since the listing is simply not indexed.
+                let Ok(meta) = f.and_then(|f| f.metadata().map(|m| (f, m))) else {
+                    continue;
+                };
+                let (f, meta) = meta;
                 let name = f.file_name().to_string_lossy().into_owned();
                 if name.len() != 64 || !meta.is_file() {
                     continue;
@@ -78,6 +99,7 @@ impl DiskTier {
         Ok(DiskTier {
             dir: Arc::new(dir.to_path_buf()),
             index,
+            _lock: Arc::new(lock),
         })
     }
 

@@ -130,6 +130,17 @@ impl std::fmt::Debug for BlobStore {
     }
 }
 
+/// Whether `path` is `files/<aa>/blake3-<hex of body>` (an upload's
+/// content address) and `body` hashes to it.
+fn content_addressed(path: &str, body: &[u8]) -> bool {
+    path.starts_with("files/")
+        && path
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.strip_prefix("blake3-"))
+            .is_some_and(|hex| hex == blake3::hash(body).to_hex().as_str())
+}
+
 /// `layers`, `composites` or `files`: the first segment, for metrics.
 fn kind_of(path: &str) -> &'static str {
     match path.split('/').next() {
@@ -150,16 +161,30 @@ impl BlobStore {
         let local = |what: &str, dir: &std::path::Path, e: std::io::Error| {
             StoreError::BadUrl(o.url.clone(), format!("{what} {}: {e}", dir.display()))
         };
+        // A folder another process of this data dir owns: run without it.
+        let shared = |what: &str, e: &std::io::Error| {
+            tracing::warn!(error = %e, "{what}: another process owns it; this one runs without");
+        };
         let disk = match &o.disk {
-            Some((dir, bytes)) if *bytes > 0 => {
-                Some(DiskTier::open(dir, *bytes).map_err(|e| local("disk tier", dir, e))?)
-            }
+            Some((dir, bytes)) if *bytes > 0 => match DiskTier::open(dir, *bytes) {
+                Ok(d) => Some(d),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    shared("disk tier", &e);
+                    None
+                }
+                Err(e) => return Err(local("disk tier", dir, e)),
+            },
             _ => None,
         };
         let outbox = match &o.outbox {
-            Some((dir, bytes)) if *bytes > 0 => {
-                Some(Outbox::open(dir, *bytes).map_err(|e| local("outbox", dir, e))?)
-            }
+            Some((dir, bytes)) if *bytes > 0 => match Outbox::open(dir, *bytes) {
+                Ok(d) => Some(d),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    shared("outbox", &e);
+                    None
+                }
+                Err(e) => return Err(local("outbox", dir, e)),
+            },
             _ => None,
         };
         metrics::gauge!(telemetry::STORE_UP).set(1.0);
@@ -227,12 +252,26 @@ impl BlobStore {
 
     fn failed(&self, op: &'static str, path: &str, e: &object_store::Error) -> StoreError {
         metrics::counter!(telemetry::STORE_ERRORS, "op" => op).increment(1);
+        // Only what says "the store is not answering" (connection errors,
+        // timeouts, 5xx, 429: object_store's `Generic` after its retries)
+        // takes it down; a refusal about one request (permissions, a
+        // precondition, an unsupported operation) is that request's error.
+        if !matches!(e, object_store::Error::Generic { .. }) {
+            tracing::warn!(store = %self.inner.url, op, path, error = %e, "object store request refused");
+            return backend(e);
+        }
         let next = self.now_ms() + u64::try_from(self.inner.cooldown.as_millis()).unwrap_or(0);
         if self.inner.down_until.swap(next, Ordering::AcqRel) == 0 {
             tracing::error!(store = %self.inner.url, op, path, error = %e, "the object store failed; taking it as down");
             metrics::gauge!(telemetry::STORE_UP).set(0.0);
         }
         backend(e)
+    }
+
+    /// Whether a write made now would be kept: the store is up, or the
+    /// outbox has room (under 90% of its budget).
+    pub fn can_defer(&self) -> bool {
+        self.is_up() || self.inner.outbox.as_ref().is_some_and(Outbox::has_room)
     }
 
     /// Whether the store answered its last request.
@@ -276,11 +315,19 @@ impl BlobStore {
         self.succeeded();
         match envelope::open(sealed.clone()) {
             Ok(body) => {
-                if let Some(disk) = self.inner.disk.clone() {
-                    let path = path.to_string();
-                    tokio::spawn(async move { disk.put(&path, sealed).await });
+                // Awaited, not spawned: a copy landing after a newer write
+                // of the same path would outlive it on disk.
+                if let Some(disk) = &self.inner.disk {
+                    disk.put(path, sealed).await;
                 }
                 Ok(Some(body))
+            }
+            // An upload stored before objects were sealed: its path is its
+            // content address, which verifies it just as well.
+            Err(envelope::Corrupt::NoHeader | envelope::Corrupt::Short(_))
+                if content_addressed(path, &sealed) =>
+            {
+                Ok(Some(sealed))
             }
             Err(e) => {
                 tracing::warn!(path, error = %e, "corrupt object in the object store; deleting it so that it is made again");
@@ -335,13 +382,22 @@ impl BlobStore {
     }
 
     async fn write(&self, path: &str, sealed: Bytes, create: bool) -> Result<bool, StoreError> {
+        // A write of a path that already waits in the outbox queues behind
+        // it (replacing it), so the store never ends up with the older one.
+        if let Some(ob) = &self.inner.outbox
+            && ob.contains(path)
+        {
+            if create {
+                return Ok(false);
+            }
+            ob.put(path, &sealed, create).await?;
+            self.inner.wake.notify_one();
+            return Ok(true);
+        }
         let error = match self.admit() {
             Ok(()) => match self.send(path, sealed.clone(), create).await {
                 Ok(created) => {
                     self.succeeded();
-                    if let Some(ob) = &self.inner.outbox {
-                        ob.forget(path);
-                    }
                     if created && let Some(disk) = &self.inner.disk {
                         disk.put(path, sealed).await;
                     }
@@ -354,6 +410,10 @@ impl BlobStore {
         let Some(ob) = &self.inner.outbox else {
             return Err(error);
         };
+        if !matches!(error, StoreError::Down(_)) && self.is_up() {
+            // Refused (not unreachable): waiting would not help.
+            return Err(error);
+        }
         ob.put(path, &sealed, create).await?;
         tracing::warn!(path, error = %error, "object store write deferred to the outbox");
         Ok(true)
@@ -483,6 +543,7 @@ impl BlobStore {
     /// # Errors
     /// When it does not.
     pub async fn probe(&self) -> Result<(), StoreError> {
+        self.admit()?;
         match self
             .inner
             .remote
@@ -519,18 +580,35 @@ impl BlobStore {
             return Ok(0);
         };
         let mut written = 0;
-        for p in ob.pending().await {
+        for (path, generation) in ob.waiting() {
+            // Nothing is read while the store is taken as down.
             self.admit()?;
-            match self.send(&p.path, p.sealed.clone(), p.create).await {
+            let Some(p) = ob.read(&path, generation).await else {
+                continue;
+            };
+            if envelope::open(p.sealed.clone()).is_err() {
+                tracing::warn!(path, "corrupt outbox entry; dropping it");
+                metrics::counter!(telemetry::STORE_CORRUPT, "tier" => "outbox").increment(1);
+                ob.done(&path, generation);
+                continue;
+            }
+            match self.send(&path, p.sealed.clone(), p.create).await {
                 Ok(created) => {
                     self.succeeded();
-                    ob.done(&p.path, p.generation());
+                    ob.done(&path, generation);
                     if created && let Some(disk) = &self.inner.disk {
-                        disk.put(&p.path, p.sealed).await;
+                        disk.put(&path, p.sealed).await;
                     }
                     written += 1;
                 }
-                Err(e) => return Err(self.failed("put", &p.path, &e)),
+                Err(e @ object_store::Error::Generic { .. }) => {
+                    return Err(self.failed("put", &path, &e));
+                }
+                // Refused for this object only: the rest goes on; it stays
+                // (and is logged) for an operator to look at.
+                Err(e) => {
+                    let _ = self.failed("put", &path, &e);
+                }
             }
         }
         if written > 0 {
@@ -558,6 +636,11 @@ impl BlobStore {
                 let waiting = store.status().outbox_objects > 0;
                 if waiting && let Err(e) = store.flush_outbox().await {
                     tracing::debug!(error = %e, "outbox flush deferred");
+                }
+                // Recovery is noticed even with nothing waiting (workers
+                // claim no task while the store is down).
+                if !store.is_up() && store.probe().await.is_ok() {
+                    continue;
                 }
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -671,13 +754,19 @@ mod tests {
         let s = BlobStore::open(&o).unwrap();
         assert!(s.is_up());
         let body = Bytes::from_static(b"a rendered layer");
-        assert!(s.put_new("layers/a", body.clone()).await.unwrap(), "kept, not lost");
+        assert!(
+            s.put_new("layers/a", body.clone()).await.unwrap(),
+            "kept, not lost"
+        );
         assert!(!s.is_up(), "the failure takes the store down");
         assert_eq!(s.get("layers/a").await.unwrap(), Some(body.clone()));
         assert!(s.exists("layers/a").await.unwrap());
         // Within the cooldown, nothing else is even tried.
         assert!(matches!(s.get("layers/b").await, Err(StoreError::Down(_))));
-        assert!(matches!(s.exists("layers/b").await, Err(StoreError::Down(_))));
+        assert!(matches!(
+            s.exists("layers/b").await,
+            Err(StoreError::Down(_))
+        ));
         assert!(matches!(
             s.put_cached("composites/c", body.clone()).await,
             Err(StoreError::Down(_))

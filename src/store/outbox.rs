@@ -34,6 +34,7 @@ pub struct Pending {
 
 #[derive(Debug, Clone)]
 struct Entry {
+    path: String,
     size: u64,
     generation: u64,
     written: u64,
@@ -51,6 +52,7 @@ pub struct Outbox {
     dir: Arc<PathBuf>,
     max_bytes: u64,
     state: Arc<Mutex<State>>,
+    _lock: Arc<std::fs::File>,
 }
 
 fn name_of(path: &str) -> String {
@@ -110,23 +112,29 @@ impl Outbox {
     /// # Errors
     /// The folder cannot be created or read.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Outbox> {
+        let lock = super::disk::lock_dir(dir)?;
         std::fs::create_dir_all(dir.join("tmp"))?;
         for e in std::fs::read_dir(dir.join("tmp"))? {
             let _ = std::fs::remove_file(e?.path());
         }
         let mut state = State::default();
         for e in std::fs::read_dir(dir)? {
-            let e = e?;
-            let meta = e.metadata()?;
-            if !meta.is_file() {
+            let Ok((e, meta)) = e.and_then(|e| e.metadata().map(|m| (e, m))) else {
+                continue;
+            };
+            if !meta.is_file() || e.file_name() == ".lock" {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();
-            match decode(Bytes::from(std::fs::read(e.path())?)) {
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                continue;
+            };
+            match decode(Bytes::from(bytes)) {
                 Some(d) if name_of(&d.path) == name => {
                     state.bytes += meta.len();
                     state.next_generation += 1;
                     let entry = Entry {
+                        path: d.path,
                         size: meta.len(),
                         generation: state.next_generation,
                         written: d.written,
@@ -144,6 +152,7 @@ impl Outbox {
             dir: Arc::new(dir.to_path_buf()),
             max_bytes,
             state: Arc::new(Mutex::new(state)),
+            _lock: Arc::new(lock),
         };
         outbox.report();
         Ok(outbox)
@@ -165,6 +174,11 @@ impl Outbox {
         (s.entries.len(), s.bytes)
     }
 
+    /// Under 90% of the byte budget.
+    pub fn has_room(&self) -> bool {
+        self.lock().bytes < self.max_bytes / 10 * 9
+    }
+
     pub fn contains(&self, path: &str) -> bool {
         self.lock().entries.contains_key(&name_of(path))
     }
@@ -179,34 +193,40 @@ impl Outbox {
         let written = micros(SystemTime::now());
         let file = encode(path, create, sealed, written)?;
         let size = file.len() as u64;
+        let dir = Arc::clone(&self.dir);
+        let tmp_name = format!("{name}.{}", uuid::Uuid::new_v4().simple());
+        let tmp = dir.join("tmp").join(tmp_name);
+        let staged = tmp.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&staged)?;
+            f.write_all(&file)?;
+            // On disk before it is renamed in: after a crash an entry is
+            // whole or absent.
+            f.sync_all()
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("outbox write task: {e}")))?
+        .map_err(|e| StoreError::Backend(format!("outbox write: {e}")))?;
         {
-            let s = self.lock();
+            // Rename and index together, so that `done` (which removes under
+            // the same lock) never deletes a file newer than its entry.
+            let mut s = self.lock();
             let replaced = s.entries.get(&name).map_or(0, |e| e.size);
             if s.bytes - replaced + size > self.max_bytes {
+                let _ = std::fs::remove_file(&tmp);
                 return Err(StoreError::Full(format!(
                     "{} bytes already wait for the object store (storage.outbox_max_bytes = {})",
                     s.bytes, self.max_bytes
                 )));
             }
-        }
-        let dir = Arc::clone(&self.dir);
-        let tmp_name = format!("{name}.{}", uuid::Uuid::new_v4().simple());
-        let tmp = dir.join("tmp").join(tmp_name);
-        let staged = tmp.clone();
-        tokio::task::spawn_blocking(move || std::fs::write(&staged, &file))
-            .await
-            .map_err(|e| StoreError::Backend(format!("outbox write task: {e}")))?
-            .map_err(|e| StoreError::Backend(format!("outbox write: {e}")))?;
-        {
-            // Rename and index together, so that `done` (which removes under
-            // the same lock) never deletes a file newer than its entry.
-            let mut s = self.lock();
             if let Err(e) = std::fs::rename(&tmp, dir.join(&name)) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(StoreError::Backend(format!("outbox write: {e}")));
             }
             s.next_generation += 1;
             let entry = Entry {
+                path: path.to_string(),
                 size,
                 generation: s.next_generation,
                 written,
@@ -224,7 +244,7 @@ impl Outbox {
     pub async fn get(&self, path: &str) -> Option<Bytes> {
         let name = name_of(path);
         let generation = self.lock().entries.get(&name)?.generation;
-        let pending = self.read(&name, generation).await?;
+        let pending = self.read(path, generation).await?;
         match envelope::open(pending.sealed) {
             Ok(body) => Some(body),
             Err(e) => {
@@ -236,8 +256,9 @@ impl Outbox {
         }
     }
 
-    async fn read(&self, name: &str, generation: u64) -> Option<Pending> {
-        let bytes = tokio::fs::read(self.dir.join(name)).await.ok()?;
+    /// The entry of `path` as it is on disk now.
+    pub async fn read(&self, path: &str, generation: u64) -> Option<Pending> {
+        let bytes = tokio::fs::read(self.dir.join(name_of(path))).await.ok()?;
         let d = decode(Bytes::from(bytes))?;
         Some(Pending {
             path: d.path,
@@ -247,22 +268,16 @@ impl Outbox {
         })
     }
 
-    /// The waiting writes, oldest first.
-    pub async fn pending(&self) -> Vec<Pending> {
-        let mut names: Vec<(u64, String, u64)> = self
+    /// The waiting paths with their generations, oldest first.
+    pub fn waiting(&self) -> Vec<(String, u64)> {
+        let mut all: Vec<(u64, String, u64)> = self
             .lock()
             .entries
-            .iter()
-            .map(|(n, e)| (e.written, n.clone(), e.generation))
+            .values()
+            .map(|e| (e.written, e.path.clone(), e.generation))
             .collect();
-        names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for (_, name, generation) in names {
-            if let Some(p) = self.read(&name, generation).await {
-                out.push(p);
-            }
-        }
-        out
+        all.sort();
+        all.into_iter().map(|(_, p, g)| (p, g)).collect()
     }
 
     /// Drops the entry of `path` if it is still the given generation (a
@@ -335,9 +350,13 @@ mod tests {
         drop(ob);
 
         let ob = Outbox::open(dir.path(), 10_000).unwrap();
-        let pending = ob.pending().await;
-        let paths: Vec<&str> = pending.iter().map(|p| p.path.as_str()).collect();
+        let waiting = ob.waiting();
+        let paths: Vec<&str> = waiting.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["layers/b", "layers/a"], "oldest first");
+        let mut pending = Vec::new();
+        for (p, g) in &waiting {
+            pending.push(ob.read(p, *g).await.unwrap());
+        }
         assert!(pending[1].create && !pending[0].create);
         // A write made while the old one was being flushed survives it.
         ob.put("layers/b", &envelope::seal(b"newer"), false)
@@ -355,8 +374,8 @@ mod tests {
         assert_eq!(ob.totals(), (0, 0));
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "only tmp/"
+            2,
+            "only tmp/ and .lock"
         );
     }
 }

@@ -1,8 +1,8 @@
 //! Opening the object store named by a URL, with its timeouts and retries.
 
 use super::StoreError;
-use object_store::aws::AmazonS3Builder;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,11 +63,6 @@ pub fn open(url: &str, s3: &S3Options, t: Timeouts) -> Result<Arc<dyn ObjectStor
     if bucket.is_empty() {
         return Err(bad("no bucket name".into()));
     }
-    let env_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let client = ClientOptions::new()
-        .with_connect_timeout(t.connect)
-        .with_timeout(t.request)
-        .with_allow_http(s3.allow_http || env_http);
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(50),
@@ -77,11 +72,19 @@ pub fn open(url: &str, s3: &S3Options, t: Timeouts) -> Result<Arc<dyn ObjectStor
         max_retries: t.max_retries,
         retry_timeout: t.retry_budget,
     };
+    // Client settings as config keys, on top of what `from_env` read (a
+    // proxy, custom certificates...), rather than replacing them.
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let client = |k| AmazonS3ConfigKey::Client(k);
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_virtual_hosted_style_request(false)
-        .with_client_options(client)
+        .with_config(client(ClientConfigKey::ConnectTimeout), ms(t.connect))
+        .with_config(client(ClientConfigKey::Timeout), ms(t.request))
         .with_retry(retry);
+    if s3.allow_http {
+        b = b.with_allow_http(true);
+    }
     if !s3.endpoint.is_empty() {
         b = b.with_endpoint(&s3.endpoint);
     }

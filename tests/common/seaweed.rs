@@ -184,6 +184,18 @@ impl Seaweed {
         }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: a server that
+    /// accepts connections and never answers.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{sig} {pid}");
+    }
+
     /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -195,6 +207,18 @@ impl Seaweed {
 
 impl Drop for Seaweed {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(
+                    self.child
+                        .as_ref()
+                        .map(Child::id)
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+                .status();
+        }
         self.kill();
     }
 }
