@@ -173,6 +173,7 @@ impl App {
                 max_layer_pixels: settings.render.max_pixels,
                 compose_max_waiting: settings.compose.max_waiting,
                 avif_budget: Duration::from_millis(settings.compose.avif_budget_ms),
+                avif_concurrency: settings.compose.avif_concurrency,
             },
         );
         let configurations = SavedConfigurations::new(Arc::clone(&meta), Arc::clone(&assets));

@@ -169,6 +169,7 @@ pub struct ComposeSettings {
     pub webp_quality: u8,
     pub avif_quality: u8,
     pub avif_budget_ms: u64,
+    pub avif_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -119,6 +119,8 @@ pub struct Limits {
     pub compose_max_waiting: usize,
     /// Longest a request waits for an AVIF encode before taking WebP.
     pub avif_budget: Duration,
+    /// AVIF encodes running at once, apart from the compose slots.
+    pub avif_concurrency: usize,
 }
 
 /// The compositor service. Cheap to clone.
@@ -139,6 +141,8 @@ struct Inner {
     /// render waiter never takes a read's `None` for its result.
     renders: Arc<Flights<Key, Arc<LayerImage>>>,
     cpu: Semaphore,
+    /// AVIF encodes at once (`compose.avif_concurrency`).
+    avif: Semaphore,
     limits: Limits,
     /// Background writes of composites, awaited at shutdown.
     writes: TaskTracker,
@@ -165,6 +169,7 @@ impl Compositor {
                 layers: Arc::default(),
                 renders: Arc::default(),
                 cpu: Semaphore::new(limits.compose_concurrency.max(1)),
+                avif: Semaphore::new(limits.avif_concurrency.max(1)),
                 limits,
                 writes: TaskTracker::new(),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
@@ -174,6 +179,21 @@ impl Compositor {
                     .build(),
             }),
         }
+    }
+
+    /// Whether the image is cached (in memory or in the object store)
+    /// without making it: a prefetch plan's count, and `Cache-Control:
+    /// only-if-cached`.
+    ///
+    /// # Errors
+    /// The store's, when it cannot say.
+    pub async fn is_cached(&self, req: &ImageRequest) -> Result<bool, Error> {
+        if self.inner.tiers.composites.contains_key(&req.key()) {
+            return Ok(true);
+        }
+        let a = &req.asset;
+        let path = composite_path(a.id, a.version, a.epoch, &req.key(), req.output.format);
+        Ok(self.inner.store.exists(&path).await?)
     }
 
     /// Serves one composite: from memory, the object store, or by composing.
@@ -352,14 +372,22 @@ impl Inner {
                 .map_err(|e| Error::Internal(format!("compose task: {e}")))?
         };
         let backup = (format == Format::Avif).then(|| fitted.clone());
-        // The budget counts from when the encode has its slot, not from
-        // when it started waiting for one.
-        let (started, slotted) = tokio::sync::oneshot::channel::<()>();
+        // AVIF encodes take an AVIF slot, not a compose slot: one that runs
+        // past its budget finishes in the background without holding up
+        // the composes of other requests. The budget covers the wait for
+        // the slot too: with another AVIF in the way, the stand-in comes
+        // at once.
         let encode = {
             let this = Arc::clone(&this);
             tokio::spawn(async move {
-                let _permit = this.cpu_slot(Admit::Wait).await?;
-                let _ = started.send(());
+                let _permit = if format == Format::Avif {
+                    this.avif
+                        .acquire()
+                        .await
+                        .map_err(|_| Error::unavailable("shutting down"))?
+                } else {
+                    this.cpu_slot(Admit::Wait).await?
+                };
                 tokio::task::spawn_blocking(move || {
                     compose::encode_as(fitted, output.format, output.quality)
                 })
@@ -372,19 +400,19 @@ impl Inner {
             None => encode.await,
             Some(backup) => {
                 let mut encode = encode;
-                let _ = slotted.await;
                 match tokio::time::timeout(this.limits.avif_budget, &mut encode).await {
                     Ok(done) => done,
-                    // A stand-in only if it can be made at once: with every
-                    // slot busy it would only add to the wait.
-                    Err(_) => match this.cpu.try_acquire() {
-                        Ok(permit) => {
-                            let inner = Arc::clone(&this);
-                            return Inner::fallback(inner, key, path, encode, backup, req, permit)
-                                .await;
-                        }
-                        Err(_) => encode.await,
-                    },
+                    // The stand-in takes a free slot if there is one, and
+                    // runs anyway if not: a WebP encode is tens of times
+                    // shorter than the AVIF it stands in for, and waiting
+                    // for a slot (held, maybe, by other AVIF encodes) is what
+                    // the budget is there to avoid.
+                    Err(_) => {
+                        let permit = this.cpu.try_acquire().ok();
+                        let inner = Arc::clone(&this);
+                        return Inner::fallback(inner, key, path, encode, backup, req, permit)
+                            .await;
+                    }
                 }
             }
         }
@@ -425,7 +453,7 @@ impl Inner {
         encode: tokio::task::JoinHandle<Result<(Vec<u8>, Format), Error>>,
         backup: crate::compose::PremulImage,
         req: ImageRequest,
-        permit: tokio::sync::SemaphorePermit<'_>,
+        permit: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<(Encoded, Source), Error> {
         tracing::info!(%key, budget = ?this.limits.avif_budget, "AVIF encode over budget; answering WebP meanwhile");
         let later = Arc::clone(&this);

@@ -49,6 +49,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/webhooks/{id}/deliveries"),
     ("get", "/api/webhooks/healthcheck"),
     ("post", "/api/urls"),
+    ("get", "/api/carousel"),
+    ("get", "/embed/carousel"),
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),

@@ -11,6 +11,7 @@
 //! with a message, they are not matched on.
 
 mod gc;
+pub mod prefetch;
 mod serve;
 mod token;
 mod url;
@@ -67,6 +68,15 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// Warm the cache for a catalogue: plan, render the distinct missing
+    /// layers through the Jobs system, optionally encode every composite,
+    /// and write the image URLs.
+    Prefetch {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: prefetch::PrefetchArgs,
     },
     /// Remove the layers and composites of asset versions that are no longer
     /// live, and their records; print what was removed (count, bytes).
@@ -127,6 +137,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Worker { common } => worker::run(common.settings(None)?),
         Command::Url { common, args } => url::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
+        Command::Prefetch { common, args } => prefetch::run(common.settings(None)?, args),
         Command::Gc {
             common,
             dry_run,

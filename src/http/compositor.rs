@@ -179,6 +179,22 @@ pub async fn image(
         )
             .into_response());
     }
+    // RFC 9111 `only-if-cached`: answer from the caches or 504, never
+    // compose (how `layercake prefetch` counts what is already done).
+    let only_if_cached = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"));
+    if only_if_cached && !app.compositor.is_cached(&req).await? {
+        return Ok((
+            StatusCode::GATEWAY_TIMEOUT,
+            [(header::CACHE_CONTROL, "no-store")],
+            "not cached (Cache-Control: only-if-cached)\n",
+        )
+            .into_response());
+    }
     let img = app.compositor.image(req).await?;
     let (etag, cache_control) = if img.source == crate::pipeline::Source::Fallback {
         // Not the representation the key names: its own ETag, short-lived.
@@ -230,6 +246,22 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
         .any(|t| t == etag || t == "*")
+}
+
+/// The request of an image URL's query (without a saved configuration or
+/// an `Accept` header), as `POST /api/urls` and `layercake prefetch` build it.
+///
+/// # Errors
+/// 400/404/422 naming the parameter at fault.
+pub fn image_request_for(app: &App, org: Uuid, query: &str) -> Result<ImageRequest, Error> {
+    let params = Params::parse(Some(query), app.settings.http.max_query_bytes)?;
+    if params.str("configurationId").is_some() {
+        return Err(Error::invalid(
+            "configurationId",
+            "give the configuration itself",
+        ));
+    }
+    image_request(app, org, &params, None, None)
 }
 
 /// Checks every parameter and builds the request.

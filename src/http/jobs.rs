@@ -10,14 +10,13 @@ use super::params::{Params, parse_uuid};
 use super::wire::{ErrorBody, FileJson};
 use crate::app::App;
 use crate::error::Error;
+use crate::jobs::batch;
 use crate::jobs::json::{JobJson, RunJson, TaskJson};
 use crate::jobs::plan::{self, BatchRequest};
-use crate::jobs::{JobSpec, LayerJob, PRIORITY_BATCH};
 use crate::meta::{JobRow, RunRow};
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
-use futures::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -25,8 +24,6 @@ use uuid::Uuid;
 
 /// Runs listed with a job at most (the newest are in `GET /api/jobs/runs`).
 const MAX_RUNS_WITH_JOB: usize = 1000;
-/// Object-store existence checks in flight while planning a batch.
-const PARALLEL_CHECKS: usize = 32;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +98,7 @@ async fn runs_json(app: &App, rows: &[RunRow]) -> Result<Vec<RunJson>, Error> {
     request_body(content = BatchRequest, description = "Either `configurations` or `all: true` (with an optional `where`); `stageConfigurations` defaults to every view."),
     responses(
         (status = 201, description = "The job; `parameters` holds the plan: configurations, views, layers (distinct), cached, tasks.", body = JobJson),
+        (status = 200, description = "With `dryRun: true`: `{\"dryRun\": true, \"parameters\": <the plan>}`, nothing queued."),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "Unknown asset", body = ErrorBody),
         (status = 422, description = "Invalid configuration, view, or too many combinations", body = ErrorBody),
@@ -109,10 +107,11 @@ pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     req: Request,
-) -> Result<(StatusCode, Json<JobJson>), ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require_private()?;
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: BatchRequest = body::parse(&bytes)?;
+    let dry_run = b.dry_run;
     let asset = app
         .assets
         .get(caller.org, parse_uuid("assetId", &b.asset_id)?)?;
@@ -126,53 +125,22 @@ pub async fn create(
             })
             .await??
     };
-    let store = app.store.clone();
-    let checks = futures::stream::iter(planned.layers.iter().cloned())
-        .map(|job| {
-            let store = store.clone();
-            async move {
-                let exists = store.exists(&job.path()).await?;
-                Ok::<_, Error>((!exists).then_some(job))
-            }
-        })
-        .buffered(PARALLEL_CHECKS)
-        .collect::<Vec<_>>()
-        .await;
-    let mut missing: Vec<LayerJob> = Vec::new();
-    for c in checks {
-        missing.extend(c?);
+    let missing = batch::missing(&app.store, &planned).await?;
+    if dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({
+                "dryRun": true,
+                "parameters": batch::summary(&asset, &planned, missing.len()),
+            })),
+        ));
     }
-    let views: Vec<&str> = planned
-        .views
-        .iter()
-        .map(|v| asset.views[*v].name.as_str())
-        .collect();
-    let spec = JobSpec {
-        org: caller.org,
-        title: format!(
-            "render {}: {} configurations × {} views",
-            asset.name,
-            planned.configurations,
-            views.len()
-        ),
-        kind: "batch".into(),
-        parameters: serde_json::json!({
-            "assetId": asset.id,
-            "assetVersion": asset.version,
-            "configurations": planned.configurations,
-            "views": views,
-            "layers": planned.layers.len(),
-            "cached": planned.layers.len() - missing.len(),
-            "tasks": missing.len(),
-        }),
-        priority: PRIORITY_BATCH,
-    };
+    let spec = batch::spec(caller.org, &asset, &planned, missing.len());
     let (job, _) = app.jobs.submit(spec, &missing, false).await?;
     tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.len(), "batch job queued");
-    Ok((
-        StatusCode::CREATED,
-        Json(job_json(&app, &job, false).await?),
-    ))
+    let job = serde_json::to_value(job_json(&app, &job, false).await?)
+        .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
+    Ok((StatusCode::CREATED, Json(job)))
 }
 
 /// List jobs.

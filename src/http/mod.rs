@@ -23,6 +23,7 @@ mod accept;
 mod assets;
 mod auth;
 mod body;
+mod carousel;
 mod compositor;
 mod configurations;
 mod error;
@@ -38,8 +39,9 @@ mod urls;
 mod webhooks;
 pub mod wire;
 
-pub use compositor::{CACHE_HEADER, pinned_url};
+pub use compositor::{CACHE_HEADER, image_request_for, pinned_url};
 pub use error::ApiError;
+pub use urls::query_of;
 
 use crate::app::App;
 use axum::Router;
@@ -83,6 +85,8 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(compositor::image_slash))
         .routes(routes!(compositor::healthcheck))
         .routes(routes!(urls::create))
+        .routes(routes!(carousel::api))
+        .routes(routes!(carousel::embed))
         .routes(routes!(layers::list, layers::create))
         .routes(routes!(layers::latest))
         .routes(routes!(layers::get))

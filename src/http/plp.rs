@@ -1,12 +1,21 @@
 //! `GET /`: a product-listing page of the catalogue, rendered on the
-//! server as plain HTML: one `<img>` per configuration, each pointing at the
-//! fast compositor, the way a storefront's listing would.
+//! server as plain HTML with a few lines of JS, the way a storefront's
+//! listing would use layercake:
 //!
-//! Per asset, the first enumerable attributes span a grid of up to
-//! [`TILES_PER_ASSET`] tiles and the others cycle through their options,
-//! so every option appears somewhere on the page.
+//! - a grid of product tiles, each an `<img>` with `srcset`/`sizes` (the
+//!   browser picks the width) pointing at the fast compositor;
+//! - colour swatches under each tile (the first option attribute whose
+//!   options carry a `color`) that switch the tile's image;
+//! - each tile links to its carousel (`/embed/carousel`), every view.
+//!
+//! Per asset, the other enumerable attributes span a grid of up to
+//! [`TILES_PER_ASSET`] tiles and the rest cycle through their options, so
+//! every option appears somewhere on the page. URLs are pinned to the live
+//! definition and signed when keys are configured.
 
 use super::auth::Caller;
+use super::compositor::pinned_url;
+use super::urls::query_of;
 use crate::app::App;
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
@@ -16,7 +25,10 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 pub const TILES_PER_ASSET: usize = 36;
-const TILE_WIDTH: u32 = 400;
+/// The widths each tile offers in its `srcset`.
+const TILE_WIDTHS: [u32; 4] = [320, 480, 640, 960];
+/// How wide a tile is laid out, for `sizes`.
+const TILE_SIZES: &str = "(max-width: 520px) 50vw, (max-width: 900px) 33vw, 280px";
 
 /// The demo product-listing page.
 #[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html")))]
@@ -24,22 +36,9 @@ pub async fn page(State(app): State<Arc<App>>, caller: Caller) -> Html<String> {
     let mut tiles = String::new();
     let catalog = app.catalog().snapshot();
     for asset in catalog.assets().filter(|a| a.org == caller.org) {
-        for (values, caption) in sample(asset, TILES_PER_ASSET) {
-            let config = configuration_json(asset, &values);
-            let src = format!(
-                "/api/fast-compositor?assetId={}&configuration={}&width={TILE_WIDTH}&format=webp",
-                asset.id,
-                form_urlencoded::byte_serialize(config.as_bytes()).collect::<String>()
-            );
-            let _ = writeln!(
-                tiles,
-                "<figure><img src=\"{}\" width=\"{TILE_WIDTH}\" height=\"{h}\" loading=\"lazy\" alt=\"{}\"><figcaption><b>{}</b><span>{}</span></figcaption></figure>",
-                escape(&src),
-                escape(&format!("{}: {caption}", asset.name)),
-                escape(&asset.name),
-                escape(&caption),
-                h = TILE_WIDTH * asset.height / asset.width.max(1),
-            );
+        let swatch = swatch_attribute(asset);
+        for (values, caption) in sample(asset, TILES_PER_ASSET, swatch) {
+            tile(&app, asset, swatch, &values, &caption, &mut tiles);
         }
     }
     Html(format!(
@@ -47,12 +46,109 @@ pub async fn page(State(app): State<Arc<App>>, caller: Caller) -> Html<String> {
     ))
 }
 
+/// The attribute whose options are shown as colour swatches: the first
+/// option attribute whose options all carry a `color`.
+fn swatch_attribute(asset: &Asset) -> Option<usize> {
+    asset.attributes.iter().position(|a| match &a.kind {
+        AttrKind::String { options } => {
+            !options.is_empty() && options.iter().all(|o| o.metadata.contains_key("color"))
+        }
+        _ => false,
+    })
+}
+
+/// `(src, srcset)` of one configuration's first view.
+fn image_urls(app: &App, asset: &Asset, config: &str) -> (String, String) {
+    let url = |w: u32| {
+        let mut p = serde_json::Map::new();
+        p.insert("assetId".into(), asset.id.to_string().into());
+        p.insert(
+            "configuration".into(),
+            serde_json::from_str(config).unwrap_or_default(),
+        );
+        p.insert("width".into(), w.into());
+        p.insert("format".into(), "auto".into());
+        let query = query_of(&p).unwrap_or_default();
+        pinned_url(&app.signer, asset, &app.settings.http.cache_buster, &query)
+    };
+    let srcset = TILE_WIDTHS
+        .iter()
+        .map(|w| format!("{} {w}w", url(*w)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (url(TILE_WIDTHS[1]), srcset)
+}
+
+fn carousel_href(asset: &Asset, config: &str) -> String {
+    format!(
+        "/embed/carousel?assetId={}&configuration={}",
+        asset.id,
+        form_urlencoded::byte_serialize(config.as_bytes()).collect::<String>()
+    )
+}
+
+/// One product tile: image, caption, swatches, carousel link.
+fn tile(
+    app: &App,
+    asset: &Asset,
+    swatch: Option<usize>,
+    values: &[Value],
+    caption: &str,
+    out: &mut String,
+) {
+    let config = configuration_json(asset, values);
+    let (src, srcset) = image_urls(app, asset, &config);
+    let href = carousel_href(asset, &config);
+    let h = 480 * asset.height / asset.width.max(1);
+    let mut swatches = String::new();
+    let mut label = String::new();
+    if let Some(k) = swatch
+        && let AttrKind::String { options } = &asset.attributes[k].kind
+    {
+        let attr = &asset.attributes[k];
+        for o in options {
+            let mut v = values.to_vec();
+            v[k] = Value::Str(o.value.clone());
+            let c = configuration_json(asset, &v);
+            let (s, set) = image_urls(app, asset, &c);
+            let on = values[k] == v[k];
+            if on {
+                label = o.label.clone().unwrap_or_else(|| o.value.clone());
+            }
+            let _ = write!(
+                swatches,
+                "<button type=\"button\" class=\"swatch\" style=\"background:{}\" aria-label=\"{}: {}\" aria-pressed=\"{on}\" data-label=\"{}\" data-src=\"{}\" data-srcset=\"{}\" data-href=\"{}\"></button>",
+                escape(o.metadata.get("color").map_or("#ccc", String::as_str)),
+                escape(attr.label.as_deref().unwrap_or(&attr.name)),
+                escape(o.label.as_deref().unwrap_or(&o.value)),
+                escape(o.label.as_deref().unwrap_or(&o.value)),
+                escape(&s),
+                escape(&set),
+                escape(&carousel_href(asset, &c)),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "<figure class=\"tile\"><a href=\"{}\" target=\"_blank\" rel=\"noopener\"><img src=\"{}\" srcset=\"{}\" sizes=\"{TILE_SIZES}\" width=\"480\" height=\"{h}\" loading=\"lazy\" decoding=\"async\" alt=\"{}\"></a><figcaption><b>{}</b><span class=\"opt\">{}</span><span>{}</span><div class=\"swatches\">{swatches}</div></figcaption></figure>",
+        escape(&href),
+        escape(&src),
+        escape(&srcset),
+        escape(&format!("{}: {caption}", asset.name)),
+        escape(&asset.name),
+        escape(&label),
+        escape(caption),
+    );
+}
+
 /// Up to `n` configurations of `asset` with a caption each.
-fn sample(asset: &Asset, n: usize) -> Vec<(Vec<Value>, String)> {
+fn sample(asset: &Asset, n: usize, fixed: Option<usize>) -> Vec<(Vec<Value>, String)> {
     let choices: Vec<Vec<Value>> = asset
         .attributes
         .iter()
-        .map(|a| match &a.kind {
+        .enumerate()
+        .map(|(i, a)| match &a.kind {
+            _ if Some(i) == fixed => vec![a.default.clone()],
             AttrKind::String { options } => options
                 .iter()
                 .map(|o| Value::Str(o.value.clone()))
@@ -89,7 +185,9 @@ fn sample(asset: &Asset, n: usize) -> Vec<(Vec<Value>, String)> {
                 .attributes
                 .iter()
                 .zip(&values)
-                .map(|(a, v)| match v {
+                .enumerate()
+                .filter(|(k, _)| Some(*k) != fixed)
+                .map(|(_, (a, v))| match v {
                     Value::Bool(true) => a.label.clone().unwrap_or_else(|| a.name.clone()),
                     Value::Bool(false) => format!(
                         "no {}",
@@ -122,7 +220,7 @@ fn configuration_json(asset: &Asset, values: &[Value]) -> String {
     keys::canonical_json(&serde_json::Value::Object(map))
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -132,6 +230,7 @@ fn escape(s: &str) -> String {
 const HEAD: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>layercake · demo catalogue</title>
+<link rel="icon" href="data:,">
 <style>
 body{margin:0;font:15px/1.4 system-ui,sans-serif;color:#222;background:#faf9f7}
 header{padding:24px 32px 8px}h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#666}
@@ -139,11 +238,39 @@ header{padding:24px 32px 8px}h1{margin:0;font-size:22px}header p{margin:4px 0 0;
 figure{margin:0;background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 img{display:block;width:100%;height:auto;background:#efece7}
 figcaption{padding:10px 12px 12px;font-size:13px;color:#555}figcaption b{display:block;color:#222;font-size:14px}
+figcaption .opt{display:block;color:#222}
+.swatches{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px}
+.swatch{width:20px;height:20px;border-radius:50%;border:2px solid #fff;box-shadow:0 0 0 1px #bbb;padding:0;cursor:pointer}
+.swatch[aria-pressed=true]{box-shadow:0 0 0 2px #222}
 </style></head><body>
 <header><h1>Sofas</h1><p>Every picture is composed on request by layercake's fast compositor from cached layers.</p></header>
 "#;
 
-const FOOT: &str = "</body></html>\n";
+/// Swatch clicks switch the tile's image, its carousel link and its label;
+/// an image that fails (503 while its layers render) is tried again, with
+/// backoff, a few times.
+const FOOT: &str = r#"<script>
+document.querySelectorAll('figure.tile img').forEach(function (img) {
+  var tries = 0;
+  img.addEventListener('error', function () {
+    if (tries >= 5) return;
+    var src = img.src, srcset = img.srcset;
+    setTimeout(function () { img.srcset = srcset; img.src = src; }, 1000 * Math.pow(2, tries++));
+  });
+});
+document.addEventListener('click', function (e) {
+  var b = e.target.closest('.swatch');
+  if (!b) return;
+  var tile = b.closest('.tile'), img = tile.querySelector('img'), a = tile.querySelector('a');
+  img.srcset = b.dataset.srcset;
+  img.src = b.dataset.src;
+  a.href = b.dataset.href;
+  tile.querySelector('.opt').textContent = b.dataset.label;
+  tile.querySelectorAll('.swatch').forEach(function (s) { s.setAttribute('aria-pressed', String(s === b)); });
+});
+</script>
+</body></html>
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -154,9 +281,15 @@ mod tests {
     fn demo_sample_covers_every_option() {
         let c = Catalog::demo().unwrap();
         let sofa = c.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap();
-        let tiles = sample(sofa, TILES_PER_ASSET);
-        assert_eq!(tiles.len(), 36);
-        for (i, a) in sofa.attributes.iter().enumerate() {
+        let swatch = swatch_attribute(sofa);
+        assert_eq!(swatch, Some(0), "Body's options carry colours");
+        let tiles = sample(sofa, TILES_PER_ASSET, swatch);
+        assert_eq!(
+            tiles.len(),
+            36,
+            "6 pillows × 5 legs × the skirt, the first 36"
+        );
+        for (i, a) in sofa.attributes.iter().enumerate().skip(1) {
             let seen: std::collections::HashSet<String> =
                 tiles.iter().map(|(v, _)| v[i].to_string()).collect();
             let want = match &a.kind {
@@ -168,5 +301,10 @@ mod tests {
         let distinct: std::collections::HashSet<String> =
             tiles.iter().map(|(v, _)| format!("{v:?}")).collect();
         assert_eq!(distinct.len(), 36);
+        assert!(
+            tiles
+                .iter()
+                .all(|(v, _)| v[0] == sofa.attributes[0].default)
+        );
     }
 }

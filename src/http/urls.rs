@@ -4,9 +4,8 @@
 
 use super::auth::Caller;
 use super::body;
-use super::compositor::{image_request, pinned_url};
+use super::compositor::{image_request_for, pinned_url};
 use super::error::ApiError;
-use super::params::Params;
 use super::wire::ErrorBody;
 use crate::app::App;
 use crate::error::Error;
@@ -101,16 +100,7 @@ pub async fn create(
     let mut urls = Vec::with_capacity(b.images.len());
     for (i, image) in b.images.iter().enumerate() {
         let query = query_of(image).map_err(|e| at(i, e))?;
-        let params =
-            Params::parse(Some(&query), app.settings.http.max_query_bytes).map_err(|e| at(i, e))?;
-        if params.str("configurationId").is_some() {
-            return Err(at(
-                i,
-                Error::invalid("configurationId", "give the configuration itself"),
-            )
-            .into());
-        }
-        let request = image_request(&app, caller.org, &params, None, None).map_err(|e| at(i, e))?;
+        let request = image_request_for(&app, caller.org, &query).map_err(|e| at(i, e))?;
         urls.push(pinned_url(
             &app.signer,
             &request.asset,

@@ -21,6 +21,7 @@
 //!   the distinct layer keys.
 //! - `json`: the job, task and run objects of the API and of events.
 
+pub mod batch;
 pub mod json;
 pub mod plan;
 mod worker;

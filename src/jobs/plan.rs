@@ -38,6 +38,9 @@ pub struct BatchRequest {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub stage_configurations: Option<Vec<serde_json::Value>>,
+    /// Only plan: answer the counts (200), queue nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// What a batch needs.

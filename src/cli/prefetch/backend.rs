@@ -1,0 +1,407 @@
+//! Where prefetch does its work: this process, on a data dir
+//! ([`Local`]: the stores, an in-process render queue and workers), or a
+//! layercake server over HTTP with a private token ([`Remote`]).
+
+use crate::app::App;
+use crate::catalog::Asset;
+use crate::config::Settings;
+use crate::http::{image_request_for, pinned_url};
+use crate::jobs::{batch, plan};
+use crate::pipeline::Source;
+use anyhow::{Context, anyhow, bail};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A batch plan in numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub configurations: u64,
+    pub layers: u64,
+    pub cached: u64,
+    pub tasks: u64,
+}
+
+impl Counts {
+    fn from_json(p: &Value) -> Counts {
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        Counts {
+            configurations: n("configurations"),
+            layers: n("layers"),
+            cached: n("cached"),
+            tasks: n("tasks"),
+        }
+    }
+}
+
+/// Where a batch job is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub total: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub stopped: bool,
+}
+
+/// One composite's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    Cached,
+    Encoded,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The asset's live definition.
+    async fn asset(&self, id: Uuid) -> anyhow::Result<Arc<Asset>>;
+    /// Plans (`dry_run`) or queues the renders of `configurations` on
+    /// `stages`; the job id when one was queued.
+    async fn batch(
+        &self,
+        asset: &Asset,
+        configurations: &[Value],
+        stages: &[Value],
+        dry_run: bool,
+    ) -> anyhow::Result<(Counts, Option<Uuid>)>;
+    async fn progress(&self, asset: &Asset, job: Uuid) -> anyhow::Result<Progress>;
+    async fn cancel(&self, asset: &Asset, job: Uuid) -> anyhow::Result<()>;
+    /// Whether the image of `query` is cached (without making it).
+    async fn is_cached(&self, asset: &Asset, query: &str) -> anyhow::Result<bool>;
+    /// Makes (or finds) the image of `query`.
+    async fn composite(&self, asset: &Asset, query: &str) -> anyhow::Result<Made>;
+    /// The final URLs (path and query, pinned and signed as the service
+    /// would) of `queries`.
+    async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>>;
+    /// Stops background work, keeping what is done.
+    async fn close(&self);
+}
+
+/// In this process, on the data dir's stores.
+pub struct Local {
+    app: App,
+}
+
+impl Local {
+    /// Opens the stores and starts in-process workers (the catalogue is
+    /// reconciled as `serve` does).
+    ///
+    /// # Errors
+    /// When the stores or the catalogue do not open.
+    pub async fn open(mut settings: Settings) -> anyhow::Result<Local> {
+        settings.jobs.in_process = true;
+        Ok(Local {
+            app: App::build(settings).await?,
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for Local {
+    async fn asset(&self, id: Uuid) -> anyhow::Result<Arc<Asset>> {
+        self.app
+            .catalog()
+            .get(&id)
+            .ok_or_else(|| anyhow!("unknown asset {id} (not in this data dir's catalogue)"))
+    }
+
+    async fn batch(
+        &self,
+        asset: &Asset,
+        configurations: &[Value],
+        stages: &[Value],
+        dry_run: bool,
+    ) -> anyhow::Result<(Counts, Option<Uuid>)> {
+        let asset = self.asset(asset.id).await?;
+        let request = plan::BatchRequest {
+            asset_id: asset.id.to_string(),
+            configurations: Some(configurations.to_vec()),
+            all: false,
+            where_: None,
+            stage_configurations: Some(stages.to_vec()),
+            dry_run,
+        };
+        let planned = {
+            let asset = Arc::clone(&asset);
+            tokio::task::spawn_blocking(move || {
+                let (configs, views) = request.expand(&asset, usize::MAX)?;
+                Ok::<_, crate::error::Error>(plan::plan(&asset, &configs, &views))
+            })
+            .await??
+        };
+        let missing = batch::missing(&self.app.store, &planned).await?;
+        let counts = Counts::from_json(&batch::summary(&asset, &planned, missing.len()));
+        if dry_run || missing.is_empty() {
+            return Ok((counts, None));
+        }
+        let spec = batch::spec(asset.org, &asset, &planned, missing.len());
+        let (job, _) = self.app.jobs.submit(spec, &missing, false).await?;
+        Ok((counts, Some(job.id)))
+    }
+
+    async fn progress(&self, asset: &Asset, job: Uuid) -> anyhow::Result<Progress> {
+        let row = self.app.meta.job(asset.org, job).await?;
+        let c = self.app.meta.job_counts(job).await?;
+        let n = |x: i64| u64::try_from(x).unwrap_or(0);
+        Ok(Progress {
+            total: n(c.total),
+            successes: n(c.successes),
+            failures: n(c.failures),
+            stopped: row.status == "stopped",
+        })
+    }
+
+    async fn cancel(&self, asset: &Asset, job: Uuid) -> anyhow::Result<()> {
+        self.app.jobs.cancel(asset.org, job).await?;
+        Ok(())
+    }
+
+    async fn is_cached(&self, asset: &Asset, query: &str) -> anyhow::Result<bool> {
+        let req = image_request_for(&self.app, asset.org, query)?;
+        Ok(self.app.compositor.is_cached(&req).await?)
+    }
+
+    async fn composite(&self, asset: &Asset, query: &str) -> anyhow::Result<Made> {
+        let req = image_request_for(&self.app, asset.org, query)?;
+        let img = self.app.compositor.image(req).await?;
+        Ok(match img.source {
+            Source::Memory | Source::Store => Made::Cached,
+            Source::Composed | Source::Fallback => Made::Encoded,
+        })
+    }
+
+    async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>> {
+        let live = self.asset(asset.id).await?;
+        let buster = &self.app.settings.http.cache_buster;
+        Ok(queries
+            .iter()
+            .map(|q| pinned_url(&self.app.signer, &live, buster, q))
+            .collect())
+    }
+
+    async fn close(&self) {
+        self.app.shutdown().await;
+    }
+}
+
+/// A layercake server, over HTTP, with a private token.
+pub struct Remote {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Remote {
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Remote> {
+        Ok(Remote {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(120))
+                .build()?,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn json(&self, r: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+        let r = r
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("{what}: {}", self.base))?;
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            bail!("{what}: {status}: {message}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("{what}: the answer is not JSON"))
+    }
+}
+
+#[async_trait]
+impl Backend for Remote {
+    async fn asset(&self, id: Uuid) -> anyhow::Result<Arc<Asset>> {
+        let mut v = self
+            .json(
+                self.client.get(self.url(&format!("/api/assets/{id}"))),
+                "GET asset",
+            )
+            .await?;
+        // The definition, without the record's own fields (createdAt...).
+        const SPEC: [&str; 10] = [
+            "id",
+            "name",
+            "version",
+            "description",
+            "width",
+            "height",
+            "attributes",
+            "views",
+            "layers",
+            "renderer",
+        ];
+        if let Value::Object(m) = &mut v {
+            m.retain(|k, _| SPEC.contains(&k.as_str()));
+            // This side checks configurations and names views; rendering is
+            // the server's, so templates (maybe files on the server) are
+            // replaced by an empty one.
+            if let Some(Value::Array(layers)) = m.get_mut("layers") {
+                for l in layers {
+                    l["render"] = json!({"template": "<svg xmlns='http://www.w3.org/2000/svg'/>"});
+                }
+            }
+        }
+        let asset = crate::catalog::load_asset_str(&format!("asset {id}"), &v.to_string())
+            .with_context(|| format!("the server's definition of asset {id}"))?;
+        Ok(Arc::new(asset))
+    }
+
+    async fn batch(
+        &self,
+        asset: &Asset,
+        configurations: &[Value],
+        stages: &[Value],
+        dry_run: bool,
+    ) -> anyhow::Result<(Counts, Option<Uuid>)> {
+        let body = json!({
+            "assetId": asset.id,
+            "configurations": configurations,
+            "stageConfigurations": stages,
+            "dryRun": dry_run,
+        });
+        let v = self
+            .json(
+                self.client
+                    .post(self.url("/api/jobs"))
+                    .header("content-type", "application/json")
+                    .body(body.to_string()),
+                "POST /api/jobs",
+            )
+            .await?;
+        let counts = Counts::from_json(&v["parameters"]);
+        let job = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+        Ok((
+            counts,
+            if dry_run || counts.tasks == 0 {
+                None
+            } else {
+                job
+            },
+        ))
+    }
+
+    async fn progress(&self, _: &Asset, job: Uuid) -> anyhow::Result<Progress> {
+        let v = self
+            .json(
+                self.client.get(self.url(&format!("/api/jobs/{job}"))),
+                "GET job",
+            )
+            .await?;
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        Ok(Progress {
+            total: n("taskCount"),
+            successes: n("taskResultSuccesses"),
+            failures: n("taskResultFailures"),
+            stopped: v["status"] == "stopped",
+        })
+    }
+
+    async fn cancel(&self, _: &Asset, job: Uuid) -> anyhow::Result<()> {
+        self.json(
+            self.client
+                .post(self.url(&format!("/api/jobs/{job}/cancel"))),
+            "cancel job",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn is_cached(&self, _: &Asset, query: &str) -> anyhow::Result<bool> {
+        let r = self
+            .client
+            .head(self.url(&format!("/api/fast-compositor?{query}")))
+            .header("cache-control", "only-if-cached")
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        match r.status().as_u16() {
+            200 => Ok(true),
+            504 => Ok(false),
+            s => bail!("HEAD image: {s}"),
+        }
+    }
+
+    async fn composite(&self, _: &Asset, query: &str) -> anyhow::Result<Made> {
+        let r = self
+            .client
+            .get(self.url(&format!("/api/fast-compositor?{query}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = r.status();
+        let source = r
+            .headers()
+            .get(crate::http::CACHE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !status.is_success() {
+            let body = r.text().await.unwrap_or_default();
+            bail!("{status}: {}", body.trim());
+        }
+        // The body is what a browser would get; reading it completes the work.
+        r.bytes().await?;
+        Ok(if source.starts_with("hit") {
+            Made::Cached
+        } else {
+            Made::Encoded
+        })
+    }
+
+    async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(10_000) {
+            let images: Vec<Value> = chunk
+                .iter()
+                .map(|q| {
+                    let mut m = serde_json::Map::new();
+                    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                        let v = match k.as_ref() {
+                            "configuration" | "stageConfiguration" => {
+                                serde_json::from_str(&v).unwrap_or(Value::String(v.into_owned()))
+                            }
+                            _ => Value::String(v.into_owned()),
+                        };
+                        m.insert(k.into_owned(), v);
+                    }
+                    Value::Object(m)
+                })
+                .collect();
+            let v = self
+                .json(
+                    self.client
+                        .post(self.url("/api/urls"))
+                        .header("content-type", "application/json")
+                        .body(json!({ "images": images }).to_string()),
+                    "POST /api/urls",
+                )
+                .await?;
+            let urls = v["urls"]
+                .as_array()
+                .ok_or_else(|| anyhow!("POST /api/urls: no urls for asset {}", asset.id))?;
+            out.extend(urls.iter().filter_map(|u| u.as_str().map(str::to_string)));
+        }
+        Ok(out)
+    }
+
+    async fn close(&self) {}
+}

@@ -1,0 +1,642 @@
+//! `layercake prefetch`: warms the cache for a catalogue before shoppers
+//! ask, so that the first product-listing page never waits for a render.
+//!
+//! 1. Inputs: every combination of an asset (`--asset ID --all`, optionally
+//!    `--where Attr=a,b`), or a product feed (`--feed FILE`, CSV or JSONL,
+//!    see [`feed`]); the views, sizes and formats to produce.
+//! 2. The plan, printed first: configurations, distinct layer keys, how
+//!    many are cached, how many to render, composites to encode.
+//! 3. The renders, as one batch job per asset through the Jobs system (the
+//!    distinct missing layers only), with a progress bar (plain lines when
+//!    stderr is not a terminal).
+//! 4. With `--composites`, every image encoded and stored too (bounded by
+//!    `--concurrency`), the place for slow encoders such as AVIF.
+//! 5. With `--output`, the final image URLs (pinned, signed when signing is
+//!    configured) as CSV or JSONL.
+//!
+//! It works on a data dir ([`backend::Local`]) or against a server
+//! (`--server URL --token T`, [`backend::Remote`]). A second run finds
+//! everything done and does nothing; Ctrl-C cancels what is queued and
+//! keeps what is done; the exit status is 1 when anything failed.
+
+mod backend;
+pub mod feed;
+
+use crate::catalog::Asset;
+use crate::config::Settings;
+use crate::http::query_of;
+use crate::jobs::plan;
+use anyhow::{Context, bail};
+use backend::{Backend, Counts, Local, Made, Remote};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Configurations `--all` may expand to.
+const MAX_COMBINATIONS: usize = 100_000;
+
+#[derive(Debug, clap::Args)]
+pub struct PrefetchArgs {
+    /// The asset (with --all; or the default asset of a feed).
+    #[arg(long)]
+    pub asset: Option<Uuid>,
+    /// Every combination of the asset's options.
+    #[arg(long, requires = "asset", conflicts_with = "feed")]
+    pub all: bool,
+    /// With --all: only these values of an attribute, e.g. Body=Navy,Rust (repeatable).
+    #[arg(long = "where", value_name = "ATTR=V1,V2", requires = "all")]
+    pub where_: Vec<String>,
+    /// A product feed: CSV (one column per attribute) or JSONL ({assetId, configuration}).
+    #[arg(long)]
+    pub feed: Option<PathBuf>,
+    /// Views by name, comma-separated (default: every view).
+    #[arg(long, value_delimiter = ',')]
+    pub views: Vec<String>,
+    /// Image widths, comma-separated (default: the canvas size).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<u32>,
+    /// Formats, comma-separated: png, jpg, webp, avif.
+    #[arg(long, value_delimiter = ',', default_value = "webp")]
+    pub formats: Vec<String>,
+    /// Also encode and store every composite (views × sizes × formats).
+    #[arg(long)]
+    pub composites: bool,
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the image URLs here: .csv or .jsonl.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Prefix of the URLs written to --output, e.g. https://images.example.com.
+    #[arg(long, default_value = "")]
+    pub base: String,
+    /// A layercake server to work through (instead of --data-dir).
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// A private token of that server.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Composites made at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// A product id (from the feed) and the configuration.
+type Row = (Option<String>, Map<String, Value>);
+
+/// What one asset's share of the run is.
+struct Work {
+    asset: Arc<Asset>,
+    /// In input order.
+    configurations: Vec<Row>,
+    stages: Vec<(String, Value)>,
+}
+
+impl Work {
+    /// Image queries: configuration × view × size × format.
+    fn images(&self, args: &PrefetchArgs) -> Vec<Image> {
+        let sizes: Vec<Option<u32>> = if args.sizes.is_empty() {
+            vec![None]
+        } else {
+            args.sizes.iter().copied().map(Some).collect()
+        };
+        let mut out = Vec::new();
+        for (id, config) in &self.configurations {
+            for (view, stage) in &self.stages {
+                for size in &sizes {
+                    for format in &args.formats {
+                        let mut p = Map::new();
+                        p.insert("assetId".into(), self.asset.id.to_string().into());
+                        p.insert("configuration".into(), Value::Object(config.clone()));
+                        p.insert("stageConfiguration".into(), stage.clone());
+                        if let Some(w) = size {
+                            p.insert("width".into(), (*w).into());
+                        }
+                        p.insert("format".into(), format.clone().into());
+                        out.push(Image {
+                            id: id.clone(),
+                            view: view.clone(),
+                            width: *size,
+                            format: format.clone(),
+                            configuration: config.clone(),
+                            query: query_of(&p).unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+struct Image {
+    id: Option<String>,
+    view: String,
+    width: Option<u32>,
+    format: String,
+    configuration: Map<String, Value>,
+    query: String,
+}
+
+/// Totals for the summary.
+#[derive(Default)]
+struct Totals {
+    plan: Counts,
+    rendered: u64,
+    render_failures: u64,
+    composites: u64,
+    cached: u64,
+    encoded: u64,
+    composite_failures: u64,
+    interrupted: bool,
+}
+
+pub fn run(settings: Settings, args: PrefetchArgs) -> anyhow::Result<()> {
+    if args.all == args.feed.is_some() {
+        bail!("give either --asset ID --all or --feed FILE");
+    }
+    for f in &args.formats {
+        if !matches!(f.as_str(), "png" | "jpg" | "jpeg" | "webp" | "avif") {
+            bail!("--formats: unknown format \"{f}\" (png, jpg, webp, avif)");
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let failed = runtime.block_on(async {
+        // Listening for Ctrl-C from the start: a signal during start-up or
+        // planning also stops the run cleanly.
+        let interrupt = CancellationToken::new();
+        let on_signal = interrupt.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        let backend: Box<dyn Backend> = match (&args.server, &args.token) {
+            (Some(server), Some(token)) => Box::new(Remote::new(server, token)?),
+            _ => Box::new(Local::open(settings).await?),
+        };
+        let result = prefetch(backend.as_ref(), &args, &interrupt).await;
+        backend.close().await;
+        result
+    })?;
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The whole run; `true` when anything failed or it was interrupted.
+async fn prefetch(
+    backend: &dyn Backend,
+    args: &PrefetchArgs,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let work = inputs(backend, args).await?;
+    let mut totals = Totals::default();
+    let mut images_by_asset = Vec::new();
+    for w in &work {
+        let configs: Vec<Value> = w
+            .configurations
+            .iter()
+            .map(|(_, c)| Value::Object(c.clone()))
+            .collect();
+        let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
+        let (counts, _) = backend.batch(&w.asset, &configs, &stages, true).await?;
+        let images = w.images(args);
+        let mut cached = 0;
+        if args.composites {
+            let checks =
+                futures::stream::iter(images.iter().map(|i| backend.is_cached(&w.asset, &i.query)))
+                    .buffer_unordered(16)
+                    .collect::<Vec<_>>()
+                    .await;
+            for c in checks {
+                cached += u64::from(c?);
+            }
+        }
+        println!(
+            "plan {} ({}): {} configurations × {} views: {} distinct layers, {} cached, {} to render{}",
+            w.asset.name,
+            w.asset.id,
+            counts.configurations,
+            w.stages.len(),
+            counts.layers,
+            counts.cached,
+            counts.tasks,
+            if args.composites {
+                format!(
+                    "; {} composites, {} cached, {} to encode",
+                    images.len(),
+                    cached,
+                    images.len() as u64 - cached
+                )
+            } else {
+                String::new()
+            }
+        );
+        totals.plan.configurations += counts.configurations;
+        totals.plan.layers += counts.layers;
+        totals.plan.cached += counts.cached;
+        totals.plan.tasks += counts.tasks;
+        images_by_asset.push(images);
+    }
+    if args.dry_run {
+        println!("dry run: nothing rendered");
+        return Ok(false);
+    }
+    for w in &work {
+        if interrupt.is_cancelled() || !render(backend, w, &mut totals, interrupt).await? {
+            totals.interrupted = true;
+            break;
+        }
+    }
+    if args.composites && !totals.interrupted {
+        for (w, images) in work.iter().zip(&images_by_asset) {
+            if !composites(backend, args, w, images, &mut totals, interrupt).await {
+                totals.interrupted = true;
+                break;
+            }
+        }
+    }
+    if let Some(path) = &args.output
+        && !totals.interrupted
+    {
+        write_output(backend, args, path, &work, &images_by_asset).await?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}: {} configurations, {} distinct layers ({} were cached, {} rendered, {} failed){} in {secs:.2} s",
+        if totals.interrupted {
+            "interrupted"
+        } else {
+            "done"
+        },
+        totals.plan.configurations,
+        totals.plan.layers,
+        totals.plan.cached,
+        totals.rendered,
+        totals.render_failures,
+        if args.composites {
+            format!(
+                "; {} composites ({} were cached, {} encoded, {} failed)",
+                totals.composites, totals.cached, totals.encoded, totals.composite_failures
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(totals.interrupted || totals.render_failures > 0 || totals.composite_failures > 0)
+}
+
+/// The assets, configurations and views the arguments name.
+async fn inputs(backend: &dyn Backend, args: &PrefetchArgs) -> anyhow::Result<Vec<Work>> {
+    let mut by_asset: Vec<(Arc<Asset>, Vec<Row>)> = Vec::new();
+    if let Some(path) = &args.feed {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let assets = FeedAssets::collect(backend, &text, args.asset).await?;
+        let entries = feed::parse(&path.display().to_string(), &text, args.asset, &assets)?;
+        for e in entries {
+            let asset = assets.get(e.asset)?;
+            match by_asset.iter_mut().find(|(a, _)| a.id == e.asset) {
+                Some((_, list)) => list.push((e.id, e.configuration)),
+                None => by_asset.push((asset, vec![(e.id, e.configuration)])),
+            }
+        }
+    } else if let Some(id) = args.asset {
+        let asset = backend.asset(id).await?;
+        let filter = where_filter(&asset, &args.where_)?;
+        let configs = plan::combinations(&asset, filter.as_ref(), MAX_COMBINATIONS)?;
+        let list = configs
+            .iter()
+            .map(|c| match serde_json::from_str(&c.canonical(&asset)) {
+                Ok(Value::Object(m)) => Ok((None, m)),
+                _ => bail!("configuration {} is not an object", c.canonical(&asset)),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        by_asset.push((asset, list));
+    }
+    by_asset
+        .into_iter()
+        .map(|(asset, configurations)| {
+            let stages = views(&asset, &args.views)?;
+            Ok(Work {
+                asset,
+                configurations,
+                stages,
+            })
+        })
+        .collect()
+}
+
+/// `--where Body=Navy,Rust` as the batch's `where` object.
+fn where_filter(asset: &Asset, wheres: &[String]) -> anyhow::Result<Option<Map<String, Value>>> {
+    if wheres.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Map::new();
+    for w in wheres {
+        let Some((name, values)) = w.split_once('=') else {
+            bail!("--where {w}: expected ATTR=V1,V2");
+        };
+        let Some((_, attr)) = asset.attribute(name.trim()) else {
+            bail!("--where {w}: {} has no attribute \"{name}\"", asset.name);
+        };
+        let values = values
+            .split(',')
+            .map(|v| {
+                feed::cell(&attr.kind, v.trim()).map_err(|m| anyhow::anyhow!("--where {w}: {m}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        out.insert(name.trim().to_string(), Value::Array(values));
+    }
+    Ok(Some(out))
+}
+
+/// The named views (all when none), as (name, stage configuration).
+fn views(asset: &Asset, names: &[String]) -> anyhow::Result<Vec<(String, Value)>> {
+    let all: Vec<&str> = asset.views.iter().map(|v| v.name.as_str()).collect();
+    let pick = |name: &str| {
+        asset
+            .views
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| (v.name.clone(), Value::Object(v.stage.clone())))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--views: {} has no view \"{name}\" ({})",
+                    asset.name,
+                    all.join(", ")
+                )
+            })
+    };
+    if names.is_empty() {
+        all.iter().map(|n| pick(n)).collect()
+    } else {
+        names.iter().map(|n| pick(n)).collect()
+    }
+}
+
+/// The assets a feed names, fetched once each.
+struct FeedAssets(Vec<Arc<Asset>>);
+
+impl FeedAssets {
+    async fn collect(
+        backend: &dyn Backend,
+        text: &str,
+        default: Option<Uuid>,
+    ) -> anyhow::Result<FeedAssets> {
+        let mut ids: Vec<Uuid> = default.into_iter().collect();
+        // Any UUID in the text may be an asset id; unknown ones are left for
+        // the parser to report with their line.
+        for word in text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')) {
+            if word.len() == 36
+                && let Ok(id) = Uuid::parse_str(word)
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        let mut assets = Vec::new();
+        for id in ids {
+            if let Ok(a) = backend.asset(id).await {
+                assets.push(a);
+            }
+        }
+        Ok(FeedAssets(assets))
+    }
+
+    fn get(&self, id: Uuid) -> anyhow::Result<Arc<Asset>> {
+        self.0
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("unknown asset {id}"))
+    }
+}
+
+impl feed::Assets for FeedAssets {
+    fn asset(&self, id: Uuid) -> Option<Arc<Asset>> {
+        self.get(id).ok()
+    }
+}
+
+/// A progress bar on a terminal; plain lines, every few seconds, elsewhere.
+struct Meter {
+    bar: Option<ProgressBar>,
+    what: &'static str,
+    total: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Meter {
+    fn new(what: &'static str, total: u64) -> Meter {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(what);
+            b
+        });
+        Meter {
+            bar,
+            what,
+            total,
+            started: Instant::now(),
+            // The first line comes at once.
+            last_line: Instant::now() - Duration::from_secs(60),
+        }
+    }
+
+    fn set(&mut self, done: u64) {
+        match &self.bar {
+            Some(b) => b.set_position(done),
+            None if self.last_line.elapsed() >= Duration::from_secs(2) || done == self.total => {
+                self.last_line = Instant::now();
+                let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+                let rate = done as f64 / secs;
+                let eta = if rate > 0.0 {
+                    (self.total - done.min(self.total)) as f64 / rate
+                } else {
+                    0.0
+                };
+                eprintln!(
+                    "{}: {done}/{} ({rate:.1}/s, ETA {eta:.0} s)",
+                    self.what, self.total
+                );
+                let _ = std::io::stderr().flush();
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+/// Queues and follows one asset's renders; `false` when interrupted (the
+/// job is cancelled: what is rendered stays).
+async fn render(
+    backend: &dyn Backend,
+    w: &Work,
+    totals: &mut Totals,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let configs: Vec<Value> = w
+        .configurations
+        .iter()
+        .map(|(_, c)| Value::Object(c.clone()))
+        .collect();
+    let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
+    let (counts, job) = backend.batch(&w.asset, &configs, &stages, false).await?;
+    let Some(job) = job else {
+        return Ok(true);
+    };
+    let mut meter = Meter::new("renders", counts.tasks);
+    loop {
+        let p = backend.progress(&w.asset, job).await?;
+        meter.set(p.successes + p.failures);
+        if p.stopped {
+            meter.finish();
+            totals.rendered += p.successes;
+            totals.render_failures += p.failures;
+            if p.failures > 0 {
+                eprintln!(
+                    "{} of {} renders failed: see GET /api/jobs/{job}",
+                    p.failures, p.total
+                );
+            }
+            return Ok(true);
+        }
+        tokio::select! {
+            () = interrupt.cancelled() => {
+                meter.finish();
+                eprintln!("interrupted: cancelling job {job}; finished renders are kept");
+                backend.cancel(&w.asset, job).await?;
+                let p = backend.progress(&w.asset, job).await?;
+                totals.rendered += p.successes;
+                totals.render_failures += p.failures;
+                return Ok(false);
+            }
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// Encodes one asset's composites; `false` when interrupted.
+async fn composites(
+    backend: &dyn Backend,
+    args: &PrefetchArgs,
+    w: &Work,
+    images: &[Image],
+    totals: &mut Totals,
+    interrupt: &CancellationToken,
+) -> bool {
+    let mut meter = Meter::new("composites", images.len() as u64);
+    let mut stream = futures::stream::iter(
+        images
+            .iter()
+            .map(|i| async move { (i, backend.composite(&w.asset, &i.query).await) }),
+    )
+    .buffer_unordered(args.concurrency.max(1));
+    let mut done = 0;
+    loop {
+        tokio::select! {
+            () = interrupt.cancelled() => {
+                meter.finish();
+                eprintln!("interrupted: composites made so far are kept");
+                return false;
+            }
+            next = stream.next() => match next {
+                None => break,
+                Some((image, result)) => {
+                    done += 1;
+                    totals.composites += 1;
+                    match result {
+                        Ok(Made::Cached) => totals.cached += 1,
+                        Ok(Made::Encoded) => totals.encoded += 1,
+                        Err(e) => {
+                            totals.composite_failures += 1;
+                            eprintln!("composite {} failed: {e:#}", image.query);
+                        }
+                    }
+                    meter.set(done);
+                }
+            }
+        }
+    }
+    meter.finish();
+    true
+}
+
+/// The image URLs, one line each, as CSV or JSONL (by the file's extension).
+async fn write_output(
+    backend: &dyn Backend,
+    args: &PrefetchArgs,
+    path: &PathBuf,
+    work: &[Work],
+    images: &[Vec<Image>],
+) -> anyhow::Result<()> {
+    let jsonl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"));
+    let mut out = Vec::new();
+    if !jsonl {
+        out.extend_from_slice(b"id,assetId,view,width,format,configuration,url\n");
+    }
+    for (w, images) in work.iter().zip(images) {
+        let queries: Vec<String> = images.iter().map(|i| i.query.clone()).collect();
+        let urls = backend.urls(&w.asset, &queries).await?;
+        for (i, url) in images.iter().zip(urls) {
+            let url = format!("{}{url}", args.base);
+            let config = Value::Object(i.configuration.clone()).to_string();
+            if jsonl {
+                let line = serde_json::json!({
+                    "id": i.id, "assetId": w.asset.id, "view": i.view, "width": i.width,
+                    "format": i.format, "configuration": i.configuration, "url": url,
+                });
+                out.extend_from_slice(line.to_string().as_bytes());
+                out.push(b'\n');
+            } else {
+                let mut row = csv::Writer::from_writer(Vec::new());
+                row.write_record([
+                    i.id.clone().unwrap_or_default(),
+                    w.asset.id.to_string(),
+                    i.view.clone(),
+                    i.width.map(|x| x.to_string()).unwrap_or_default(),
+                    i.format.clone(),
+                    config,
+                    url,
+                ])?;
+                out.extend_from_slice(&row.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+        }
+    }
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, &out).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    println!(
+        "wrote {} image URLs to {}",
+        images.iter().map(Vec::len).sum::<usize>(),
+        path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Carousels: every view of one configuration.
+//!
+//! - `GET /api/carousel?assetId&configuration[&widths][&format]`: the
+//!   per-view image URLs, each with a `srcset` (pinned to the live
+//!   definition and signed when keys are configured, so they can be put in
+//!   a page as they are).
+//! - `GET /embed/carousel?…`: a small self-contained page for an iframe on
+//!   a product page: one slide per view, arrows, keyboard and swipe, lazy
+//!   images with `srcset`. The carousel data is inlined, so the page makes
+//!   no API call of its own.
+
+use super::auth::Caller;
+use super::compositor::pinned_url;
+use super::error::ApiError;
+use super::params::{Params, parse_uuid};
+use super::urls::query_of;
+use crate::app::App;
+use crate::catalog::Asset;
+use crate::error::Error;
+use crate::keys::Configuration;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::response::Html;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `srcset` widths unless `widths` says otherwise (capped at the canvas).
+pub const WIDTHS: [u32; 4] = [320, 640, 960, 1280];
+/// Most widths one carousel may ask for.
+const MAX_WIDTHS: usize = 8;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Carousel {
+    pub asset_id: String,
+    pub name: String,
+    /// The configuration with every attribute (defaults filled in).
+    #[schema(value_type = Object)]
+    pub configuration: Value,
+    /// Width / height of the canvas, for the page's aspect ratio.
+    pub aspect_ratio: f64,
+    pub views: Vec<Slide>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Slide {
+    pub name: String,
+    pub label: String,
+    #[schema(value_type = Object)]
+    pub stage_configuration: Value,
+    /// The image at the middle width.
+    pub url: String,
+    /// `<url> <width>w, …` for `<img srcset>`.
+    pub srcset: String,
+    pub widths: Vec<u32>,
+}
+
+/// The carousel of `configuration` (JSON) of `asset`.
+///
+/// # Errors
+/// 422 naming `configuration` or `widths`.
+pub fn carousel(
+    app: &App,
+    asset: &Asset,
+    configuration: &Value,
+    widths: &[u32],
+    format: &str,
+) -> Result<Carousel, Error> {
+    let config = Configuration::parse(asset, configuration)
+        .map_err(|e| Error::invalid("configuration", e.to_string()))?;
+    let canonical: Value = serde_json::from_str(&config.canonical(asset))
+        .map_err(|e| Error::Internal(format!("canonical configuration: {e}")))?;
+    let mut widths: Vec<u32> = widths
+        .iter()
+        .copied()
+        .filter(|w| *w >= 1)
+        .map(|w| w.min(asset.width))
+        .collect();
+    widths.sort_unstable();
+    widths.dedup();
+    let buster = &app.settings.http.cache_buster;
+    let views = asset
+        .views
+        .iter()
+        .map(|v| {
+            let url = |w: u32| {
+                let mut p = Map::new();
+                p.insert("assetId".into(), asset.id.to_string().into());
+                p.insert("configuration".into(), canonical.clone());
+                p.insert("stageConfiguration".into(), Value::Object(v.stage.clone()));
+                p.insert("width".into(), w.into());
+                p.insert("format".into(), format.into());
+                Ok::<_, Error>(pinned_url(&app.signer, asset, buster, &query_of(&p)?))
+            };
+            let srcset = widths
+                .iter()
+                .map(|w| Ok(format!("{} {w}w", url(*w)?)))
+                .collect::<Result<Vec<_>, Error>>()?
+                .join(", ");
+            Ok(Slide {
+                name: v.name.clone(),
+                label: v.label.clone(),
+                stage_configuration: Value::Object(v.stage.clone()),
+                url: url(widths[widths.len() / 2])?,
+                srcset,
+                widths: widths.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Carousel {
+        asset_id: asset.id.to_string(),
+        name: asset.name.clone(),
+        configuration: canonical,
+        aspect_ratio: f64::from(asset.width) / f64::from(asset.height.max(1)),
+        views,
+    })
+}
+
+/// The asset, configuration, widths and format of a carousel query.
+fn parse(
+    app: &App,
+    org: Uuid,
+    query: Option<&str>,
+) -> Result<(Arc<Asset>, Value, Vec<u32>, String), Error> {
+    let p = Params::parse(query, app.settings.http.max_query_bytes)?;
+    let id = parse_uuid(
+        "assetId",
+        p.str("assetId")
+            .ok_or_else(|| Error::invalid("assetId", "is required"))?,
+    )?;
+    let asset = app.assets.get(org, id)?;
+    let configuration = p.json("configuration")?.unwrap_or(Value::Null);
+    let widths = match p.str("widths") {
+        None => WIDTHS.to_vec(),
+        Some(s) => {
+            let w = s
+                .split(',')
+                .map(|x| x.trim().parse::<u32>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Error::invalid("widths", "comma-separated widths, e.g. 320,640"))?;
+            if w.is_empty()
+                || w.len() > MAX_WIDTHS
+                || w.iter()
+                    .any(|x| *x == 0 || *x > app.settings.http.max_dimension)
+            {
+                return Err(Error::invalid(
+                    "widths",
+                    format!(
+                        "1 to {MAX_WIDTHS} widths, each 1 to {}",
+                        app.settings.http.max_dimension
+                    ),
+                ));
+            }
+            w
+        }
+    };
+    let format = p.str("format").unwrap_or("auto").to_string();
+    if !matches!(
+        format.as_str(),
+        "auto" | "png" | "jpg" | "jpeg" | "webp" | "avif"
+    ) {
+        return Err(Error::invalid("format", "auto, png, jpg, webp or avif"));
+    }
+    Ok((asset, configuration, widths, format))
+}
+
+/// Every view's image URLs for one configuration.
+#[utoipa::path(get, path = "/api/carousel", tag = "fast-compositor",
+    params(
+        ("assetId" = String, Query, description = "Asset id (UUID)."),
+        ("configuration" = Option<String>, Query, description = "URL-encoded JSON; omitted attributes take their defaults."),
+        ("widths" = Option<String>, Query, description = "srcset widths, e.g. 320,640,960 (default 320,640,960,1280, capped at the canvas)."),
+        ("format" = Option<String>, Query, description = "auto (default: negotiated from Accept), png, jpg, webp, avif."),
+    ),
+    responses((status = 200, body = Carousel), (status = 404, description = "Unknown asset"), (status = 422, description = "Invalid parameter, named")))]
+pub async fn api(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Carousel>, ApiError> {
+    let (asset, config, widths, format) = parse(&app, caller.org, q.as_deref())?;
+    Ok(Json(carousel(&app, &asset, &config, &widths, &format)?))
+}
+
+/// A self-contained carousel page for an iframe.
+#[utoipa::path(get, path = "/embed/carousel", tag = "demo",
+    params(
+        ("assetId" = String, Query, description = "Asset id (UUID)."),
+        ("configuration" = Option<String>, Query, description = "URL-encoded JSON."),
+        ("widths" = Option<String>, Query, description = "srcset widths."),
+        ("format" = Option<String>, Query, description = "auto (default), png, jpg, webp, avif."),
+    ),
+    responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "Invalid parameter, named")))]
+pub async fn embed(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Result<Html<String>, ApiError> {
+    let (asset, config, widths, format) = parse(&app, caller.org, q.as_deref())?;
+    let c = carousel(&app, &asset, &config, &widths, &format)?;
+    // Inlined in a <script> element: "</" must not appear in it.
+    let data = serde_json::to_string(&c)
+        .map_err(|e| Error::Internal(format!("carousel JSON: {e}")))?
+        .replace("</", "<\\/");
+    Ok(Html(
+        EMBED
+            .replace("/*DATA*/null", &data)
+            .replace("<!--TITLE-->", &super::plp::escape(&asset.name)),
+    ))
+}
+
+const EMBED: &str = include_str!("carousel.html");

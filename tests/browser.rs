@@ -1,0 +1,84 @@
+//! The product-listing page and the carousel embed in a real browser:
+//! headless Chromium (Debian's `chromium`), driven by Playwright
+//! (`tests/browser/check.mjs`, `playwright-core` from npm), against the
+//! real binary with signing required, after `layercake prefetch` warmed
+//! the demo catalogue's layers. `.ci/run` installs Chromium and runs
+//! `npm ci` in `tests/browser`; screenshots land in `target/browser/`.
+
+mod common;
+
+use common::start_binary;
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn plp_and_carousel_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script_dir = root.join("tests/browser");
+    assert!(
+        script_dir.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci --prefix tests/browser` first (.ci/run does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: apt-get install chromium (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("layercake.toml");
+    // Signed URLs only: the page and the embed must sign what they link.
+    std::fs::write(
+        &config,
+        "[signing]\nkeys = [\"browser-test-signing-key-0123456789abcdef\"]\nrequired = true\n",
+    )
+    .unwrap();
+    // Warm the layers first, as a shop does before a launch: the pages then
+    // only compose, and no image waits past the miss budget.
+    let warm = Command::new(env!("CARGO_BIN_EXE_layercake"))
+        .args(["prefetch", "--asset", common::SOFA, "--all", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run layercake prefetch");
+    assert!(
+        warm.status.success(),
+        "prefetch: {}",
+        String::from_utf8_lossy(&warm.stderr)
+    );
+    let (_serve, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &dir.path().join("data"),
+        "open http://",
+    );
+    let base = line
+        .split("open http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|a| format!("http://{a}"))
+        .expect("address in the log line");
+    let out = root.join("target/browser");
+    let run = Command::new("node")
+        .arg(script_dir.join("check.mjs"))
+        .arg(&base)
+        .arg(&out)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node (Node.js 18+)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(run.status.success(), "the browser check failed:\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("a JSON report");
+    assert!(report["plp"]["tiles"].as_u64().unwrap() >= 6, "{report}");
+    assert!(
+        report["carousel"]["views"].as_array().unwrap().len() >= 2,
+        "{report}"
+    );
+    for shot in ["plp.png", "carousel.png"] {
+        let meta = std::fs::metadata(out.join(shot)).expect("screenshot");
+        assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
+    }
+}
