@@ -43,6 +43,9 @@ pub struct ImageRequest {
     /// Normalised (see `Output::normalize`).
     pub output: Output,
     key: Key,
+    /// Wait for an AVIF encode however long it takes (batch callers such
+    /// as `layercake prefetch`), instead of answering a WebP stand-in.
+    pub patient: bool,
 }
 
 impl ImageRequest {
@@ -65,6 +68,7 @@ impl ImageRequest {
             view,
             output,
             key,
+            patient: false,
         }
     }
 
@@ -301,6 +305,10 @@ impl Compositor {
     }
 }
 
+/// An encode's outcome: the bytes and format, or `None` when the AVIF
+/// slots were all busy and nothing was encoded.
+type EncodeResult = Result<Option<(Vec<u8>, Format)>, Error>;
+
 /// Whether a CPU step may be refused when too many wait for a slot.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Admit {
@@ -372,51 +380,59 @@ impl Inner {
                 .map_err(|e| Error::Internal(format!("compose task: {e}")))?
         };
         let backup = (format == Format::Avif).then(|| fitted.clone());
-        // AVIF encodes take an AVIF slot, not a compose slot: one that runs
-        // past its budget finishes in the background without holding up
-        // the composes of other requests. The budget covers the wait for
-        // the slot too: with another AVIF in the way, the stand-in comes
-        // at once.
+        // AVIF encodes take an AVIF slot (`compose.avif_concurrency`), not
+        // a compose slot: one that runs past its budget finishes in the
+        // background without holding up other requests' composes. With
+        // every AVIF slot taken, an impatient request gets its stand-in
+        // without queueing another AVIF (so background AVIF work is bounded
+        // by the AVIF slots); a later request makes the AVIF.
+        let patient = req.patient;
         let encode = {
             let this = Arc::clone(&this);
             tokio::spawn(async move {
-                let _permit = if format == Format::Avif {
+                let _permit = if format != Format::Avif {
+                    this.cpu_slot(Admit::Wait).await?
+                } else if patient {
                     this.avif
                         .acquire()
                         .await
                         .map_err(|_| Error::unavailable("shutting down"))?
                 } else {
-                    this.cpu_slot(Admit::Wait).await?
+                    match this.avif.try_acquire() {
+                        Ok(p) => p,
+                        // Busy: no encode (None), the stand-in answers.
+                        Err(_) => return Ok(None),
+                    }
                 };
                 tokio::task::spawn_blocking(move || {
                     compose::encode_as(fitted, output.format, output.quality)
                 })
                 .await
                 .map_err(|e| Error::Internal(format!("encode task: {e}")))?
+                .map(Some)
                 .map_err(|e| Error::Internal(format!("encode: {e}")))
             })
         };
+        let finished = |done: Result<EncodeResult, tokio::task::JoinError>| {
+            done.map_err(|e| Error::Internal(format!("encode task: {e}")))?
+                .and_then(|o| o.ok_or_else(|| Error::Internal("no encode".into())))
+        };
         let encoded = match backup {
-            None => encode.await,
-            Some(backup) => {
+            Some(backup) if !patient => {
                 let mut encode = encode;
+                let inner = Arc::clone(&this);
                 match tokio::time::timeout(this.limits.avif_budget, &mut encode).await {
-                    Ok(done) => done,
-                    // The stand-in takes a free slot if there is one, and
-                    // runs anyway if not: a WebP encode is tens of times
-                    // shorter than the AVIF it stands in for, and waiting
-                    // for a slot (held, maybe, by other AVIF encodes) is what
-                    // the budget is there to avoid.
+                    Ok(Ok(Ok(None))) => {
+                        return Inner::fallback(inner, key, path, None, backup, req).await;
+                    }
+                    Ok(done) => finished(done)?,
                     Err(_) => {
-                        let permit = this.cpu.try_acquire().ok();
-                        let inner = Arc::clone(&this);
-                        return Inner::fallback(inner, key, path, encode, backup, req, permit)
-                            .await;
+                        return Inner::fallback(inner, key, path, Some(encode), backup, req).await;
                     }
                 }
             }
-        }
-        .map_err(|e| Error::Internal(format!("encode task: {e}")))??;
+            _ => finished(encode.await)?,
+        };
         let e = Inner::keep(&this, key, path, encoded);
         Ok((e, Source::Composed))
     }
@@ -450,22 +466,32 @@ impl Inner {
         this: Arc<Inner>,
         key: Key,
         path: String,
-        encode: tokio::task::JoinHandle<Result<(Vec<u8>, Format), Error>>,
+        encode: Option<tokio::task::JoinHandle<EncodeResult>>,
         backup: crate::compose::PremulImage,
         req: ImageRequest,
-        permit: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<(Encoded, Source), Error> {
-        tracing::info!(%key, budget = ?this.limits.avif_budget, "AVIF encode over budget; answering WebP meanwhile");
-        let later = Arc::clone(&this);
-        this.writes.spawn(async move {
-            match encode.await {
-                Ok(Ok(encoded)) => {
-                    Inner::keep(&later, key, path, encoded);
-                }
-                Ok(Err(e)) => tracing::warn!(%key, error = %e, "AVIF encode failed"),
-                Err(e) => tracing::warn!(%key, error = %e, "AVIF encode task failed"),
+        match encode {
+            Some(encode) => {
+                tracing::info!(%key, budget = ?this.limits.avif_budget, "AVIF encode over budget; answering WebP meanwhile");
+                let later = Arc::clone(&this);
+                this.writes.spawn(async move {
+                    match encode.await {
+                        Ok(Ok(Some(encoded))) => {
+                            Inner::keep(&later, key, path, encoded);
+                        }
+                        Ok(Ok(None)) => {}
+                        Ok(Err(e)) => tracing::warn!(%key, error = %e, "AVIF encode failed"),
+                        Err(e) => tracing::warn!(%key, error = %e, "AVIF encode task failed"),
+                    }
+                });
             }
-        });
+            None => {
+                tracing::info!(%key, "every AVIF slot is busy; answering WebP, the AVIF is made by a later request");
+            }
+        }
+        // Compose slots are never held by AVIF encodes, so this wait is
+        // one of composes and short encodes.
+        let permit = this.cpu_slot(Admit::Wait).await?;
         let quality = req.output.quality;
         let (bytes, format) =
             tokio::task::spawn_blocking(move || compose::encode_as(backup, Format::Webp, quality))

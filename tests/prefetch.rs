@@ -285,8 +285,32 @@ fn ctrl_c_keeps_what_is_done_and_the_next_run_finishes_the_rest() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once a few renders are done (24 at 2 × 0.4 s ≈ 5 s in all).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupt once a render is done (24 at 2 × 0.4 s ≈ 5 s in all), as the
+    // progress lines on stderr say.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a progress line with a finished render");
+        let done = line
+            .strip_prefix("renders: ")
+            .and_then(|r| r.split('/').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        if done.is_some_and(|n| n >= 1) {
+            break;
+        }
+    }
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -295,13 +319,14 @@ fn ctrl_c_keeps_what_is_done_and_the_next_run_finishes_the_rest() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "prefetch did not stop on SIGINT");
         std::thread::sleep(Duration::from_millis(50));
     }
     let first = child.wait_with_output().unwrap();
-    let (out, err) = text(&first);
+    let err = reader.join().unwrap();
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
     assert!(!first.status.success(), "interrupted is a failure: {out}");
     assert!(out.contains("interrupted:"), "{out}\n{err}");
     let (layers, _, _) = plan_of(&out);

@@ -25,7 +25,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// `srcset` widths unless `widths` says otherwise (capped at the canvas).
 pub const WIDTHS: [u32; 4] = [320, 640, 960, 1280];
@@ -59,6 +58,26 @@ pub struct Slide {
     pub widths: Vec<u32>,
 }
 
+/// `bearer_token=<t>` of the request's query, to carry into the links and
+/// image URLs of a page loaded with one (a signature does not cover it).
+pub fn token_param(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "bearer_token")
+        .map(|(_, v)| {
+            let mut s = form_urlencoded::Serializer::new(String::new());
+            s.append_pair("bearer_token", &v);
+            s.finish()
+        })
+}
+
+/// `url` with `&<token>` appended when there is one.
+pub fn with_token(url: String, token: Option<&str>) -> String {
+    match token {
+        Some(t) => format!("{url}&{t}"),
+        None => url,
+    }
+}
+
 /// The carousel of `configuration` (JSON) of `asset`.
 ///
 /// # Errors
@@ -69,6 +88,7 @@ pub fn carousel(
     configuration: &Value,
     widths: &[u32],
     format: &str,
+    token: Option<&str>,
 ) -> Result<Carousel, Error> {
     let config = Configuration::parse(asset, configuration)
         .map_err(|e| Error::invalid("configuration", e.to_string()))?;
@@ -82,6 +102,9 @@ pub fn carousel(
         .collect();
     widths.sort_unstable();
     widths.dedup();
+    if widths.is_empty() {
+        return Err(Error::invalid("widths", "at least one width"));
+    }
     let buster = &app.settings.http.cache_buster;
     let views = asset
         .views
@@ -94,7 +117,8 @@ pub fn carousel(
                 p.insert("stageConfiguration".into(), Value::Object(v.stage.clone()));
                 p.insert("width".into(), w.into());
                 p.insert("format".into(), format.into());
-                Ok::<_, Error>(pinned_url(&app.signer, asset, buster, &query_of(&p)?))
+                let url = pinned_url(&app.signer, asset, buster, &query_of(&p)?);
+                Ok::<_, Error>(with_token(url, token))
             };
             let srcset = widths
                 .iter()
@@ -123,10 +147,23 @@ pub fn carousel(
 /// The asset, configuration, widths and format of a carousel query.
 fn parse(
     app: &App,
-    org: Uuid,
+    caller: &Caller,
     query: Option<&str>,
 ) -> Result<(Arc<Asset>, Value, Vec<u32>, String), Error> {
+    let org = caller.org;
     let p = Params::parse(query, app.settings.http.max_query_bytes)?;
+    // A public token (whose page source anyone can read) gets the default
+    // widths and format only: its URLs are signed, and a signature is the
+    // permission to compose.
+    if caller.kind == super::auth::CallerKind::Public {
+        for name in ["widths", "format"] {
+            if p.str(name).is_some() {
+                return Err(Error::Forbidden(format!(
+                    "{name}: a public token gets the default widths and format; ask with a private token"
+                )));
+            }
+        }
+    }
     let id = parse_uuid(
         "assetId",
         p.str("assetId")
@@ -182,8 +219,10 @@ pub async fn api(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Carousel>, ApiError> {
-    let (asset, config, widths, format) = parse(&app, caller.org, q.as_deref())?;
-    Ok(Json(carousel(&app, &asset, &config, &widths, &format)?))
+    let (asset, config, widths, format) = parse(&app, &caller, q.as_deref())?;
+    Ok(Json(carousel(
+        &app, &asset, &config, &widths, &format, None,
+    )?))
 }
 
 /// A self-contained carousel page for an iframe.
@@ -200,17 +239,21 @@ pub async fn embed(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Html<String>, ApiError> {
-    let (asset, config, widths, format) = parse(&app, caller.org, q.as_deref())?;
-    let c = carousel(&app, &asset, &config, &widths, &format)?;
-    // Inlined in a <script> element: "</" must not appear in it.
+    let (asset, config, widths, format) = parse(&app, &caller, q.as_deref())?;
+    let token = token_param(q.as_deref());
+    let c = carousel(&app, &asset, &config, &widths, &format, token.as_deref())?;
+    // Inlined in a <script> element: no "<", ">" or "&" may appear in it
+    // (JSON allows them escaped, and then no markup can end the element).
     let data = serde_json::to_string(&c)
         .map_err(|e| Error::Internal(format!("carousel JSON: {e}")))?
-        .replace("</", "<\\/");
-    Ok(Html(
-        EMBED
-            .replace("/*DATA*/null", &data)
-            .replace("<!--TITLE-->", &super::plp::escape(&asset.name)),
-    ))
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    // The title first: the data cannot then be touched by a second pass.
+    let page = EMBED
+        .replace("<!--TITLE-->", &super::plp::escape(&asset.name))
+        .replacen("/*DATA*/null", &data, 1);
+    Ok(Html(page))
 }
 
 const EMBED: &str = include_str!("carousel.html");

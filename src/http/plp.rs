@@ -14,12 +14,13 @@
 //! definition and signed when keys are configured.
 
 use super::auth::Caller;
+use super::carousel::{token_param, with_token};
 use super::compositor::pinned_url;
 use super::urls::query_of;
 use crate::app::App;
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -28,17 +29,27 @@ pub const TILES_PER_ASSET: usize = 36;
 /// The widths each tile offers in its `srcset`.
 const TILE_WIDTHS: [u32; 4] = [320, 480, 640, 960];
 /// How wide a tile is laid out, for `sizes`.
-const TILE_SIZES: &str = "(max-width: 520px) 50vw, (max-width: 900px) 33vw, 280px";
+/// One column up to 523 px, two up to 783 px (the grid's 220 px minimum
+/// plus gaps and padding), then tiles of about 280 px.
+const TILE_SIZES: &str = "(max-width: 523px) 90vw, (max-width: 783px) 45vw, 280px";
 
 /// The demo product-listing page.
 #[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html")))]
-pub async fn page(State(app): State<Arc<App>>, caller: Caller) -> Html<String> {
+pub async fn page(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> Html<String> {
+    // A page loaded with `bearer_token` carries it into its image URLs and
+    // carousel links (outside development mode they need it).
+    let token = token_param(q.as_deref());
+    let token = token.as_deref();
     let mut tiles = String::new();
     let catalog = app.catalog().snapshot();
     for asset in catalog.assets().filter(|a| a.org == caller.org) {
         let swatch = swatch_attribute(asset);
         for (values, caption) in sample(asset, TILES_PER_ASSET, swatch) {
-            tile(&app, asset, swatch, &values, &caption, &mut tiles);
+            tile(&app, asset, swatch, &values, &caption, token, &mut tiles);
         }
     }
     Html(format!(
@@ -58,7 +69,7 @@ fn swatch_attribute(asset: &Asset) -> Option<usize> {
 }
 
 /// `(src, srcset)` of one configuration's first view.
-fn image_urls(app: &App, asset: &Asset, config: &str) -> (String, String) {
+fn image_urls(app: &App, asset: &Asset, config: &str, token: Option<&str>) -> (String, String) {
     let url = |w: u32| {
         let mut p = serde_json::Map::new();
         p.insert("assetId".into(), asset.id.to_string().into());
@@ -69,7 +80,10 @@ fn image_urls(app: &App, asset: &Asset, config: &str) -> (String, String) {
         p.insert("width".into(), w.into());
         p.insert("format".into(), "auto".into());
         let query = query_of(&p).unwrap_or_default();
-        pinned_url(&app.signer, asset, &app.settings.http.cache_buster, &query)
+        with_token(
+            pinned_url(&app.signer, asset, &app.settings.http.cache_buster, &query),
+            token,
+        )
     };
     let srcset = TILE_WIDTHS
         .iter()
@@ -79,11 +93,14 @@ fn image_urls(app: &App, asset: &Asset, config: &str) -> (String, String) {
     (url(TILE_WIDTHS[1]), srcset)
 }
 
-fn carousel_href(asset: &Asset, config: &str) -> String {
-    format!(
-        "/embed/carousel?assetId={}&configuration={}",
-        asset.id,
-        form_urlencoded::byte_serialize(config.as_bytes()).collect::<String>()
+fn carousel_href(asset: &Asset, config: &str, token: Option<&str>) -> String {
+    with_token(
+        format!(
+            "/embed/carousel?assetId={}&configuration={}",
+            asset.id,
+            form_urlencoded::byte_serialize(config.as_bytes()).collect::<String>()
+        ),
+        token,
     )
 }
 
@@ -94,11 +111,12 @@ fn tile(
     swatch: Option<usize>,
     values: &[Value],
     caption: &str,
+    token: Option<&str>,
     out: &mut String,
 ) {
     let config = configuration_json(asset, values);
-    let (src, srcset) = image_urls(app, asset, &config);
-    let href = carousel_href(asset, &config);
+    let (src, srcset) = image_urls(app, asset, &config, token);
+    let href = carousel_href(asset, &config, token);
     let h = 480 * asset.height / asset.width.max(1);
     let mut swatches = String::new();
     let mut label = String::new();
@@ -110,7 +128,7 @@ fn tile(
             let mut v = values.to_vec();
             v[k] = Value::Str(o.value.clone());
             let c = configuration_json(asset, &v);
-            let (s, set) = image_urls(app, asset, &c);
+            let (s, set) = image_urls(app, asset, &c, token);
             let on = values[k] == v[k];
             if on {
                 label = o.label.clone().unwrap_or_else(|| o.value.clone());
@@ -118,13 +136,17 @@ fn tile(
             let _ = write!(
                 swatches,
                 "<button type=\"button\" class=\"swatch\" style=\"background:{}\" aria-label=\"{}: {}\" aria-pressed=\"{on}\" data-label=\"{}\" data-src=\"{}\" data-srcset=\"{}\" data-href=\"{}\"></button>",
-                escape(o.metadata.get("color").map_or("#ccc", String::as_str)),
+                // Only a colour may go into the style attribute.
+                o.metadata
+                    .get("color")
+                    .and_then(|c| crate::catalog::Rgb::parse_hex(c))
+                    .map_or_else(|| "#ccc".to_string(), |c| c.hex()),
                 escape(attr.label.as_deref().unwrap_or(&attr.name)),
                 escape(o.label.as_deref().unwrap_or(&o.value)),
                 escape(o.label.as_deref().unwrap_or(&o.value)),
                 escape(&s),
                 escape(&set),
-                escape(&carousel_href(asset, &c)),
+                escape(&carousel_href(asset, &c, token)),
             );
         }
     }

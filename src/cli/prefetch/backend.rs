@@ -14,6 +14,18 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Configurations (or image URLs) per request to a server.
+const CHUNK: usize = 1000;
+/// Retries of a request answered 429 or 503.
+const RETRIES: u32 = 5;
+/// Tries for a composite answered with a stand-in, a second apart.
+const AVIF_POLLS: u32 = 600;
+
+/// The query of an image URL (`/api/fast-compositor?<query>`).
+fn query_part(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(_, q)| q)
+}
+
 /// A batch plan in numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -56,22 +68,23 @@ pub trait Backend: Send + Sync {
     /// The asset's live definition.
     async fn asset(&self, id: Uuid) -> anyhow::Result<Arc<Asset>>;
     /// Plans (`dry_run`) or queues the renders of `configurations` on
-    /// `stages`; the job id when one was queued.
+    /// `stages`; the jobs queued (none when nothing is missing).
     async fn batch(
         &self,
         asset: &Asset,
         configurations: &[Value],
         stages: &[Value],
         dry_run: bool,
-    ) -> anyhow::Result<(Counts, Option<Uuid>)>;
+    ) -> anyhow::Result<(Counts, Vec<Uuid>)>;
     async fn progress(&self, asset: &Asset, job: Uuid) -> anyhow::Result<Progress>;
     async fn cancel(&self, asset: &Asset, job: Uuid) -> anyhow::Result<()>;
-    /// Whether the image of `query` is cached (without making it).
-    async fn is_cached(&self, asset: &Asset, query: &str) -> anyhow::Result<bool>;
-    /// Makes (or finds) the image of `query`.
-    async fn composite(&self, asset: &Asset, query: &str) -> anyhow::Result<Made>;
+    /// Whether the image at `url` (from [`Backend::urls`]) is cached,
+    /// without making it.
+    async fn is_cached(&self, asset: &Asset, url: &str) -> anyhow::Result<bool>;
+    /// Makes (or finds) the image at `url`, AVIF included (no stand-in).
+    async fn composite(&self, asset: &Asset, url: &str) -> anyhow::Result<Made>;
     /// The final URLs (path and query, pinned and signed as the service
-    /// would) of `queries`.
+    /// would) of `queries`, each checked as the image route checks it.
     async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>>;
     /// Stops background work, keeping what is done.
     async fn close(&self);
@@ -111,7 +124,7 @@ impl Backend for Local {
         configurations: &[Value],
         stages: &[Value],
         dry_run: bool,
-    ) -> anyhow::Result<(Counts, Option<Uuid>)> {
+    ) -> anyhow::Result<(Counts, Vec<Uuid>)> {
         let asset = self.asset(asset.id).await?;
         let request = plan::BatchRequest {
             asset_id: asset.id.to_string(),
@@ -132,11 +145,11 @@ impl Backend for Local {
         let missing = batch::missing(&self.app.store, &planned).await?;
         let counts = Counts::from_json(&batch::summary(&asset, &planned, missing.len()));
         if dry_run || missing.is_empty() {
-            return Ok((counts, None));
+            return Ok((counts, Vec::new()));
         }
         let spec = batch::spec(asset.org, &asset, &planned, missing.len());
         let (job, _) = self.app.jobs.submit(spec, &missing, false).await?;
-        Ok((counts, Some(job.id)))
+        Ok((counts, vec![job.id]))
     }
 
     async fn progress(&self, asset: &Asset, job: Uuid) -> anyhow::Result<Progress> {
@@ -156,13 +169,14 @@ impl Backend for Local {
         Ok(())
     }
 
-    async fn is_cached(&self, asset: &Asset, query: &str) -> anyhow::Result<bool> {
-        let req = image_request_for(&self.app, asset.org, query)?;
+    async fn is_cached(&self, asset: &Asset, url: &str) -> anyhow::Result<bool> {
+        let req = image_request_for(&self.app, asset.org, query_part(url))?;
         Ok(self.app.compositor.is_cached(&req).await?)
     }
 
-    async fn composite(&self, asset: &Asset, query: &str) -> anyhow::Result<Made> {
-        let req = image_request_for(&self.app, asset.org, query)?;
+    async fn composite(&self, asset: &Asset, url: &str) -> anyhow::Result<Made> {
+        let mut req = image_request_for(&self.app, asset.org, query_part(url))?;
+        req.patient = true;
         let img = self.app.compositor.image(req).await?;
         Ok(match img.source {
             Source::Memory | Source::Store => Made::Cached,
@@ -173,10 +187,13 @@ impl Backend for Local {
     async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>> {
         let live = self.asset(asset.id).await?;
         let buster = &self.app.settings.http.cache_buster;
-        Ok(queries
+        queries
             .iter()
-            .map(|q| pinned_url(&self.app.signer, &live, buster, q))
-            .collect())
+            .map(|q| {
+                image_request_for(&self.app, asset.org, q).with_context(|| format!("image {q}"))?;
+                Ok(pinned_url(&self.app.signer, &live, buster, q))
+            })
+            .collect()
     }
 
     async fn close(&self) {
@@ -208,22 +225,43 @@ impl Remote {
         format!("{}{path}", self.base)
     }
 
-    async fn json(&self, r: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
-        let r = r
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("{what}: {}", self.base))?;
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let message = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or(body);
-            bail!("{what}: {status}: {message}");
+    /// Sends the request `make` builds, retrying 429 and 503 (a busy or
+    /// briefly unavailable server) after their `Retry-After`, a few times.
+    async fn json(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<Value> {
+        for attempt in 0.. {
+            let r = make()
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .with_context(|| format!("{what}: {}", self.base))?;
+            let status = r.status();
+            if matches!(status.as_u16(), 429 | 503) && attempt < RETRIES {
+                let wait = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(2)
+                    .clamp(1, 30);
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                continue;
+            }
+            let body = r.text().await.unwrap_or_default();
+            if !status.is_success() {
+                let message = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or(body);
+                bail!("{what}: {status}: {message}");
+            }
+            return serde_json::from_str(&body)
+                .with_context(|| format!("{what}: the answer is not JSON"));
         }
-        serde_json::from_str(&body).with_context(|| format!("{what}: the answer is not JSON"))
+        unreachable!("the loop returns")
     }
 }
 
@@ -232,7 +270,7 @@ impl Backend for Remote {
     async fn asset(&self, id: Uuid) -> anyhow::Result<Arc<Asset>> {
         let mut v = self
             .json(
-                self.client.get(self.url(&format!("/api/assets/{id}"))),
+                || self.client.get(self.url(&format!("/api/assets/{id}"))),
                 "GET asset",
             )
             .await?;
@@ -265,44 +303,55 @@ impl Backend for Remote {
         Ok(Arc::new(asset))
     }
 
+    /// In chunks of [`CHUNK`] configurations (request bodies and the
+    /// server's `jobs.max_batch_configurations` stay bounded); the counts
+    /// add up per chunk, so a layer shared by two chunks counts twice.
     async fn batch(
         &self,
         asset: &Asset,
         configurations: &[Value],
         stages: &[Value],
         dry_run: bool,
-    ) -> anyhow::Result<(Counts, Option<Uuid>)> {
-        let body = json!({
-            "assetId": asset.id,
-            "configurations": configurations,
-            "stageConfigurations": stages,
-            "dryRun": dry_run,
-        });
-        let v = self
-            .json(
-                self.client
-                    .post(self.url("/api/jobs"))
-                    .header("content-type", "application/json")
-                    .body(body.to_string()),
-                "POST /api/jobs",
-            )
-            .await?;
-        let counts = Counts::from_json(&v["parameters"]);
-        let job = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
-        Ok((
-            counts,
-            if dry_run || counts.tasks == 0 {
-                None
-            } else {
-                job
-            },
-        ))
+    ) -> anyhow::Result<(Counts, Vec<Uuid>)> {
+        let mut total = Counts::default();
+        let mut jobs = Vec::new();
+        for chunk in configurations.chunks(CHUNK) {
+            let body = json!({
+                "assetId": asset.id,
+                "configurations": chunk,
+                "stageConfigurations": stages,
+                "dryRun": dry_run,
+            });
+            let v = self
+                .json(
+                    || {
+                        self.client
+                            .post(self.url("/api/jobs"))
+                            .header("content-type", "application/json")
+                            .body(body.to_string())
+                    },
+                    "POST /api/jobs",
+                )
+                .await?;
+            let c = Counts::from_json(&v["parameters"]);
+            total.configurations += c.configurations;
+            total.layers += c.layers;
+            total.cached += c.cached;
+            total.tasks += c.tasks;
+            if !dry_run
+                && c.tasks > 0
+                && let Some(id) = v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok())
+            {
+                jobs.push(id);
+            }
+        }
+        Ok((total, jobs))
     }
 
     async fn progress(&self, _: &Asset, job: Uuid) -> anyhow::Result<Progress> {
         let v = self
             .json(
-                self.client.get(self.url(&format!("/api/jobs/{job}"))),
+                || self.client.get(self.url(&format!("/api/jobs/{job}"))),
                 "GET job",
             )
             .await?;
@@ -317,18 +366,20 @@ impl Backend for Remote {
 
     async fn cancel(&self, _: &Asset, job: Uuid) -> anyhow::Result<()> {
         self.json(
-            self.client
-                .post(self.url(&format!("/api/jobs/{job}/cancel"))),
+            || {
+                self.client
+                    .post(self.url(&format!("/api/jobs/{job}/cancel")))
+            },
             "cancel job",
         )
         .await?;
         Ok(())
     }
 
-    async fn is_cached(&self, _: &Asset, query: &str) -> anyhow::Result<bool> {
+    async fn is_cached(&self, _: &Asset, url: &str) -> anyhow::Result<bool> {
         let r = self
             .client
-            .head(self.url(&format!("/api/fast-compositor?{query}")))
+            .head(self.url(url))
             .header("cache-control", "only-if-cached")
             .bearer_auth(&self.token)
             .send()
@@ -340,36 +391,51 @@ impl Backend for Remote {
         }
     }
 
-    async fn composite(&self, _: &Asset, query: &str) -> anyhow::Result<Made> {
-        let r = self
-            .client
-            .get(self.url(&format!("/api/fast-compositor?{query}")))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        let status = r.status();
-        let source = r
-            .headers()
-            .get(crate::http::CACHE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !status.is_success() {
-            let body = r.text().await.unwrap_or_default();
-            bail!("{status}: {}", body.trim());
+    /// A WebP stand-in (`miss-fallback`: the AVIF is still encoding, or
+    /// every AVIF slot was busy) is asked again until the AVIF is there.
+    async fn composite(&self, _: &Asset, url: &str) -> anyhow::Result<Made> {
+        let mut made = Made::Cached;
+        for _ in 0..AVIF_POLLS {
+            let r = self
+                .client
+                .get(self.url(url))
+                .bearer_auth(&self.token)
+                .send()
+                .await?;
+            let status = r.status();
+            let source = r
+                .headers()
+                .get(crate::http::CACHE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if matches!(status.as_u16(), 429 | 503) {
+                made = Made::Encoded;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            if !status.is_success() {
+                let body = r.text().await.unwrap_or_default();
+                bail!("{status}: {}", body.trim());
+            }
+            // Reading the body completes the work, as a browser would.
+            r.bytes().await?;
+            if source == "miss-fallback" {
+                made = Made::Encoded;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            if !source.starts_with("hit") {
+                made = Made::Encoded;
+            }
+            return Ok(made);
         }
-        // The body is what a browser would get; reading it completes the work.
-        r.bytes().await?;
-        Ok(if source.starts_with("hit") {
-            Made::Cached
-        } else {
-            Made::Encoded
-        })
+        bail!("still not the requested format after {AVIF_POLLS} tries")
     }
 
     async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>> {
         let mut out = Vec::with_capacity(queries.len());
-        for chunk in queries.chunks(10_000) {
+        for chunk in queries.chunks(CHUNK) {
             let images: Vec<Value> = chunk
                 .iter()
                 .map(|q| {
@@ -386,12 +452,15 @@ impl Backend for Remote {
                     Value::Object(m)
                 })
                 .collect();
+            let body = json!({ "images": images }).to_string();
             let v = self
                 .json(
-                    self.client
-                        .post(self.url("/api/urls"))
-                        .header("content-type", "application/json")
-                        .body(json!({ "images": images }).to_string()),
+                    || {
+                        self.client
+                            .post(self.url("/api/urls"))
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                    },
                     "POST /api/urls",
                 )
                 .await?;

@@ -62,6 +62,41 @@ pub fn parse(
     }
 }
 
+/// The `assetId` values a feed names (before it is checked), so that only
+/// those assets are looked up.
+pub fn asset_ids(file: &str, text: &str) -> Vec<Uuid> {
+    let lower = file.to_ascii_lowercase();
+    let mut out = Vec::new();
+    if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line)
+                && let Some(id) = v["assetId"].as_str().and_then(|s| Uuid::parse_str(s).ok())
+            {
+                out.push(id);
+            }
+        }
+    } else {
+        let mut r = ::csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(::csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let col = r
+            .headers()
+            .ok()
+            .and_then(|h| h.iter().position(|c| c == "assetId"));
+        if let Some(col) = col {
+            for rec in r.records().flatten() {
+                if let Some(id) = rec.get(col).and_then(|s| Uuid::parse_str(s).ok()) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn fail(
     file: &str,
     line: usize,

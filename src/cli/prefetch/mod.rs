@@ -32,7 +32,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -126,6 +126,7 @@ impl Work {
                             format: format.clone(),
                             configuration: config.clone(),
                             query: query_of(&p).unwrap_or_default(),
+                            url: String::new(),
                         });
                     }
                 }
@@ -142,6 +143,8 @@ struct Image {
     format: String,
     configuration: Map<String, Value>,
     query: String,
+    /// Path and query as the service serves it (pinned, signed if keys).
+    url: String,
 }
 
 /// Totals for the summary.
@@ -157,7 +160,13 @@ struct Totals {
     interrupted: bool,
 }
 
-pub fn run(settings: Settings, args: PrefetchArgs) -> anyhow::Result<()> {
+/// What one asset's plan found.
+struct Planned {
+    counts: Counts,
+    images: Vec<Image>,
+}
+
+pub fn run(settings: Settings, mut args: PrefetchArgs) -> anyhow::Result<()> {
     if args.all == args.feed.is_some() {
         bail!("give either --asset ID --all or --feed FILE");
     }
@@ -166,17 +175,40 @@ pub fn run(settings: Settings, args: PrefetchArgs) -> anyhow::Result<()> {
             bail!("--formats: unknown format \"{f}\" (png, jpg, webp, avif)");
         }
     }
+    let max = settings.http.max_dimension;
+    if let Some(w) = args.sizes.iter().find(|w| **w == 0 || **w > max) {
+        bail!("--sizes: {w} is not between 1 and {max} (http.max_dimension)");
+    }
+    if let Some(path) = &args.output {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(
+            ext.to_ascii_lowercase().as_str(),
+            "csv" | "jsonl" | "ndjson"
+        ) {
+            bail!("--output {}: name a .csv or .jsonl file", path.display());
+        }
+    }
+    if args.base.is_empty()
+        && let Some(server) = &args.server
+    {
+        args.base = server.trim_end_matches('/').to_string();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let failed = runtime.block_on(async {
-        // Listening for Ctrl-C from the start: a signal during start-up or
-        // planning also stops the run cleanly.
+        // Listening for Ctrl-C from the start. The first stops the run
+        // cleanly (queued renders cancelled, finished work kept); a second
+        // one quits at once.
         let interrupt = CancellationToken::new();
         let on_signal = interrupt.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping (Ctrl-C again to quit at once)");
                 on_signal.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
             }
         });
         let backend: Box<dyn Backend> = match (&args.server, &args.token) {
@@ -193,6 +225,60 @@ pub fn run(settings: Settings, args: PrefetchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One asset's plan: the layer counts, the image URLs, and (with
+/// `--composites`) how many images are cached already.
+async fn plan_one(backend: &dyn Backend, args: &PrefetchArgs, w: &Work) -> anyhow::Result<Planned> {
+    let configs: Vec<Value> = w
+        .configurations
+        .iter()
+        .map(|(_, c)| Value::Object(c.clone()))
+        .collect();
+    let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
+    let (counts, _) = backend.batch(&w.asset, &configs, &stages, true).await?;
+    let mut images = w.images(args);
+    if args.composites || args.output.is_some() {
+        let queries: Vec<String> = images.iter().map(|i| i.query.clone()).collect();
+        for (image, url) in images
+            .iter_mut()
+            .zip(backend.urls(&w.asset, &queries).await?)
+        {
+            image.url = url;
+        }
+    }
+    let mut cached = 0;
+    if args.composites {
+        let checks =
+            futures::stream::iter(images.iter().map(|i| backend.is_cached(&w.asset, &i.url)))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+        for c in checks {
+            cached += u64::from(c?);
+        }
+    }
+    println!(
+        "plan {} ({}): {} configurations × {} views: {} distinct layers, {} cached, {} to render{}",
+        w.asset.name,
+        w.asset.id,
+        counts.configurations,
+        w.stages.len(),
+        counts.layers,
+        counts.cached,
+        counts.tasks,
+        if args.composites {
+            format!(
+                "; {} composites, {} cached, {} to encode",
+                images.len(),
+                cached,
+                images.len() as u64 - cached
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(Planned { counts, images })
+}
+
 /// The whole run; `true` when anything failed or it was interrupted.
 async fn prefetch(
     backend: &dyn Backend,
@@ -200,68 +286,42 @@ async fn prefetch(
     interrupt: &CancellationToken,
 ) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let work = inputs(backend, args).await?;
     let mut totals = Totals::default();
-    let mut images_by_asset = Vec::new();
-    for w in &work {
-        let configs: Vec<Value> = w
-            .configurations
-            .iter()
-            .map(|(_, c)| Value::Object(c.clone()))
-            .collect();
-        let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
-        let (counts, _) = backend.batch(&w.asset, &configs, &stages, true).await?;
-        let images = w.images(args);
-        let mut cached = 0;
-        if args.composites {
-            let checks =
-                futures::stream::iter(images.iter().map(|i| backend.is_cached(&w.asset, &i.query)))
-                    .buffer_unordered(16)
-                    .collect::<Vec<_>>()
-                    .await;
-            for c in checks {
-                cached += u64::from(c?);
-            }
+    let planning = async {
+        let work = inputs(backend, args).await?;
+        let mut plans = Vec::new();
+        for w in &work {
+            plans.push(plan_one(backend, args, w).await?);
         }
-        println!(
-            "plan {} ({}): {} configurations × {} views: {} distinct layers, {} cached, {} to render{}",
-            w.asset.name,
-            w.asset.id,
-            counts.configurations,
-            w.stages.len(),
-            counts.layers,
-            counts.cached,
-            counts.tasks,
-            if args.composites {
-                format!(
-                    "; {} composites, {} cached, {} to encode",
-                    images.len(),
-                    cached,
-                    images.len() as u64 - cached
-                )
-            } else {
-                String::new()
-            }
-        );
-        totals.plan.configurations += counts.configurations;
-        totals.plan.layers += counts.layers;
-        totals.plan.cached += counts.cached;
-        totals.plan.tasks += counts.tasks;
-        images_by_asset.push(images);
+        anyhow::Ok((work, plans))
+    };
+    let (work, plans) = tokio::select! {
+        r = planning => r?,
+        () = interrupt.cancelled() => {
+            println!("interrupted while planning: nothing queued");
+            return Ok(true);
+        }
+    };
+    for p in &plans {
+        totals.plan.configurations += p.counts.configurations;
+        totals.plan.layers += p.counts.layers;
+        totals.plan.cached += p.counts.cached;
+        totals.plan.tasks += p.counts.tasks;
     }
     if args.dry_run {
         println!("dry run: nothing rendered");
         return Ok(false);
     }
-    for w in &work {
-        if interrupt.is_cancelled() || !render(backend, w, &mut totals, interrupt).await? {
+    for (w, p) in work.iter().zip(&plans) {
+        if interrupt.is_cancelled() || !render(backend, w, p.counts, &mut totals, interrupt).await?
+        {
             totals.interrupted = true;
             break;
         }
     }
     if args.composites && !totals.interrupted {
-        for (w, images) in work.iter().zip(&images_by_asset) {
-            if !composites(backend, args, w, images, &mut totals, interrupt).await {
+        for (w, p) in work.iter().zip(&plans) {
+            if !composites(backend, args, w, &p.images, &mut totals, interrupt).await {
                 totals.interrupted = true;
                 break;
             }
@@ -270,7 +330,7 @@ async fn prefetch(
     if let Some(path) = &args.output
         && !totals.interrupted
     {
-        write_output(backend, args, path, &work, &images_by_asset).await?;
+        write_output(args, path, &work, &plans)?;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -303,7 +363,8 @@ async fn inputs(backend: &dyn Backend, args: &PrefetchArgs) -> anyhow::Result<Ve
     if let Some(path) = &args.feed {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        let assets = FeedAssets::collect(backend, &text, args.asset).await?;
+        let name = path.display().to_string();
+        let assets = FeedAssets::collect(backend, &name, &text, args.asset).await?;
         let entries = feed::parse(&path.display().to_string(), &text, args.asset, &assets)?;
         for e in entries {
             let asset = assets.get(e.asset)?;
@@ -390,26 +451,25 @@ fn views(asset: &Asset, names: &[String]) -> anyhow::Result<Vec<(String, Value)>
 struct FeedAssets(Vec<Arc<Asset>>);
 
 impl FeedAssets {
+    /// `--asset` and the feed's `assetId` values, each fetched once. A
+    /// lookup that fails is reported here; the parser then names the line.
     async fn collect(
         backend: &dyn Backend,
+        file: &str,
         text: &str,
         default: Option<Uuid>,
     ) -> anyhow::Result<FeedAssets> {
         let mut ids: Vec<Uuid> = default.into_iter().collect();
-        // Any UUID in the text may be an asset id; unknown ones are left for
-        // the parser to report with their line.
-        for word in text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')) {
-            if word.len() == 36
-                && let Ok(id) = Uuid::parse_str(word)
-                && !ids.contains(&id)
-            {
+        for id in feed::asset_ids(file, text) {
+            if !ids.contains(&id) {
                 ids.push(id);
             }
         }
         let mut assets = Vec::new();
         for id in ids {
-            if let Ok(a) = backend.asset(id).await {
-                assets.push(a);
+            match backend.asset(id).await {
+                Ok(a) => assets.push(a),
+                Err(e) => eprintln!("asset {id}: {e:#}"),
             }
         }
         Ok(FeedAssets(assets))
@@ -430,18 +490,20 @@ impl feed::Assets for FeedAssets {
     }
 }
 
-/// A progress bar on a terminal; plain lines, every few seconds, elsewhere.
+/// A progress bar (on stderr) when stdout is a terminal; plain lines on
+/// stderr, when the count moves and at most every 2 s, elsewhere (logs, CI).
 struct Meter {
     bar: Option<ProgressBar>,
     what: &'static str,
     total: u64,
     started: Instant,
     last_line: Instant,
+    last_done: Option<u64>,
 }
 
 impl Meter {
     fn new(what: &'static str, total: u64) -> Meter {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = std::io::stdout().is_terminal().then(|| {
             let b = ProgressBar::new(total);
             b.set_style(
                 ProgressStyle::with_template(
@@ -458,30 +520,45 @@ impl Meter {
             what,
             total,
             started: Instant::now(),
-            // The first line comes at once.
-            last_line: Instant::now() - Duration::from_secs(60),
+            last_line: Instant::now(),
+            last_done: None,
         }
     }
 
     fn set(&mut self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+            return;
+        }
+        let moved = self.last_done != Some(done);
+        let first = self.last_done.is_none();
+        if !(first
+            || (moved
+                && (done == self.total || self.last_line.elapsed() >= Duration::from_secs(2))))
+        {
+            return;
+        }
+        self.last_line = Instant::now();
+        self.last_done = Some(done);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
+        let eta = if rate > 0.0 {
+            (self.total - done.min(self.total)) as f64 / rate
+        } else {
+            0.0
+        };
+        eprintln!(
+            "{}: {done}/{} ({rate:.1}/s, ETA {eta:.0} s)",
+            self.what, self.total
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    /// A message that does not garble the bar.
+    fn println(&self, line: &str) {
         match &self.bar {
-            Some(b) => b.set_position(done),
-            None if self.last_line.elapsed() >= Duration::from_secs(2) || done == self.total => {
-                self.last_line = Instant::now();
-                let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-                let rate = done as f64 / secs;
-                let eta = if rate > 0.0 {
-                    (self.total - done.min(self.total)) as f64 / rate
-                } else {
-                    0.0
-                };
-                eprintln!(
-                    "{}: {done}/{} ({rate:.1}/s, ETA {eta:.0} s)",
-                    self.what, self.total
-                );
-                let _ = std::io::stderr().flush();
-            }
-            None => {}
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -492,46 +569,85 @@ impl Meter {
     }
 }
 
+/// Where the jobs are, summed; a failed poll is retried for a while (a
+/// server restarting, a timeout) before the run gives up.
+async fn poll(
+    backend: &dyn Backend,
+    asset: &Asset,
+    jobs: &[Uuid],
+) -> anyhow::Result<backend::Progress> {
+    let mut sum = backend::Progress {
+        stopped: true,
+        ..Default::default()
+    };
+    for job in jobs {
+        let mut tries = 0;
+        let p = loop {
+            match backend.progress(asset, *job).await {
+                Ok(p) => break p,
+                Err(e) if tries < 30 => {
+                    tries += 1;
+                    eprintln!("job {job}: {e:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        sum.total += p.total;
+        sum.successes += p.successes;
+        sum.failures += p.failures;
+        sum.stopped &= p.stopped;
+    }
+    Ok(sum)
+}
+
 /// Queues and follows one asset's renders; `false` when interrupted (the
-/// job is cancelled: what is rendered stays).
+/// jobs are cancelled: what is rendered stays).
 async fn render(
     backend: &dyn Backend,
     w: &Work,
+    planned: Counts,
     totals: &mut Totals,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<bool> {
+    if planned.tasks == 0 {
+        // Nothing missing when planned: queue no (empty) job.
+        return Ok(true);
+    }
     let configs: Vec<Value> = w
         .configurations
         .iter()
         .map(|(_, c)| Value::Object(c.clone()))
         .collect();
     let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
-    let (counts, job) = backend.batch(&w.asset, &configs, &stages, false).await?;
-    let Some(job) = job else {
+    let (counts, jobs) = backend.batch(&w.asset, &configs, &stages, false).await?;
+    if jobs.is_empty() {
         return Ok(true);
-    };
+    }
     let mut meter = Meter::new("renders", counts.tasks);
     loop {
-        let p = backend.progress(&w.asset, job).await?;
+        let p = poll(backend, &w.asset, &jobs).await?;
         meter.set(p.successes + p.failures);
         if p.stopped {
             meter.finish();
             totals.rendered += p.successes;
             totals.render_failures += p.failures;
             if p.failures > 0 {
-                eprintln!(
-                    "{} of {} renders failed: see GET /api/jobs/{job}",
+                meter.println(&format!(
+                    "{} of {} renders failed: see GET /api/jobs/{{id}} for {jobs:?}",
                     p.failures, p.total
-                );
+                ));
             }
             return Ok(true);
         }
         tokio::select! {
             () = interrupt.cancelled() => {
                 meter.finish();
-                eprintln!("interrupted: cancelling job {job}; finished renders are kept");
-                backend.cancel(&w.asset, job).await?;
-                let p = backend.progress(&w.asset, job).await?;
+                meter.println("interrupted: cancelling the queued renders; finished ones are kept");
+                for job in &jobs {
+                    backend.cancel(&w.asset, *job).await?;
+                }
+                let p = poll(backend, &w.asset, &jobs).await?;
                 totals.rendered += p.successes;
                 totals.render_failures += p.failures;
                 return Ok(false);
@@ -554,7 +670,7 @@ async fn composites(
     let mut stream = futures::stream::iter(
         images
             .iter()
-            .map(|i| async move { (i, backend.composite(&w.asset, &i.query).await) }),
+            .map(|i| async move { (i, backend.composite(&w.asset, &i.url).await) }),
     )
     .buffer_unordered(args.concurrency.max(1));
     let mut done = 0;
@@ -562,7 +678,7 @@ async fn composites(
         tokio::select! {
             () = interrupt.cancelled() => {
                 meter.finish();
-                eprintln!("interrupted: composites made so far are kept");
+                meter.println("interrupted: composites made so far are kept");
                 return false;
             }
             next = stream.next() => match next {
@@ -575,7 +691,7 @@ async fn composites(
                         Ok(Made::Encoded) => totals.encoded += 1,
                         Err(e) => {
                             totals.composite_failures += 1;
-                            eprintln!("composite {} failed: {e:#}", image.query);
+                            meter.println(&format!("composite {} failed: {e:#}", image.url));
                         }
                     }
                     meter.set(done);
@@ -587,13 +703,13 @@ async fn composites(
     true
 }
 
-/// The image URLs, one line each, as CSV or JSONL (by the file's extension).
-async fn write_output(
-    backend: &dyn Backend,
+/// The image URLs, one line each, as CSV or JSONL (by the file's
+/// extension), written to a temporary file and renamed into place.
+fn write_output(
     args: &PrefetchArgs,
-    path: &PathBuf,
+    path: &Path,
     work: &[Work],
-    images: &[Vec<Image>],
+    plans: &[Planned],
 ) -> anyhow::Result<()> {
     let jsonl = path
         .extension()
@@ -602,12 +718,11 @@ async fn write_output(
     if !jsonl {
         out.extend_from_slice(b"id,assetId,view,width,format,configuration,url\n");
     }
-    for (w, images) in work.iter().zip(images) {
-        let queries: Vec<String> = images.iter().map(|i| i.query.clone()).collect();
-        let urls = backend.urls(&w.asset, &queries).await?;
-        for (i, url) in images.iter().zip(urls) {
-            let url = format!("{}{url}", args.base);
-            let config = Value::Object(i.configuration.clone()).to_string();
+    let mut n = 0;
+    for (w, p) in work.iter().zip(plans) {
+        for i in &p.images {
+            n += 1;
+            let url = format!("{}{}", args.base, i.url);
             if jsonl {
                 let line = serde_json::json!({
                     "id": i.id, "assetId": w.asset.id, "view": i.view, "width": i.width,
@@ -623,7 +738,7 @@ async fn write_output(
                     i.view.clone(),
                     i.width.map(|x| x.to_string()).unwrap_or_default(),
                     i.format.clone(),
-                    config,
+                    Value::Object(i.configuration.clone()).to_string(),
                     url,
                 ])?;
                 out.extend_from_slice(&row.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -633,10 +748,6 @@ async fn write_output(
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, &out).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
-    println!(
-        "wrote {} image URLs to {}",
-        images.iter().map(Vec::len).sum::<usize>(),
-        path.display()
-    );
+    println!("wrote {n} image URLs to {}", path.display());
     Ok(())
 }
