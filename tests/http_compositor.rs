@@ -355,9 +355,16 @@ async fn assets_plp_and_healthchecks() {
         "a few dozen tiles, got {}",
         srcs.len()
     );
-    // Every tile points at a working image.
+    // Every tile points at a working image, in the format the browser
+    // accepts (format=auto).
     let first = srcs[0].replace("&amp;", "&");
-    let r = get(&client, &server.url(&first)).await;
+    assert!(first.contains("format=auto"), "{first}");
+    let r = client
+        .get(server.url(&first))
+        .header("accept", "image/webp,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/webp");
     server.stop().await;

@@ -225,6 +225,18 @@ impl Remote {
         format!("{}{path}", self.base)
     }
 
+    /// `POST <path>` with a JSON body, as [`Remote::json`] sends it.
+    async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let body = body.to_string();
+        let make = || {
+            self.client
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body.clone())
+        };
+        self.json(make, &format!("POST {path}")).await
+    }
+
     /// Sends the request `make` builds, retrying 429 and 503 (a busy or
     /// briefly unavailable server) after their `Retry-After`, a few times.
     async fn json(
@@ -322,17 +334,7 @@ impl Backend for Remote {
                 "stageConfigurations": stages,
                 "dryRun": dry_run,
             });
-            let v = self
-                .json(
-                    || {
-                        self.client
-                            .post(self.url("/api/jobs"))
-                            .header("content-type", "application/json")
-                            .body(body.to_string())
-                    },
-                    "POST /api/jobs",
-                )
-                .await?;
+            let v = self.post_json("/api/jobs", &body).await?;
             let c = Counts::from_json(&v["parameters"]);
             total.configurations += c.configurations;
             total.layers += c.layers;
@@ -452,17 +454,8 @@ impl Backend for Remote {
                     Value::Object(m)
                 })
                 .collect();
-            let body = json!({ "images": images }).to_string();
             let v = self
-                .json(
-                    || {
-                        self.client
-                            .post(self.url("/api/urls"))
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                    },
-                    "POST /api/urls",
-                )
+                .post_json("/api/urls", &json!({ "images": images }))
                 .await?;
             let urls = v["urls"]
                 .as_array()
