@@ -31,7 +31,7 @@ run() { # name, prefetch args...
   local report; report=$(node tests/browser/check.mjs "http://127.0.0.1:$port" "target/browser/bench-$name" | tail -1)
   kill "$pid"; wait "$pid" 2>/dev/null || true
   printf '%-11s prefetch %6ss   first PLP load %s\n' "$name" "$prefetch_s" \
-    "$(echo "$report" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"plp\"][\"ms\"]} ms ({r[\"plp\"][\"tiles\"]} tiles)")')"
+    "$(echo "$report" | python3 -c 'import json,sys; r=json.load(sys.stdin)["plp"]; print(r["ms"], "ms,", r["tiles"], "tiles")')"
   rm -rf "$data"
 }
 run cold
