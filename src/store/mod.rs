@@ -558,6 +558,12 @@ impl BlobStore {
         }
     }
 
+    /// Whether writes wait in the outbox (without counting the disk tier,
+    /// as `status` does).
+    fn outbox_waiting(&self) -> bool {
+        self.inner.outbox.as_ref().is_some_and(|o| o.totals().0 > 0)
+    }
+
     pub fn status(&self) -> StoreStatus {
         let (outbox_objects, outbox_bytes) =
             self.inner.outbox.as_ref().map_or((0, 0), Outbox::totals);
@@ -633,7 +639,7 @@ impl BlobStore {
         let stop = stop.clone();
         tracker.spawn(async move {
             loop {
-                let waiting = store.status().outbox_objects > 0;
+                let waiting = store.outbox_waiting();
                 if waiting && let Err(e) = store.flush_outbox().await {
                     tracing::debug!(error = %e, "outbox flush deferred");
                 }
@@ -648,7 +654,7 @@ impl BlobStore {
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
-            if store.status().outbox_objects > 0 {
+            if store.outbox_waiting() {
                 match store.flush_outbox().await {
                     Ok(n) => tracing::info!(written = n, "outbox flushed at shutdown"),
                     Err(e) => tracing::warn!(error = %e, left = store.status().outbox_objects, "outbox kept on disk for the next start"),

@@ -99,6 +99,21 @@ struct Work {
 }
 
 impl Work {
+    /// Plans (`dry_run`) or queues this asset's renders.
+    async fn batch(
+        &self,
+        backend: &dyn Backend,
+        dry_run: bool,
+    ) -> anyhow::Result<(Counts, Vec<Uuid>)> {
+        let configs: Vec<Value> = self
+            .configurations
+            .iter()
+            .map(|(_, c)| Value::Object(c.clone()))
+            .collect();
+        let stages: Vec<Value> = self.stages.iter().map(|(_, s)| s.clone()).collect();
+        backend.batch(&self.asset, &configs, &stages, dry_run).await
+    }
+
     /// Image queries: configuration × view × size × format.
     fn images(&self, args: &PrefetchArgs) -> Vec<Image> {
         let sizes: Vec<Option<u32>> = if args.sizes.is_empty() {
@@ -228,13 +243,7 @@ pub fn run(settings: Settings, mut args: PrefetchArgs) -> anyhow::Result<()> {
 /// One asset's plan: the layer counts, the image URLs, and (with
 /// `--composites`) how many images are cached already.
 async fn plan_one(backend: &dyn Backend, args: &PrefetchArgs, w: &Work) -> anyhow::Result<Planned> {
-    let configs: Vec<Value> = w
-        .configurations
-        .iter()
-        .map(|(_, c)| Value::Object(c.clone()))
-        .collect();
-    let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
-    let (counts, _) = backend.batch(&w.asset, &configs, &stages, true).await?;
+    let (counts, _) = w.batch(backend, true).await?;
     let mut images = w.images(args);
     if args.composites || args.output.is_some() {
         let queries: Vec<String> = images.iter().map(|i| i.query.clone()).collect();
@@ -614,13 +623,7 @@ async fn render(
         // Nothing missing when planned: queue no (empty) job.
         return Ok(true);
     }
-    let configs: Vec<Value> = w
-        .configurations
-        .iter()
-        .map(|(_, c)| Value::Object(c.clone()))
-        .collect();
-    let stages: Vec<Value> = w.stages.iter().map(|(_, s)| s.clone()).collect();
-    let (counts, jobs) = backend.batch(&w.asset, &configs, &stages, false).await?;
+    let (counts, jobs) = w.batch(backend, false).await?;
     if jobs.is_empty() {
         return Ok(true);
     }
