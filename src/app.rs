@@ -134,6 +134,7 @@ impl App {
         let tiers = MemoryTiers::new(Budgets {
             composite_bytes: settings.cache.composite_bytes,
             layer_bytes: settings.cache.layer_bytes,
+            stand_in_bytes: settings.cache.stand_in_bytes,
         });
         let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
         let layers = Arc::new(LayerService::new(

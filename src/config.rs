@@ -93,6 +93,7 @@ pub struct CatalogSettings {
 pub struct CacheSettings {
     pub composite_bytes: u64,
     pub layer_bytes: u64,
+    pub stand_in_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -480,6 +481,13 @@ mod tests {
             let s = Settings::load(None, &Overrides::default()).unwrap();
             assert_eq!(s.http.listen, "127.0.0.1:9000");
             assert_eq!(s.cache.layer_bytes, 1024);
+            // Lists and booleans, as the README spells them.
+            let (new, old) = ("n".repeat(32), "o".repeat(32));
+            jail.set_env("LAYERCAKE_SIGNING__KEYS", format!(r#"["{new}", "{old}"]"#));
+            jail.set_env("LAYERCAKE_SIGNING__REQUIRED", "true");
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            assert_eq!(s.signing.keys, [new, old]);
+            assert!(s.signing.required);
             let flags = Overrides {
                 listen: Some("127.0.0.1:9100".into()),
                 data_dir: None,

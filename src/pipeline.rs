@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// A fully checked request for one composite image, with its composite
 /// key computed once (the handler needs it for the `ETag`, the tiers for
@@ -152,9 +153,6 @@ struct Inner {
     writes: TaskTracker,
     /// Compose/encode jobs waiting for a slot of `cpu`.
     waiting: std::sync::atomic::AtomicUsize,
-    /// WebP stand-ins for AVIF composites still encoding (see `fallback`),
-    /// so repeated requests neither recompose nor encode again meanwhile.
-    stand_ins: moka::sync::Cache<Key, Encoded>,
 }
 
 impl Compositor {
@@ -177,10 +175,6 @@ impl Compositor {
                 limits,
                 writes: TaskTracker::new(),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
-                stand_ins: moka::sync::Cache::builder()
-                    .max_capacity(1024)
-                    .time_to_live(Duration::from_secs(120))
-                    .build(),
             }),
         }
     }
@@ -289,12 +283,17 @@ impl Compositor {
             .await
     }
 
-    /// Bytes held by the composite and the layer memory tiers.
-    pub fn cache_bytes(&self) -> (u64, u64) {
+    /// Bytes held by the memory tiers: composites, layers, stand-ins.
+    pub fn cache_bytes(&self) -> (u64, u64, u64) {
         let t = &self.inner.tiers;
         t.composites.run_pending_tasks();
         t.layers.run_pending_tasks();
-        (t.composites.weighted_size(), t.layers.weighted_size())
+        t.stand_ins.run_pending_tasks();
+        (
+            t.composites.weighted_size(),
+            t.layers.weighted_size(),
+            t.stand_ins.weighted_size(),
+        )
     }
 
     /// Waits for background writes to finish (for graceful shutdown).
@@ -366,7 +365,7 @@ impl Inner {
             this.tiers.composites.insert(key, e.clone());
             return Ok((e, Source::Store));
         }
-        if let Some(e) = this.stand_ins.get(&key) {
+        if let Some(e) = this.tiers.stand_ins.get(&key) {
             return Ok((e, Source::Fallback));
         }
         let layers = Inner::layers_for(&this, &req).await?;
@@ -450,13 +449,16 @@ impl Inner {
             format,
         };
         this.tiers.composites.insert(key, e.clone());
-        this.stand_ins.invalidate(&key);
+        this.tiers.stand_ins.invalidate(&key);
         let (store, bytes) = (this.store.clone(), e.bytes.clone());
-        this.writes.spawn(async move {
-            if let Err(err) = store.put_cached(&path, bytes).await {
-                tracing::warn!(%key, error = %err, "composite not written to the object store");
+        this.writes.spawn(
+            async move {
+                if let Err(err) = store.put_cached(&path, bytes).await {
+                    tracing::warn!(%key, error = %err, "composite not written to the object store");
+                }
             }
-        });
+            .in_current_span(),
+        );
         e
     }
 
@@ -474,16 +476,19 @@ impl Inner {
             Some(encode) => {
                 tracing::info!(%key, budget = ?this.limits.avif_budget, "AVIF encode over budget; answering WebP meanwhile");
                 let later = Arc::clone(&this);
-                this.writes.spawn(async move {
-                    match encode.await {
-                        Ok(Ok(Some(encoded))) => {
-                            Inner::keep(&later, key, path, encoded);
+                this.writes.spawn(
+                    async move {
+                        match encode.await {
+                            Ok(Ok(Some(encoded))) => {
+                                Inner::keep(&later, key, path, encoded);
+                            }
+                            Ok(Ok(None)) => {}
+                            Ok(Err(e)) => tracing::warn!(%key, error = %e, "AVIF encode failed"),
+                            Err(e) => tracing::warn!(%key, error = %e, "AVIF encode task failed"),
                         }
-                        Ok(Ok(None)) => {}
-                        Ok(Err(e)) => tracing::warn!(%key, error = %e, "AVIF encode failed"),
-                        Err(e) => tracing::warn!(%key, error = %e, "AVIF encode task failed"),
                     }
-                });
+                    .in_current_span(),
+                );
             }
             None => {
                 tracing::info!(%key, "every AVIF slot is busy; answering WebP, the AVIF is made by a later request");
@@ -505,7 +510,7 @@ impl Inner {
         };
         // Unless the AVIF landed meanwhile.
         if this.tiers.composites.get(&key).is_none() {
-            this.stand_ins.insert(key, e.clone());
+            this.tiers.stand_ins.insert(key, e.clone());
         }
         Ok((e, Source::Fallback))
     }

@@ -336,6 +336,17 @@ async fn beyond_capacity_misses_get_fast_429s_while_hits_answer() {
         "a hit still answers"
     );
     assert!(t.elapsed() < Duration::from_millis(500));
+    // A miss whose missing layers are all queued already joins their tasks:
+    // it adds nothing to the queue, so it is not refused.
+    let joining = server.url(&image_url(
+        &json!({"Body": "Navy", "Legs": "Brass Cone"}),
+        "&width=41",
+    ));
+    assert_eq!(
+        client.get(&joining).send().await.unwrap().status(),
+        200,
+        "a miss for queued layers joins them"
+    );
     assert_eq!(busy.await.unwrap(), 200);
     let metrics = client
         .get(server.url("/metrics"))
@@ -402,19 +413,37 @@ async fn an_upload_over_the_pixel_budget_is_refused_from_its_header() {
 
 #[tokio::test]
 async fn metrics_health_readiness_and_request_ids() {
-    let server = Server::start(settings(), Arc::new(Counting::new())).await;
+    let renderer = Arc::new(Counting::new());
+    let server = Server::start(settings(), renderer.clone()).await;
     let client = reqwest::Client::new();
+    let scrape = || async {
+        client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    const HIT: &str =
+        "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"hit\"}";
+    const MISS: &str =
+        "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"miss\"}";
+    const RENDERED: &str = "layercake_renders_total{result=\"success\"}";
+    // The recorder is the test process's: other tests move it too, so the
+    // counters are checked to move by at least this test's own requests.
+    let before = scrape().await;
     let url = server.url(&image_url(&json!({"Pillows": "Teal"}), "&width=30"));
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let after_miss = scrape().await;
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-    let text = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape().await;
+    let rendered = renderer.total() as f64;
+    assert!(rendered >= 1.0);
+    assert!(metric(&after_miss, MISS) >= metric(&before, MISS) + 1.0);
+    assert!(metric(&after_miss, RENDERED) >= metric(&before, RENDERED) + rendered);
+    assert!(metric(&text, HIT) >= metric(&after_miss, HIT) + 1.0);
     for needle in [
         "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"hit\"}",
         "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"miss\"}",
@@ -448,6 +477,13 @@ async fn metrics_health_readiness_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
     server.stop().await;
+}
+
+/// The value of one series in a Prometheus text exposition (0 if absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -519,7 +555,7 @@ async fn an_avif_over_its_time_budget_answers_webp_then_caches_the_avif() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-layercake-cache"], "miss-fallback");
     assert_eq!(r.headers()["content-type"], "image/webp");
-    assert_eq!(r.headers()["cache-control"], "public, max-age=10");
+    assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(r.headers()["etag"].to_str().unwrap().ends_with("-webp\""));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -238,3 +238,103 @@ async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+/// A PNG of `side`×`side` grey pixels: hundreds of megabytes once decoded,
+/// about a megabyte on the wire.
+fn bomb_png(side: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    let mut enc = png::Encoder::new(&mut png, side, side);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_compression(png::Compression::Fast);
+    let mut w = enc.write_header().unwrap();
+    let mut stream = w.stream_writer().unwrap();
+    let row = vec![0u8; side as usize];
+    for _ in 0..side {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+    drop(w);
+    png
+}
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn decompression_bombs_are_refused_from_their_header_and_peak_memory_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // 20000×20000: 400 MB as grey, 1.6 GB as RGBA, if anything decoded it.
+    let bomb = bomb_png(20_000);
+    assert!(bomb.len() < 2_000_000, "{} bytes", bomb.len());
+    std::fs::write(dir.path().join("bomb.png"), &bomb).unwrap();
+    std::fs::write(
+        dir.path().join("render.sh"),
+        format!("#!/bin/sh\ncat > /dev/null\ncat {d}/bomb.png\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[render]\nbackend = \"bomb\"\n[render.backends.bomb]\nkind = \"command\"\ncommand = [\"sh\", \"{d}/render.sh\"]\n[jobs]\nmax_attempts = 1\n"
+        ),
+    )
+    .unwrap();
+    let (serve, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &dir.path().join("data"),
+        "open http://",
+    );
+    let base = addr(&line);
+    let pid = serve.0.id();
+    let client = reqwest::Client::new();
+    // Warm up the upload path with a small image before taking the baseline.
+    let small =
+        reqwest::multipart::Part::bytes(solid_png(64, 64, [1, 2, 3, 255])).file_name("s.png");
+    let r = client
+        .post(format!("{base}/api/files"))
+        .multipart(reqwest::multipart::Form::new().part("files", small))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let before = peak_rss_kib(pid);
+
+    // The bomb as an upload: 422 naming its size.
+    let part = reqwest::multipart::Part::bytes(bomb.clone()).file_name("bomb.png");
+    let r = client
+        .post(format!("{base}/api/files"))
+        .multipart(reqwest::multipart::Form::new().part("files", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(e.to_string().contains("20000x20000"), "{e}");
+
+    // The bomb as a renderer's output: the run fails naming its size, and
+    // the miss answers 502.
+    let url = format!(
+        "{base}/api/fast-compositor?assetId={SOFA}&configuration={}&width=50",
+        enc(&json!({}))
+    );
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(e.to_string().contains("20000x20000"), "{e}");
+
+    let after = peak_rss_kib(pid);
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("peak RSS {before} kB before the bombs, {after} kB after");
+    // Decoding either would take 400 MB at the very least.
+    assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
+}

@@ -184,7 +184,25 @@ async fn a_slow_command_is_killed_at_its_timeout() {
             .contains("longer than")
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // The script's own child went with it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running("31.517") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timed-out program's child is still running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     server.stop().await;
+}
+
+/// Processes whose command line mentions `needle`.
+fn running(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
 }
 
 /// A render farm: answers 503 to the first `fail_first` requests, then the PNG.
@@ -262,6 +280,32 @@ async fn the_http_backend_retries_a_5xx_and_reports_a_4xx() {
         msg.contains("400") && msg.contains("unknown material: Navy"),
         "{msg}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_render_farm_that_never_answers_fails_the_run_at_its_timeout() {
+    // Accepts connections and reads the requests, but never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            keep.lock().unwrap().push(socket);
+        }
+    });
+    let mut backend = http(&format!("http://{addr}/render"));
+    backend.timeout_secs = Some(1);
+    backend.retries = 0;
+    let server = Server::start(with_backend("farm", backend), Arc::new(Counting::new())).await;
+    let started = std::time::Instant::now();
+    let (status, e) = get(&server).await;
+    assert_eq!(status, 502, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("longer than"), "{msg}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(!held.lock().unwrap().is_empty(), "the farm was asked");
     server.stop().await;
 }
 

@@ -27,7 +27,10 @@ async fn a_task_of_a_killed_worker_is_finished_by_another() {
     .unwrap();
     std::fs::write(
         dir.path().join("render.sh"),
-        format!("#!/bin/sh\ncat > /dev/null\nsleep 1.5\ncat {d}/layer.png\n"),
+        // While `slow` exists a render takes 60 s: the doomed worker's.
+        format!(
+            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep 1.5; fi\ncat {d}/layer.png\n"
+        ),
     )
     .unwrap();
     let config = dir.path().join("layercake.toml");
@@ -66,6 +69,7 @@ poll_ms = 100
         .unwrap()
         .to_string();
     let base = format!("http://{addr}");
+    std::fs::write(dir.path().join("slow"), "").unwrap();
     let (mut doomed, _) = start(&["worker"], &config, &data, "worker running");
 
     let client = reqwest::Client::new();
@@ -90,7 +94,29 @@ poll_ms = 100
     };
     doomed.0.kill().unwrap(); // SIGKILL
     doomed.0.wait().unwrap();
-    let (_rescuer, _) = start(&["worker"], &config, &data, "worker running");
+    std::fs::remove_file(dir.path().join("slow")).unwrap();
+    // Its render program dies with it rather than rendering on (for 60 s).
+    let script = format!("{d}/render.sh");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running_commands(&script) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed worker's render program is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_rescuer, line) = start(
+        &["worker", "--metrics-listen", "127.0.0.1:0"],
+        &config,
+        &data,
+        "worker metrics on http://",
+    );
+    let metrics = line
+        .split("worker metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
 
     assert_eq!(
         request.await.unwrap(),
@@ -125,4 +151,34 @@ poll_ms = 100
     // The image is now a hit.
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
+
+    // The rescuer's renders show on its own /metrics.
+    let text = client
+        .get(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let renders: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("layercake_renders_total{result=\"success\"} "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
+    assert_eq!(renders, 5.0, "{text}");
+    assert!(
+        text.contains("layercake_queue_depth{status=\"pending\"} 0"),
+        "{text}"
+    );
+}
+
+/// Processes whose command line mentions `needle`.
+fn running_commands(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
 }

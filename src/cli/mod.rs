@@ -48,6 +48,10 @@ enum Command {
     Worker {
         #[command(flatten)]
         common: Common,
+        /// Serve `/metrics` (Prometheus: renders, queue wait, queue depth)
+        /// and `/healthz` on this address, e.g. 127.0.0.1:9100; off by default.
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// Print a signed image URL for a configuration (signing.keys; the
     /// asset's live definition from the data dir).
@@ -134,7 +138,10 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { common, listen } => serve::run(common.settings(listen)?),
-        Command::Worker { common } => worker::run(common.settings(None)?),
+        Command::Worker {
+            common,
+            metrics_listen,
+        } => worker::run(common.settings(None)?, metrics_listen.as_deref()),
         Command::Url { common, args } => url::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
         Command::Prefetch { common, args } => prefetch::run(common.settings(None)?, args),

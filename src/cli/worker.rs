@@ -1,4 +1,5 @@
-//! `layercake worker`: render workers only, no HTTP.
+//! `layercake worker`: render workers only; no API, only `/metrics` and
+//! `/healthz` when `--metrics-listen` is given.
 //!
 //! A worker shares the metadata store and the object store with the
 //! `serve` processes (same `meta.url` and `storage.url`, or the same data
@@ -9,6 +10,7 @@
 use crate::app::{Background, load_catalog, open_stores, worker_limits};
 use crate::config::Settings;
 use crate::jobs::{Jobs, Recorder, Worker};
+use crate::meta::Meta;
 use crate::render::Renderers;
 use crate::service::{AssetRegistry, FileService, LayerService};
 use crate::webhooks::Webhooks;
@@ -16,7 +18,7 @@ use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<()> {
     super::serve::init_tracing(&settings);
     if settings.storage.url == "memory://" || settings.meta.url.contains(":memory:") {
         bail!(
@@ -63,6 +65,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
             worker_limits(&settings),
         ));
         let background = Background::default();
+        if let Some(addr) = metrics_listen {
+            serve_metrics(addr, Arc::clone(&meta), &background).await?;
+        }
         worker.spawn(background.tracker(), background.token());
         webhooks.spawn_dispatcher(background.tracker(), background.token());
         store.spawn_flusher(background.tracker(), background.token());
@@ -75,4 +80,44 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `/metrics` and `/healthz` of a worker process, until shutdown: the
+/// render counters and queue wait are recorded where renders run.
+async fn serve_metrics(addr: &str, meta: Arc<Meta>, background: &Background) -> anyhow::Result<()> {
+    let handle = crate::telemetry::handle()
+        .context("another metrics recorder is installed in this process")?;
+    crate::telemetry::spawn_upkeep(background.tracker(), background.token());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("metrics listen address {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "worker metrics on http://{}/metrics", listener.local_addr()?);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let meta = Arc::clone(&meta);
+                async move {
+                    crate::telemetry::record_queue_depth(&meta).await;
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let stop = background.token().clone();
+    background.tracker().spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "worker metrics listener stopped");
+        }
+    });
+    Ok(())
 }

@@ -197,10 +197,11 @@ pub async fn image(
     }
     let img = app.compositor.image(req).await?;
     let (etag, cache_control) = if img.source == crate::pipeline::Source::Fallback {
-        // Not the representation the key names: its own ETag, short-lived.
+        // A stand-in, not the representation the key names: its own ETag,
+        // and no cache keeps it (the next request gets the AVIF).
         (
             format!("\"{}-{}\"", img.key.hex(), img.format.name()),
-            "public, max-age=10".to_string(),
+            "no-store".to_string(),
         )
     } else {
         (etag, cache_control)

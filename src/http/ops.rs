@@ -49,14 +49,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> 
     let handle = telemetry::handle()
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
     // Gauges read at scrape time: what is queued, what the caches hold.
-    match app.meta.task_counts().await {
-        Ok((pending, running)) => {
-            metrics::gauge!(telemetry::QUEUE_DEPTH, "status" => "pending").set(pending as f64);
-            metrics::gauge!(telemetry::QUEUE_DEPTH, "status" => "running").set(running as f64);
-        }
-        Err(e) => tracing::warn!(error = %e, "queue depth unknown"),
-    }
-    let (composites, layers) = app.compositor.cache_bytes();
+    telemetry::record_queue_depth(&app.meta).await;
+    let (composites, layers, stand_ins) = app.compositor.cache_bytes();
+    metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "stand-ins").set(stand_ins as f64);
     metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "composites").set(composites as f64);
     metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "layers").set(layers as f64);
     if let Some(disk) = app.store.status().disk_bytes {

@@ -230,9 +230,21 @@ impl Jobs {
         if !layers.is_empty() {
             // A queue with room takes a whole job; a job bigger than the
             // bound is taken only by an empty queue.
+            // Layers with an active task only join it: they add nothing.
             let (pending, _) = self.meta.task_counts().await?;
-            let adding = i64::try_from(layers.len()).unwrap_or(i64::MAX);
-            if pending > 0 && pending.saturating_add(adding) > self.settings.max_pending {
+            let keys: Vec<String> = layers.iter().map(|l| l.key.hex()).collect();
+            let joining = if pending > 0 {
+                self.meta.active_among(&keys).await?
+            } else {
+                0
+            };
+            let adding = i64::try_from(layers.len())
+                .unwrap_or(i64::MAX)
+                .saturating_sub(joining);
+            if pending > 0
+                && adding > 0
+                && pending.saturating_add(adding) > self.settings.max_pending
+            {
                 metrics::counter!(crate::telemetry::REJECTED, "reason" => "render-queue")
                     .increment(1);
                 return Err(Error::overloaded(format!(

@@ -322,7 +322,8 @@ impl Worker {
             .assets
             .resolve(params.asset_id, params.asset_version)
             .await
-            .map_err(|e| Failure::permanent(e.to_string()))?;
+            // A store that blinks is worth a retry; a missing asset is not.
+            .map_err(Failure::from)?;
         let job: LayerJob = params.request(asset).map_err(Failure::permanent)?;
         if job.key.hex() != task.layer_key {
             return Err(Failure::permanent(format!(

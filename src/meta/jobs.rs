@@ -875,6 +875,28 @@ impl Meta {
         Ok((int(&r, "pending")?, int(&r, "running")?))
     }
 
+    /// How many of `keys` have an active (pending or running) task: a new
+    /// job joins those instead of adding to the queue.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn active_among(&self, keys: &[String]) -> Result<i64, MetaError> {
+        let mut n = 0;
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM tasks WHERE status <> 'stopped' AND layer_key IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.clone());
+            }
+            n += int(&q.fetch_one(&self.pool).await.map_err(translate)?, "n")?;
+        }
+        Ok(n)
+    }
+
     /// Whether any layer record exists for `layer_key`.
     ///
     /// # Errors

@@ -66,7 +66,9 @@ impl CommandRenderer {
     }
 
     async fn run(&self, input: Vec<u8>) -> Result<Vec<u8>, RenderError> {
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        die_with_parent(&mut command);
+        let mut child = command
             .args(&self.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -175,4 +177,31 @@ impl Renderer for CommandRenderer {
             .await
             .map_err(|e| RenderError::Failed(format!("decode task: {e}")))?
     }
+}
+
+/// A render program dies with the process that started it, even when that
+/// process is killed with SIGKILL (nothing of ours runs then): otherwise it
+/// would go on rendering after another worker took its task over. Helpers
+/// the program forks itself are its business.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // made (prctl, getppid, _exit), and nothing is allocated.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl took effect.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 type Flight<T> = Shared<BoxFuture<'static, Result<T, Error>>>;
 
@@ -111,14 +112,19 @@ where
     {
         let this = Arc::clone(self);
         let k = key.clone();
-        let handle = tokio::spawn(async move {
-            // Dropped after the result (and on a panic, while unwinding).
-            let _leave = Leave {
-                flights: this,
-                key: Some(k),
-            };
-            fut.await
-        });
+        // The work logs under the span of the request that started it (its
+        // request id), however many requests join it later.
+        let handle = tokio::spawn(
+            async move {
+                // Dropped after the result (and on a panic, while unwinding).
+                let _leave = Leave {
+                    flights: this,
+                    key: Some(k),
+                };
+                fut.await
+            }
+            .in_current_span(),
+        );
         let f = async move {
             handle
                 .await

@@ -1,5 +1,6 @@
-//! The in-memory tiers: encoded composites and decoded layers, each a
-//! moka cache bounded in bytes.
+//! The in-memory tiers: encoded composites, decoded layers, and the WebP
+//! stand-ins served while an AVIF is being encoded; each a moka cache
+//! bounded in bytes.
 
 use crate::compose::{Format, LayerImage};
 use crate::keys::Key;
@@ -18,6 +19,7 @@ pub struct Encoded {
 pub struct Budgets {
     pub composite_bytes: u64,
     pub layer_bytes: u64,
+    pub stand_in_bytes: u64,
 }
 
 /// The in-memory tiers. Cheap to clone (the caches are shared).
@@ -25,6 +27,9 @@ pub struct Budgets {
 pub struct MemoryTiers {
     pub composites: moka::sync::Cache<Key, Encoded>,
     pub layers: moka::sync::Cache<Key, Arc<LayerImage>>,
+    /// WebP stand-ins of AVIF composites still being encoded, by the
+    /// AVIF's key; short-lived (the AVIF replaces them).
+    pub stand_ins: moka::sync::Cache<Key, Encoded>,
 }
 
 /// moka weighs entries in u32; a single entry larger than that is
@@ -43,6 +48,11 @@ impl MemoryTiers {
             layers: moka::sync::Cache::builder()
                 .max_capacity(b.layer_bytes)
                 .weigher(|_, v: &Arc<LayerImage>| weight(v.byte_size()))
+                .build(),
+            stand_ins: moka::sync::Cache::builder()
+                .max_capacity(b.stand_in_bytes)
+                .weigher(|_, v: &Encoded| weight(v.bytes.len() + 64))
+                .time_to_live(std::time::Duration::from_secs(120))
                 .build(),
         }
     }
