@@ -243,7 +243,7 @@ pub async fn open_stores(
         std::fs::create_dir_all(dir)
             .map_err(|e| AppError::DataDir(dir.display().to_string(), e))?;
     }
-    let meta = Arc::new(Meta::open(&settings.meta_url()).await?);
+    let meta = Arc::new(Meta::open(&settings.meta_url(), settings.meta.max_connections).await?);
     let mut options = settings.store_options();
     if !local_tiers {
         options.outbox = None;

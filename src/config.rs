@@ -80,6 +80,7 @@ pub struct StorageSettings {
 #[serde(deny_unknown_fields)]
 pub struct MetaSettings {
     pub url: String,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -265,11 +266,20 @@ impl Settings {
                 "body limits must be at least 1024 bytes".into(),
             );
         }
-        if !(self.meta.url.is_empty() || self.meta.url.starts_with("sqlite:")) {
+        let postgres = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.meta.url.starts_with(p));
+        if !(self.meta.url.is_empty() || self.meta.url.starts_with("sqlite:") || postgres) {
             return bad(
                 "meta.url",
-                format!("\"{}\": use \"\" or a sqlite: URL", self.meta.url),
+                format!(
+                    "\"{}\": use \"\", a sqlite: URL or a postgres:// URL",
+                    crate::meta::redact(&self.meta.url)
+                ),
             );
+        }
+        if self.meta.max_connections == 0 {
+            return bad("meta.max_connections", "must be at least 1".into());
         }
         let meta_in_memory =
             self.meta.url.contains(":memory:") || self.meta.url.contains("mode=memory");
@@ -526,6 +536,22 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("max_dimension"), "{e}");
+            // PostgreSQL is accepted; other databases are named, without
+            // their password.
+            jail.create_file("pg.toml", "[meta]\nurl = \"postgres://u:pw@db:5432/lc\"\n")?;
+            let s = Settings::load(Some(Path::new("pg.toml")), &Overrides::default()).unwrap();
+            assert_eq!(s.meta_url(), "postgres://u:pw@db:5432/lc");
+            jail.create_file("my.toml", "[meta]\nurl = \"mysql://u:pw@db/lc\"\n")?;
+            let e = Settings::load(Some(Path::new("my.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("meta.url") && e.contains("postgres://"), "{e}");
+            assert!(!e.contains("pw"), "{e}");
+            jail.create_file("conn.toml", "[meta]\nmax_connections = 0\n")?;
+            let e = Settings::load(Some(Path::new("conn.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("meta.max_connections"), "{e}");
             Ok(())
         });
     }

@@ -158,6 +158,7 @@ pub fn main() -> anyhow::Result<()> {
             if !s.storage.s3_secret_access_key.is_empty() {
                 s.storage.s3_secret_access_key = "<redacted>".into();
             }
+            s.meta.url = crate::meta::redact(&s.meta.url);
             print!("{}", s.to_toml());
             Ok(())
         }

@@ -52,6 +52,11 @@ impl MetaError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, MetaError::NotFound)
     }
+
+    /// A unique constraint refused the write (another writer got there first).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, MetaError::Conflict(_))
+    }
 }
 
 fn translate(e: sqlx::Error) -> MetaError {
@@ -230,11 +235,12 @@ pub struct Meta {
 
 impl Meta {
     /// Opens (creating if needed) and migrates the store at `url`:
-    /// `sqlite:///path/file.db`, `sqlite::memory:`, or (later) `postgres://...`.
+    /// `sqlite:///path/file.db`, `sqlite::memory:`, or `postgres://...`;
+    /// at most `max_connections` connections are kept.
     ///
     /// # Errors
     /// [`MetaError::Open`] when the database cannot be reached or migrated.
-    pub async fn open(url: &str) -> Result<Meta, MetaError> {
+    pub async fn open(url: &str, max_connections: u32) -> Result<Meta, MetaError> {
         sqlx::any::install_default_drivers();
         let open_err = |e: String| MetaError::Open(redact(url), e);
         let sqlite = url.starts_with("sqlite:");
@@ -247,7 +253,7 @@ impl Meta {
         let pool = AnyPoolOptions::new()
             // Each connection to an in-memory SQLite database is a database
             // of its own: keep exactly one.
-            .max_connections(if memory { 1 } else { 8 })
+            .max_connections(if memory { 1 } else { max_connections.max(1) })
             .min_connections(if memory { 1 } else { 0 })
             .idle_timeout(if memory {
                 None
@@ -353,8 +359,36 @@ pub fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+/// Creates an empty PostgreSQL database on the server of `base` (a
+/// `postgres://` URL whose role may create databases) and returns its URL:
+/// each test gets a database of its own on one shared server.
+///
+/// # Errors
+/// [`MetaError::Open`] when the server refuses.
+#[doc(hidden)]
+pub async fn create_scratch_database(base: &str) -> Result<String, MetaError> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let err = |e: sqlx::Error| MetaError::Open(redact(base), e.to_string());
+    let name = format!("lc_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(base).await.map_err(err)?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .map_err(err)?;
+    conn.close().await.map_err(err)?;
+    let (head, query) = base
+        .split_once('?')
+        .map_or((base, None), |(h, q)| (h, Some(q)));
+    let server = head.rsplit_once('/').map_or(head, |(s, _)| s);
+    Ok(match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    })
+}
+
+/// The URL without its credentials, for messages and `layercake config`.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
         _ => url.to_string(),

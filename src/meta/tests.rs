@@ -1,7 +1,19 @@
 use super::*;
 
 async fn memory() -> Meta {
-    Meta::open("sqlite::memory:").await.unwrap()
+    Meta::open("sqlite::memory:", 1).await.unwrap()
+}
+
+/// The stores every test runs against: in-memory SQLite, and a fresh
+/// PostgreSQL database when `LC_TEST_POSTGRES_URL` names a server (as
+/// `.ci/run` does).
+async fn stores() -> Vec<Meta> {
+    let mut all = vec![memory().await];
+    if let Ok(base) = std::env::var("LC_TEST_POSTGRES_URL") {
+        let url = create_scratch_database(&base).await.unwrap();
+        all.push(Meta::open(&url, 4).await.unwrap());
+    }
+    all
 }
 
 fn layer(meta: &Meta, asset: Uuid, key: &str, config_hash: &str) -> LayerRow {
@@ -32,196 +44,200 @@ fn layer(meta: &Meta, asset: Uuid, key: &str, config_hash: &str) -> LayerRow {
 
 #[tokio::test]
 async fn layers_filter_count_and_page_in_creation_order() {
-    let meta = memory().await;
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let l = layer(
-            &meta,
-            if i < 3 { a } else { b },
-            &format!("k{i}"),
-            if i % 2 == 0 { "even" } else { "odd" },
-        );
-        ids.push(l.id);
-        meta.insert_layer(&l).await.unwrap();
-    }
-    let all = LayerFilter::default();
-    let (n, page) = meta
-        .layers(
-            DEFAULT_ORG,
-            &all,
-            Some(Window {
-                offset: 1,
-                limit: 2,
-                descending: false,
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(n, 5);
-    assert_eq!(page.iter().map(|l| l.id).collect::<Vec<_>>(), ids[1..3]);
-    let (_, desc) = meta
-        .layers(
-            DEFAULT_ORG,
-            &all,
-            Some(Window {
-                offset: 0,
-                limit: 1,
-                descending: true,
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(desc[0].id, ids[4]);
-    let f = LayerFilter {
-        asset_id: Some(a),
-        layer_config_hash: Some("even".into()),
-        ..LayerFilter::default()
-    };
-    let (n, rows) = meta.layers(DEFAULT_ORG, &f, None).await.unwrap();
-    assert_eq!((n, rows.len()), (2, 2));
-    assert_eq!(
-        meta.layer(DEFAULT_ORG, ids[3]).await.unwrap().layer_key,
-        "k3"
-    );
-    assert!(
-        meta.layer(Uuid::new_v4(), ids[3])
+    for meta in stores().await {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let l = layer(
+                &meta,
+                if i < 3 { a } else { b },
+                &format!("k{i}"),
+                if i % 2 == 0 { "even" } else { "odd" },
+            );
+            ids.push(l.id);
+            meta.insert_layer(&l).await.unwrap();
+        }
+        let all = LayerFilter::default();
+        let (n, page) = meta
+            .layers(
+                DEFAULT_ORG,
+                &all,
+                Some(Window {
+                    offset: 1,
+                    limit: 2,
+                    descending: false,
+                }),
+            )
             .await
-            .unwrap_err()
-            .is_not_found(),
-        "another org sees nothing"
-    );
+            .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(page.iter().map(|l| l.id).collect::<Vec<_>>(), ids[1..3]);
+        let (_, desc) = meta
+            .layers(
+                DEFAULT_ORG,
+                &all,
+                Some(Window {
+                    offset: 0,
+                    limit: 1,
+                    descending: true,
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(desc[0].id, ids[4]);
+        let f = LayerFilter {
+            asset_id: Some(a),
+            layer_config_hash: Some("even".into()),
+            ..LayerFilter::default()
+        };
+        let (n, rows) = meta.layers(DEFAULT_ORG, &f, None).await.unwrap();
+        assert_eq!((n, rows.len()), (2, 2));
+        assert_eq!(
+            meta.layer(DEFAULT_ORG, ids[3]).await.unwrap().layer_key,
+            "k3"
+        );
+        assert!(
+            meta.layer(Uuid::new_v4(), ids[3])
+                .await
+                .unwrap_err()
+                .is_not_found(),
+            "another org sees nothing"
+        );
+    }
 }
 
 #[tokio::test]
 async fn files_are_one_record_per_content() {
-    let meta = memory().await;
-    let f = FileRow {
-        id: Uuid::new_v4(),
-        org_id: DEFAULT_ORG,
-        user_id: None,
-        filename: "a.png".into(),
-        size: 3,
-        hash: "blake3-abc".into(),
-        extension: "png".into(),
-        mime_type: "image/png".into(),
-        path: "files/ab/abc".into(),
-        created_at: meta.now(),
-    };
-    let first = meta.insert_file(&f).await.unwrap();
-    let again = meta
-        .insert_file(&FileRow {
+    for meta in stores().await {
+        let f = FileRow {
             id: Uuid::new_v4(),
-            filename: "b.png".into(),
-            ..f.clone()
-        })
-        .await
-        .unwrap();
-    assert_eq!(first, again, "same content, same record");
-    assert_eq!(
-        meta.file(DEFAULT_ORG, f.id).await.unwrap().filename,
-        "a.png"
-    );
-    assert_eq!(meta.files_at("files/ab/abc").await.unwrap().len(), 1);
+            org_id: DEFAULT_ORG,
+            user_id: None,
+            filename: "a.png".into(),
+            size: 3,
+            hash: "blake3-abc".into(),
+            extension: "png".into(),
+            mime_type: "image/png".into(),
+            path: "files/ab/abc".into(),
+            created_at: meta.now(),
+        };
+        let first = meta.insert_file(&f).await.unwrap();
+        let again = meta
+            .insert_file(&FileRow {
+                id: Uuid::new_v4(),
+                filename: "b.png".into(),
+                ..f.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(first, again, "same content, same record");
+        assert_eq!(
+            meta.file(DEFAULT_ORG, f.id).await.unwrap().filename,
+            "a.png"
+        );
+        assert_eq!(meta.files_at("files/ab/abc").await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]
 async fn configurations_by_id_or_short_id_and_unique_short_ids() {
-    let meta = memory().await;
-    let c = ConfigurationRow {
-        id: Uuid::new_v4(),
-        short_id: "Ab3_-xY9zQ".into(),
-        org_id: DEFAULT_ORG,
-        product_id: Uuid::new_v4().to_string(),
-        product_version: None,
-        variant: "{\"Body\":\"Navy\"}".into(),
-        metadata: "{}".into(),
-        attachments: "{}".into(),
-        customer_id: None,
-        identifier: None,
-        scope: None,
-        thumbnail: None,
-        session_id: None,
-        creator: None,
-        created_at: meta.now(),
-    };
-    meta.insert_configuration(&c).await.unwrap();
-    assert_eq!(
-        meta.configuration(DEFAULT_ORG, &c.id.to_string())
-            .await
-            .unwrap(),
-        c
-    );
-    assert_eq!(
-        meta.configuration(DEFAULT_ORG, "Ab3_-xY9zQ").await.unwrap(),
-        c
-    );
-    let dup = ConfigurationRow {
-        id: Uuid::new_v4(),
-        ..c.clone()
-    };
-    assert!(matches!(
-        meta.insert_configuration(&dup).await,
-        Err(MetaError::Conflict(_))
-    ));
+    for meta in stores().await {
+        let c = ConfigurationRow {
+            id: Uuid::new_v4(),
+            short_id: "Ab3_-xY9zQ".into(),
+            org_id: DEFAULT_ORG,
+            product_id: Uuid::new_v4().to_string(),
+            product_version: None,
+            variant: "{\"Body\":\"Navy\"}".into(),
+            metadata: "{}".into(),
+            attachments: "{}".into(),
+            customer_id: None,
+            identifier: None,
+            scope: None,
+            thumbnail: None,
+            session_id: None,
+            creator: None,
+            created_at: meta.now(),
+        };
+        meta.insert_configuration(&c).await.unwrap();
+        assert_eq!(
+            meta.configuration(DEFAULT_ORG, &c.id.to_string())
+                .await
+                .unwrap(),
+            c
+        );
+        assert_eq!(
+            meta.configuration(DEFAULT_ORG, "Ab3_-xY9zQ").await.unwrap(),
+            c
+        );
+        let dup = ConfigurationRow {
+            id: Uuid::new_v4(),
+            ..c.clone()
+        };
+        assert!(matches!(
+            meta.insert_configuration(&dup).await,
+            Err(MetaError::Conflict(_))
+        ));
+    }
 }
 
 #[tokio::test]
 async fn asset_versions_and_epochs() {
-    let meta = memory().await;
-    let id = Uuid::new_v4();
-    let v = |version: u32, fp: &str| AssetVersionRow {
-        asset_id: id,
-        version,
-        org_id: DEFAULT_ORG,
-        name: "Mug".into(),
-        definition: "{}".into(),
-        content_fp: fp.into(),
-        source: "api".into(),
-        created_at: meta.now(),
-    };
-    meta.insert_asset_version(&v(1, "aa")).await.unwrap();
-    meta.insert_asset_version(&v(2, "bb")).await.unwrap();
-    assert!(matches!(
-        meta.insert_asset_version(&v(2, "cc")).await,
-        Err(MetaError::Conflict(_))
-    ));
-    let latest = meta.latest_asset_versions_of(id).await.unwrap().unwrap();
-    assert_eq!(latest.version, 2);
-    assert_eq!(
-        meta.asset_version_by_content(id, "aa")
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        1
-    );
-    assert!(
-        meta.asset_version_by_content(id, "zz")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(meta.asset_epoch(id).await.unwrap(), 0);
-    assert_eq!(meta.bump_asset_epoch(id).await.unwrap(), 1);
-    assert_eq!(meta.bump_asset_epoch(id).await.unwrap(), 2);
-    assert!(
-        meta.asset_created_at(Uuid::new_v4())
-            .await
-            .unwrap_err()
-            .is_not_found()
-    );
+    for meta in stores().await {
+        let id = Uuid::new_v4();
+        let v = |version: u32, fp: &str| AssetVersionRow {
+            asset_id: id,
+            version,
+            org_id: DEFAULT_ORG,
+            name: "Mug".into(),
+            definition: "{}".into(),
+            content_fp: fp.into(),
+            source: "api".into(),
+            created_at: meta.now(),
+        };
+        meta.insert_asset_version(&v(1, "aa")).await.unwrap();
+        meta.insert_asset_version(&v(2, "bb")).await.unwrap();
+        assert!(matches!(
+            meta.insert_asset_version(&v(2, "cc")).await,
+            Err(MetaError::Conflict(_))
+        ));
+        let latest = meta.latest_asset_versions_of(id).await.unwrap().unwrap();
+        assert_eq!(latest.version, 2);
+        assert_eq!(
+            meta.asset_version_by_content(id, "aa")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            1
+        );
+        assert!(
+            meta.asset_version_by_content(id, "zz")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(meta.asset_epoch(id).await.unwrap(), 0);
+        assert_eq!(meta.bump_asset_epoch(id).await.unwrap(), 1);
+        assert_eq!(meta.bump_asset_epoch(id).await.unwrap(), 2);
+        assert!(
+            meta.asset_created_at(Uuid::new_v4())
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_file_database_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/meta.db", dir.path().display());
-    let meta = Meta::open(&url).await.unwrap();
+    let meta = Meta::open(&url, 2).await.unwrap();
     let l = layer(&meta, Uuid::new_v4(), "k", "h");
     meta.insert_layer(&l).await.unwrap();
     meta.close().await;
-    let again = Meta::open(&url).await.unwrap();
+    let again = Meta::open(&url, 2).await.unwrap();
     assert_eq!(again.layer(DEFAULT_ORG, l.id).await.unwrap(), l);
 }
 

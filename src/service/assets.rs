@@ -290,26 +290,44 @@ fn live_asset(file: &Asset, row: &AssetVersionRow) -> Option<Asset> {
 
 /// Gives `asset` its version number: the existing version with the same
 /// content if there is one (a revert), else a new one, recorded.
+///
+/// Processes sharing the metadata store (several `serve` starting at once
+/// on one catalogue) may race to record: the loser's insert conflicts, and
+/// it looks again, finding the winner's version of the same content or
+/// taking the next number.
 async fn record_version(meta: &Meta, asset: &mut Asset, source: &str) -> Result<u32, Error> {
+    const ATTEMPTS: usize = 5;
     let fp = Key(asset.fingerprint).hex();
-    let version = match meta.asset_version_by_content(asset.id, &fp).await? {
-        Some(existing) => existing.version,
-        None => {
-            let newest = meta
-                .latest_asset_versions_of(asset.id)
-                .await?
-                .map_or(0, |r| r.version);
-            let version = asset.version.max(newest + 1);
-            asset.version = version;
-            asset.spec.version = version;
-            meta.insert_asset_version(&row(asset, source, meta.now()))
-                .await?;
-            version
-        }
-    };
-    asset.version = version;
-    asset.spec.version = version;
-    Ok(version)
+    let wanted = asset.version;
+    for attempt in 1..=ATTEMPTS {
+        let version = match meta.asset_version_by_content(asset.id, &fp).await? {
+            Some(existing) => existing.version,
+            None => {
+                let newest = meta
+                    .latest_asset_versions_of(asset.id)
+                    .await?
+                    .map_or(0, |r| r.version);
+                let version = wanted.max(newest + 1);
+                asset.version = version;
+                asset.spec.version = version;
+                match meta
+                    .insert_asset_version(&row(asset, source, meta.now()))
+                    .await
+                {
+                    Ok(()) => version,
+                    Err(e) if e.is_conflict() && attempt < ATTEMPTS => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        asset.version = version;
+        asset.spec.version = version;
+        return Ok(version);
+    }
+    Err(Error::Internal(format!(
+        "asset {}: no version recorded after {ATTEMPTS} conflicting attempts",
+        asset.id
+    )))
 }
 
 fn versioned(file: &Asset, version: u32) -> Asset {

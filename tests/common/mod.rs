@@ -11,16 +11,48 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+pub mod postgres;
 pub mod seaweed;
 
 pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
-/// Default settings with the object store and the metadata in memory.
+/// Default settings with the object store in memory, and the metadata in
+/// memory too, or, with `LC_TEST_META=postgres` (a second pass of
+/// `.ci/run`), in a fresh database on the PostgreSQL server named by
+/// `LC_TEST_POSTGRES_URL`.
 pub fn settings() -> Settings {
     let mut s = Settings::load(None, &Overrides::default()).expect("default settings");
     s.storage.url = "memory://".into();
-    s.meta.url = "sqlite::memory:".into();
+    s.meta.url = match std::env::var("LC_TEST_META").as_deref() {
+        Ok("postgres") => scratch_postgres(),
+        Ok("sqlite") | Err(_) => "sqlite::memory:".into(),
+        Ok(other) => panic!("LC_TEST_META={other}: use sqlite or postgres"),
+    };
     s
+}
+
+/// A new database on the test PostgreSQL server (`LC_TEST_POSTGRES_URL`).
+pub fn scratch_postgres() -> String {
+    scratch_postgres_on(
+        &std::env::var("LC_TEST_POSTGRES_URL")
+            .expect("LC_TEST_POSTGRES_URL names the test PostgreSQL server"),
+    )
+}
+
+/// A new database on the PostgreSQL server of `base`.
+pub fn scratch_postgres_on(base: &str) -> String {
+    let base = base.to_string();
+    // Callable from sync and async tests alike: a runtime of its own.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(layercake::meta::create_scratch_database(&base))
+    })
+    .join()
+    .unwrap()
+    .expect("a scratch database")
 }
 
 /// Default settings with everything under `dir` (survives a restart).

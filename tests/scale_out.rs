@@ -1,0 +1,238 @@
+//! Scaled out: two `serve` processes and `layercake worker` processes, each
+//! with a data dir of its own, sharing only a real PostgreSQL (metadata and
+//! the job queue) and a real S3 (SeaweedFS). The serve processes only queue
+//! renders; the workers do them.
+//!
+//! - Both serve processes start at once on an empty database.
+//! - Concurrent misses for one configuration through both make one task per
+//!   layer key and one layer record each, and both answer the same bytes.
+//! - A worker killed with SIGKILL mid-render: another worker finishes its
+//!   task once the lease expires, and the waiting request gets its image.
+//! - What one node made, the other serves from S3 without rendering.
+//! - A batch queued through one node is followed to its end through the other.
+
+mod common;
+
+use common::{SOFA, enc, postgres, scratch_postgres_on, seaweed, solid_png, start_binary};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "GET {url}");
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+fn base_of(line: &str) -> String {
+    let addr = line
+        .split("open http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    format!("http://{addr}")
+}
+
+fn serve(config: &Path, data: &Path) -> (common::Proc, String) {
+    let (p, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        config,
+        data,
+        "open http://",
+    );
+    (p, base_of(&line))
+}
+
+fn image(base: &str, config: &Value, width: u32) -> String {
+    format!(
+        "{base}/api/fast-compositor?assetId={SOFA}&configuration={}&width={width}",
+        enc(config)
+    )
+}
+
+/// Every task of the shared queue, seen through `base`.
+async fn tasks(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let t = get_json(client, &format!("{base}/api/jobs/tasks?perPage=100")).await;
+    assert!(t["count"].as_i64().unwrap() <= 100, "one page holds them");
+    t["tasks"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn serve_and_worker_processes_share_postgres_and_s3() {
+    let (s3, _s3_guard) = seaweed::shared();
+    let (pg, _pg_guard) = postgres::shared();
+    let db = scratch_postgres_on(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(
+        dir.path().join("layer.png"),
+        solid_png(1200, 1200, [120, 80, 40, 200]),
+    )
+    .unwrap();
+    // While `slow` exists a render takes 60 s: the doomed worker's.
+    std::fs::write(
+        dir.path().join("render.sh"),
+        format!(
+            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep 0.2; fi\ncat {d}/layer.png\n"
+        ),
+    )
+    .unwrap();
+    let prefix = format!("scale-out-{}", uuid::Uuid::new_v4().simple());
+    let config = dir.path().join("layercake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[meta]
+url = "{db}"
+max_connections = 4
+[storage]
+url = "s3://{bucket}/{prefix}"
+s3_endpoint = "{endpoint}"
+s3_region = "us-east-1"
+s3_access_key_id = "{key}"
+s3_secret_access_key = "{secret}"
+s3_allow_http = true
+[http]
+request_timeout_secs = 180
+[render]
+concurrency = 1
+miss_wait_secs = 120
+backend = "slow"
+[render.backends.slow]
+kind = "command"
+command = ["sh", "{d}/render.sh"]
+[jobs]
+in_process = false
+lease_secs = 2
+poll_ms = 100
+"#,
+            bucket = s3.bucket,
+            endpoint = s3.endpoint,
+            key = s3.key,
+            secret = s3.secret,
+        ),
+    )
+    .unwrap();
+    let data = |name: &str| dir.path().join(name);
+
+    // Two serve processes starting at once on an empty database: both
+    // import the catalogue, neither fails.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| serve(&config, &data("a")));
+        let b = s.spawn(|| serve(&config, &data("b")));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let ((_a, a), (_b, b)) = (a, b);
+    let (mut doomed, _) = start_binary(&["worker"], &config, &data("w1"), "worker running");
+    let client = reqwest::Client::new();
+
+    // Concurrent misses through both nodes: one task per layer key.
+    let default = json!({});
+    let urls = [&a, &b, &a, &b].map(|base| image(base, &default, 100));
+    let answers = futures::future::join_all(urls.iter().map(|u| {
+        let client = client.clone();
+        async move {
+            let r = client.get(u).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{u}");
+            r.bytes().await.unwrap()
+        }
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|x| *x == answers[0]),
+        "the same bytes everywhere"
+    );
+    let t = tasks(&client, &a).await;
+    let keys: HashSet<&str> = t.iter().map(|t| t["layerKey"].as_str().unwrap()).collect();
+    assert_eq!((t.len(), keys.len()), (5, 5), "one task per layer key");
+    let layers = get_json(&client, &format!("{b}/api/layers?perPage=100")).await;
+    assert_eq!(layers["count"], 5, "one layer record per render");
+
+    // A worker dies with SIGKILL mid-render; another finishes its task.
+    std::fs::write(data("slow"), "").unwrap();
+    let navy = json!({"Body": "Navy"});
+    let waiting = tokio::spawn({
+        let (c, u) = (client.clone(), image(&b, &navy, 100));
+        async move {
+            let r = c.get(&u).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let t = get_json(&client, &format!("{a}/api/jobs/tasks?runStatus=running")).await;
+        if let Some(id) = t["tasks"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no render started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    doomed.0.kill().unwrap();
+    doomed.0.wait().unwrap();
+    std::fs::remove_file(data("slow")).unwrap();
+    let (_rescuer, _) = start_binary(&["worker"], &config, &data("w2"), "worker running");
+    let (status, navy_bytes) = waiting.await.unwrap();
+    assert_eq!(status, 200, "the waiting request gets its image");
+    let task = get_json(&client, &format!("{b}/api/jobs/tasks/{running}")).await;
+    let runs = task["runs"].as_array().unwrap();
+    assert_eq!(task["runResult"], "Success", "{task}");
+    assert_eq!(runs.len(), 2, "{task}");
+    assert!(
+        runs[0]["error"].as_str().unwrap().contains("lease"),
+        "{task}"
+    );
+    assert_ne!(runs[0]["worker"], runs[1]["worker"]);
+
+    // What B made, A serves from S3, and a new size from S3 layers: no task.
+    let before = tasks(&client, &a).await.len();
+    let r = client.get(image(&a, &navy, 100)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-layercake-cache"], "hit-store");
+    assert_eq!(r.bytes().await.unwrap(), navy_bytes);
+    let r = client.get(image(&a, &navy, 64)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(tasks(&client, &a).await.len(), before, "nothing rendered");
+
+    // A batch queued through A, followed through B.
+    let r = client
+        .post(format!("{a}/api/jobs"))
+        .json(&json!({"assetId": SOFA, "all": true, "where": {"Body": ["Navy"], "Legs": ["Chrome Sled"]},
+                      "stageConfigurations": [{"Camera": 0}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let job: Value = r.json().await.unwrap();
+    let id = job["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let j = get_json(&client, &format!("{b}/api/jobs/{id}")).await;
+        if j["status"] == "stopped" {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the batch never stopped: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let p = &job["parameters"];
+    assert_eq!(p["configurations"], 12, "{job}");
+    assert!(p["tasks"].as_i64().unwrap() > 0, "{job}");
+    assert_eq!(
+        p["tasks"].as_i64().unwrap(),
+        p["layers"].as_i64().unwrap() - p["cached"].as_i64().unwrap(),
+        "only the missing layers: {job}"
+    );
+    assert_eq!(job["taskResultSuccesses"], p["tasks"], "{job}");
+    assert_eq!(job["taskResultFailures"], 0, "{job}");
+
+    // Over everything: one task and one layer record per layer key.
+    let all = tasks(&client, &b).await;
+    let keys: HashSet<&str> = all
+        .iter()
+        .map(|t| t["layerKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), all.len(), "no key rendered twice");
+    let layers = get_json(&client, &format!("{a}/api/layers?perPage=100")).await;
+    assert_eq!(layers["count"].as_u64().unwrap() as usize, keys.len());
+}
