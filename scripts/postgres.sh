@@ -25,6 +25,8 @@ if [ -z "$bin" ]; then
 fi
 [ -n "$bin" ] || { echo "PostgreSQL server binaries not found (set PG_BIN)" >&2; exit 1; }
 password=${PG_PASSWORD:-layercake-test}
+# It goes into SQL and a URL unescaped: keep it to safe characters.
+[[ $password =~ ^[A-Za-z0-9._-]+$ ]] || { echo "PG_PASSWORD: use letters, digits, . _ -" >&2; exit 2; }
 
 # initdb and pg_ctl refuse to run as root: they run as `postgres`.
 as_postgres() {
@@ -42,8 +44,16 @@ start)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   chmod 755 "$dir"
-  mkdir -p "$dir/pgdata" "$dir/run"
-  chown postgres "$dir/pgdata" "$dir/run" 2>/dev/null || true
+  for sub in pgdata run; do
+    [ -d "$dir/$sub" ] && continue
+    if [ "$(id -un)" = postgres ]; then
+      mkdir "$dir/$sub"
+    elif [ "$(id -u)" -eq 0 ]; then
+      install -d -o postgres -m 700 "$dir/$sub"
+    else
+      sudo install -d -o postgres -m 700 "$dir/$sub"
+    fi
+  done
   if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
     as_postgres "$bin/initdb" -D "$dir/pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       as_postgres "$bin/initdb" -D "$dir/pgdata" -U postgres -A trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||

@@ -164,6 +164,13 @@ impl App {
         webhooks.spawn_dispatcher(background.tracker(), background.token());
         store.spawn_flusher(background.tracker(), background.token());
         crate::telemetry::spawn_upkeep(background.tracker(), background.token());
+        if settings.catalog.refresh_ms > 0 {
+            assets.spawn_refresh(
+                Duration::from_millis(settings.catalog.refresh_ms),
+                background.tracker(),
+                background.token(),
+            );
+        }
         let compositor = Compositor::new(
             tiers,
             store.clone(),

@@ -87,6 +87,7 @@ pub struct MetaSettings {
 #[serde(deny_unknown_fields)]
 pub struct CatalogSettings {
     pub dir: String,
+    pub refresh_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,6 +10,8 @@
 //!   task once the lease expires, and the waiting request gets its image.
 //! - What one node made, the other serves from S3 without rendering.
 //! - A batch queued through one node is followed to its end through the other.
+//! - An asset created and then updated through one node is served, in its
+//!   new version, by the other within its catalogue refresh.
 
 mod common;
 
@@ -74,7 +76,7 @@ async fn serve_and_worker_processes_share_postgres_and_s3() {
     std::fs::write(
         dir.path().join("render.sh"),
         format!(
-            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep 0.2; fi\ncat {d}/layer.png\n"
+            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep 0.5; fi\ncat {d}/layer.png\n"
         ),
     )
     .unwrap();
@@ -107,6 +109,8 @@ command = ["sh", "{d}/render.sh"]
 in_process = false
 lease_secs = 2
 poll_ms = 100
+[catalog]
+refresh_ms = 200
 "#,
             bucket = s3.bucket,
             endpoint = s3.endpoint,
@@ -185,7 +189,13 @@ poll_ms = 100
     );
     assert_ne!(runs[0]["worker"], runs[1]["worker"]);
 
-    // What B made, A serves from S3, and a new size from S3 layers: no task.
+    // What B made, A serves from S3 (once B's background write of the
+    // composite has landed), and a new size from S3 layers: no task.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while objects(&s3, &format!("{prefix}/composites/")).await < 2 {
+        assert!(Instant::now() < deadline, "B's composite never reached S3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = tasks(&client, &a).await.len();
     let r = client.get(image(&a, &navy, 100)).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -235,4 +245,83 @@ poll_ms = 100
     assert_eq!(keys.len(), all.len(), "no key rendered twice");
     let layers = get_json(&client, &format!("{a}/api/layers?perPage=100")).await;
     assert_eq!(layers["count"].as_u64().unwrap() as usize, keys.len());
+
+    // An asset created through B is served by A after A's refresh; updated
+    // through B, A serves its new version.
+    let mug = format!("{b}/api/assets/{MUG}");
+    let r = client
+        .put(&mug)
+        .body(mug_json("#204080"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let pixel = |base: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(format!(
+                    "{base}/api/fast-compositor?assetId={MUG}&configuration=%7B%7D&format=png"
+                ))
+                .send()
+                .await
+                .unwrap();
+            if r.status() != 200 {
+                return None;
+            }
+            let img = image::load_from_memory(&r.bytes().await.unwrap())
+                .unwrap()
+                .to_rgba8();
+            Some(img.get_pixel(1, 1).0)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pixel(a.clone()).await != Some([0x20, 0x40, 0x80, 255]) {
+        assert!(
+            Instant::now() < deadline,
+            "A never served the mug made through B"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = client
+        .put(&mug)
+        .body(mug_json("#802040"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pixel(a.clone()).await != Some([0x80, 0x20, 0x40, 255]) {
+        assert!(
+            Instant::now() < deadline,
+            "A kept serving the mug's old version"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Objects under `under` in the bucket.
+async fn objects(s3: &seaweed::S3, under: &str) -> usize {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let root = object_store::path::Path::from(under);
+    let listed: Vec<_> = s3.client().list(Some(&root)).try_collect().await.unwrap();
+    listed.len()
+}
+
+const MUG: &str = "7a1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f";
+
+/// A small asset with one flat layer of `fill`, defined inline.
+fn mug_json(fill: &str) -> String {
+    let svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='32' height='32'><rect width='32' height='32' fill='{fill}'/></svg>"
+    );
+    json!({
+        "id": MUG, "name": "Mug", "version": 1, "width": 32, "height": 32,
+        "renderer": "builtin", "attributes": [],
+        "views": [{"name": "front", "stage": {"Camera": 0}}],
+        "layers": [{"id": "0e7b3c1a-2d4f-4a6b-8c9d-1e2f3a4b5c6d", "name": "Background",
+                    "render": {"template": svg}}]
+    })
+    .to_string()
 }

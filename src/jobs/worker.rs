@@ -322,8 +322,12 @@ impl Worker {
             .assets
             .resolve(params.asset_id, params.asset_version)
             .await
-            // A store that blinks is worth a retry; a missing asset is not.
-            .map_err(Failure::from)?;
+            // A store that blinks is worth a retry; a missing asset or a
+            // recorded definition that no longer loads is not.
+            .map_err(|e| Failure {
+                transient: matches!(e, Error::Unavailable { .. }),
+                message: e.to_string(),
+            })?;
         let job: LayerJob = params.request(asset).map_err(Failure::permanent)?;
         if job.key.hex() != task.layer_key {
             return Err(Failure::permanent(format!(

@@ -3,6 +3,7 @@
 use super::{Meta, MetaError, int, text, translate, uuid};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// One version of one asset definition.
@@ -210,6 +211,20 @@ impl Meta {
         .await
         .map(|_| ())
         .map_err(translate)
+    }
+
+    /// Every asset's layer epoch that is above 0.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn asset_epochs(&self) -> Result<HashMap<Uuid, u64>, MetaError> {
+        let rows = sqlx::query("SELECT asset_id, epoch FROM asset_epochs")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(translate)?;
+        rows.iter()
+            .map(|r| Ok((uuid(r, "asset_id")?, int(r, "epoch")?.max(0) as u64)))
+            .collect()
     }
 
     /// The asset's layer epoch (0 until a registered layer replaced an image).

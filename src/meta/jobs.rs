@@ -314,6 +314,17 @@ impl Meta {
     /// is running if a task is, stopped if none is active, else pending.
     async fn schedule(&self, id: Uuid) -> Result<JobRow, MetaError> {
         let now = self.now();
+        // Lock the job row first, then decide in a new statement: a worker
+        // stopping one of its tasks holds the row (`lock_linked_jobs`)
+        // until it commits, and on PostgreSQL a single statement's
+        // subqueries would not see that task stopped after the wait.
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        sqlx::query("UPDATE jobs SET updated_at = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(translate)?;
         let active = "SELECT 1 FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
                       WHERE jt.job_id = jobs.id AND t.status";
         let r = sqlx::query(&format!(
@@ -325,9 +336,10 @@ impl Meta {
         ))
         .bind(id.to_string())
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(translate)?;
+        tx.commit().await.map_err(translate)?;
         job_row(&r)
     }
 
@@ -463,8 +475,9 @@ impl Meta {
         let sql = format!(
             "UPDATE tasks SET status = 'running', lease_owner = $1, lease_expires = $2, run_id = $3, \
              attempts = attempts + 1, updated_at = $4 \
-             WHERE id = (SELECT id FROM tasks WHERE {claimable} ORDER BY priority DESC, created_at ASC LIMIT 1) \
-             AND {claimable} RETURNING {TASK_COLUMNS}"
+             WHERE id = (SELECT id FROM tasks WHERE {claimable} ORDER BY priority DESC, created_at ASC LIMIT 1{lock}) \
+             AND {claimable} RETURNING {TASK_COLUMNS}",
+            lock = self.skip_locked()
         );
         let Some(r) = sqlx::query(&sql)
             .bind(worker.to_string())
@@ -709,6 +722,19 @@ impl Meta {
             self.job(org, id).await?;
             return Ok(None);
         };
+        // Lock the job's pending tasks first (a no-op update), then cancel
+        // in a new statement: on PostgreSQL (READ COMMITTED) its snapshot
+        // then includes every job that joined a task before we locked it
+        // (a joiner holds the task row until it commits), where one
+        // statement's subqueries would miss a join it had waited for.
+        sqlx::query(
+            "UPDATE tasks SET updated_at = updated_at \
+             WHERE status = 'pending' AND id IN (SELECT task_id FROM job_tasks WHERE job_id = $1)",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
         sqlx::query(
             "UPDATE tasks SET status = 'stopped', run_result = 'cancelled', error = 'cancelled', updated_at = $2 \
              WHERE status = 'pending' AND id IN (SELECT task_id FROM job_tasks WHERE job_id = $1) \

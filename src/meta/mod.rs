@@ -228,6 +228,8 @@ impl Meta {
 /// The metadata store.
 pub struct Meta {
     pool: AnyPool,
+    /// PostgreSQL rather than SQLite: claims add `FOR UPDATE SKIP LOCKED`.
+    postgres: bool,
     /// Last timestamp handed out, so that times within a process strictly
     /// increase and `createdAt` order is insertion order.
     last: AtomicI64,
@@ -295,10 +297,23 @@ impl Meta {
             .map_err(|e| open_err(format!("migration: {e}")))?;
         let meta = Meta {
             pool,
+            postgres: !sqlite,
             last: AtomicI64::new(0),
         };
         meta.ensure_org(DEFAULT_ORG, "default").await?;
         Ok(meta)
+    }
+
+    /// The locking clause of a claim's candidate subquery: on PostgreSQL,
+    /// concurrent claimers skip rows another claimer holds and take the
+    /// next one (instead of all racing for the first and all but one coming
+    /// back empty); SQLite serialises writers and has no such clause.
+    fn skip_locked(&self) -> &'static str {
+        if self.postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
     }
 
     /// `now()` plus `d`, saturating: a lease end, a retry time.
@@ -377,14 +392,23 @@ pub async fn create_scratch_database(base: &str) -> Result<String, MetaError> {
         .await
         .map_err(err)?;
     conn.close().await.map_err(err)?;
+    Ok(with_database(base, &name))
+}
+
+/// `base` (`scheme://authority[/database][?query]`) naming database `name`.
+fn with_database(base: &str, name: &str) -> String {
     let (head, query) = base
         .split_once('?')
         .map_or((base, None), |(h, q)| (h, Some(q)));
-    let server = head.rsplit_once('/').map_or(head, |(s, _)| s);
-    Ok(match query {
+    let authority_at = head.find("://").map_or(0, |i| i + 3);
+    let server = match head[authority_at..].find('/') {
+        Some(slash) => &head[..authority_at + slash],
+        None => head,
+    };
+    match query {
         Some(q) => format!("{server}/{name}?{q}"),
         None => format!("{server}/{name}"),
-    })
+    }
 }
 
 /// The URL without its credentials, for messages and `layercake config`.

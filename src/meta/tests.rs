@@ -242,6 +242,22 @@ async fn a_file_database_survives_reopening() {
 }
 
 #[test]
+fn scratch_databases_keep_the_server_and_options() {
+    assert_eq!(
+        with_database("postgres://u:p@h:5432/base", "x"),
+        "postgres://u:p@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h:5432", "x"),
+        "postgres://u:p@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://h/db?sslmode=disable", "x"),
+        "postgres://h/x?sslmode=disable"
+    );
+}
+
+#[test]
 fn passwords_are_redacted() {
     assert_eq!(
         redact("postgres://u:secret@db:5432/x"),

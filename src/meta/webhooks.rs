@@ -247,8 +247,9 @@ impl Meta {
         let due = "(status = 'pending' AND next_attempt_at <= $2 AND (lease_expires IS NULL OR lease_expires < $2))";
         let r = sqlx::query(&format!(
             "UPDATE webhook_deliveries SET lease_expires = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id = (SELECT id FROM webhook_deliveries WHERE {due} ORDER BY next_attempt_at ASC LIMIT 1) \
-             AND {due} RETURNING {DELIVERY_COLUMNS}"
+             WHERE id = (SELECT id FROM webhook_deliveries WHERE {due} ORDER BY next_attempt_at ASC LIMIT 1{lock}) \
+             AND {due} RETURNING {DELIVERY_COLUMNS}",
+            lock = self.skip_locked()
         ))
         .bind(lease_until)
         .bind(now)

@@ -181,8 +181,11 @@ impl Renderer for CommandRenderer {
 
 /// A render program dies with the process that started it, even when that
 /// process is killed with SIGKILL (nothing of ours runs then): otherwise it
-/// would go on rendering after another worker took its task over. Helpers
-/// the program forks itself are its business.
+/// would go on rendering after another worker took its task over. Only the
+/// program itself gets the signal: helpers it forks are its business (it
+/// can `exec` the real renderer). Linux sends it when the *thread* that
+/// forked exits, so renders are spawned from runtime worker threads, which
+/// live as long as the process, never from a blocking-pool thread.
 fn die_with_parent(command: &mut Command) {
     #[cfg(target_os = "linux")]
     {

@@ -31,6 +31,8 @@ pub struct AssetRegistry {
     resolved: std::sync::Mutex<HashMap<(Uuid, u32), Arc<Asset>>>,
     /// Serialises updates, so two concurrent PUTs cannot pick one version number.
     writes: tokio::sync::Mutex<()>,
+    /// Live versions [`AssetRegistry::refresh`] found it cannot load (warned once).
+    unloadable: std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>,
 }
 
 const FROM_CATALOG: &str = "catalog";
@@ -87,7 +89,91 @@ impl AssetRegistry {
             files,
             resolved: std::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            unloadable: std::sync::Mutex::default(),
         })
+    }
+
+    /// Brings the live catalogue up to what the metadata store says: the
+    /// versions other processes sharing it made live (`PUT
+    /// /api/assets/{id}` on another node) and the epochs they bumped (a
+    /// layer registered there). Returns how many assets changed.
+    ///
+    /// # Errors
+    /// Metadata store failures. A version that does not load here (its
+    /// catalogue file differs on this node) is logged and skipped.
+    pub async fn refresh(&self) -> Result<usize, Error> {
+        // Serialised with this process's own updates, so neither undoes
+        // the other.
+        let _guard = self.writes.lock().await;
+        let epochs = self.meta.asset_epochs().await?;
+        let mut changed = 0;
+        for (id, version) in self.meta.live_versions().await? {
+            let epoch = epochs.get(&id).copied().unwrap_or(0);
+            let current = self.catalog.get(&id);
+            if current
+                .as_ref()
+                .is_some_and(|a| a.version == version && a.epoch == epoch)
+            {
+                continue;
+            }
+            let Some(row) = self.meta.asset_version(id, version).await? else {
+                continue;
+            };
+            // As at start: an asset whose catalogue file is gone is not
+            // served; new assets come from the API.
+            if current.is_none() && row.source != FROM_API {
+                continue;
+            }
+            if self
+                .unloadable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&(id, version))
+            {
+                continue;
+            }
+            let resolved = match self.resolve(id, version).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(asset = %id, version, error = %e, "live version made elsewhere does not load here; keeping the one this process has");
+                    self.unloadable
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert((id, version));
+                    continue;
+                }
+            };
+            let mut next = (*resolved).clone();
+            next.org = row.org_id;
+            next.epoch = epoch;
+            next.created_at = current.as_ref().map_or(row.created_at, |a| a.created_at);
+            next.updated_at = row.created_at;
+            self.catalog.replace(Arc::new(next));
+            tracing::info!(asset = %id, version, epoch, "asset changed by another process");
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Calls [`AssetRegistry::refresh`] every `every` until `stop`.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        tracker: &tokio_util::task::TaskTracker,
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
+        let (this, stop) = (Arc::clone(self), stop.clone());
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = this.refresh().await {
+                    tracing::warn!(error = %e, "catalogue refresh from the metadata store failed");
+                }
+            }
+        });
     }
 
     /// A registry that only reads: no reconciliation, no live catalogue.
@@ -100,6 +186,7 @@ impl AssetRegistry {
             files,
             resolved: std::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            unloadable: std::sync::Mutex::default(),
         }
     }
 
@@ -292,9 +379,10 @@ fn live_asset(file: &Asset, row: &AssetVersionRow) -> Option<Asset> {
 /// content if there is one (a revert), else a new one, recorded.
 ///
 /// Processes sharing the metadata store (several `serve` starting at once
-/// on one catalogue) may race to record: the loser's insert conflicts, and
-/// it looks again, finding the winner's version of the same content or
-/// taking the next number.
+/// on one catalogue) may race to record: a version number and a content
+/// are each recorded once (unique indexes), so the loser's insert
+/// conflicts, and it looks again, finding the winner's version of the same
+/// content or taking the next number.
 async fn record_version(meta: &Meta, asset: &mut Asset, source: &str) -> Result<u32, Error> {
     const ATTEMPTS: usize = 5;
     let fp = Key(asset.fingerprint).hex();
