@@ -92,7 +92,8 @@ impl From<crate::meta::MetaError> for Error {
         match e {
             M::NotFound => Error::NotFound("no such record".into()),
             M::Conflict(m) => Error::Conflict(m),
-            M::Open(..) | M::Backend(_) => Error::unavailable(format!("metadata store: {e}")),
+            // Both messages name the metadata store already.
+            M::Open(..) | M::Backend(_) => Error::unavailable(e.to_string()),
             M::Corrupt(m) => Error::Internal(format!("metadata store: {m}")),
         }
     }

@@ -328,7 +328,7 @@ async fn cancelling_a_batch_stops_its_pending_tasks() {
         &json!({}),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "stopped");
     assert_eq!(cancelled["schedulerState"], "cancelled");
     let tasks = get_json(

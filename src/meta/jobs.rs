@@ -529,16 +529,24 @@ impl Meta {
         .execute(&mut *tx)
         .await
         .map_err(translate)?;
-        sqlx::query(
+        tx.commit().await.map_err(translate)?;
+        // The jobs' status follows, outside the claim: every transaction
+        // that changes both locks job rows before task rows (finish_run,
+        // fail_abandoned, cancel_job), and the claim has locked its task
+        // first, so doing this inside it could deadlock with them on
+        // PostgreSQL. A job shown `pending` for an instant is harmless; a
+        // job that stopped meanwhile is left alone.
+        if let Err(e) = sqlx::query(
             "UPDATE jobs SET status = 'running', updated_at = $2 WHERE status = 'pending' \
              AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1)",
         )
         .bind(task.id.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
-        .map_err(translate)?;
-        tx.commit().await.map_err(translate)?;
+        {
+            tracing::warn!(task = %task.id, error = %e, "job status not set to running");
+        }
         Ok(Some((task, run)))
     }
 
@@ -722,19 +730,23 @@ impl Meta {
             self.job(org, id).await?;
             return Ok(None);
         };
-        // Lock the job's pending tasks first (a no-op update), then cancel
-        // in a new statement: on PostgreSQL (READ COMMITTED) its snapshot
-        // then includes every job that joined a task before we locked it
-        // (a joiner holds the task row until it commits), where one
-        // statement's subqueries would miss a join it had waited for.
-        sqlx::query(
-            "UPDATE tasks SET updated_at = updated_at \
-             WHERE status = 'pending' AND id IN (SELECT task_id FROM job_tasks WHERE job_id = $1)",
-        )
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(translate)?;
+        // On PostgreSQL, lock the job's pending tasks first (in key order,
+        // as batches link them), then cancel in a new statement: READ
+        // COMMITTED gives that statement a snapshot with every job that
+        // joined a task before we locked it (a joiner holds the task row
+        // until it commits), where one statement's subqueries would miss a
+        // join it had waited for. SQLite serialises writers.
+        if self.postgres {
+            sqlx::query(
+                "SELECT id FROM tasks WHERE status = 'pending' \
+                 AND id IN (SELECT task_id FROM job_tasks WHERE job_id = $1) \
+                 ORDER BY layer_key FOR UPDATE",
+            )
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(translate)?;
+        }
         sqlx::query(
             "UPDATE tasks SET status = 'stopped', run_result = 'cancelled', error = 'cancelled', updated_at = $2 \
              WHERE status = 'pending' AND id IN (SELECT task_id FROM job_tasks WHERE job_id = $1) \
