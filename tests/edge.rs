@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Counting, SOFA, Server, image_url, settings, upload};
+use common::{Counting, SOFA, Server, image_url, metric, settings, upload};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -477,13 +477,6 @@ async fn metrics_health_readiness_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
     server.stop().await;
-}
-
-/// The value of one series in a Prometheus text exposition (0 if absent).
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]

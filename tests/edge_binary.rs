@@ -5,22 +5,13 @@
 
 mod common;
 
-use common::{SOFA, enc, solid_png, start_binary};
+use common::{SOFA, base_of, enc, solid_png, start_binary};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "binary-test-signing-key-0123456789abcdef";
-
-fn addr(line: &str) -> String {
-    let a = line
-        .split("open http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    format!("http://{a}")
-}
 
 fn layercake(args: &[&str], config: &Path, data: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_layercake"))
@@ -52,7 +43,7 @@ async fn url_and_token_commands() {
             &data,
             "open http://",
         );
-        let base = addr(&line);
+        let base = base_of(&line);
         let out = layercake(
             &[
                 "url",
@@ -115,7 +106,7 @@ async fn url_and_token_commands() {
             &data,
             "open http://",
         );
-        let base = addr(&line);
+        let base = base_of(&line);
         let r = client
             .get(format!("{base}/api/layers"))
             .send()
@@ -142,7 +133,7 @@ async fn url_and_token_commands() {
         "open http://",
     );
     let r = client
-        .get(format!("{}/api/layers", addr(&line)))
+        .get(format!("{}/api/layers", base_of(&line)))
         .bearer_auth(&token)
         .send()
         .await
@@ -194,7 +185,7 @@ async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
         &dir.path().join("data"),
         "open http://",
     );
-    let base = addr(&line);
+    let base = base_of(&line);
     let client = reqwest::Client::new();
     let url = format!(
         "{base}/api/fast-compositor?assetId={SOFA}&configuration={}&width=50",
@@ -294,7 +285,7 @@ async fn decompression_bombs_are_refused_from_their_header_and_peak_memory_stays
         &dir.path().join("data"),
         "open http://",
     );
-    let base = addr(&line);
+    let base = base_of(&line);
     let pid = serve.0.id();
     let client = reqwest::Client::new();
     // Warm up the upload path with a small image before taking the baseline.

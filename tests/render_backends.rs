@@ -186,7 +186,7 @@ async fn a_slow_command_is_killed_at_its_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     // The script's own child went with it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while running("31.517") > 0 {
+    while common::running_commands("31.517") > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the timed-out program's child is still running"
@@ -194,15 +194,6 @@ async fn a_slow_command_is_killed_at_its_timeout() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     server.stop().await;
-}
-
-/// Processes whose command line mentions `needle`.
-fn running(needle: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).contains(needle))
-        .count()
 }
 
 /// A render farm: answers 503 to the first `fail_first` requests, then the PNG.

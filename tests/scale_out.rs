@@ -15,26 +15,14 @@
 
 mod common;
 
-use common::{SOFA, enc, postgres, scratch_postgres_on, seaweed, solid_png, start_binary};
+use common::{
+    SOFA, base_of, enc, get_json, postgres, render_script, scratch_postgres_on, seaweed,
+    start_binary,
+};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    let r = client.get(url).send().await.unwrap();
-    assert_eq!(r.status(), 200, "GET {url}");
-    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
-}
-
-fn base_of(line: &str) -> String {
-    let addr = line
-        .split("open http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    format!("http://{addr}")
-}
 
 fn serve(config: &Path, data: &Path) -> (common::Proc, String) {
     let (p, line) = start_binary(
@@ -55,7 +43,7 @@ fn image(base: &str, config: &Value, width: u32) -> String {
 
 /// Every task of the shared queue, seen through `base`.
 async fn tasks(client: &reqwest::Client, base: &str) -> Vec<Value> {
-    let t = get_json(client, &format!("{base}/api/jobs/tasks?perPage=100")).await;
+    let t = get_json(client, &format!("{base}/api/jobs/tasks?perPage=100"), 200).await;
     assert!(t["count"].as_i64().unwrap() <= 100, "one page holds them");
     t["tasks"].as_array().unwrap().clone()
 }
@@ -67,19 +55,7 @@ async fn serve_and_worker_processes_share_postgres_and_s3() {
     let db = scratch_postgres_on(&pg);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
-    std::fs::write(
-        dir.path().join("layer.png"),
-        solid_png(1200, 1200, [120, 80, 40, 200]),
-    )
-    .unwrap();
-    // While `slow` exists a render takes 60 s: the doomed worker's.
-    std::fs::write(
-        dir.path().join("render.sh"),
-        format!(
-            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep 0.5; fi\ncat {d}/layer.png\n"
-        ),
-    )
-    .unwrap();
+    render_script(dir.path(), [120, 80, 40, 200], 0.5);
     let prefix = format!("scale-out-{}", uuid::Uuid::new_v4().simple());
     let config = dir.path().join("layercake.toml");
     std::fs::write(
@@ -151,7 +127,7 @@ refresh_ms = 200
     let t = tasks(&client, &a).await;
     let keys: HashSet<&str> = t.iter().map(|t| t["layerKey"].as_str().unwrap()).collect();
     assert_eq!((t.len(), keys.len()), (5, 5), "one task per layer key");
-    let layers = get_json(&client, &format!("{b}/api/layers?perPage=100")).await;
+    let layers = get_json(&client, &format!("{b}/api/layers?perPage=100"), 200).await;
     assert_eq!(layers["count"], 5, "one layer record per render");
 
     // A worker dies with SIGKILL mid-render; another finishes its task.
@@ -166,7 +142,12 @@ refresh_ms = 200
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     let running = loop {
-        let t = get_json(&client, &format!("{a}/api/jobs/tasks?runStatus=running")).await;
+        let t = get_json(
+            &client,
+            &format!("{a}/api/jobs/tasks?runStatus=running"),
+            200,
+        )
+        .await;
         if let Some(id) = t["tasks"][0]["id"].as_str() {
             break id.to_string();
         }
@@ -179,7 +160,7 @@ refresh_ms = 200
     let (_rescuer, _) = start_binary(&["worker"], &config, &data("w2"), "worker running");
     let (status, navy_bytes) = waiting.await.unwrap();
     assert_eq!(status, 200, "the waiting request gets its image");
-    let task = get_json(&client, &format!("{b}/api/jobs/tasks/{running}")).await;
+    let task = get_json(&client, &format!("{b}/api/jobs/tasks/{running}"), 200).await;
     let runs = task["runs"].as_array().unwrap();
     assert_eq!(task["runResult"], "Success", "{task}");
     assert_eq!(runs.len(), 2, "{task}");
@@ -218,7 +199,7 @@ refresh_ms = 200
     let id = job["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let job = loop {
-        let j = get_json(&client, &format!("{b}/api/jobs/{id}")).await;
+        let j = get_json(&client, &format!("{b}/api/jobs/{id}"), 200).await;
         if j["status"] == "stopped" {
             break j;
         }
@@ -243,7 +224,7 @@ refresh_ms = 200
         .map(|t| t["layerKey"].as_str().unwrap())
         .collect();
     assert_eq!(keys.len(), all.len(), "no key rendered twice");
-    let layers = get_json(&client, &format!("{a}/api/layers?perPage=100")).await;
+    let layers = get_json(&client, &format!("{a}/api/layers?perPage=100"), 200).await;
     assert_eq!(layers["count"].as_u64().unwrap() as usize, keys.len());
 
     // An asset created through B is served by A after A's refresh; updated

@@ -5,34 +5,18 @@
 
 mod common;
 
-use common::{enc, solid_png, start_binary as start};
-use serde_json::{Value, json};
+use common::{
+    base_of, enc, get_json, metric, render_script, running_commands, start_binary as start,
+};
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    let r = client.get(url).send().await.unwrap();
-    assert_eq!(r.status(), 200, "GET {url}");
-    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn a_task_of_a_killed_worker_is_finished_by_another() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = dir.path().display();
-    std::fs::write(
-        dir.path().join("layer.png"),
-        solid_png(1200, 1200, [90, 60, 30, 255]),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("render.sh"),
-        // While `slow` exists a render takes 60 s: the doomed worker's.
-        format!(
-            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep 1.5; fi\ncat {d}/layer.png\n"
-        ),
-    )
-    .unwrap();
+    render_script(dir.path(), [90, 60, 30, 255], 1.5);
     let config = dir.path().join("layercake.toml");
     std::fs::write(
         &config,
@@ -62,13 +46,7 @@ poll_ms = 100
         &data,
         "open http://",
     );
-    let addr = line
-        .split("open http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
-    let base = format!("http://{addr}");
+    let base = base_of(&line);
     std::fs::write(dir.path().join("slow"), "").unwrap();
     let (mut doomed, _) = start(&["worker"], &config, &data, "worker running");
 
@@ -85,7 +63,12 @@ poll_ms = 100
     // Kill the worker while it renders its first task.
     let deadline = Instant::now() + Duration::from_secs(20);
     let running = loop {
-        let t = get_json(&client, &format!("{base}/api/jobs/tasks?runStatus=running")).await;
+        let t = get_json(
+            &client,
+            &format!("{base}/api/jobs/tasks?runStatus=running"),
+            200,
+        )
+        .await;
         if let Some(id) = t["tasks"][0]["id"].as_str() {
             break id.to_string();
         }
@@ -123,7 +106,7 @@ poll_ms = 100
         200,
         "the waiting request gets its image"
     );
-    let task = get_json(&client, &format!("{base}/api/jobs/tasks/{running}")).await;
+    let task = get_json(&client, &format!("{base}/api/jobs/tasks/{running}"), 200).await;
     assert_eq!(task["runResult"], "Success", "{task}");
     let runs = task["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{task}");
@@ -137,9 +120,9 @@ poll_ms = 100
     assert_ne!(runs[0]["worker"], runs[1]["worker"]);
 
     // Exactly one layer record per layer key.
-    let layers = get_json(&client, &format!("{base}/api/layers?perPage=100")).await;
+    let layers = get_json(&client, &format!("{base}/api/layers?perPage=100"), 200).await;
     assert_eq!(layers["count"], 5, "{layers}");
-    let tasks = get_json(&client, &format!("{base}/api/jobs/tasks?perPage=100")).await;
+    let tasks = get_json(&client, &format!("{base}/api/jobs/tasks?perPage=100"), 200).await;
     assert_eq!(tasks["count"], 5);
     let layer_keys: std::collections::HashSet<&str> = tasks["tasks"]
         .as_array()
@@ -161,24 +144,13 @@ poll_ms = 100
         .text()
         .await
         .unwrap();
-    let renders: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("layercake_renders_total{result=\"success\"} "))
-        .unwrap_or_else(|| panic!("{text}"))
-        .parse()
-        .unwrap();
-    assert_eq!(renders, 5.0, "{text}");
+    assert_eq!(
+        metric(&text, "layercake_renders_total{result=\"success\"}"),
+        5.0,
+        "{text}"
+    );
     assert!(
         text.contains("layercake_queue_depth{status=\"pending\"} 0"),
         "{text}"
     );
-}
-
-/// Processes whose command line mentions `needle`.
-fn running_commands(needle: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).contains(needle))
-        .count()
 }

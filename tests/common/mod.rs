@@ -255,3 +255,46 @@ pub fn start_binary(
         .unwrap_or_else(|_| panic!("layercake {args:?} never logged {ready:?}"));
     (Proc(child), line)
 }
+
+/// The base URL (`http://host:port`) in a `serve` log line `... open http://host:port/ ...`.
+pub fn base_of(line: &str) -> String {
+    let addr = line
+        .split("open http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("a serve address in the line");
+    format!("http://{addr}")
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn running_commands(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
+}
+
+/// The value of one series in a Prometheus text exposition (0 if absent).
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Writes `dir/render.sh`, a `command` render backend that answers a
+/// 1200² layer of `rgba` after `seconds`, or after 60 s while `dir/slow`
+/// exists (a render to kill a worker in). Returns the script's path.
+pub fn render_script(dir: &std::path::Path, rgba: [u8; 4], seconds: f32) -> std::path::PathBuf {
+    let d = dir.display();
+    std::fs::write(dir.join("layer.png"), solid_png(1200, 1200, rgba)).unwrap();
+    let script = dir.join("render.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep {seconds}; fi\ncat {d}/layer.png\n"
+        ),
+    )
+    .unwrap();
+    script
+}
