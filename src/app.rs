@@ -164,13 +164,6 @@ impl App {
         webhooks.spawn_dispatcher(background.tracker(), background.token());
         store.spawn_flusher(background.tracker(), background.token());
         crate::telemetry::spawn_upkeep(background.tracker(), background.token());
-        if settings.catalog.refresh_ms > 0 {
-            assets.spawn_refresh(
-                Duration::from_millis(settings.catalog.refresh_ms),
-                background.tracker(),
-                background.token(),
-            );
-        }
         let compositor = Compositor::new(
             tiers,
             store.clone(),
@@ -184,6 +177,14 @@ impl App {
                 avif_concurrency: settings.compose.avif_concurrency,
             },
         );
+        assets.on_replaced_layers(Arc::new(compositor.clone()));
+        if settings.catalog.refresh_ms > 0 {
+            assets.spawn_refresh(
+                Duration::from_millis(settings.catalog.refresh_ms),
+                background.tracker(),
+                background.token(),
+            );
+        }
         let configurations = SavedConfigurations::new(Arc::clone(&meta), Arc::clone(&assets));
         let signer =
             crate::signing::Signer::new(&settings.signing.keys).map_err(AppError::Render)?;

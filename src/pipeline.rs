@@ -683,6 +683,44 @@ impl Inner {
     }
 }
 
+/// Layer images another process replaced by registration (its epoch bump
+/// reached this one through the catalogue refresh): this node's memory and
+/// disk copies go, and the object store's image is read afresh.
+#[async_trait::async_trait]
+impl crate::service::ReplacedLayers for Compositor {
+    async fn forget(&self, asset: uuid::Uuid, version: u32, keys: &[String]) {
+        for key in keys.iter().filter_map(|h| Key::from_hex(h)) {
+            let this = Arc::clone(&self.inner);
+            let path = crate::store::layer_path(asset, version, &key);
+            // Under the key's exclusive flight: a read under way finishes
+            // first, and readers that come meanwhile get the new image.
+            let fresh = self
+                .inner
+                .layers
+                .exclusive(key, move || async move {
+                    this.tiers.layers.invalidate(&key);
+                    this.store.forget_cached(&path).await;
+                    let Some(bytes) = this.store.get(&path).await? else {
+                        return Ok(None);
+                    };
+                    let max = this.limits.max_layer_pixels;
+                    let layer = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
+                        .await
+                        .map_err(|e| Error::Internal(format!("decode task: {e}")))?
+                        .map_err(|e| Error::Internal(format!("layer {key}: {e}")))?;
+                    let layer = Arc::new(layer);
+                    this.tiers.layers.insert(key, Arc::clone(&layer));
+                    Ok(Some(layer))
+                })
+                .await;
+            if let Err(e) = fresh {
+                // The memory copy is gone either way; the next read fetches it.
+                tracing::warn!(%key, error = %e, "replaced layer not reloaded");
+            }
+        }
+    }
+}
+
 /// Decrements a counter when dropped.
 struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
 

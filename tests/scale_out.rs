@@ -11,12 +11,13 @@
 //! - What one node made, the other serves from S3 without rendering.
 //! - A batch queued through one node is followed to its end through the other.
 //! - An asset created and then updated through one node is served, in its
-//!   new version, by the other within its catalogue refresh.
+//!   new version, by the other within its catalogue refresh; so is a layer
+//!   image registered through one node, which the other had in memory.
 
 mod common;
 
 use common::{
-    SOFA, base_of, enc, get_json, postgres, render_script, scratch_postgres_on, seaweed,
+    SOFA, base_of, enc, get_json, postgres, render_script, scratch_postgres_on, seaweed, solid_png,
     start_binary,
 };
 use serde_json::{Value, json};
@@ -237,12 +238,15 @@ refresh_ms = 200
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // A's images are another size than B's, so that A composes them itself
+    // rather than finding B's in S3.
     let pixel = |base: String| {
         let client = client.clone();
+        let width = if base == b { 32 } else { 16 };
         async move {
             let r = client
                 .get(format!(
-                    "{base}/api/fast-compositor?assetId={MUG}&configuration=%7B%7D&format=png"
+                    "{base}/api/fast-compositor?assetId={MUG}&configuration=%7B%7D&format=png&width={width}"
                 ))
                 .send()
                 .await
@@ -276,6 +280,32 @@ refresh_ms = 200
         assert!(
             Instant::now() < deadline,
             "A kept serving the mug's old version"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A layer image registered through B replaces the one A holds in memory.
+    let file = common::upload(
+        &client,
+        &b,
+        "green.png",
+        solid_png(32, 32, [10, 200, 30, 255]),
+    )
+    .await;
+    let r = client
+        .post(format!("{b}/api/layers"))
+        .json(&json!({"assetId": MUG, "assetLayer": "Background", "assetLayerConfiguration": {},
+                      "stageConfiguration": {"Camera": 0}, "fileId": file["id"], "width": 32, "height": 32}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(pixel(b.clone()).await, Some([10, 200, 30, 255]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pixel(a.clone()).await != Some([10, 200, 30, 255]) {
+        assert!(
+            Instant::now() < deadline,
+            "A kept composing from its old copy of the layer"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

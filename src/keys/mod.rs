@@ -39,6 +39,18 @@ impl Key {
     pub fn hex(&self) -> String {
         self.to_string()
     }
+
+    /// The key spelled by 64 hex digits, as [`Key::hex`] writes it.
+    pub fn from_hex(s: &str) -> Option<Key> {
+        if s.len() != 64 {
+            return None;
+        }
+        let mut k = [0u8; 32];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Key(k))
+    }
 }
 
 impl fmt::Display for Key {

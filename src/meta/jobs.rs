@@ -205,11 +205,29 @@ fn run_row(r: &AnyRow) -> Result<RunRow, MetaError> {
     })
 }
 
-/// Locks the live jobs linked to `task` (a no-op update) before the task
-/// changes, so two transactions stopping a job's last two tasks serialise
-/// on the job row and the second sees the first's change (PostgreSQL's
-/// READ COMMITTED would otherwise let both miss it).
-async fn lock_linked_jobs(conn: &mut AnyConnection, task: Uuid, now: i64) -> Result<(), MetaError> {
+/// Locks the live jobs linked to `task` before the task changes, so two
+/// transactions stopping a job's last two tasks serialise on the job row
+/// and the second sees the first's change (PostgreSQL's READ COMMITTED
+/// would otherwise let both miss it). On PostgreSQL the rows are locked in
+/// id order, as every transaction that locks several jobs does, so two of
+/// them cannot each hold a job the other waits for; SQLite serialises
+/// writers, and the no-op update takes its write lock.
+async fn lock_linked_jobs(
+    conn: &mut AnyConnection,
+    postgres: bool,
+    task: Uuid,
+    now: i64,
+) -> Result<(), MetaError> {
+    if postgres {
+        sqlx::query(
+            "SELECT id FROM jobs WHERE status <> 'stopped' \
+             AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1) ORDER BY id FOR UPDATE",
+        )
+        .bind(task.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(translate)?;
+    }
     sqlx::query(
         "UPDATE jobs SET updated_at = $2 WHERE status <> 'stopped' \
          AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1)",
@@ -272,7 +290,7 @@ impl Meta {
         .map_err(translate)?;
         match self.link_all(job, tasks, now).await {
             Ok(ids) => {
-                let stored = self.schedule(job.id).await?;
+                let stored = self.schedule(job.org_id, job.id).await?;
                 Ok((stored, ids))
             }
             Err(e) => {
@@ -297,7 +315,14 @@ impl Meta {
         let mut order: Vec<usize> = (0..tasks.len()).collect();
         order.sort_by(|a, b| tasks[*a].layer_key.cmp(&tasks[*b].layer_key));
         let mut ids = vec![Uuid::nil(); tasks.len()];
-        for chunk in order.chunks(CHUNK) {
+        for (n, chunk) in order.chunks(CHUNK).enumerate() {
+            // A batch cancelled while it is being created links no more.
+            if n > 0 && self.job(job.org_id, job.id).await?.status == "stopped" {
+                return Err(MetaError::Conflict(format!(
+                    "job {} was cancelled while its tasks were being queued",
+                    job.id
+                )));
+            }
             let mut tx = self.pool.begin().await.map_err(translate)?;
             for &i in chunk {
                 // Created in plan order (bottom layer first), whatever the
@@ -312,7 +337,7 @@ impl Meta {
 
     /// Ends the `scheduling` state of a job whose tasks are all linked: it
     /// is running if a task is, stopped if none is active, else pending.
-    async fn schedule(&self, id: Uuid) -> Result<JobRow, MetaError> {
+    async fn schedule(&self, org: Uuid, id: Uuid) -> Result<JobRow, MetaError> {
         let now = self.now();
         // Lock the job row first, then decide in a new statement: a worker
         // stopping one of its tasks holds the row (`lock_linked_jobs`)
@@ -332,15 +357,19 @@ impl Meta {
              status = CASE WHEN EXISTS ({active} = 'running') THEN 'running' \
                            WHEN EXISTS ({active} = 'pending') THEN 'pending' ELSE 'stopped' END, \
              scheduler_state = CASE WHEN EXISTS ({active} <> 'stopped') THEN 'scheduled' ELSE 'finished' END \
-             WHERE id = $1 RETURNING {JOB_COLUMNS}"
+             WHERE id = $1 AND scheduler_state = 'scheduling' RETURNING {JOB_COLUMNS}"
         ))
         .bind(id.to_string())
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(translate)?;
         tx.commit().await.map_err(translate)?;
-        job_row(&r)
+        match r {
+            Some(r) => job_row(&r),
+            // Cancelled while its tasks were being linked: it stays so.
+            None => self.job(org, id).await,
+        }
     }
 
     /// Stops jobs (not being created) that have no active task left: a
@@ -536,18 +565,26 @@ impl Meta {
         // first, so doing this inside it could deadlock with them on
         // PostgreSQL. A job shown `pending` for an instant is harmless; a
         // job that stopped meanwhile is left alone.
-        if let Err(e) = sqlx::query(
-            "UPDATE jobs SET status = 'running', updated_at = $2 WHERE status = 'pending' \
-             AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1)",
-        )
-        .bind(task.id.to_string())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        {
+        if let Err(e) = self.mark_jobs_running(task.id, now).await {
             tracing::warn!(task = %task.id, error = %e, "job status not set to running");
         }
         Ok(Some((task, run)))
+    }
+
+    /// The pending jobs of a task that started running become `running`.
+    async fn mark_jobs_running(&self, task: Uuid, now: i64) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await.map_err(translate)?;
+        lock_linked_jobs(&mut tx, self.postgres, task, now).await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'running', updated_at = $2 WHERE status = 'pending' \
+             AND id IN (SELECT job_id FROM job_tasks WHERE task_id = $1)",
+        )
+        .bind(task.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        tx.commit().await.map_err(translate)
     }
 
     /// Extends the lease of a task this run still holds; false if it lost it.
@@ -585,7 +622,7 @@ impl Meta {
     ) -> Result<Finished, MetaError> {
         let now = self.now();
         let mut tx = self.pool.begin().await.map_err(translate)?;
-        lock_linked_jobs(&mut tx, task, now).await?;
+        lock_linked_jobs(&mut tx, self.postgres, task, now).await?;
         // A failed task that no live job wants any more is not retried.
         let wanted = sqlx::query(
             "SELECT 1 AS one FROM job_tasks jt JOIN jobs j ON j.id = jt.job_id \
@@ -668,6 +705,28 @@ impl Meta {
     pub async fn fail_abandoned(&self) -> Result<Vec<(TaskRow, Vec<JobRow>)>, MetaError> {
         let now = self.now();
         let mut tx = self.pool.begin().await.map_err(translate)?;
+        // On PostgreSQL: jobs before tasks, each in a fixed order (id, key),
+        // as every other transaction locks them.
+        if self.postgres {
+            sqlx::query(
+                "SELECT id FROM jobs WHERE status <> 'stopped' AND id IN \
+                 (SELECT jt.job_id FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \
+                  WHERE t.status = 'running' AND t.lease_expires < $1 AND t.attempts >= t.max_attempts) \
+                 ORDER BY id FOR UPDATE",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(translate)?;
+            sqlx::query(
+                "SELECT id FROM tasks WHERE status = 'running' AND lease_expires < $1 \
+                 AND attempts >= max_attempts ORDER BY layer_key FOR UPDATE",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(translate)?;
+        }
         sqlx::query(
             "UPDATE jobs SET updated_at = $1 WHERE status <> 'stopped' AND id IN \
              (SELECT jt.job_id FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id \

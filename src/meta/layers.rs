@@ -95,6 +95,27 @@ fn filter(org: Uuid, f: &LayerFilter) -> Where {
 }
 
 impl Meta {
+    /// The layer keys of `asset` `version` that have an uploaded
+    /// (registered) image: the ones a registration may have replaced.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn registered_layer_keys(
+        &self,
+        asset: Uuid,
+        version: u32,
+    ) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT layer_key FROM layers WHERE asset_id = $1 AND asset_version = $2 AND source = 'upload'",
+        )
+        .bind(asset.to_string())
+        .bind(i64::from(version))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(translate)?;
+        rows.iter().map(|r| text(r, "layer_key")).collect()
+    }
+
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn insert_layer(&self, l: &LayerRow) -> Result<(), MetaError> {

@@ -265,3 +265,71 @@ fn passwords_are_redacted() {
     );
     assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
 }
+
+#[tokio::test]
+async fn migration_5_keeps_one_version_per_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}/m.db?mode=rwc", dir.path().display())];
+    if let Ok(base) = std::env::var("LC_TEST_POSTGRES_URL") {
+        urls.push(create_scratch_database(&base).await.unwrap());
+    }
+    sqlx::any::install_default_drivers();
+    for url in urls {
+        // A database from before migration 5, holding duplicates: asset A
+        // has v1 and v3 with one definition (v1 live), asset B v1 and v2
+        // with one definition (neither live).
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(MIGRATOR.migrations[..4].to_vec()),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        before.run(&pool).await.unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        for (asset, version, fp) in [
+            (a, 1, "x"),
+            (a, 2, "y"),
+            (a, 3, "x"),
+            (b, 1, "z"),
+            (b, 2, "z"),
+        ] {
+            sqlx::query(
+                "INSERT INTO asset_versions (asset_id, version, org_id, name, definition, content_fp, source, created_at) \
+                 VALUES ($1, $2, $3, 'n', '{}', $4, 'api', 0)",
+            )
+            .bind(asset.to_string())
+            .bind(version)
+            .bind(DEFAULT_ORG.to_string())
+            .bind(fp)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query("INSERT INTO asset_live (asset_id, version, updated_at) VALUES ($1, 1, 0)")
+            .bind(a.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let meta = Meta::open(&url, 2).await.unwrap();
+        let by = |asset, fp: &'static str| {
+            let meta = &meta;
+            async move {
+                meta.asset_version_by_content(asset, fp)
+                    .await
+                    .unwrap()
+                    .map(|r| r.version)
+            }
+        };
+        assert_eq!(by(a, "x").await, Some(1), "the live one stays: {url}");
+        assert_eq!(by(a, "y").await, Some(2));
+        assert_eq!(by(b, "z").await, Some(2), "else the newest");
+        assert_eq!(
+            meta.asset_version(a, 3).await.unwrap().unwrap().version,
+            3,
+            "kept"
+        );
+        meta.close().await;
+    }
+}

@@ -33,6 +33,16 @@ pub struct AssetRegistry {
     writes: tokio::sync::Mutex<()>,
     /// Live versions [`AssetRegistry::refresh`] found it cannot load (warned once).
     unloadable: std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>,
+    /// See [`AssetRegistry::on_replaced_layers`].
+    replaced: std::sync::OnceLock<Arc<dyn ReplacedLayers>>,
+}
+
+/// Drops a process's cached copies (memory, local disk) of layer images
+/// that another process replaced by registration.
+#[async_trait::async_trait]
+pub trait ReplacedLayers: Send + Sync {
+    /// `keys` (hex layer keys) of `asset` `version` may have new images.
+    async fn forget(&self, asset: Uuid, version: u32, keys: &[String]);
 }
 
 const FROM_CATALOG: &str = "catalog";
@@ -90,6 +100,7 @@ impl AssetRegistry {
             resolved: std::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
             unloadable: std::sync::Mutex::default(),
+            replaced: std::sync::OnceLock::new(),
         })
     }
 
@@ -109,50 +120,91 @@ impl AssetRegistry {
         let mut changed = 0;
         for (id, version) in self.meta.live_versions().await? {
             let epoch = epochs.get(&id).copied().unwrap_or(0);
-            let current = self.catalog.get(&id);
-            if current
-                .as_ref()
-                .is_some_and(|a| a.version == version && a.epoch == epoch)
-            {
-                continue;
+            if self.adopt(id, version, epoch).await? {
+                changed += 1;
             }
-            let Some(row) = self.meta.asset_version(id, version).await? else {
-                continue;
-            };
-            // As at start: an asset whose catalogue file is gone is not
-            // served; new assets come from the API.
-            if current.is_none() && row.source != FROM_API {
-                continue;
-            }
-            if self
-                .unloadable
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&(id, version))
-            {
-                continue;
-            }
-            let resolved = match self.resolve(id, version).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(asset = %id, version, error = %e, "live version made elsewhere does not load here; keeping the one this process has");
-                    self.unloadable
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert((id, version));
-                    continue;
-                }
-            };
-            let mut next = (*resolved).clone();
-            next.org = row.org_id;
-            next.epoch = epoch;
-            next.created_at = current.as_ref().map_or(row.created_at, |a| a.created_at);
-            next.updated_at = row.created_at;
-            self.catalog.replace(Arc::new(next));
-            tracing::info!(asset = %id, version, epoch, "asset changed by another process");
-            changed += 1;
         }
         Ok(changed)
+    }
+
+    /// [`AssetRegistry::refresh`] for one asset; called under `writes`
+    /// before an update decides anything, so that it never decides from a
+    /// view older than the store's.
+    async fn refresh_one(&self, id: Uuid) -> Result<(), Error> {
+        let live = self.meta.live_versions().await?;
+        if let Some((_, version)) = live.into_iter().find(|(a, _)| *a == id) {
+            let epoch = self.meta.asset_epoch(id).await?;
+            self.adopt(id, version, epoch).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes `version` at `epoch` the live asset `id` of this process if it
+    /// is not already; true if it changed. Called under `writes`.
+    async fn adopt(&self, id: Uuid, version: u32, epoch: u64) -> Result<bool, Error> {
+        let current = self.catalog.get(&id);
+        if current
+            .as_ref()
+            .is_some_and(|a| a.version == version && a.epoch >= epoch)
+        {
+            return Ok(false);
+        }
+        let Some(row) = self.meta.asset_version(id, version).await? else {
+            return Ok(false);
+        };
+        // As at start: an asset whose catalogue file is gone is not
+        // served; new assets come from the API.
+        if current.is_none() && row.source != FROM_API {
+            return Ok(false);
+        }
+        if self
+            .unloadable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(id, version))
+        {
+            return Ok(false);
+        }
+        let resolved = match self.resolve(id, version).await {
+            Ok(a) => a,
+            // The definition itself does not load here: warn once, keep
+            // the version this process has.
+            Err(e @ Error::Internal(_)) => {
+                tracing::warn!(asset = %id, version, error = %e, "live version made elsewhere does not load here; keeping the one this process has");
+                self.unloadable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((id, version));
+                return Ok(false);
+            }
+            // The store blinked: the next pass tries again.
+            Err(e) => return Err(e),
+        };
+        // A layer registered elsewhere replaced an image under its old key:
+        // drop this process's copies of the registered keys before the new
+        // epoch lets composites be made (and stored) from them.
+        if current
+            .as_ref()
+            .is_some_and(|a| a.version == version && a.epoch < epoch)
+            && let Some(hook) = self.replaced.get()
+        {
+            let keys = self.meta.registered_layer_keys(id, version).await?;
+            hook.forget(id, version, &keys).await;
+        }
+        let mut next = (*resolved).clone();
+        next.org = row.org_id;
+        next.epoch = epoch;
+        next.created_at = current.as_ref().map_or(row.created_at, |a| a.created_at);
+        next.updated_at = row.created_at;
+        self.catalog.replace(Arc::new(next));
+        tracing::info!(asset = %id, version, epoch, "asset changed by another process");
+        Ok(true)
+    }
+
+    /// Who drops cached copies of layer images another process replaced
+    /// (the compositor); set once, at start.
+    pub fn on_replaced_layers(&self, hook: Arc<dyn ReplacedLayers>) {
+        let _ = self.replaced.set(hook);
     }
 
     /// Calls [`AssetRegistry::refresh`] every `every` until `stop`.
@@ -187,6 +239,7 @@ impl AssetRegistry {
             resolved: std::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
             unloadable: std::sync::Mutex::default(),
+            replaced: std::sync::OnceLock::new(),
         }
     }
 
@@ -270,6 +323,8 @@ impl AssetRegistry {
         }
         let mut asset = load_asset_str(&id.to_string(), &doc.to_string())?;
         let _guard = self.writes.lock().await;
+        // Decide from the store's view, not one up to refresh_ms old.
+        self.refresh_one(id).await?;
         let existing = self.catalog.get(&id);
         if let Some(e) = &existing {
             if e.org != org {
@@ -301,6 +356,8 @@ impl AssetRegistry {
     /// registration); store failures.
     pub async fn bump_epoch(&self, id: Uuid, expected_version: u32) -> Result<Arc<Asset>, Error> {
         let _guard = self.writes.lock().await;
+        // Decide from the store's view, not one up to refresh_ms old.
+        self.refresh_one(id).await?;
         let current = self
             .catalog
             .get(&id)

@@ -14,7 +14,7 @@ pub mod gc;
 pub mod layers;
 pub mod tokens;
 
-pub use assets::AssetRegistry;
+pub use assets::{AssetRegistry, ReplacedLayers};
 pub use configurations::{NewConfiguration, SavedConfigurations};
 pub use files::FileService;
 pub use layers::{LayerQuery, LayerService, NewLayer};

@@ -275,6 +275,14 @@ impl BlobStore {
     }
 
     /// Whether the store answered its last request.
+    /// Drops this node's disk-tier copy of `path` (the object itself is
+    /// untouched): another node replaced it.
+    pub async fn forget_cached(&self, path: &str) {
+        if let Some(disk) = &self.inner.disk {
+            disk.remove(path).await;
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.inner.down_until.load(Ordering::Acquire) == 0
     }
