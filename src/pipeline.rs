@@ -649,6 +649,20 @@ impl Inner {
             .await
     }
 
+    /// Decodes a stored layer object. Decoding serves every request that
+    /// needs the layer (it runs as the key's flight), so it waits for a
+    /// compose slot rather than failing one of them.
+    async fn decode_layer(
+        this: &Arc<Inner>,
+        bytes: Bytes,
+    ) -> Result<Result<LayerImage, layerfile::LayerFileError>, Error> {
+        let max = this.limits.max_layer_pixels;
+        let _permit = this.cpu_slot(Admit::Wait).await?;
+        tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
+            .await
+            .map_err(|e| Error::Internal(format!("decode task: {e}")))
+    }
+
     /// A stored layer, if there is a usable one. A stored object that does
     /// not decode or does not fit the canvas is treated as missing (and so
     /// rendered again) rather than served.
@@ -659,17 +673,8 @@ impl Inner {
         let Some(bytes) = this.store.get(&job.path()).await? else {
             return Ok(None);
         };
-        let max = this.limits.max_layer_pixels;
         let want = (job.request.width, job.request.height);
-        // Decoding a layer serves every request that needs it (it runs as
-        // the key's flight), so it waits rather than failing one of them.
-        let decoded = {
-            let _permit = this.cpu_slot(Admit::Wait).await?;
-            tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-                .await
-                .map_err(|e| Error::Internal(format!("decode task: {e}")))?
-        };
-        match decoded {
+        match Inner::decode_layer(this, bytes).await? {
             Ok(l) if (l.canvas_width, l.canvas_height) == want => Ok(Some(Arc::new(l))),
             Ok(l) => {
                 tracing::warn!(key = %job.key, canvas = ?(l.canvas_width, l.canvas_height), "stored layer has the wrong canvas; rendering again");
@@ -703,10 +708,8 @@ impl crate::service::ReplacedLayers for Compositor {
                     let Some(bytes) = this.store.get(&path).await? else {
                         return Ok(None);
                     };
-                    let max = this.limits.max_layer_pixels;
-                    let layer = tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-                        .await
-                        .map_err(|e| Error::Internal(format!("decode task: {e}")))?
+                    let layer = Inner::decode_layer(&this, bytes)
+                        .await?
                         .map_err(|e| Error::Internal(format!("layer {key}: {e}")))?;
                     let layer = Arc::new(layer);
                     this.tiers.layers.insert(key, Arc::clone(&layer));

@@ -91,7 +91,8 @@ async fn serve_metrics(addr: &str, meta: Arc<Meta>, background: &Background) -> 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("metrics listen address {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "worker metrics on http://{}/metrics", listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "worker metrics on http://{bound}/metrics");
     let app = axum::Router::new()
         .route(
             "/metrics",

@@ -3,7 +3,6 @@
 use super::{Meta, MetaError, int, text, translate, uuid};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// One version of one asset definition.
@@ -213,20 +212,6 @@ impl Meta {
         .map_err(translate)
     }
 
-    /// Every asset's layer epoch that is above 0.
-    ///
-    /// # Errors
-    /// [`MetaError`] from the store.
-    pub async fn asset_epochs(&self) -> Result<HashMap<Uuid, u64>, MetaError> {
-        let rows = sqlx::query("SELECT asset_id, epoch FROM asset_epochs")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(translate)?;
-        rows.iter()
-            .map(|r| Ok((uuid(r, "asset_id")?, int(r, "epoch")?.max(0) as u64)))
-            .collect()
-    }
-
     /// The asset's layer epoch (0 until a registered layer replaced an image).
     ///
     /// # Errors
@@ -259,16 +244,54 @@ impl Meta {
         self.asset_epoch(asset_id).await
     }
 
-    /// Every asset's live version and layer epoch: what `gc` keeps.
+    /// Every asset's live version and layer epoch: what `gc` keeps, and
+    /// what a serve process's catalogue refresh compares with its own.
     ///
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn live_generations(&self) -> Result<Vec<(Uuid, u32, u64)>, MetaError> {
-        let mut out = Vec::new();
-        for (asset, version) in self.live_versions().await? {
-            out.push((asset, version, self.asset_epoch(asset).await?));
+        self.generations(None).await
+    }
+
+    /// [`Meta::live_generations`] of one asset (`None` if none is live).
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn live_generation(&self, asset: Uuid) -> Result<Option<(u32, u64)>, MetaError> {
+        Ok(self
+            .generations(Some(asset))
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, version, epoch)| (version, epoch)))
+    }
+
+    async fn generations(&self, asset: Option<Uuid>) -> Result<Vec<(Uuid, u32, u64)>, MetaError> {
+        let sql = format!(
+            "SELECT l.asset_id, l.version, COALESCE(e.epoch, 0) AS epoch \
+             FROM asset_live l LEFT JOIN asset_epochs e ON e.asset_id = l.asset_id {} \
+             ORDER BY l.asset_id",
+            if asset.is_some() {
+                "WHERE l.asset_id = $1"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(a) = asset {
+            q = q.bind(a.to_string());
         }
-        Ok(out)
+        let rows = q.fetch_all(&self.pool).await.map_err(translate)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    uuid(r, "asset_id")?,
+                    u32::try_from(int(r, "version")?)
+                        .map_err(|e| MetaError::Corrupt(format!("version: {e}")))?,
+                    int(r, "epoch")?.max(0) as u64,
+                ))
+            })
+            .collect()
     }
 
     /// Paths under `layers/<asset>/` but outside the live version's folder

@@ -116,10 +116,8 @@ impl AssetRegistry {
         // Serialised with this process's own updates, so neither undoes
         // the other.
         let _guard = self.writes.lock().await;
-        let epochs = self.meta.asset_epochs().await?;
         let mut changed = 0;
-        for (id, version) in self.meta.live_versions().await? {
-            let epoch = epochs.get(&id).copied().unwrap_or(0);
+        for (id, version, epoch) in self.meta.live_generations().await? {
             if self.adopt(id, version, epoch).await? {
                 changed += 1;
             }
@@ -131,9 +129,7 @@ impl AssetRegistry {
     /// before an update decides anything, so that it never decides from a
     /// view older than the store's.
     async fn refresh_one(&self, id: Uuid) -> Result<(), Error> {
-        let live = self.meta.live_versions().await?;
-        if let Some((_, version)) = live.into_iter().find(|(a, _)| *a == id) {
-            let epoch = self.meta.asset_epoch(id).await?;
+        if let Some((version, epoch)) = self.meta.live_generation(id).await? {
             self.adopt(id, version, epoch).await?;
         }
         Ok(())
