@@ -21,7 +21,7 @@
 use crate::catalog::Asset;
 use crate::compose::{self, Format, LayerImage, Output, Rect, layerfile};
 use crate::error::Error;
-use crate::jobs::{JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
+use crate::jobs::{Ended, JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
 use crate::keys::{self, Configuration, Key};
 use crate::render::RenderRequest;
 use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path};
@@ -134,6 +134,11 @@ pub struct Compositor {
     inner: Arc<Inner>,
 }
 
+/// A test's fault point on the miss path (see
+/// [`Compositor::hold_before_queueing`]).
+pub type MissHook =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static>;
+
 struct Inner {
     tiers: MemoryTiers,
     store: BlobStore,
@@ -153,6 +158,8 @@ struct Inner {
     writes: TaskTracker,
     /// Compose/encode jobs waiting for a slot of `cpu`.
     waiting: std::sync::atomic::AtomicUsize,
+    /// Awaited between a miss in the store and the job for it (tests only).
+    before_queueing: std::sync::OnceLock<MissHook>,
 }
 
 impl Compositor {
@@ -175,8 +182,19 @@ impl Compositor {
                 limits,
                 writes: TaskTracker::new(),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
+                before_queueing: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// A fault point for tests: every request that found layers missing
+    /// in the store awaits `hook` before it queues their renders, so a test
+    /// can hold one there while the same layers are rendered for another
+    /// (the window in which a miss once rendered a layer twice). Set once;
+    /// never set outside tests.
+    #[doc(hidden)]
+    pub fn hold_before_queueing(&self, hook: MissHook) -> bool {
+        self.inner.before_queueing.set(hook).is_ok()
     }
 
     /// Whether the image is cached (in memory or in the object store)
@@ -572,13 +590,19 @@ impl Inner {
                 "view": asset.views[req.view].name,
             }),
             priority: PRIORITY_INTERACTIVE,
+            rerender: Default::default(),
         };
-        let (_, tasks) = this.jobs.submit(spec, &missing, true).await?;
+        if let Some(hook) = this.before_queueing.get() {
+            hook().await;
+        }
+        let submitted = this.jobs.submit(spec, &missing, true).await?;
         let rendered = futures::future::try_join_all(
             missing
                 .into_iter()
-                .zip(tasks)
-                .map(|(job, task)| Inner::rendered_layer(Arc::clone(this), job, task)),
+                .zip(submitted.tasks.into_iter().zip(submitted.reused))
+                .map(|(job, (task, reused))| {
+                    Inner::rendered_layer(Arc::clone(this), job, task, reused)
+                }),
         )
         .await?;
         let mut rendered = rendered.into_iter();
@@ -622,11 +646,13 @@ impl Inner {
             .await
     }
 
-    /// One layer once its task has succeeded, read back from the store.
+    /// One layer once its task has succeeded, read back from the store
+    /// (at once when the submission found it `reused`: already recorded).
     async fn rendered_layer(
         this: Arc<Inner>,
         job: LayerJob,
         task: uuid::Uuid,
+        reused: bool,
     ) -> Result<Arc<LayerImage>, Error> {
         let key = job.key;
         let tiers = this.tiers.clone();
@@ -636,17 +662,63 @@ impl Inner {
                 key,
                 || tiers.layers.get(&key),
                 move || async move {
-                    this.jobs.wait(task, this.limits.miss_wait).await?;
-                    let layer = Inner::stored_layer(&this, &job).await?.ok_or_else(|| {
-                        Error::unavailable(format!(
-                            "layer {key} was rendered but is not readable from the object store yet; retry"
-                        ))
-                    })?;
-                    this.tiers.layers.insert(key, Arc::clone(&layer));
-                    Ok(layer)
+                    let deadline = tokio::time::Instant::now() + this.limits.miss_wait;
+                    let (mut task, mut reused) = (task, reused);
+                    for again in 0.. {
+                        if !reused {
+                            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                            reused = this.jobs.wait(task, left).await? == Ended::Reused;
+                        }
+                        if let Some(layer) = Inner::stored_layer(&this, &job).await? {
+                            this.tiers.layers.insert(key, Arc::clone(&layer));
+                            return Ok(layer);
+                        }
+                        if !reused || again == 2 {
+                            break;
+                        }
+                        // Recorded, so not rendered, but its stored object
+                        // is gone or unusable (deleted, or failed its seal
+                        // or decode): render it again.
+                        tracing::warn!(key = %key, "layer recorded but its stored image is missing or unusable; rendering it again");
+                        (task, reused) = Inner::queue_rerender(&this, &job).await?;
+                    }
+                    Err(Error::unavailable(format!(
+                        "layer {key} was rendered but is not readable from the object store yet; retry"
+                    )))
                 },
             )
             .await
+    }
+
+    /// Queues a render of `job` whatever its record says; its task, and
+    /// whether that reuses the record after all (never, as submitted).
+    async fn queue_rerender(
+        this: &Arc<Inner>,
+        job: &LayerJob,
+    ) -> Result<(uuid::Uuid, bool), Error> {
+        let asset = &job.request.asset;
+        let spec = JobSpec {
+            org: asset.org,
+            title: format!("render again {}", job.request.describe()),
+            kind: "render".into(),
+            parameters: serde_json::json!({
+                "assetId": asset.id,
+                "assetVersion": asset.version,
+                "view": asset.views[job.request.view].name,
+                "layerKey": job.key.hex(),
+            }),
+            priority: PRIORITY_INTERACTIVE,
+            rerender: std::iter::once(job.key).collect(),
+        };
+        let s = this
+            .jobs
+            .submit(spec, std::slice::from_ref(job), true)
+            .await?;
+        s.tasks
+            .into_iter()
+            .zip(s.reused)
+            .next()
+            .ok_or_else(|| Error::Internal("a queued render has no task".into()))
     }
 
     /// Decodes a stored layer object. Decoding serves every request that

@@ -9,6 +9,8 @@
 //! | `layercake_http_request_duration_seconds` | histogram | `route` |
 //! | `layercake_cache_requests_total` | counter | `cache` (composite, layer), `tier` (memory, disk, store), `result` (hit, miss) |
 //! | `layercake_renders_total` | counter | `result` (success, retry, failure) |
+//! | `layercake_renders_duplicate_total` | counter | renders finished for a key that already had a usable stored layer (wasted work: one render per key is the promise) |
+//! | `layercake_renders_reused_total` | counter | `at` (queue, claim): tasks finished without rendering because their key was already recorded |
 //! | `layercake_render_duration_seconds` | histogram | |
 //! | `layercake_queue_wait_seconds` | histogram | (task queued or due → claimed: waiting, apart from work) |
 //! | `layercake_queue_depth` | gauge | `status` (pending, running) |
@@ -32,6 +34,8 @@ pub const HTTP_REQUESTS: &str = "layercake_http_requests_total";
 pub const HTTP_DURATION: &str = "layercake_http_request_duration_seconds";
 pub const CACHE_REQUESTS: &str = "layercake_cache_requests_total";
 pub const RENDERS: &str = "layercake_renders_total";
+pub const RENDERS_DUPLICATE: &str = "layercake_renders_duplicate_total";
+pub const RENDERS_REUSED: &str = "layercake_renders_reused_total";
 pub const RENDER_DURATION: &str = "layercake_render_duration_seconds";
 pub const QUEUE_WAIT: &str = "layercake_queue_wait_seconds";
 pub const QUEUE_DEPTH: &str = "layercake_queue_depth";

@@ -110,3 +110,103 @@ async fn a_miss_past_the_wait_budget_is_a_503_and_the_work_goes_on() {
     assert_eq!(counting.max_per_layer(), 1);
     server.stop().await;
 }
+
+/// The window that once rendered a layer twice: a request misses every
+/// layer in the store, and before it queues their renders, another request
+/// renders and records the same layers and its tasks stop. The held
+/// request must then use those layers, not render them again (one render
+/// per layer key), and still answer its image. Runs on SQLite, and on
+/// PostgreSQL in `.ci/run`'s second pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_that_queues_after_its_layers_were_rendered_renders_nothing() {
+    let counting = Counting::new();
+    let server = Server::start(settings(), Arc::new(counting.clone())).await;
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel::<()>();
+    let reached = std::sync::Mutex::new(Some(reached_tx));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let hold = Arc::clone(&release);
+    // Only the first request that gets there is held.
+    let set = server
+        .app
+        .compositor
+        .hold_before_queueing(Arc::new(move || {
+            let first = reached.lock().unwrap().take();
+            let hold = Arc::clone(&hold);
+            Box::pin(async move {
+                if let Some(tx) = first {
+                    let _ = tx.send(());
+                    let _ = hold.acquire().await;
+                }
+            })
+        }));
+    assert!(set);
+    let config = json!({"Body": "Oatmeal", "Pillows": "Blush", "Legs": "Walnut Block"});
+    let client = reqwest::Client::new();
+    let held_url = server.url(&image_url(&config, "&width=300"));
+    let held = tokio::spawn({
+        let (client, url) = (client.clone(), held_url.clone());
+        async move {
+            let r = client.get(&url).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), reached_rx)
+        .await
+        .expect("the first request reaches the fault point")
+        .unwrap();
+    assert_eq!(counting.total(), 0, "the held request has rendered nothing");
+
+    // Another size of the same configuration: the same layer keys, another
+    // composite. It renders the five layers, records them, and its tasks stop.
+    let r = client
+        .get(server.url(&image_url(&config, "&width=200")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(counting.total(), 5, "backdrop, shadow, legs, body, pillows");
+
+    // Now the held request queues the layers it saw missing.
+    release.add_permits(1);
+    let (status, bytes) = held.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        counting.total(),
+        5,
+        "a layer was rendered twice: {:?}",
+        counting.counts.lock().unwrap()
+    );
+    assert_eq!(counting.max_per_layer(), 1);
+
+    // Its job was linked to the five tasks that rendered the layers: one
+    // task and one record per layer key.
+    let tasks = common::get_json(&client, &server.url("/api/jobs/tasks?perPage=100"), 200).await;
+    let tasks = tasks["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 5, "{tasks:?}");
+    assert!(
+        tasks.iter().all(|t| t["runResult"] == "Success"),
+        "{tasks:?}"
+    );
+    let jobs = common::get_json(&client, &server.url("/api/jobs?perPage=100"), 200).await;
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for j in jobs {
+        let id = j["id"].as_str().unwrap();
+        let mine = common::get_json(
+            &client,
+            &server.url(&format!("/api/jobs/tasks?jobId={id}")),
+            200,
+        )
+        .await;
+        assert_eq!(mine["count"], 5, "{j}");
+        assert_eq!(j["status"], "stopped", "{j}");
+    }
+    let layers = common::get_json(&client, &server.url("/api/layers?perPage=100"), 200).await;
+    assert_eq!(layers["count"], 5, "one record per layer key");
+
+    // A later request for the held URL gets the same bytes, from memory.
+    let again = client.get(&held_url).send().await.unwrap();
+    assert_eq!(again.headers()["x-layercake-cache"], "hit-memory");
+    assert_eq!(again.bytes().await.unwrap(), bytes);
+    server.stop().await;
+}

@@ -125,19 +125,19 @@ pub async fn create(
             })
             .await??
     };
-    let missing = batch::missing(&app.store, &planned).await?;
+    let missing = batch::missing(&app.store, &app.meta, &planned).await?;
     if dry_run {
         return Ok((
             StatusCode::OK,
             Json(serde_json::json!({
                 "dryRun": true,
-                "parameters": batch::summary(&asset, &planned, missing.len()),
+                "parameters": batch::summary(&asset, &planned, missing.layers.len()),
             })),
         ));
     }
-    let spec = batch::spec(caller.org, &asset, &planned, missing.len());
-    let (job, _) = app.jobs.submit(spec, &missing, false).await?;
-    tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.len(), "batch job queued");
+    let spec = batch::spec(caller.org, &asset, &planned, &missing);
+    let job = app.jobs.submit(spec, &missing.layers, false).await?.job;
+    tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.layers.len(), "batch job queued");
     let job = serde_json::to_value(job_json(&app, &job, false).await?)
         .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
     Ok((StatusCode::CREATED, Json(job)))

@@ -5,18 +5,36 @@ use super::plan::Plan;
 use super::{JobSpec, LayerJob, PRIORITY_BATCH};
 use crate::catalog::Asset;
 use crate::error::Error;
+use crate::keys::Key;
+use crate::meta::Meta;
 use crate::store::BlobStore;
 use futures::StreamExt;
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Object-store existence checks in flight while planning a batch.
 const PARALLEL_CHECKS: usize = 32;
 
-/// The plan's layers that are not stored yet, in plan order.
+/// The plan's layers that are not stored yet.
+#[derive(Debug, Default)]
+pub struct Missing {
+    /// In plan order.
+    pub layers: Vec<LayerJob>,
+    /// Those recorded before the store was asked: their object was there
+    /// once (a layer is stored before it is recorded) and has gone since,
+    /// so they must render again. A layer recorded only after the store
+    /// was asked was rendered meanwhile, and its task reuses the record.
+    pub lost: HashSet<Key>,
+}
+
+/// The plan's layers that are not stored yet (records first, then the
+/// store: see [`Missing::lost`]).
 ///
 /// # Errors
-/// The store's, when it cannot say (503 while it is down).
-pub async fn missing(store: &BlobStore, plan: &Plan) -> Result<Vec<LayerJob>, Error> {
+/// The stores', when they cannot say (503 while one is down).
+pub async fn missing(store: &BlobStore, meta: &Meta, plan: &Plan) -> Result<Missing, Error> {
+    let keys: Vec<String> = plan.layers.iter().map(|l| l.key.hex()).collect();
+    let recorded = meta.recorded_among(&keys).await?;
     let checks = futures::stream::iter(plan.layers.iter().cloned())
         .map(|job| {
             let store = store.clone();
@@ -28,9 +46,21 @@ pub async fn missing(store: &BlobStore, plan: &Plan) -> Result<Vec<LayerJob>, Er
         .buffered(PARALLEL_CHECKS)
         .collect::<Vec<_>>()
         .await;
-    let mut out = Vec::new();
+    let mut out = Missing::default();
     for c in checks {
-        out.extend(c?);
+        out.layers.extend(c?);
+    }
+    out.lost = out
+        .layers
+        .iter()
+        .filter(|l| recorded.contains(&l.key.hex()))
+        .map(|l| l.key)
+        .collect();
+    if !out.lost.is_empty() {
+        tracing::warn!(
+            lost = out.lost.len(),
+            "recorded layers are missing from the object store; rendering them again"
+        );
     }
     Ok(out)
 }
@@ -53,8 +83,8 @@ pub fn summary(asset: &Asset, plan: &Plan, missing: usize) -> serde_json::Value 
     })
 }
 
-/// The batch job rendering `missing` layers of `plan`.
-pub fn spec(org: Uuid, asset: &Asset, plan: &Plan, missing: usize) -> JobSpec {
+/// The batch job rendering the `missing` layers of `plan`.
+pub fn spec(org: Uuid, asset: &Asset, plan: &Plan, missing: &Missing) -> JobSpec {
     JobSpec {
         org,
         title: format!(
@@ -64,7 +94,8 @@ pub fn spec(org: Uuid, asset: &Asset, plan: &Plan, missing: usize) -> JobSpec {
             plan.views.len()
         ),
         kind: "batch".into(),
-        parameters: summary(asset, plan, missing),
+        parameters: summary(asset, plan, missing.layers.len()),
         priority: PRIORITY_BATCH,
+        rerender: missing.lost.clone(),
     }
 }

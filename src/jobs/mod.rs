@@ -37,7 +37,7 @@ use crate::meta::{JobRow, Meta, NewTask};
 use crate::render::{RenderError, RenderRequest};
 use crate::webhooks::Webhooks;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -172,6 +172,34 @@ pub struct JobSpec {
     pub parameters: serde_json::Value,
     /// Higher runs first; a request waiting for a render outranks a batch.
     pub priority: i64,
+    /// Layers to render even though their key is recorded: the caller
+    /// found the recorded object missing or unusable. Every other layer
+    /// whose key is recorded is not rendered again (its task stops at once
+    /// as a success reusing the record).
+    pub rerender: HashSet<Key>,
+}
+
+/// A created job.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub job: JobRow,
+    /// One per layer submitted, in order.
+    pub tasks: Vec<Uuid>,
+    /// Per layer: its key was already recorded (no render: the layer
+    /// should be in the store; if it is not, it went missing since, and
+    /// [`JobSpec::rerender`] renders it).
+    pub reused: Vec<bool>,
+}
+
+/// How a task that was waited for ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A run of it rendered and stored the layer.
+    Rendered,
+    /// Its key was found recorded when it was claimed: nothing was
+    /// rendered, the layer should be in the store (as for
+    /// [`Submitted::reused`]).
+    Reused,
 }
 
 /// Priority of renders a request is waiting for.
@@ -216,7 +244,8 @@ impl Jobs {
     /// Creates a job with one task per layer (joining the active task of a
     /// key that has one). With `respect_failures`, a layer that failed for
     /// good within `failure_ttl_secs` fails the submission at once instead.
-    /// Returns the job and the task ids, in the order of `layers`.
+    /// Returns the job and the task ids, in the order of `layers`, and
+    /// which of those reuse a recorded layer (nothing to wait for: read it).
     ///
     /// # Errors
     /// [`Error::Overloaded`] when `jobs.max_pending` tasks are pending;
@@ -226,7 +255,7 @@ impl Jobs {
         spec: JobSpec,
         layers: &[LayerJob],
         respect_failures: bool,
-    ) -> Result<(JobRow, Vec<Uuid>), Error> {
+    ) -> Result<Submitted, Error> {
         if !layers.is_empty() {
             // A queue with room takes a whole job; a job bigger than the
             // bound is taken only by an empty queue.
@@ -271,6 +300,7 @@ impl Jobs {
                 title: l.request.describe(),
                 parameters: serde_json::to_string(&TaskParams::of(&l.request)).unwrap_or_default(),
                 max_attempts: i64::from(self.settings.max_attempts),
+                rerender: spec.rerender.contains(&l.key),
             })
             .collect();
         let row = JobRow {
@@ -286,22 +316,32 @@ impl Jobs {
             created_at: 0,
             updated_at: 0,
         };
-        let (job, ids) = self.meta.create_job(&row, &tasks).await?;
-        if job.status == "stopped" {
-            self.job_stopped(&job).await;
+        let queued = self.meta.create_job(&row, &tasks).await?;
+        let reused = queued.reused.iter().filter(|r| **r).count();
+        if reused > 0 {
+            metrics::counter!(crate::telemetry::RENDERS_REUSED, "at" => "queue")
+                .increment(reused as u64);
+        }
+        if queued.job.status == "stopped" {
+            self.job_stopped(&queued.job).await;
         } else {
             self.work.notify_waiters();
         }
-        Ok((job, ids))
+        Ok(Submitted {
+            job: queued.job,
+            tasks: queued.tasks,
+            reused: queued.reused,
+        })
     }
 
-    /// Waits until task `id` stops, for at most `limit`.
+    /// Waits until task `id` stops, for at most `limit`, and says whether
+    /// it rendered or reused a recorded layer.
     ///
     /// # Errors
     /// [`Error::RenderFailed`] with the task's last error when it failed;
     /// [`Error::Unavailable`] when it was cancelled, is still going after
     /// `limit`, or the metadata store stays unreachable.
-    pub async fn wait(&self, id: Uuid, limit: Duration) -> Result<(), Error> {
+    pub async fn wait(&self, id: Uuid, limit: Duration) -> Result<Ended, Error> {
         let poll = Duration::from_millis(self.settings.poll_ms);
         let deadline = tokio::time::Instant::now() + limit;
         let watch = Watch::new(self, id);
@@ -313,7 +353,8 @@ impl Jobs {
             match self.meta.task_by_id(id).await {
                 Ok(t) if t.status == "stopped" => {
                     return match t.run_result.as_deref() {
-                        Some("success") => Ok(()),
+                        Some("success") if t.reused_layer.is_some() => Ok(Ended::Reused),
+                        Some("success") => Ok(Ended::Rendered),
                         Some("cancelled") => Err(Error::unavailable(format!(
                             "the render of {} was cancelled; retry",
                             t.title

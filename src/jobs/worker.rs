@@ -7,6 +7,10 @@
 //! for work queued in this process (woken at once) or polls for work queued
 //! elsewhere and for leases that expired.
 //!
+//! A claim that finds its key already recorded (the claim's transaction
+//! looks) renders nothing: the run finishes as a success with that layer,
+//! and its waiters are woken as for a render.
+//!
 //! What a run does, in order: rebuild the render request from the task's
 //! parameters (the asset version they name), check that its layer key is
 //! the task's, render with the asset's backend under its timeout, validate
@@ -22,7 +26,7 @@
 use super::{Jobs, LayerJob, Origin, Recorder, TaskParams, backoff, validate};
 use crate::compose::layerfile;
 use crate::error::Error;
-use crate::meta::{Meta, Outcome, RunRow, TaskRow};
+use crate::meta::{Claimed, Existing, Meta, Outcome, RunRow, TaskRow};
 use crate::render::{RenderError, Renderers};
 use crate::service::AssetRegistry;
 use crate::store::BlobStore;
@@ -130,6 +134,8 @@ impl Worker {
         }
         let (me, stop) = (Arc::clone(self), stop.clone());
         tracker.spawn(async move { me.reaper(stop).await });
+        // Shown from the start, at 0, wherever renders run.
+        metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(0);
         tracing::info!(worker = %self.name, slots, "render workers started");
     }
 
@@ -162,7 +168,20 @@ impl Worker {
                 Ok(None)
             };
             match claim {
-                Ok(Some((task, run))) => {
+                Ok(Some(Claimed {
+                    task,
+                    run,
+                    existing: Some(existing),
+                })) => {
+                    drop(permit);
+                    self.reuse(task, run, existing).await;
+                    continue;
+                }
+                Ok(Some(Claimed {
+                    task,
+                    run,
+                    existing: None,
+                })) => {
                     self.run(task, run, lease, permit).await;
                     continue;
                 }
@@ -211,6 +230,13 @@ impl Worker {
                 Err(e) => tracing::warn!(error = %e, "cannot check for idle jobs"),
             }
         }
+    }
+
+    /// Finishes a claimed task whose key was already recorded, unrendered.
+    async fn reuse(&self, task: TaskRow, run: RunRow, existing: Existing) {
+        metrics::counter!(telemetry::RENDERS_REUSED, "at" => "claim").increment(1);
+        tracing::info!(task = %task.id, layer = %task.title, existing = %existing.layer, "layer already recorded; not rendered again");
+        self.report(&task, &run, &Outcome::Reused(existing)).await;
     }
 
     async fn run(&self, task: TaskRow, run: RunRow, lease: Duration, permit: OwnedSemaphorePermit) {
@@ -262,7 +288,7 @@ impl Worker {
             },
         };
         let label = match &outcome {
-            Outcome::Success { .. } => "success",
+            Outcome::Success { .. } | Outcome::Reused(_) => "success",
             Outcome::Retry { .. } => "retry",
             Outcome::Fail { .. } => "failure",
         };
@@ -276,7 +302,12 @@ impl Worker {
                 tracing::warn!(task = %task.id, layer = %task.title, attempt = task.attempts, retry = matches!(outcome, Outcome::Retry { .. }), error = %f.message, "render failed")
             }
         }
-        let finished = self.finish(&task, &run, &outcome).await;
+        self.report(&task, &run, &outcome).await;
+    }
+
+    /// Records how the run ended and tells whoever waits.
+    async fn report(&self, task: &TaskRow, run: &RunRow, outcome: &Outcome) {
+        let finished = self.finish(task, run, outcome).await;
         self.jobs.task_changed(task.id);
         for j in finished {
             self.jobs.job_stopped(&j).await;
@@ -381,13 +412,17 @@ impl Worker {
                 .record(&job, &layer, &path, &encoded, origin, run)
                 .await;
         }
-        if self
-            .meta
-            .layer_recorded(&task.layer_key)
-            .await
-            .map_err(Error::from)?
+        // A task asked to render again found the recorded object unusable:
+        // only a usable one (checked below) is kept.
+        if !task.rerender
+            && self
+                .meta
+                .layer_recorded(&task.layer_key)
+                .await
+                .map_err(Error::from)?
         {
-            tracing::info!(key = %job.key, "the layer was stored and recorded while rendering it; keeping it");
+            metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(1);
+            tracing::warn!(key = %job.key, task = %task.id, "the layer was stored and recorded while rendering it (a duplicate render); keeping the stored one");
             return Ok(Vec::new());
         }
         let stored = self.store.get(&path).await.map_err(Error::from)?;
@@ -408,6 +443,8 @@ impl Worker {
         match usable {
             // Stored by a worker that died before recording it: record it now.
             Some((existing, bytes)) => {
+                metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(1);
+                tracing::warn!(key = %job.key, task = %task.id, "the layer was stored, unrecorded, while rendering it (a duplicate render); recording the stored one");
                 self.record(&job, &existing, &path, &bytes, origin, run)
                     .await
             }

@@ -73,6 +73,12 @@ pub struct TaskRow {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The layer record this task finished with, without rendering: the
+    /// key was recorded when the task was created or claimed.
+    pub reused_layer: Option<String>,
+    /// Render even though the key is recorded (its stored object was found
+    /// missing or unusable).
+    pub rerender: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +107,40 @@ pub struct NewTask {
     pub title: String,
     pub parameters: String,
     pub max_attempts: i64,
+    /// Render even if the key is recorded: the caller found its recorded
+    /// object missing or unusable. Otherwise a recorded key is not rendered
+    /// again (the task stops at once as a success pointing at the record).
+    pub rerender: bool,
+}
+
+/// A layer record that already holds a task's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Existing {
+    pub layer: Uuid,
+    pub file: Uuid,
+}
+
+/// A claimed task and its new run; with `existing`, the key was found
+/// recorded in the claim's transaction, and the run finishes with that
+/// layer instead of rendering ([`Outcome::Reused`]).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub task: TaskRow,
+    pub run: RunRow,
+    pub existing: Option<Existing>,
+}
+
+/// A created job and its tasks.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// As stored: stopped at once when none of its tasks is active.
+    pub job: JobRow,
+    /// One per submitted task, in the order submitted.
+    pub tasks: Vec<Uuid>,
+    /// Per task: its key was already recorded, so the job was linked to
+    /// the finished task that made the layer (or, for a layer registered
+    /// rather than rendered, to a task created stopped): nothing renders.
+    pub reused: Vec<bool>,
 }
 
 /// How a run ended.
@@ -118,6 +158,8 @@ pub enum Outcome {
     Fail {
         error: String,
     },
+    /// Not rendered: the key was already recorded (see [`Claimed`]).
+    Reused(Existing),
 }
 
 /// What finishing a run changed.
@@ -132,7 +174,7 @@ pub struct Finished {
 
 const JOB_COLUMNS: &str = "id, org_id, title, type, status, scheduler_state, parameters, priority, created_by, created_at, updated_at";
 const TASK_COLUMNS: &str = "id, org_id, job_id, layer_key, type, title, parameters, priority, status, run_result, \
-    attempts, max_attempts, not_before, lease_owner, lease_expires, run_id, error, created_at, updated_at";
+    attempts, max_attempts, not_before, lease_owner, lease_expires, run_id, error, created_at, updated_at, reused_layer, rerender";
 const RUN_COLUMNS: &str = "id, org_id, job_id, task_id, worker, attempt, started_at, stopped_at, result_code, error, files, created_at, updated_at";
 
 /// Linked jobs of task `$1` whose tasks have all stopped, stopped (at `$2`).
@@ -182,7 +224,35 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, MetaError> {
         error: opt_text(r, "error")?,
         created_at: int(r, "created_at")?,
         updated_at: int(r, "updated_at")?,
+        reused_layer: opt_text(r, "reused_layer")?,
+        rerender: int(r, "rerender")? != 0,
     })
+}
+
+/// The first layer record of `layer_key`, if any: what a task for that
+/// key finishes with instead of rendering again. Read in the transaction
+/// that creates or claims the task; on PostgreSQL (READ COMMITTED) the
+/// statement sees every record committed before it, and a worker records
+/// its layer before it stops its task, so a task created after another
+/// stopped, or claimed after another run of it recorded, sees the record.
+async fn existing_layer(
+    conn: &mut AnyConnection,
+    layer_key: &str,
+) -> Result<Option<Existing>, MetaError> {
+    let r = sqlx::query(
+        "SELECT id, file_id FROM layers WHERE layer_key = $1 ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(layer_key.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(translate)?;
+    r.map(|r| {
+        Ok(Existing {
+            layer: uuid(&r, "id")?,
+            file: uuid(&r, "file_id")?,
+        })
+    })
+    .transpose()
 }
 
 fn run_row(r: &AnyRow) -> Result<RunRow, MetaError> {
@@ -257,9 +327,12 @@ async fn stop_finished_jobs(
 impl Meta {
     /// Creates `job` and links it to one active task per entry of `tasks`
     /// (creating the task, or joining the active one with the same key and
-    /// raising its priority to the job's). Returns the job as stored (its
-    /// status follows its tasks: stopped at once when none is active) and
-    /// the task ids, in the order of `tasks`.
+    /// raising its priority to the job's). A key that has no active task
+    /// but is already recorded (and not asked to `rerender`) is not
+    /// rendered again, whenever the caller saw it missing: the job is
+    /// linked to the finished task that made the layer. Returns the job as
+    /// stored (its status follows its tasks: stopped at once when none is
+    /// active) and the task ids, in the order of `tasks`.
     ///
     /// Tasks are linked in chunks of their own transactions (a batch of
     /// thousands must not hold the write lock for seconds), in key order
@@ -268,11 +341,7 @@ impl Meta {
     ///
     /// # Errors
     /// [`MetaError`] from the store; the job is then stopped as cancelled.
-    pub async fn create_job(
-        &self,
-        job: &JobRow,
-        tasks: &[NewTask],
-    ) -> Result<(JobRow, Vec<Uuid>), MetaError> {
+    pub async fn create_job(&self, job: &JobRow, tasks: &[NewTask]) -> Result<Queued, MetaError> {
         let now = self.now();
         sqlx::query(&format!(
             "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, 'pending', 'scheduling', $5, $6, $7, $8, $8)"
@@ -289,9 +358,13 @@ impl Meta {
         .await
         .map_err(translate)?;
         match self.link_all(job, tasks, now).await {
-            Ok(ids) => {
+            Ok((ids, reused)) => {
                 let stored = self.schedule(job.org_id, job.id).await?;
-                Ok((stored, ids))
+                Ok(Queued {
+                    job: stored,
+                    tasks: ids,
+                    reused,
+                })
             }
             Err(e) => {
                 let _ = sqlx::query(
@@ -310,11 +383,12 @@ impl Meta {
         job: &JobRow,
         tasks: &[NewTask],
         now: i64,
-    ) -> Result<Vec<Uuid>, MetaError> {
+    ) -> Result<(Vec<Uuid>, Vec<bool>), MetaError> {
         const CHUNK: usize = 500;
         let mut order: Vec<usize> = (0..tasks.len()).collect();
         order.sort_by(|a, b| tasks[*a].layer_key.cmp(&tasks[*b].layer_key));
         let mut ids = vec![Uuid::nil(); tasks.len()];
+        let mut reused = vec![false; tasks.len()];
         for (n, chunk) in order.chunks(CHUNK).enumerate() {
             // A batch cancelled while it is being created links no more.
             if n > 0 && self.job(job.org_id, job.id).await?.status == "stopped" {
@@ -328,11 +402,11 @@ impl Meta {
                 // Created in plan order (bottom layer first), whatever the
                 // locking order: workers claim equal priorities oldest first.
                 let created = now + i64::try_from(i).unwrap_or(i64::MAX);
-                ids[i] = self.link_task(&mut tx, job, &tasks[i], created).await?;
+                (ids[i], reused[i]) = self.link_task(&mut tx, job, &tasks[i], created).await?;
             }
             tx.commit().await.map_err(translate)?;
         }
-        Ok(ids)
+        Ok((ids, reused))
     }
 
     /// Ends the `scheduling` state of a job whose tasks are all linked: it
@@ -393,20 +467,23 @@ impl Meta {
         rows.iter().map(job_row).collect()
     }
 
+    /// Links `job` to the active task of `t`'s key, creating it if there
+    /// is none; or, when the key is recorded, to the finished task that
+    /// made it (true: nothing to render).
     async fn link_task(
         &self,
         tx: &mut AnyConnection,
         job: &JobRow,
         t: &NewTask,
         now: i64,
-    ) -> Result<Uuid, MetaError> {
+    ) -> Result<(Uuid, bool), MetaError> {
         // A task may stop between the insert that found it and the select
         // (another process finished it): then insert again.
         for _ in 0..3 {
             let fresh = Uuid::new_v4();
-            sqlx::query(&format!(
+            let inserted = sqlx::query(&format!(
                 "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, 'render', $5, $6, $7, 'pending', NULL, \
-                 0, $8, $9, NULL, NULL, NULL, NULL, $9, $9) ON CONFLICT DO NOTHING"
+                 0, $8, $9, NULL, NULL, NULL, NULL, $9, $9, NULL, $10) ON CONFLICT DO NOTHING"
             ))
             .bind(fresh.to_string())
             .bind(job.org_id.to_string())
@@ -417,31 +494,56 @@ impl Meta {
             .bind(job.priority)
             .bind(t.max_attempts)
             .bind(now)
+            .bind(i64::from(t.rerender))
             .execute(&mut *tx)
             .await
-            .map_err(translate)?;
-            let active =
-                sqlx::query("SELECT id FROM tasks WHERE layer_key = $1 AND status <> 'stopped'")
-                    .bind(t.layer_key.clone())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(translate)?;
-            let Some(active) = active else { continue };
-            let id = uuid(&active, "id")?;
-            // Locks the task row (and raises its priority): a task that
-            // stopped since the select is not joined; look again.
-            let still = sqlx::query(
-                "UPDATE tasks SET priority = CASE WHEN priority < $2 THEN $2 ELSE priority END \
-                 WHERE id = $1 AND status <> 'stopped'",
-            )
-            .bind(id.to_string())
-            .bind(job.priority)
-            .execute(&mut *tx)
-            .await
-            .map_err(translate)?;
-            if still.rows_affected() == 0 {
-                continue;
-            }
+            .map_err(translate)?
+            .rows_affected()
+                == 1;
+            let (id, reused) = if inserted {
+                // The insert found no active task for the key, so any task
+                // that rendered it has stopped, and recorded its layer
+                // before that: a request that missed the store just before
+                // the layer landed must not render it again.
+                let existing = if t.rerender {
+                    None
+                } else {
+                    existing_layer(tx, &t.layer_key).await?
+                };
+                match existing {
+                    None => (fresh, false),
+                    Some(e) => (self.link_finished(tx, fresh, &t.layer_key, e).await?, true),
+                }
+            } else {
+                let active = sqlx::query(
+                    "SELECT id FROM tasks WHERE layer_key = $1 AND status <> 'stopped'",
+                )
+                .bind(t.layer_key.clone())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(translate)?;
+                let Some(active) = active else { continue };
+                let id = uuid(&active, "id")?;
+                // Locks the task row (and raises its priority, and asks it
+                // to render if this caller found the record's object
+                // unusable): a task that stopped since the select is not
+                // joined; look again.
+                let still = sqlx::query(
+                    "UPDATE tasks SET priority = CASE WHEN priority < $2 THEN $2 ELSE priority END, \
+                     rerender = CASE WHEN $3 = 1 THEN 1 ELSE rerender END \
+                     WHERE id = $1 AND status <> 'stopped'",
+                )
+                .bind(id.to_string())
+                .bind(job.priority)
+                .bind(i64::from(t.rerender))
+                .execute(&mut *tx)
+                .await
+                .map_err(translate)?;
+                if still.rows_affected() == 0 {
+                    continue;
+                }
+                (id, false)
+            };
             sqlx::query(
                 "INSERT INTO job_tasks (job_id, task_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
@@ -450,12 +552,50 @@ impl Meta {
             .execute(&mut *tx)
             .await
             .map_err(translate)?;
-            return Ok(id);
+            return Ok((id, reused));
         }
         Err(MetaError::Backend(format!(
             "the task for layer {} kept changing state; retry",
             t.layer_key
         )))
+    }
+
+    /// For a new task `fresh` whose key turns out to be recorded: the
+    /// latest task that succeeded for the key replaces it (one task per
+    /// key, as far as renders go), else (a registered layer: no task made
+    /// it) `fresh` itself stops as a success reusing `existing`.
+    async fn link_finished(
+        &self,
+        tx: &mut AnyConnection,
+        fresh: Uuid,
+        layer_key: &str,
+        existing: Existing,
+    ) -> Result<Uuid, MetaError> {
+        let done = sqlx::query(
+            "SELECT id FROM tasks WHERE layer_key = $1 AND status = 'stopped' AND run_result = 'success' \
+             ORDER BY updated_at DESC, id LIMIT 1",
+        )
+        .bind(layer_key.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(translate)?;
+        if let Some(done) = done {
+            sqlx::query("DELETE FROM tasks WHERE id = $1")
+                .bind(fresh.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(translate)?;
+            return uuid(&done, "id");
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'stopped', run_result = 'success', reused_layer = $2 WHERE id = $1",
+        )
+        .bind(fresh.to_string())
+        .bind(existing.layer.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(translate)?;
+        Ok(fresh)
     }
 
     /// The error of the latest failed task for `layer_key` stopped after
@@ -487,7 +627,11 @@ impl Meta {
 
     /// Claims the most urgent claimable task for `worker` until `lease_until`:
     /// a pending task whose backoff is over, or a running one whose lease
-    /// expired (its open run is closed as failed). Opens a run for it.
+    /// expired (its open run is closed as failed). Opens a run for it, and
+    /// looks, in the same transaction, for a record of its key (left by an
+    /// earlier run of the task that could not report, or by a render that
+    /// finished after this task was created): the worker then finishes the
+    /// run with that layer rather than render it again.
     ///
     /// # Errors
     /// [`MetaError`] from the store.
@@ -495,7 +639,7 @@ impl Meta {
         &self,
         worker: &str,
         lease_until: i64,
-    ) -> Result<Option<(TaskRow, RunRow)>, MetaError> {
+    ) -> Result<Option<Claimed>, MetaError> {
         let now = self.now();
         let run_id = Uuid::new_v4();
         let mut tx = self.pool.begin().await.map_err(translate)?;
@@ -558,6 +702,11 @@ impl Meta {
         .execute(&mut *tx)
         .await
         .map_err(translate)?;
+        let existing = if task.rerender {
+            None
+        } else {
+            existing_layer(&mut tx, &task.layer_key).await?
+        };
         tx.commit().await.map_err(translate)?;
         // The jobs' status follows, outside the claim: every transaction
         // that changes both locks job rows before task rows (finish_run,
@@ -568,7 +717,11 @@ impl Meta {
         if let Err(e) = self.mark_jobs_running(task.id, now).await {
             tracing::warn!(task = %task.id, error = %e, "job status not set to running");
         }
-        Ok(Some((task, run)))
+        Ok(Some(Claimed {
+            task,
+            run,
+            existing,
+        }))
     }
 
     /// The pending jobs of a task that started running become `running`.
@@ -634,7 +787,9 @@ impl Meta {
         .map_err(translate)?
         .is_some();
         let (status, result, error, not_before) = match outcome {
-            Outcome::Success { .. } => ("stopped", Some("success"), None, None),
+            Outcome::Success { .. } | Outcome::Reused(_) => {
+                ("stopped", Some("success"), None, None)
+            }
             Outcome::Retry { error, not_before } if wanted => {
                 ("pending", None, Some(error.clone()), Some(*not_before))
             }
@@ -646,9 +801,13 @@ impl Meta {
             ),
             Outcome::Fail { error } => ("stopped", Some("failure"), Some(error.clone()), None),
         };
+        let reused = match outcome {
+            Outcome::Reused(e) => Some(e.layer.to_string()),
+            _ => None,
+        };
         let owned = sqlx::query(
             "UPDATE tasks SET status = $3, run_result = $4, error = $5, not_before = COALESCE($6, not_before), \
-             lease_owner = NULL, lease_expires = NULL, updated_at = $7 \
+             lease_owner = NULL, lease_expires = NULL, updated_at = $7, reused_layer = $8 \
              WHERE id = $1 AND run_id = $2 AND status = 'running'",
         )
         .bind(task.to_string())
@@ -658,6 +817,7 @@ impl Meta {
         .bind(error.clone())
         .bind(not_before)
         .bind(now)
+        .bind(reused)
         .execute(&mut *tx)
         .await
         .map_err(translate)?
@@ -667,6 +827,7 @@ impl Meta {
             Outcome::Success { files } => {
                 serde_json::to_string(files).unwrap_or_else(|_| "[]".into())
             }
+            Outcome::Reused(e) => serde_json::to_string(&[e.file]).unwrap_or_else(|_| "[]".into()),
             _ => "[]".into(),
         };
         sqlx::query(
@@ -675,7 +836,7 @@ impl Meta {
         )
         .bind(run.to_string())
         .bind(now)
-        .bind(if matches!(outcome, Outcome::Success { .. }) {
+        .bind(if matches!(outcome, Outcome::Success { .. } | Outcome::Reused(_)) {
             "Success"
         } else {
             "Failed"
@@ -992,6 +1153,32 @@ impl Meta {
             n += int(&q.fetch_one(&self.pool).await.map_err(translate)?, "n")?;
         }
         Ok(n)
+    }
+
+    /// Which of `keys` have a layer record.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn recorded_among(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, MetaError> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT DISTINCT layer_key FROM layers WHERE layer_key IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.clone());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                out.insert(text(&r, "layer_key")?);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether any layer record exists for `layer_key`.

@@ -19,7 +19,9 @@ mod webhooks;
 pub use assets::AssetVersionRow;
 pub use configurations::ConfigurationRow;
 pub use files::FileRow;
-pub use jobs::{Finished, JobCounts, JobRow, NewTask, Outcome, RunRow, TaskRow};
+pub use jobs::{
+    Claimed, Existing, Finished, JobCounts, JobRow, NewTask, Outcome, Queued, RunRow, TaskRow,
+};
 pub use layers::{LayerFilter, LayerRow};
 pub use tokens::TokenRow;
 pub use webhooks::{AttemptRow, DeliveryRow, WebhookRow};

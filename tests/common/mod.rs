@@ -235,7 +235,10 @@ pub fn start_binary(
         .arg("--data-dir")
         .arg(data)
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("LC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()

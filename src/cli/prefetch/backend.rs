@@ -142,13 +142,18 @@ impl Backend for Local {
             })
             .await??
         };
-        let missing = batch::missing(&self.app.store, &planned).await?;
-        let counts = Counts::from_json(&batch::summary(&asset, &planned, missing.len()));
-        if dry_run || missing.is_empty() {
+        let missing = batch::missing(&self.app.store, &self.app.meta, &planned).await?;
+        let counts = Counts::from_json(&batch::summary(&asset, &planned, missing.layers.len()));
+        if dry_run || missing.layers.is_empty() {
             return Ok((counts, Vec::new()));
         }
-        let spec = batch::spec(asset.org, &asset, &planned, missing.len());
-        let (job, _) = self.app.jobs.submit(spec, &missing, false).await?;
+        let spec = batch::spec(asset.org, &asset, &planned, &missing);
+        let job = self
+            .app
+            .jobs
+            .submit(spec, &missing.layers, false)
+            .await?
+            .job;
         Ok((counts, vec![job.id]))
     }
 
