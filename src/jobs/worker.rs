@@ -8,8 +8,10 @@
 //! elsewhere and for leases that expired.
 //!
 //! A claim that finds its key already recorded (the claim's transaction
-//! looks) renders nothing: the run finishes as a success with that layer,
-//! and its waiters are woken as for a render.
+//! looks), and a task asked to render a recorded key again (`rerender`),
+//! first read the stored layer: if it is there and usable, nothing renders
+//! and the run finishes as a success with that layer (waiters are woken as
+//! for a render); else it renders as below.
 //!
 //! What a run does, in order: rebuild the render request from the task's
 //! parameters (the asset version they name), check that its layer key is
@@ -171,18 +173,9 @@ impl Worker {
                 Ok(Some(Claimed {
                     task,
                     run,
-                    existing: Some(existing),
+                    existing,
                 })) => {
-                    drop(permit);
-                    self.reuse(task, run, existing).await;
-                    continue;
-                }
-                Ok(Some(Claimed {
-                    task,
-                    run,
-                    existing: None,
-                })) => {
-                    self.run(task, run, lease, permit).await;
+                    self.run(task, run, existing, lease, permit).await;
                     continue;
                 }
                 Ok(None) => drop(permit),
@@ -232,14 +225,14 @@ impl Worker {
         }
     }
 
-    /// Finishes a claimed task whose key was already recorded, unrendered.
-    async fn reuse(&self, task: TaskRow, run: RunRow, existing: Existing) {
-        metrics::counter!(telemetry::RENDERS_REUSED, "at" => "claim").increment(1);
-        tracing::info!(task = %task.id, layer = %task.title, existing = %existing.layer, "layer already recorded; not rendered again");
-        self.report(&task, &run, &Outcome::Reused(existing)).await;
-    }
-
-    async fn run(&self, task: TaskRow, run: RunRow, lease: Duration, permit: OwnedSemaphorePermit) {
+    async fn run(
+        &self,
+        task: TaskRow,
+        run: RunRow,
+        existing: Option<Existing>,
+        lease: Duration,
+        permit: OwnedSemaphorePermit,
+    ) {
         let started = Instant::now();
         let queued_since = task.created_at.max(task.not_before);
         metrics::histogram!(telemetry::QUEUE_WAIT)
@@ -265,16 +258,23 @@ impl Worker {
                 }
             }
         }));
-        let result = AssertUnwindSafe(self.execute(&task, &run, &lost, permit))
+        let result = AssertUnwindSafe(self.execute(&task, &run, existing, &lost, permit))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(Failure::permanent("the render panicked")));
         drop(_heartbeat);
+        if let Ok(Made::Reused(existing)) = result {
+            metrics::counter!(telemetry::RENDERS_REUSED, "at" => "claim").increment(1);
+            tracing::info!(task = %task.id, layer = %task.title, existing = %existing.layer, "layer already stored and recorded; not rendered again");
+            self.report(&task, &run, &Outcome::Reused(existing)).await;
+            return;
+        }
         let settings = self.jobs.settings();
         let outcome = match &result {
-            Ok(files) => Outcome::Success {
+            Ok(Made::Rendered(files)) => Outcome::Success {
                 files: files.clone(),
             },
+            Ok(Made::Reused(e)) => Outcome::Reused(*e),
             Err(f) if f.transient && task.attempts < task.max_attempts => Outcome::Retry {
                 error: f.message.clone(),
                 not_before: self.meta.after(backoff(
@@ -339,14 +339,36 @@ impl Worker {
         Vec::new()
     }
 
-    /// Renders, validates, stores and records; returns the result file ids.
+    /// A stored layer at `path` that decodes and fits `job`, if any.
+    async fn usable_stored(
+        &self,
+        job: &LayerJob,
+        path: &str,
+    ) -> Result<Option<(crate::compose::LayerImage, Bytes)>, Failure> {
+        let Some(bytes) = self.store.get(path).await.map_err(Error::from)? else {
+            return Ok(None);
+        };
+        let (b, max) = (bytes.clone(), self.limits.max_pixels);
+        let decoded = tokio::task::spawn_blocking(move || layerfile::decode(&b, max))
+            .await
+            .map_err(|e| Error::Internal(format!("decode task: {e}")))?;
+        Ok(match decoded {
+            Ok(l) if validate(&job.request, &l).is_ok() => Some((l, bytes)),
+            _ => None,
+        })
+    }
+
+    /// Renders, validates, stores and records; or, when the key is
+    /// recorded (`existing`, found by the claim) or asked to render again
+    /// and a usable layer is stored, finishes with that one unrendered.
     async fn execute(
         &self,
         task: &TaskRow,
         run: &RunRow,
+        existing: Option<Existing>,
         lost: &CancellationToken,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Vec<Uuid>, Failure> {
+    ) -> Result<Made, Failure> {
         let params: TaskParams = serde_json::from_str(&task.parameters)
             .map_err(|e| Failure::permanent(format!("unreadable task parameters: {e}")))?;
         let asset = self
@@ -365,6 +387,36 @@ impl Worker {
                 "the task's parameters give layer key {}, not {}: the asset definition changed under its version",
                 job.key, task.layer_key
             )));
+        }
+        let path = job.path();
+        let origin = Origin {
+            job: task.job_id,
+            task: task.id,
+        };
+        // Recorded does not always mean stored where this worker reads (an
+        // object may have been deleted, or still wait in another node's
+        // outbox), and a rerender's caller found it missing or unusable:
+        // look before rendering, render only if it is not there.
+        if existing.is_some() || task.rerender {
+            if let Some((l, bytes)) = self.usable_stored(&job, &path).await? {
+                let existing = match existing {
+                    Some(e) => Some(e),
+                    None => self
+                        .meta
+                        .recorded_layer(&task.layer_key)
+                        .await
+                        .map_err(Error::from)?,
+                };
+                return match existing {
+                    Some(e) => Ok(Made::Reused(e)),
+                    // Stored but not recorded: record it, unrendered.
+                    None => self
+                        .record(&job, &l, &path, &bytes, origin, run)
+                        .await
+                        .map(Made::Rendered),
+                };
+            }
+            tracing::warn!(key = %job.key, task = %task.id, "the layer is recorded but its stored image is missing or unusable; rendering it again");
         }
         let (renderer, timeout) = self.renderers.for_asset(&job.request.asset)?;
         let req = job.request.clone();
@@ -394,12 +446,7 @@ impl Worker {
                 .map_err(|e| Error::Internal(format!("encode task: {e}")))?
                 .map_err(|e| Error::Internal(format!("layer encode: {e}")))?
         };
-        let path = job.path();
         let encoded = Bytes::from(encoded);
-        let origin = Origin {
-            job: task.job_id,
-            task: task.id,
-        };
         // Never overwrite a usable layer: one stored meanwhile (registered,
         // or by a worker that lost its lease) wins.
         if self
@@ -410,43 +457,19 @@ impl Worker {
         {
             return self
                 .record(&job, &layer, &path, &encoded, origin, run)
-                .await;
-        }
-        // A task asked to render again found the recorded object unusable:
-        // only a usable one (checked below) is kept.
-        if !task.rerender
-            && self
-                .meta
-                .layer_recorded(&task.layer_key)
                 .await
-                .map_err(Error::from)?
-        {
-            metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(1);
-            tracing::warn!(key = %job.key, task = %task.id, "the layer was stored and recorded while rendering it (a duplicate render); keeping the stored one");
-            return Ok(Vec::new());
+                .map(Made::Rendered);
         }
-        let stored = self.store.get(&path).await.map_err(Error::from)?;
-        let max = self.limits.max_pixels;
-        let usable = match stored {
-            Some(bytes) => {
-                let b = bytes.clone();
-                let decoded = tokio::task::spawn_blocking(move || layerfile::decode(&b, max))
-                    .await
-                    .map_err(|e| Error::Internal(format!("decode task: {e}")))?;
-                match decoded {
-                    Ok(l) if validate(&job.request, &l).is_ok() => Some((l, bytes)),
-                    _ => None,
-                }
-            }
-            None => None,
-        };
-        match usable {
-            // Stored by a worker that died before recording it: record it now.
+        match self.usable_stored(&job, &path).await? {
+            // Stored (and recorded, or by a worker that died before
+            // recording it) while this one rendered: the stored one wins,
+            // and this render was wasted work.
             Some((existing, bytes)) => {
                 metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(1);
-                tracing::warn!(key = %job.key, task = %task.id, "the layer was stored, unrecorded, while rendering it (a duplicate render); recording the stored one");
+                tracing::warn!(key = %job.key, task = %task.id, "the layer was stored while rendering it (a duplicate render); keeping the stored one");
                 self.record(&job, &existing, &path, &bytes, origin, run)
                     .await
+                    .map(Made::Rendered)
             }
             // Unusable (corrupt, truncated, wrong canvas): replace it.
             None => {
@@ -457,6 +480,7 @@ impl Worker {
                     .map_err(Error::from)?;
                 self.record(&job, &layer, &path, &encoded, origin, run)
                     .await
+                    .map(Made::Rendered)
             }
         }
     }
@@ -499,6 +523,14 @@ impl Worker {
             .await;
         Ok(vec![rec.file_id])
     }
+}
+
+/// What a run made of its task.
+enum Made {
+    /// Rendered (or found stored unrecorded) and recorded: the file ids.
+    Rendered(Vec<Uuid>),
+    /// Stored and recorded already: not rendered.
+    Reused(Existing),
 }
 
 /// Aborts a spawned task when dropped (also while unwinding).

@@ -229,7 +229,8 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, MetaError> {
     })
 }
 
-/// The first layer record of `layer_key`, if any: what a task for that
+/// The latest layer record of `layer_key` (a registration after a render
+/// replaced its image), if any: what a task for that
 /// key finishes with instead of rendering again. Read in the transaction
 /// that creates or claims the task; on PostgreSQL (READ COMMITTED) the
 /// statement sees every record committed before it, and a worker records
@@ -240,7 +241,7 @@ async fn existing_layer(
     layer_key: &str,
 ) -> Result<Option<Existing>, MetaError> {
     let r = sqlx::query(
-        "SELECT id, file_id FROM layers WHERE layer_key = $1 ORDER BY created_at, id LIMIT 1",
+        "SELECT id, file_id FROM layers WHERE layer_key = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
     )
     .bind(layer_key.to_string())
     .fetch_optional(&mut *conn)
@@ -1181,16 +1182,12 @@ impl Meta {
         Ok(out)
     }
 
-    /// Whether any layer record exists for `layer_key`.
+    /// The latest layer record of `layer_key`, if any.
     ///
     /// # Errors
     /// [`MetaError`] from the store.
-    pub async fn layer_recorded(&self, layer_key: &str) -> Result<bool, MetaError> {
-        let r = sqlx::query("SELECT id FROM layers WHERE layer_key = $1 LIMIT 1")
-            .bind(layer_key.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(translate)?;
-        Ok(r.is_some())
+    pub async fn recorded_layer(&self, layer_key: &str) -> Result<Option<Existing>, MetaError> {
+        let mut conn = self.pool.acquire().await.map_err(translate)?;
+        existing_layer(&mut conn, layer_key).await
     }
 }
