@@ -22,12 +22,11 @@
 mod common;
 
 use common::{
-    Proc, SOFA, base_of, enc, get_json, metric, postgres, scratch_postgres_on, seaweed,
-    start_binary,
+    Proc, SOFA, enc, get_json, metric, postgres, scratch_postgres_on, seaweed, start_serve,
+    start_worker_with_metrics,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 /// One per camera view of the sofa: every burst is cold.
 const BURSTS: usize = 4;
@@ -82,32 +81,6 @@ fn layers_of(view: usize, body: &str, pillows: &str, legs: &str, skirt: bool) ->
     out
 }
 
-fn serve(config: &Path, data: &Path) -> (Proc, String) {
-    let (p, line) = start_binary(
-        &["serve", "--listen", "127.0.0.1:0"],
-        config,
-        data,
-        "open http://",
-    );
-    (p, base_of(&line))
-}
-
-fn worker(config: &Path, data: &Path) -> (Proc, String) {
-    let (p, line) = start_binary(
-        &["worker", "--metrics-listen", "127.0.0.1:0"],
-        config,
-        data,
-        "worker metrics on http://",
-    );
-    let url = line
-        .split("worker metrics on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the metrics URL in the line")
-        .to_string();
-    (p, url)
-}
-
 /// Summed over the `/metrics` pages at `urls`: `layercake_renders_total{result="success"}`,
 /// `layercake_renders_duplicate_total` and `layercake_renders_reused_total`.
 async fn renders(client: &reqwest::Client, urls: &[String]) -> [f64; 3] {
@@ -159,10 +132,10 @@ request_timeout_secs = 180
     )
     .unwrap();
     let data = |name: &str| dir.path().join(name);
-    let (_a, a) = serve(&config, &data("a"));
-    let (_b, b) = serve(&config, &data("b"));
-    let (_w1, m1) = worker(&config, &data("w1"));
-    let (_w2, m2) = worker(&config, &data("w2"));
+    let (_a, a) = start_serve(&config, &data("a"));
+    let (_b, b) = start_serve(&config, &data("b"));
+    let (_w1, m1) = start_worker_with_metrics(&config, &data("w1"));
+    let (_w2, m2) = start_worker_with_metrics(&config, &data("w2"));
     let nodes = [a.clone(), b.clone()];
     let node_metrics: Vec<String> = nodes.iter().map(|n| format!("{n}/metrics")).collect();
     let workers = [m1, m2];

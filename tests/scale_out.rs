@@ -17,23 +17,12 @@
 mod common;
 
 use common::{
-    SOFA, base_of, enc, get_json, postgres, render_script, scratch_postgres_on, seaweed, solid_png,
-    start_binary,
+    SOFA, enc, get_json, postgres, render_script, scratch_postgres_on, seaweed, solid_png,
+    start_binary, start_serve,
 };
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn serve(config: &Path, data: &Path) -> (common::Proc, String) {
-    let (p, line) = start_binary(
-        &["serve", "--listen", "127.0.0.1:0"],
-        config,
-        data,
-        "open http://",
-    );
-    (p, base_of(&line))
-}
 
 fn image(base: &str, config: &Value, width: u32) -> String {
     format!(
@@ -101,8 +90,8 @@ refresh_ms = 200
     // Two serve processes starting at once on an empty database: both
     // import the catalogue, neither fails.
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| serve(&config, &data("a")));
-        let b = s.spawn(|| serve(&config, &data("b")));
+        let a = s.spawn(|| start_serve(&config, &data("a")));
+        let b = s.spawn(|| start_serve(&config, &data("b")));
         (a.join().unwrap(), b.join().unwrap())
     });
     let ((_a, a), (_b, b)) = (a, b);

@@ -88,18 +88,7 @@ poll_ms = 100
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_rescuer, line) = start(
-        &["worker", "--metrics-listen", "127.0.0.1:0"],
-        &config,
-        &data,
-        "worker metrics on http://",
-    );
-    let metrics = line
-        .split("worker metrics on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let (_rescuer, metrics) = common::start_worker_with_metrics(&config, &data);
 
     assert_eq!(
         request.await.unwrap(),

@@ -256,6 +256,14 @@ async fn existing_layer(
     .transpose()
 }
 
+/// `$1, $2, ..., $n`: the placeholders of an `IN (...)` list.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn run_row(r: &AnyRow) -> Result<RunRow, MetaError> {
     let files: Vec<Uuid> = serde_json::from_str(&text(r, "files")?)
         .map_err(|e| MetaError::Corrupt(format!("runs.files: {e}")))?;
@@ -1142,10 +1150,9 @@ impl Meta {
     pub async fn active_among(&self, keys: &[String]) -> Result<i64, MetaError> {
         let mut n = 0;
         for chunk in keys.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT COUNT(*) AS n FROM tasks WHERE status <> 'stopped' AND layer_key IN ({})",
-                marks.join(", ")
+                placeholders(chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {
@@ -1166,10 +1173,9 @@ impl Meta {
     ) -> Result<std::collections::HashSet<String>, MetaError> {
         let mut out = std::collections::HashSet::new();
         for chunk in keys.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT DISTINCT layer_key FROM layers WHERE layer_key IN ({})",
-                marks.join(", ")
+                placeholders(chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {

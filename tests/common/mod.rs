@@ -259,6 +259,37 @@ pub fn start_binary(
     (Proc(child), line)
 }
 
+/// `layercake serve` on 127.0.0.1:0 with `config` and `data`; its base URL.
+pub fn start_serve(config: &std::path::Path, data: &std::path::Path) -> (Proc, String) {
+    let (p, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        config,
+        data,
+        "open http://",
+    );
+    (p, base_of(&line))
+}
+
+/// `layercake worker --metrics-listen 127.0.0.1:0`; its `/metrics` URL.
+pub fn start_worker_with_metrics(
+    config: &std::path::Path,
+    data: &std::path::Path,
+) -> (Proc, String) {
+    let (p, line) = start_binary(
+        &["worker", "--metrics-listen", "127.0.0.1:0"],
+        config,
+        data,
+        "worker metrics on http://",
+    );
+    let url = line
+        .split("worker metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the metrics URL in the line")
+        .to_string();
+    (p, url)
+}
+
 /// The base URL (`http://host:port`) in a `serve` log line `... open http://host:port/ ...`.
 pub fn base_of(line: &str) -> String {
     let addr = line
