@@ -55,6 +55,9 @@ pub struct HttpSettings {
     pub max_query_bytes: usize,
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
+    pub header_read_timeout_secs: u64,
+    pub max_connections: usize,
+    pub ops_listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -160,6 +163,11 @@ pub struct WebhookSettings {
     pub max_attempts: u32,
     pub backoff_ms: u64,
     pub backoff_max_ms: u64,
+    pub allow_private_addresses: bool,
+    pub private_hosts: Vec<String>,
+    pub max_per_org: u64,
+    pub concurrency: usize,
+    pub per_org_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -267,6 +275,21 @@ impl Settings {
                 "body limits must be at least 1024 bytes".into(),
             );
         }
+        if self.http.header_read_timeout_secs == 0 {
+            return bad("http.header_read_timeout_secs", "must be at least 1".into());
+        }
+        if self.http.max_connections == 0 {
+            return bad("http.max_connections", "must be at least 1".into());
+        }
+        if !self.http.ops_listen.is_empty() && self.http.ops_listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "http.ops_listen",
+                format!(
+                    "\"{}\" is not an address like 127.0.0.1:9090 (or \"\" for none)",
+                    self.http.ops_listen
+                ),
+            );
+        }
         let postgres = ["postgres://", "postgresql://"]
             .iter()
             .any(|p| self.meta.url.starts_with(p));
@@ -362,6 +385,12 @@ impl Settings {
         }
         if self.webhooks.max_attempts < 1 {
             return bad("webhooks.max_attempts", "must be at least 1".into());
+        }
+        if self.webhooks.concurrency < 1 || self.webhooks.per_org_concurrency < 1 {
+            return bad(
+                "webhooks.concurrency",
+                "webhooks.concurrency and webhooks.per_org_concurrency must be at least 1".into(),
+            );
         }
         if self.webhooks.timeout_secs < 1 {
             return bad("webhooks.timeout_secs", "must be at least 1".into());

@@ -29,6 +29,9 @@ pub enum Error {
     /// A body over its limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A body of a media type the route does not take (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The renderer failed for good (502).
     #[error("render failed: {0}")]
     RenderFailed(String),
@@ -92,8 +95,11 @@ impl From<crate::meta::MetaError> for Error {
         match e {
             M::NotFound => Error::NotFound("no such record".into()),
             M::Conflict(m) => Error::Conflict(m),
-            // Both messages name the metadata store already.
-            M::Open(..) | M::Backend(_) => Error::unavailable(e.to_string()),
+            // Both messages name the metadata store already. Only a
+            // failure of the connection is worth a retry; any other
+            // database error is a bug, and a 503 would hide it as an outage.
+            M::Open(..) | M::Unavailable(_) => Error::unavailable(e.to_string()),
+            M::Backend(_) => Error::Internal(e.to_string()),
             M::Corrupt(m) => Error::Internal(format!("metadata store: {m}")),
         }
     }

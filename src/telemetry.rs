@@ -22,6 +22,8 @@
 //! | `layercake_store_errors_total` | counter | `op` (get, put, head, delete, list): object store requests that failed after their retries |
 //! | `layercake_store_up` | gauge | 1 while the object store answers, 0 while it is taken as down |
 //! | `layercake_store_outbox` | gauge | `unit` (objects, bytes): writes waiting for the object store |
+//! | `layercake_connections_refused_total` | counter | client connections answered 503 at once because `http.max_connections` were open |
+//! | `layercake_webhook_addresses_refused_total` | counter | webhook deliveries refused because their address is not public |
 //!
 //! The recorder is process-wide (the `metrics` facade has one global
 //! recorder); [`handle`] installs it on first use, which `App` does at
@@ -46,6 +48,8 @@ pub const WEBHOOK_DELIVERIES: &str = "layercake_webhook_deliveries_total";
 pub const STORE_CORRUPT: &str = "layercake_store_corrupt_total";
 pub const STORE_ERRORS: &str = "layercake_store_errors_total";
 pub const STORE_UP: &str = "layercake_store_up";
+pub const CONNECTIONS_REFUSED: &str = "layercake_connections_refused_total";
+pub const WEBHOOKS_REFUSED: &str = "layercake_webhook_addresses_refused_total";
 pub const STORE_OUTBOX: &str = "layercake_store_outbox";
 
 /// Seconds: from a memory hit (tens of µs) to a long render (minutes).

@@ -22,7 +22,13 @@ fn mug(fill: &str) -> String {
 }
 
 async fn put(client: &reqwest::Client, url: &str, body: String) -> serde_json::Value {
-    let r = client.put(url).body(body).send().await.unwrap();
+    let r = client
+        .put(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
 }
@@ -99,6 +105,7 @@ async fn a_registered_layer_stays_in_effect_after_a_restart() {
     let body = json!({"assetId": SOFA, "assetLayer": "Backdrop", "assetLayerConfiguration": {}, "fileId": file["id"], "width": 1200, "height": 1200});
     let r = client
         .post(server.url("/api/layers"))
+        .header("content-type", "application/json")
         .body(body.to_string())
         .send()
         .await

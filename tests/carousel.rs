@@ -83,6 +83,7 @@ async fn the_embed_page_inlines_its_data_safely() {
     });
     let r = client
         .put(server.url(&format!("/api/assets/{id}")))
+        .header("content-type", "application/json")
         .body(asset.to_string())
         .send()
         .await

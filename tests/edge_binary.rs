@@ -313,7 +313,7 @@ async fn decompression_bombs_are_refused_from_their_header_and_peak_memory_stays
     assert!(e.to_string().contains("20000x20000"), "{e}");
 
     // The bomb as a renderer's output: the run fails naming its size, and
-    // the miss answers 502.
+    // the miss answers 502 (with the fixed sentence; the size is on the run).
     let url = format!(
         "{base}/api/fast-compositor?assetId={SOFA}&configuration={}&width=50",
         enc(&json!({}))
@@ -321,7 +321,16 @@ async fn decompression_bombs_are_refused_from_their_header_and_peak_memory_stays
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 502);
     let e: serde_json::Value = r.json().await.unwrap();
-    assert!(e.to_string().contains("20000x20000"), "{e}");
+    assert_eq!(e["error"]["code"], "render-failed", "{e}");
+    let runs: serde_json::Value = client
+        .get(format!("{base}/api/jobs/runs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(runs.to_string().contains("20000x20000"), "{runs}");
 
     let after = peak_rss_kib(pid);
     let grown_mib = after.saturating_sub(before) / 1024;

@@ -53,6 +53,35 @@ async fn get(server: &Server) -> (u16, Value) {
     )
 }
 
+/// The errors of every job run: where a render's cause goes (a 502 body
+/// carries a fixed sentence only; tests/edge_security.rs checks that).
+async fn run_errors(server: &Server) -> String {
+    let runs: Value = reqwest::get(server.url("/api/jobs/runs?perPage=100"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_fixed_502(e: &Value) {
+    assert_eq!(e["error"]["code"], "render-failed", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the render failed;"),
+        "{e}"
+    );
+}
+
 /// A PNG whose header says `w`×`h` with a few bytes of pixel data: what a
 /// decompression bomb looks like before anyone inflates it.
 fn header_only_png(w: u32, h: u32) -> Vec<u8> {
@@ -160,8 +189,9 @@ async fn bad_command_output_fails_the_run_with_the_reason() {
         .await;
         let (status, e) = get(&server).await;
         assert_eq!(status, 502, "{body}: {e}");
-        let msg = e["error"]["message"].as_str().unwrap();
+        let msg = run_errors(&server).await;
         assert!(msg.contains(reason), "{body}: {msg}");
+        assert_fixed_502(&e);
         server.stop().await;
     }
 }
@@ -177,12 +207,8 @@ async fn a_slow_command_is_killed_at_its_timeout() {
     let started = std::time::Instant::now();
     let (status, e) = get(&server).await;
     assert_eq!(status, 502, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("longer than")
-    );
+    assert_fixed_502(&e);
+    assert!(run_errors(&server).await.contains("longer than"));
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     // The script's own child went with it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -266,7 +292,8 @@ async fn the_http_backend_retries_a_5xx_and_reports_a_4xx() {
     let server = Server::start(with_backend("farm", http(&url)), Arc::new(Counting::new())).await;
     let (status, e) = get(&server).await;
     assert_eq!(status, 502);
-    let msg = e["error"]["message"].as_str().unwrap();
+    assert_fixed_502(&e);
+    let msg = run_errors(&server).await;
     assert!(
         msg.contains("400") && msg.contains("unknown material: Navy"),
         "{msg}"
@@ -293,7 +320,8 @@ async fn a_render_farm_that_never_answers_fails_the_run_at_its_timeout() {
     let started = std::time::Instant::now();
     let (status, e) = get(&server).await;
     assert_eq!(status, 502, "{e}");
-    let msg = e["error"]["message"].as_str().unwrap();
+    assert_fixed_502(&e);
+    let msg = run_errors(&server).await;
     assert!(msg.contains("longer than"), "{msg}");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert!(!held.lock().unwrap().is_empty(), "the farm was asked");

@@ -259,7 +259,13 @@ async fn gc_after_an_asset_update_removes_exactly_the_stale_version() {
             "/api/fast-compositor?assetId={MUG}&configuration=%7B%22Size%22%3A{size}%7D&width={width}&format=png"
         ))
     };
-    let put = |body: String| client.put(&at).body(body).send();
+    let put = |body: String| {
+        client
+            .put(&at)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     assert!(put(mug("#ff0000")).await.unwrap().status().is_success());
     for (size, width) in [(1, 32), (2, 32), (2, 16)] {
         assert_eq!(

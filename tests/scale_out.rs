@@ -222,6 +222,7 @@ refresh_ms = 200
     let mug = format!("{b}/api/assets/{MUG}");
     let r = client
         .put(&mug)
+        .header("content-type", "application/json")
         .body(mug_json("#204080"))
         .send()
         .await
@@ -259,6 +260,7 @@ refresh_ms = 200
     }
     let r = client
         .put(&mug)
+        .header("content-type", "application/json")
         .body(mug_json("#802040"))
         .send()
         .await

@@ -72,6 +72,14 @@ impl Receiver {
     }
 }
 
+/// The receivers here listen on 127.0.0.1, which webhooks may reach only
+/// with the operator's setting (tests/edge_security.rs checks the refusal).
+fn loopback_allowed() -> layercake::config::Settings {
+    let mut s = settings();
+    s.webhooks.allow_private_addresses = true;
+    s
+}
+
 fn valid_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -96,7 +104,7 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
 #[tokio::test]
 async fn job_stopped_is_signed_and_retried_after_a_500() {
     let (receiver, address) = Receiver::start(1).await;
-    let mut s = settings();
+    let mut s = loopback_allowed();
     s.webhooks.backoff_ms = 50;
     let server = Server::start(s, Arc::new(Counting::new())).await;
     let client = reqwest::Client::new();
@@ -217,7 +225,7 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
 
 #[tokio::test]
 async fn webhook_records_update_soft_delete_and_restore() {
-    let server = Server::start(settings(), Arc::new(Counting::new())).await;
+    let server = Server::start(loopback_allowed(), Arc::new(Counting::new())).await;
     let client = reqwest::Client::new();
     let hooks = server.url("/api/webhooks");
     let (_, hook) = send(

@@ -24,8 +24,25 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         for a in app.catalog().snapshot().assets() {
             tracing::info!(asset = %a.id, name = %a.name, version = a.version, layers = a.layers.len(), views = a.views.len(), "asset loaded");
         }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let ops = if app.settings.http.ops_listen.is_empty() {
+            None
+        } else {
+            let at = app.settings.http.ops_listen.clone();
+            let ops = tokio::net::TcpListener::bind(&at).await.with_context(|| format!("cannot listen on {at} (http.ops_listen)"))?;
+            tracing::info!(addr = %ops.local_addr()?, "ops endpoints (/metrics, /healthz, /readyz) listening");
+            Some(tokio::spawn(crate::http::serve_ops(ops, Arc::clone(&app), stop.clone().cancelled_owned())))
+        };
         tracing::info!(%addr, store = app.store.url(), "layercake listening; open http://{addr}/");
-        crate::http::serve(listener, app, shutdown_signal()).await?;
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel();
+        });
+        crate::http::serve(listener, app, stop.cancelled_owned()).await?;
+        if let Some(ops) = ops {
+            ops.await??;
+        }
         tracing::info!("stopped");
         Ok(())
     })

@@ -3,7 +3,7 @@
 //! An asset is answered as its definition (the documented asset file
 //! format, as in `catalog/sofa.json`) plus `orgId`, `createdAt`, `updatedAt`.
 
-use super::auth::Caller;
+use super::auth::{Caller, Reader};
 use super::body;
 use super::error::ApiError;
 use super::page::Page;
@@ -26,7 +26,7 @@ use std::sync::Arc;
     responses((status = 200, body = AssetList), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AssetList>, ApiError> {
     let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
@@ -63,7 +63,7 @@ pub async fn list(
     responses((status = 200, description = "The asset definition", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_uuid("id", &id)?;

@@ -12,6 +12,13 @@
 //! - Otherwise: no token is 401; an unknown or revoked one is 401; a
 //!   public token on a write, from an origin it does not list (`Origin`,
 //!   else `Referer`), or an `orgId` that is not the token's org is 403.
+//! - **What a public token may read.** It ships in every storefront's page
+//!   source, and `Origin` is a header any client can set, so it gets only
+//!   what a storefront shows: images, carousels, the listing page, layers,
+//!   assets, one saved configuration by its id or shortId (the share
+//!   link), and the bytes of files that are layers' images. [`Caller`]
+//!   refuses it (403); only routes that take a [`Reader`] let it in. A new
+//!   route is private unless it says otherwise.
 //! - The image route also serves callers without a token when the URL is
 //!   validly signed ([`ImageCaller`]): the signature is the permission.
 
@@ -45,7 +52,7 @@ pub enum CallerKind {
 impl Caller {
     /// The caller of a request; `None` when it carries no token outside
     /// development mode (each route decides whether that may do anything).
-    async fn resolve(app: &App, parts: &Parts) -> Result<Option<Caller>, Error> {
+    pub(super) async fn resolve(app: &App, parts: &Parts) -> Result<Option<Caller>, Error> {
         if app.tokens.development_mode().await? {
             return Ok(Some(Caller {
                 org: DEFAULT_ORG,
@@ -144,15 +151,38 @@ pub fn token(parts: &Parts) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+fn needs_token() -> ApiError {
+    ApiError(Error::Unauthorized(
+        "a token is needed: Authorization: Bearer <token>, or bearer_token=<token>".into(),
+    ))
+}
+
+/// The caller of a route a private token (or development mode) is needed for.
 impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
-        Caller::resolve(app, parts).await?.ok_or_else(|| {
-            ApiError(Error::Unauthorized(
-                "a token is needed: Authorization: Bearer <token>, or bearer_token=<token>".into(),
-            ))
-        })
+        let caller = Caller::resolve(app, parts).await?.ok_or_else(needs_token)?;
+        if caller.kind == CallerKind::Public {
+            return Err(ApiError(Error::Forbidden(
+                "this route needs a private token: a public token reads only images, carousels, layers, assets and one saved configuration by its id".into(),
+            )));
+        }
+        Ok(caller)
+    }
+}
+
+/// The caller of a route a public token may read too (what a storefront shows).
+#[derive(Debug, Clone)]
+pub struct Reader(pub Caller);
+
+impl FromRequestParts<Arc<App>> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Reader, ApiError> {
+        Ok(Reader(
+            Caller::resolve(app, parts).await?.ok_or_else(needs_token)?,
+        ))
     }
 }
 

@@ -9,7 +9,7 @@
 //!   images with `srcset`. The carousel data is inlined, so the page makes
 //!   no API call of its own.
 
-use super::auth::Caller;
+use super::auth::{Caller, Reader};
 use super::compositor::pinned_url;
 use super::error::ApiError;
 use super::params::{Params, parse_uuid};
@@ -216,7 +216,7 @@ fn parse(
     responses((status = 200, body = Carousel), (status = 404, description = "Unknown asset"), (status = 422, description = "Invalid parameter, named")))]
 pub async fn api(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Carousel>, ApiError> {
     let (asset, config, widths, format) = parse(&app, &caller, q.as_deref())?;
@@ -236,7 +236,7 @@ pub async fn api(
     responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "Invalid parameter, named")))]
 pub async fn embed(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Result<Html<String>, ApiError> {
     let (asset, config, widths, format) = parse(&app, &caller, q.as_deref())?;

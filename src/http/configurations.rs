@@ -1,7 +1,7 @@
 //! Saved configurations: `POST /api/configurations` (JSON or multipart),
 //! `GET /api/configurations`, `GET /api/configurations/{id or shortId}`.
 
-use super::auth::Caller;
+use super::auth::{Caller, Reader};
 use super::body;
 use super::error::ApiError;
 use super::files::multipart_error;
@@ -139,7 +139,7 @@ pub async fn list(
     responses((status = 200, body = ConfigurationJson), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<ConfigurationJson>, ApiError> {
     Ok(Json(ConfigurationJson::from_row(

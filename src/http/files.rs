@@ -1,7 +1,7 @@
 //! The Files service: `POST /api/files`, `GET /api/files/{id}`,
 //! `GET /api/files/{id}/content` (with `ETag` and `Range`).
 
-use super::auth::Caller;
+use super::auth::{Caller, CallerKind, Reader};
 use super::error::ApiError;
 use super::params::parse_uuid;
 use super::wire::{ErrorBody, FileJson, FilesJson};
@@ -61,16 +61,29 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(FilesJson { files })).into_response())
 }
 
+/// A public token reads a file only when it is one of its org's layers'
+/// images (a configuration's attachments are a customer's, not a storefront's).
+async fn layer_file_for_public(app: &App, caller: &Caller, id: uuid::Uuid) -> Result<(), Error> {
+    if caller.kind == CallerKind::Public && !app.meta.is_layer_file(caller.org, id).await? {
+        return Err(Error::Forbidden(
+            "a public token reads only files that are layer images; this one needs a private token"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A file's record.
 #[utoipa::path(get, path = "/api/files/{id}", tag = "files",
     params(("id" = String, Path, description = "File id (UUID).")),
     responses((status = 200, body = FileJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<FileJson>, ApiError> {
     let id = parse_uuid("id", &id)?;
+    layer_file_for_public(&app, &caller, id).await?;
     Ok(Json(FileJson::from_row(
         &app.files.get(caller.org, id).await?,
     )))
@@ -94,11 +107,12 @@ pub async fn get(
     ))]
 pub async fn content(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_uuid("id", &id)?;
+    layer_file_for_public(&app, &caller, id).await?;
     let (f, bytes) = app.files.content(caller.org, id).await?;
     let etag = format!("\"{}\"", f.hash);
     let common = |res: &mut Response| {

@@ -1,7 +1,7 @@
 //! The Layers service: `GET /api/layers`, `GET /api/layers/layer`,
 //! `GET /api/layers/{id}`, `POST /api/layers`.
 
-use super::auth::Caller;
+use super::auth::{Caller, Reader};
 use super::body;
 use super::compositor::check_output_size;
 use super::error::ApiError;
@@ -102,7 +102,7 @@ fn query(app: &App, org: uuid::Uuid, p: &Params) -> Result<LayerQuery, Error> {
     ))]
 pub async fn list(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Result<Json<LayerList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
@@ -142,7 +142,7 @@ pub async fn list(
     ))]
 pub async fn latest(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
@@ -262,7 +262,7 @@ fn optimization_output(
     responses((status = 200, body = LayerJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<LayerJson>, ApiError> {
     let id = parse_uuid("id", &id)?;

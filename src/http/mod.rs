@@ -8,15 +8,19 @@
 //! - `plp`: `/`, the demo product-listing page.
 //! - `openapi`: `/api/openapi.json`, collected from the routes themselves.
 //! - `ops`: `/metrics`, `/healthz`, `/readyz`, and request metrics.
-//! - `auth`: the caller (token → org) every route goes through.
+//! - `auth`: the caller (token → org) every route goes through; `Caller`
+//!   for private routes, `Reader` where a public token may read too.
+//! - `guard`: body media types, and loopback `Host`/`Origin` in development mode.
+//! - `server`: connections (hyper-util: header-read timeout, connection cap).
 //! - `params`, `page`, `body`: query, pagination and JSON body parsing.
 //! - `wire`: the JSON shapes clients see.
-//! - `error`: the only place where errors become status codes.
+//! - `error`: the only place where errors become status codes, and the
+//!   boundary every answer leaves through (fixed 5xx sentences, request id).
 //!
 //! [`serve`] takes its listener and its shutdown signal as arguments: the
 //! binary binds the configured address and passes SIGTERM/Ctrl-C, tests
 //! bind port 0 and pass whatever they like. Shutdown order: stop accepting,
-//! let in-flight requests finish (axum's graceful shutdown), then wait for
+//! let in-flight requests finish (hyper-util's graceful shutdown), then wait for
 //! background writes of composites (`Compositor::flush`).
 
 mod accept;
@@ -28,6 +32,7 @@ mod compositor;
 mod configurations;
 mod error;
 mod files;
+mod guard;
 mod jobs;
 mod layers;
 mod openapi;
@@ -35,6 +40,7 @@ mod ops;
 mod page;
 mod params;
 mod plp;
+mod server;
 mod urls;
 mod webhooks;
 pub mod wire;
@@ -50,7 +56,7 @@ use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -136,10 +142,18 @@ pub fn router(app: Arc<App>) -> Router {
     )
     .route_layer(axum::middleware::from_fn(ops::track))
     .fallback(not_found)
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&app),
+        guard::guard,
+    ))
     .layer(DefaultBodyLimit::max(app.settings.http.max_upload_bytes))
     .layer(axum::middleware::from_fn(
         move |req: Request, next: Next| deadline(timeout, req, next),
     ))
+    // A panic answers the fixed 500 (through the boundary) instead of a
+    // dropped connection.
+    .layer(tower_http::catch_panic::CatchPanicLayer::new())
+    .layer(axum::middleware::from_fn(error::boundary))
     // Every log line of a request carries its id; the response echoes it.
     .layer(
         TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -176,7 +190,33 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     )))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+/// The routes of `http.ops_listen`: `/metrics`, `/healthz` and `/readyz`,
+/// with details for anyone who can reach the address.
+pub fn ops_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(not_found)
+        .layer(axum::Extension(ops::OpsListener))
+        .layer(axum::middleware::from_fn(error::boundary))
+        .with_state(app)
+}
+
+/// Serves [`ops_router`] on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::run(listener, ops_router(Arc::clone(&app)), &app, shutdown).await
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains
+/// (see [`server`] for the connection limits).
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -186,20 +226,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(Arc::clone(&app));
-    let signalled = tokio_util::sync::CancellationToken::new();
-    let on_signal = signalled.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        on_signal.cancel();
-    });
-    let grace = Duration::from_secs(app.settings.http.shutdown_grace_secs);
-    tokio::select! {
-        r = server.into_future() => r?,
-        () = async {
-            signalled.cancelled().await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "requests still running after the shutdown grace period; closing them"),
-    }
+    server::run(listener, router, &app, shutdown).await?;
     app.shutdown().await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! (dependencies reachable, the codec works), and the per-request metrics
 //! middleware.
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::app::App;
 use crate::compose::{Format, PremulImage};
@@ -10,6 +11,7 @@ use crate::telemetry;
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -42,10 +44,33 @@ pub async fn track(req: Request, next: Next) -> Response {
     res
 }
 
-/// Prometheus text exposition of every `layercake_` metric.
+/// Marks requests that came in on `http.ops_listen`: they see details.
+#[derive(Debug, Clone, Copy)]
+pub struct OpsListener;
+
+/// Whether the request may see operational details (store URL, error
+/// text): it came in on the ops address, or carries a private token (or
+/// the server is in development mode, which answers loopback only).
+async fn sees_details(app: &App, parts: &Parts) -> bool {
+    if parts.extensions.get::<OpsListener>().is_some() {
+        return true;
+    }
+    matches!(Caller::resolve(app, parts).await, Ok(Some(c)) if c.private())
+}
+
+/// Prometheus text exposition of every `layercake_` metric. The series
+/// carry no URLs and no error text. When `http.ops_listen` is set, this
+/// address answers only private tokens (the ops address answers anyone).
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text format (version 0.0.4)", content_type = "text/plain")))]
-pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    responses((status = 200, description = "Prometheus text format (version 0.0.4)", content_type = "text/plain"),
+        (status = 403, description = "http.ops_listen is set and no private token was given", body = super::wire::ErrorBody)))]
+pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Response, ApiError> {
+    if !app.settings.http.ops_listen.is_empty() && !sees_details(&app, &parts).await {
+        return Err(ApiError(Error::Forbidden(format!(
+            "metrics are served on the ops address ({}) or to a private token",
+            "http.ops_listen"
+        ))));
+    }
     let handle = telemetry::handle()
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
     // Gauges read at scrape time: what is queued, what the caches hold.
@@ -71,11 +96,14 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready: the metadata store and the object store answer, and a tiny
-/// image encodes. 503 naming what failed otherwise.
+/// image encodes. 503 otherwise (the log names the failed check).
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, description = "ready: `{\"status\": \"ready\" | \"degraded\", \"store\": {url, up, outbox_objects, outbox_bytes, disk_bytes, error?}}`; degraded while the object store does not answer (hits are still served, misses answer 503)"),
-        (status = 503, description = "not ready (metadata store or encoder): the body names the failed check")))]
-pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
+    responses((status = 200, description = "ready: `{\"status\": \"ready\" | \"degraded\"}`; degraded while the object store does not answer (hits are still served, misses answer 503). On the ops address (`http.ops_listen`) or with a private token it also has `\"store\": {url, up, outbox_objects, outbox_bytes, disk_bytes, error?}`"),
+        (status = 503, description = "not ready (metadata store or encoder); the cause is in the log", body = super::wire::ErrorBody)))]
+pub async fn readyz(
+    State(app): State<Arc<App>>,
+    parts: Parts,
+) -> Result<Json<serde_json::Value>, ApiError> {
     app.meta
         .ping()
         .await
@@ -94,13 +122,17 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Valu
         .await
         .map_err(|e| Error::Internal(format!("probe task: {e}")))?
         .map_err(|e| Error::unavailable(format!("the image encoder fails: {e}")))?;
-    let mut store = serde_json::to_value(app.store.status()).unwrap_or_default();
-    let status = match store_error {
-        None => "ready",
-        Some(e) => {
-            store["error"] = e.into();
-            "degraded"
-        }
+    let status = if store_error.is_some() {
+        "degraded"
+    } else {
+        "ready"
     };
+    if !sees_details(&app, &parts).await {
+        return Ok(Json(serde_json::json!({"status": status})));
+    }
+    let mut store = serde_json::to_value(app.store.status()).unwrap_or_default();
+    if let Some(e) = store_error {
+        store["error"] = e.into();
+    }
     Ok(Json(serde_json::json!({"status": status, "store": store})))
 }

@@ -13,7 +13,7 @@
 //! every option appears somewhere on the page. URLs are pinned to the live
 //! definition and signed when keys are configured.
 
-use super::auth::Caller;
+use super::auth::Reader;
 use super::carousel::{token_param, with_token};
 use super::compositor::pinned_url;
 use super::urls::query_of;
@@ -37,7 +37,7 @@ const TILE_SIZES: &str = "(max-width: 523px) 90vw, (max-width: 783px) 45vw, 280p
 #[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html")))]
 pub async fn page(
     State(app): State<Arc<App>>,
-    caller: Caller,
+    Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Html<String> {
     // A page loaded with `bearer_token` carries it into its image URLs and

@@ -265,6 +265,10 @@ async fn set_deleted(
 ) -> Result<Json<WebhookJson>, ApiError> {
     caller.require_private()?;
     let id = parse_uuid("id", id)?;
+    if !deleted && app.meta.webhook(caller.org, id).await?.deleted_at.is_some() {
+        // A restored webhook counts against the cap like a new one.
+        app.webhooks.check_room(caller.org).await?;
+    }
     app.meta
         .set_webhook_deleted(caller.org, id, deleted)
         .await?;

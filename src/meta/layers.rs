@@ -116,6 +116,21 @@ impl Meta {
         rows.iter().map(|r| text(r, "layer_key")).collect()
     }
 
+    /// Whether `file` is the image of one of `org`'s layers.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn is_layer_file(&self, org: Uuid, file: Uuid) -> Result<bool, MetaError> {
+        let row =
+            sqlx::query("SELECT 1 AS one FROM layers WHERE org_id = $1 AND file_id = $2 LIMIT 1")
+                .bind(org.to_string())
+                .bind(file.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(translate)?;
+        Ok(row.is_some())
+    }
+
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn insert_layer(&self, l: &LayerRow) -> Result<(), MetaError> {

@@ -44,6 +44,11 @@ pub enum MetaError {
     Conflict(String),
     #[error("cannot open the metadata store {0}: {1}")]
     Open(String, String),
+    /// The store cannot be reached now: a connection or I/O failure, a
+    /// pool timeout, a busy database, a serialisation conflict. Retrying helps.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database error: a bug or a broken schema; retrying does not help.
     #[error("metadata store: {0}")]
     Backend(String),
     #[error("a stored record is unreadable: {0}")]
@@ -67,7 +72,32 @@ fn translate(e: sqlx::Error) -> MetaError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             MetaError::Conflict(db.message().to_string())
         }
+        e if is_transient(&e) => MetaError::Unavailable(e.to_string()),
         e => MetaError::Backend(e.to_string()),
+    }
+}
+
+/// Whether retrying `e` can succeed: the connection, not the statement,
+/// failed. PostgreSQL classes 08 (connection exception), 53 (insufficient
+/// resources), 57P0x (operator intervention: shutdown) and 40001/40P01
+/// (serialisation failure, deadlock); SQLite BUSY and LOCKED.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57P0")
+                || c == "40001"
+                || c == "40P01"
+                // SQLite: BUSY, LOCKED and their extended codes (low byte 5 or 6).
+                || c.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+        }),
+        _ => false,
     }
 }
 

@@ -502,3 +502,44 @@ async fn joining_with_rerender_makes_the_active_task_render() {
         assert_eq!((c.task.rerender, c.existing), (true, None));
     }
 }
+
+/// Only a failure of the connection is worth a retry (503): a statement
+/// the database refuses is a bug (500), on both backends.
+#[tokio::test]
+async fn only_connection_failures_are_transient() {
+    let io = sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "reset",
+    ));
+    assert!(matches!(translate(io), MetaError::Unavailable(_)));
+    assert!(matches!(
+        translate(sqlx::Error::PoolTimedOut),
+        MetaError::Unavailable(_)
+    ));
+    assert!(matches!(
+        translate(sqlx::Error::PoolClosed),
+        MetaError::Unavailable(_)
+    ));
+    assert!(matches!(
+        translate(sqlx::Error::RowNotFound),
+        MetaError::NotFound
+    ));
+    assert!(matches!(
+        translate(sqlx::Error::ColumnNotFound("x".into())),
+        MetaError::Backend(_)
+    ));
+    for meta in stores().await {
+        let Err(e) = sqlx::query("SELECT no_such_column FROM no_such_table")
+            .execute(&meta.pool)
+            .await
+        else {
+            panic!("a query of a missing table succeeded");
+        };
+        let e = translate(e);
+        assert!(matches!(e, MetaError::Backend(_)), "{e:?}");
+        assert!(matches!(
+            crate::error::Error::from(e),
+            crate::error::Error::Internal(_)
+        ));
+    }
+}

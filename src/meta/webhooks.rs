@@ -235,27 +235,37 @@ impl Meta {
         .map_err(translate)
     }
 
-    /// Claims the oldest due delivery until `lease_until`, with its webhook.
+    /// Claims the oldest due delivery until `lease_until`, with its webhook,
+    /// skipping the orgs in `skip_orgs` (those holding their share of slots).
     ///
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn claim_delivery(
         &self,
         lease_until: i64,
+        skip_orgs: &[Uuid],
     ) -> Result<Option<(DeliveryRow, WebhookRow)>, MetaError> {
         let now = self.now();
         let due = "(status = 'pending' AND next_attempt_at <= $2 AND (lease_expires IS NULL OR lease_expires < $2))";
-        let r = sqlx::query(&format!(
+        let skip = if skip_orgs.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..skip_orgs.len())
+                .map(|i| format!("${}", i + 3))
+                .collect();
+            format!(" AND org_id NOT IN ({})", list.join(", "))
+        };
+        let sql = format!(
             "UPDATE webhook_deliveries SET lease_expires = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id = (SELECT id FROM webhook_deliveries WHERE {due} ORDER BY next_attempt_at ASC LIMIT 1{lock}) \
+             WHERE id = (SELECT id FROM webhook_deliveries WHERE {due}{skip} ORDER BY next_attempt_at ASC LIMIT 1{lock}) \
              AND {due} RETURNING {DELIVERY_COLUMNS}",
             lock = self.skip_locked()
-        ))
-        .bind(lease_until)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(translate)?;
+        );
+        let mut q = sqlx::query(&sql).bind(lease_until).bind(now);
+        for org in skip_orgs {
+            q = q.bind(org.to_string());
+        }
+        let r = q.fetch_optional(&self.pool).await.map_err(translate)?;
         let Some(r) = r else { return Ok(None) };
         let d = delivery_row(&r)?;
         let hook = self.webhook(d.org_id, d.webhook_id).await?;

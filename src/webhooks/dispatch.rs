@@ -9,8 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-/// Deliveries in flight at once per process.
-const PARALLEL: usize = 8;
 /// How often an idle dispatcher looks for deliveries queued elsewhere or due for retry.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -22,7 +20,7 @@ impl Webhooks {
     }
 
     async fn dispatch(self: Arc<Self>, stop: CancellationToken, tracker: TaskTracker) {
-        let slots = Arc::new(Semaphore::new(PARALLEL));
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let lease = Duration::from_secs(self.settings.timeout_secs + 10);
         while !stop.is_cancelled() {
             let queued = self.queued.notified();
@@ -32,12 +30,18 @@ impl Webhooks {
                 return;
             };
             let until = self.meta.after(lease);
-            match self.meta.claim_delivery(until).await {
+            let full = self.full_orgs();
+            match self.meta.claim_delivery(until, &full).await {
                 Ok(Some((d, hook))) => {
                     let me = Arc::clone(&self);
+                    me.hold(d.org_id, 1);
                     tracker.spawn(async move {
+                        let org = d.org_id;
                         me.deliver(d, hook).await;
+                        me.hold(org, -1);
                         drop(permit);
+                        // An org below its share again may have more due.
+                        me.queued.notify_one();
                     });
                     continue;
                 }
@@ -55,8 +59,44 @@ impl Webhooks {
         }
     }
 
-    async fn deliver(&self, d: DeliveryRow, hook: WebhookRow) {
-        let started = Instant::now();
+    /// Orgs holding their whole share of this process's delivery slots.
+    fn full_orgs(&self) -> Vec<Uuid> {
+        let busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        busy.iter()
+            .filter(|&(_, &n)| n >= self.settings.per_org_concurrency)
+            .map(|(org, _)| *org)
+            .collect()
+    }
+
+    fn hold(&self, org: Uuid, delta: isize) {
+        let mut busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = busy.entry(org).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            busy.remove(&org);
+        }
+    }
+
+    /// POSTs `d`; `Err` carries why its address was refused (no retry).
+    async fn send(
+        &self,
+        d: &DeliveryRow,
+        hook: &WebhookRow,
+    ) -> (Option<u16>, Option<String>, bool) {
+        // A literal address is not resolved, so the resolver never sees
+        // it: checked here (a row saved before the policy, or under another).
+        if let Ok(url) = reqwest::Url::parse(&hook.address)
+            && let Some(host) = url.host()
+            && let Err(why) = self.policy.check_host(&host)
+        {
+            return (None, Some(format!("refused: {why}")), true);
+        }
         let body = d.payload.clone().into_bytes();
         let result = self
             .client
@@ -68,24 +108,44 @@ impl Webhooks {
             .body(body)
             .send()
             .await;
-        let (code, error) = match result {
-            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
+        match result {
+            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None, false),
             Ok(resp) => (
                 Some(resp.status().as_u16()),
                 Some(format!("the receiver answered {}", resp.status())),
+                false,
             ),
-            Err(e) => (None, Some(format!("no answer: {e}"))),
-        };
+            Err(e) => {
+                let mut cause: Option<&dyn std::error::Error> = Some(&e);
+                while let Some(c) = cause {
+                    if let Some(r) = c.downcast_ref::<super::address::Refused>() {
+                        return (None, Some(r.to_string()), true);
+                    }
+                    cause = c.source();
+                }
+                (None, Some(format!("no answer: {e}")), false)
+            }
+        }
+    }
+
+    async fn deliver(&self, d: DeliveryRow, hook: WebhookRow) {
+        let started = Instant::now();
+        let (code, error, refused) = self.send(&d, &hook).await;
+        if refused {
+            metrics::counter!(crate::telemetry::WEBHOOKS_REFUSED).increment(1);
+        }
         let delivered = error.is_none();
-        let retry_at =
-            (!delivered && d.attempts < i64::from(self.settings.max_attempts)).then(|| {
-                let wait = crate::jobs::backoff(
-                    d.attempts,
-                    self.settings.backoff_ms,
-                    self.settings.backoff_max_ms,
-                );
-                self.meta.after(wait)
-            });
+        let retry_at = (!delivered
+            && !refused
+            && d.attempts < i64::from(self.settings.max_attempts))
+        .then(|| {
+            let wait = crate::jobs::backoff(
+                d.attempts,
+                self.settings.backoff_ms,
+                self.settings.backoff_max_ms,
+            );
+            self.meta.after(wait)
+        });
         let attempt = AttemptRow {
             id: Uuid::new_v4(),
             delivery_id: d.id,

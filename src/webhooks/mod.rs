@@ -19,7 +19,15 @@
 //! metadata store (`meta::webhooks`), written when the event happens and
 //! claimed under a lease by a dispatcher (`dispatch`), so they survive
 //! restarts and no two processes send the same one at once.
+//!
+//! Addresses: public only, unless configured (`address`), checked when a
+//! webhook is saved and again at every delivery; a refused delivery fails
+//! at once (no retries) with the reason in its log. An org has at most
+//! `webhooks.max_per_org` webhooks, and at most
+//! `webhooks.per_org_concurrency` of this process's
+//! `webhooks.concurrency` delivery slots.
 
+pub mod address;
 mod dispatch;
 
 use crate::config::WebhookSettings;
@@ -70,7 +78,10 @@ pub struct WebhookInput {
 pub struct Webhooks {
     meta: Arc<Meta>,
     settings: WebhookSettings,
+    policy: Arc<address::Policy>,
     client: reqwest::Client,
+    /// Deliveries in flight in this process, per org (for fair slots).
+    busy: std::sync::Mutex<std::collections::HashMap<Uuid, usize>>,
     /// Wakes this process's dispatcher when a delivery is queued.
     queued: Notify,
 }
@@ -79,16 +90,26 @@ impl Webhooks {
     /// # Errors
     /// [`Error::Internal`] when the HTTP client cannot be built.
     pub fn new(meta: Arc<Meta>, settings: WebhookSettings) -> Result<Webhooks, Error> {
+        let policy = Arc::new(address::Policy::new(
+            settings.allow_private_addresses,
+            &settings.private_hosts,
+        ));
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(settings.timeout_secs))
+            // Every connection goes to an address `Guarded` checked: no
+            // redirect, no proxy (a proxy would connect where it likes).
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(address::Guarded(Arc::clone(&policy))))
             .user_agent(concat!("layercake/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Internal(format!("webhook client: {e}")))?;
         Ok(Webhooks {
             meta,
             settings,
+            policy,
             client,
+            busy: std::sync::Mutex::default(),
             queued: Notify::new(),
         })
     }
@@ -164,12 +185,15 @@ impl Webhooks {
             Some(_) => return Err(Error::invalid("secret", "must be at least 16 characters")),
             None => format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
         };
+        let address = self.check_address(address)?;
+        let topic = check_topic(topic)?;
+        self.check_room(org).await?;
         let now = self.meta.now();
         let row = WebhookRow {
             id: Uuid::new_v4(),
             org_id: org,
-            topic: check_topic(topic)?,
-            address: check_address(address)?,
+            topic,
+            address,
             filter: check_filter(input.filter.as_ref())?,
             secret,
             created_at: now,
@@ -195,7 +219,7 @@ impl Webhooks {
             row.topic = check_topic(t)?;
         }
         if let Some(a) = &input.address {
-            row.address = check_address(a)?;
+            row.address = self.check_address(a)?;
         }
         if input.filter.is_some() {
             row.filter = check_filter(input.filter.as_ref())?;
@@ -211,6 +235,42 @@ impl Webhooks {
     }
 }
 
+impl Webhooks {
+    /// An `http(s)` URL whose host the address policy lets through.
+    fn check_address(&self, a: &str) -> Result<String, Error> {
+        let url = parse_address(a)?;
+        if let Some(host) = url.host() {
+            self.policy
+                .check_host(&host)
+                .map_err(|m| Error::invalid("address", m))?;
+        }
+        Ok(a.to_string())
+    }
+
+    /// Room for one more live webhook of `org` (`webhooks.max_per_org`).
+    ///
+    /// # Errors
+    /// 422 naming the cap at it.
+    pub async fn check_room(&self, org: Uuid) -> Result<(), Error> {
+        let window = crate::meta::Window {
+            offset: 0,
+            limit: 1,
+            descending: false,
+        };
+        let (live, _) = self.meta.webhooks(org, false, window).await?;
+        if live as u64 >= self.settings.max_per_org {
+            return Err(Error::invalid(
+                "webhooks",
+                format!(
+                    "this org has {live} webhooks, the most webhooks.max_per_org ({}) allows; delete one first",
+                    self.settings.max_per_org
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn check_topic(t: &str) -> Result<String, Error> {
     if TOPICS.contains(&t) {
         Ok(t.to_string())
@@ -222,7 +282,7 @@ fn check_topic(t: &str) -> Result<String, Error> {
     }
 }
 
-fn check_address(a: &str) -> Result<String, Error> {
+fn parse_address(a: &str) -> Result<reqwest::Url, Error> {
     let url =
         reqwest::Url::parse(a).map_err(|e| Error::invalid("address", format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -231,7 +291,13 @@ fn check_address(a: &str) -> Result<String, Error> {
             "must be an http:// or https:// URL",
         ));
     }
-    Ok(a.to_string())
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid(
+            "address",
+            "must not carry credentials; verify deliveries by their signature",
+        ));
+    }
+    Ok(url)
 }
 
 fn check_filter(f: Option<&serde_json::Value>) -> Result<String, Error> {
@@ -268,9 +334,10 @@ mod tests {
     fn fields_are_checked() {
         assert!(check_topic("job.stopped").is_ok());
         assert!(check_topic("job.started").is_err());
-        assert!(check_address("http://127.0.0.1:9/x").is_ok());
-        assert!(check_address("ftp://x").is_err());
-        assert!(check_address("nope").is_err());
+        assert!(parse_address("http://127.0.0.1:9/x").is_ok());
+        assert!(parse_address("ftp://x").is_err());
+        assert!(parse_address("nope").is_err());
+        assert!(parse_address("https://user:pw@hooks.example/").is_err());
         assert!(check_filter(Some(&serde_json::json!([1]))).is_err());
     }
 }
