@@ -123,7 +123,11 @@ impl App {
             Renderers::from_settings(&settings.render, builtin).map_err(AppError::Render)?;
         let files_catalog = load_catalog(&settings)?;
         let (meta, store) = open_stores(&settings, true).await?;
-        let assets = Arc::new(AssetRegistry::start(Arc::clone(&meta), files_catalog).await?);
+        let assets = Arc::new(
+            AssetRegistry::start(Arc::clone(&meta), files_catalog)
+                .await?
+                .with_limits(settings.catalog.limits()),
+        );
         let missing = renderers.missing(assets.catalog().snapshot().assets());
         if !missing.is_empty() {
             return Err(AppError::Render(format!(
@@ -231,7 +235,7 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, AppError> {
     Ok(if settings.catalog.dir.is_empty() {
         Catalog::demo()?
     } else {
-        Catalog::from_dir(Path::new(&settings.catalog.dir))?
+        Catalog::from_dir(Path::new(&settings.catalog.dir), &settings.catalog.limits())?
     })
 }
 

@@ -91,6 +91,30 @@ pub struct MetaSettings {
 pub struct CatalogSettings {
     pub dir: String,
     pub refresh_ms: u64,
+    pub max_views: usize,
+    pub max_layers: usize,
+    pub max_attributes: usize,
+    pub max_options: usize,
+    pub max_template_bytes: usize,
+    pub max_data_url_bytes: usize,
+    pub max_canvas_pixels: u64,
+    pub max_compose_bytes: u64,
+}
+
+impl CatalogSettings {
+    /// The caps the asset loader applies.
+    pub fn limits(&self) -> crate::catalog::Limits {
+        crate::catalog::Limits {
+            views: self.max_views,
+            layers: self.max_layers,
+            attributes: self.max_attributes,
+            options: self.max_options,
+            template_bytes: self.max_template_bytes,
+            data_url_bytes: self.max_data_url_bytes,
+            canvas_pixels: self.max_canvas_pixels,
+            compose_bytes: self.max_compose_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,6 +178,7 @@ pub struct JobsSettings {
     pub backoff_max_ms: u64,
     pub failure_ttl_secs: u64,
     pub max_batch_configurations: usize,
+    pub max_plan_keys: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -273,6 +298,24 @@ impl Settings {
             return bad(
                 "http.max_body_bytes",
                 "body limits must be at least 1024 bytes".into(),
+            );
+        }
+        let l = &self.catalog;
+        if [
+            l.max_views,
+            l.max_layers,
+            l.max_attributes,
+            l.max_options,
+            l.max_template_bytes,
+            l.max_data_url_bytes,
+        ]
+        .contains(&0)
+            || l.max_canvas_pixels == 0
+            || l.max_compose_bytes == 0
+        {
+            return bad(
+                "catalog.max_views",
+                "every catalog.max_* cap must be at least 1".into(),
             );
         }
         if self.http.header_read_timeout_secs == 0 {
@@ -511,6 +554,8 @@ mod tests {
         let s = Settings::load_from(None, &Overrides::default(), no_env()).unwrap();
         assert_eq!(s.http.listen, "127.0.0.1:8080");
         assert_eq!(s.storage.data_dir, PathBuf::from("./data"));
+        // The loader's defaults (catalogue checks, tests) are the file's.
+        assert_eq!(s.catalog.limits(), crate::catalog::Limits::default());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SOFA, base_of, enc, solid_png, start_binary};
+use common::{SOFA, base_of, enc, peak_rss_kib, solid_png, start_binary};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -249,14 +249,6 @@ fn bomb_png(side: u32) -> Vec<u8> {
 }
 
 /// Peak resident memory of a process, from `/proc/<pid>/status`.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[tokio::test]
 async fn decompression_bombs_are_refused_from_their_header_and_peak_memory_stays_small() {

@@ -10,11 +10,12 @@
 
 use super::spec::{AssetSpec, AttributeType, OptionSpec, RenderSpec};
 use super::{
-    Asset, AttrKind, AttrOption, Attribute, Catalog, Layer, Recipe, Template, Value, View,
+    Asset, AttrKind, AttrOption, Attribute, Catalog, Layer, Limits, Recipe, Template, Value, View,
 };
 use include_dir::{Dir, include_dir};
 use std::collections::HashSet;
 use std::path::{Component, Path};
+use std::sync::Arc;
 use uuid::Uuid;
 
 static DEMO: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/catalog");
@@ -57,8 +58,25 @@ enum Source<'a> {
     None,
 }
 
-impl Source<'_> {
+/// Template texts as a definition may have them: read from its source,
+/// within its caps.
+struct Templates<'a> {
+    src: &'a Source<'a>,
+    limits: &'a Limits,
+}
+
+impl Templates<'_> {
+    /// A template file, refused past `catalog.max_template_bytes` or with a
+    /// reference to a file or URL.
     fn read(&self, rel: &str) -> Result<String, String> {
+        let text = self.src.read(rel, self.limits.template_bytes)?;
+        check_template(&text, self.limits).map_err(|m| format!("{rel}: {m}"))?;
+        Ok(text)
+    }
+}
+
+impl Source<'_> {
+    fn read(&self, rel: &str, max: usize) -> Result<String, String> {
         let p = Path::new(rel);
         if p.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(format!(
@@ -66,8 +84,14 @@ impl Source<'_> {
             ));
         }
         match self {
-            Source::Dir(d) => std::fs::read_to_string(d.join(p))
-                .map_err(|e| format!("cannot read template \"{rel}\": {e}")),
+            Source::Dir(d) => {
+                use std::io::Read as _;
+                let mut text = String::new();
+                std::fs::File::open(d.join(p))
+                    .and_then(|f| f.take(max as u64 + 1).read_to_string(&mut text))
+                    .map_err(|e| format!("cannot read template \"{rel}\": {e}"))?;
+                Ok(text)
+            }
             Source::Embedded(d) => d
                 .get_file(p)
                 .and_then(|f| f.contents_utf8())
@@ -91,13 +115,18 @@ pub(super) fn demo() -> Result<Catalog, CatalogError> {
             let text = f
                 .contents_utf8()
                 .ok_or_else(|| CatalogError::new(&name, "", "not UTF-8"))?;
-            assets.push(parse(&name, text, &Source::Embedded(&DEMO))?);
+            assets.push(parse(
+                &name,
+                text,
+                &Source::Embedded(&DEMO),
+                &Limits::default(),
+            )?);
         }
     }
     Catalog::from_assets(assets)
 }
 
-pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+pub(super) fn from_dir(dir: &Path, limits: &Limits) -> Result<Catalog, CatalogError> {
     let shown = dir.display().to_string();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| CatalogError::new(&shown, "", format!("cannot read folder: {e}")))?;
@@ -115,7 +144,7 @@ pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
         let name = p.display().to_string();
         let text =
             std::fs::read_to_string(&p).map_err(|e| CatalogError::new(&name, "", e.to_string()))?;
-        let mut asset = parse(&name, &text, &Source::Dir(dir))?;
+        let mut asset = parse(&name, &text, &Source::Dir(dir), limits)?;
         asset.source_mtime = std::fs::metadata(&p)
             .and_then(|m| m.modified())
             .ok()
@@ -134,19 +163,20 @@ pub(super) fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     Ok(catalog)
 }
 
-/// Parses and validates one asset definition whose templates are inline.
+/// Parses and validates one asset definition whose templates are inline,
+/// within `limits`.
 ///
 /// # Errors
-/// [`CatalogError`] naming `label` and the field at fault.
-pub fn load_asset_str(label: &str, json: &str) -> Result<Asset, CatalogError> {
-    parse(&format!("{label}.json"), json, &Source::None)
+/// [`CatalogError`] naming `label` and the field (or the cap) at fault.
+pub fn load_asset_str(label: &str, json: &str, limits: &Limits) -> Result<Asset, CatalogError> {
+    parse(&format!("{label}.json"), json, &Source::None, limits)
 }
 
 fn is_asset_file(name: &str) -> bool {
     name.ends_with(".json") || name.ends_with(".toml")
 }
 
-fn parse(file: &str, text: &str, src: &Source<'_>) -> Result<Asset, CatalogError> {
+fn parse(file: &str, text: &str, src: &Source<'_>, limits: &Limits) -> Result<Asset, CatalogError> {
     let doc: serde_json::Value = if file.ends_with(".toml") {
         let table: toml::Table = toml::from_str(text)
             .map_err(|e| CatalogError::new(file, "", e.message().to_string()))?;
@@ -162,11 +192,114 @@ fn parse(file: &str, text: &str, src: &Source<'_>) -> Result<Asset, CatalogError
             e.into_inner().to_string(),
         )
     })?;
-    validate(file, spec, src)
+    validate(file, spec, src, limits)
 }
 
-fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, CatalogError> {
+/// Every cap that can be checked from the document alone, before anything
+/// is expanded (templates are checked as they are read).
+fn check_limits(spec: &AssetSpec, limits: &Limits, err: &ErrFn<'_>) -> Result<(), CatalogError> {
+    let over = |field: &str, what: &str, n: u64, cap: &str, max: u64| {
+        Err(err(
+            field.into(),
+            format!("{n} {what}, over catalog.{cap} ({max})"),
+        ))
+    };
+    let n = |v: usize| v as u64;
+    if spec.views.len() > limits.views {
+        return over(
+            "views",
+            "views",
+            n(spec.views.len()),
+            "max_views",
+            n(limits.views),
+        );
+    }
+    if spec.layers.len() > limits.layers {
+        return over(
+            "layers",
+            "layers",
+            n(spec.layers.len()),
+            "max_layers",
+            n(limits.layers),
+        );
+    }
+    if spec.attributes.len() > limits.attributes {
+        return over(
+            "attributes",
+            "attributes",
+            n(spec.attributes.len()),
+            "max_attributes",
+            n(limits.attributes),
+        );
+    }
+    for (i, a) in spec.attributes.iter().enumerate() {
+        let count = a.values.as_ref().map_or(0, Vec::len);
+        if count > limits.options {
+            return over(
+                &format!("attributes[{i}].values"),
+                "options",
+                n(count),
+                "max_options",
+                n(limits.options),
+            );
+        }
+    }
+    let pixels = u64::from(spec.width) * u64::from(spec.height);
+    if pixels > limits.canvas_pixels {
+        return over(
+            "width",
+            &format!("canvas pixels ({}x{})", spec.width, spec.height),
+            pixels,
+            "max_canvas_pixels",
+            limits.canvas_pixels,
+        );
+    }
+    let compose = pixels
+        .saturating_mul(4)
+        .saturating_mul(n(spec.layers.len()));
+    if compose > limits.compose_bytes {
+        return over(
+            "layers",
+            &format!(
+                "bytes for one compose ({}x{} x 4 bytes x {} layers)",
+                spec.width,
+                spec.height,
+                spec.layers.len()
+            ),
+            compose,
+            "max_compose_bytes",
+            limits.compose_bytes,
+        );
+    }
+    for (i, l) in spec.layers.iter().enumerate() {
+        if let Some(t) = &l.render.template {
+            check_template(t, limits)
+                .map_err(|m| err(format!("layers[{i}].render.template"), m))?;
+        }
+    }
+    Ok(())
+}
+
+/// The size and reference checks of one template text.
+fn check_template(text: &str, limits: &Limits) -> Result<(), String> {
+    if text.len() > limits.template_bytes {
+        return Err(format!(
+            "{} bytes, over catalog.max_template_bytes ({})",
+            text.len(),
+            limits.template_bytes
+        ));
+    }
+    super::check_refs(text, limits.data_url_bytes)
+}
+
+fn validate(
+    file: &str,
+    spec: AssetSpec,
+    src: &Source<'_>,
+    limits: &Limits,
+) -> Result<Asset, CatalogError> {
     let err = |field: String, msg: String| CatalogError::new(file, field, msg);
+    check_limits(&spec, limits, &err)?;
     let id = Uuid::parse_str(&spec.id)
         .map_err(|_| err("id".into(), format!("\"{}\" is not a UUID", spec.id)))?;
     if spec.name.trim().is_empty() {
@@ -196,7 +329,7 @@ fn validate(file: &str, spec: AssetSpec, src: &Source<'_>) -> Result<Asset, Cata
     }
     let attributes = attributes(&spec, &err)?;
     let views = views(&spec, &err)?;
-    let layers = layers(&spec, &attributes, &views, src, &err)?;
+    let layers = layers(&spec, &attributes, &views, &Templates { src, limits }, &err)?;
 
     let mut h = blake3::Hasher::new();
     h.update(b"layercake/asset-definition/2\n");
@@ -399,7 +532,7 @@ fn layers(
     spec: &AssetSpec,
     attrs: &[Attribute],
     views: &[View],
-    src: &Source<'_>,
+    templates: &Templates<'_>,
     err: &ErrFn<'_>,
 ) -> Result<Vec<Layer>, CatalogError> {
     if spec.layers.is_empty() {
@@ -465,7 +598,7 @@ fn layers(
             spec,
             views,
             &depends_on,
-            src,
+            templates,
             &|m| err(at(".render"), m),
             attrs,
         )?;
@@ -489,7 +622,7 @@ fn recipe(
     spec: &AssetSpec,
     views: &[View],
     depends_on: &[usize],
-    src: &Source<'_>,
+    files: &Templates<'_>,
     err: &dyn Fn(String) -> CatalogError,
     attrs: &[Attribute],
 ) -> Result<Recipe, CatalogError> {
@@ -508,21 +641,34 @@ fn recipe(
         h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
     }
     let mut templates = Vec::new();
+    // An inline template is the same text for every view: parsed once.
+    let mut inline: Option<Arc<Template>> = None;
     for v in views {
         let (origin, text) = match (&r.svg, &r.template) {
             (Some(path), None) => {
                 let rel = path.replace("{view}", &v.name);
-                let text = src.read(&rel).map_err(err)?;
+                let text = files.read(&rel).map_err(err)?;
                 (rel, text)
             }
-            (None, Some(t)) => ("the inline template".to_string(), t.clone()),
+            (None, Some(t)) => {
+                if let Some(shared) = &inline {
+                    h.update(&(t.len() as u64).to_le_bytes());
+                    h.update(t.as_bytes());
+                    templates.push(Arc::clone(shared));
+                    continue;
+                }
+                ("the inline template".to_string(), t.clone())
+            }
             _ => {
                 return Err(err(
                     "give exactly one of \"svg\" (a file) or \"template\" (inline)".into(),
                 ));
             }
         };
-        let t = Template::parse(&text, attrs).map_err(|e| err(format!("{origin}: {e}")))?;
+        let t = Arc::new(Template::parse(&text, attrs).map_err(|e| err(format!("{origin}: {e}")))?);
+        if r.template.is_some() {
+            inline = Some(Arc::clone(&t));
+        }
         if let Some(k) = t.attributes().find(|k| !depends_on.contains(k)) {
             return Err(err(format!(
                 "{origin} reads attribute \"{}\", which is not in dependsOn",
@@ -544,7 +690,7 @@ fn recipe(
 mod tests {
     use super::*;
 
-    fn minimal() -> serde_json::Value {
+    pub(super) fn minimal() -> serde_json::Value {
         serde_json::json!({
             "id": "6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f",
             "name": "Mug", "version": 1, "width": 64, "height": 64,
@@ -562,7 +708,7 @@ mod tests {
     }
 
     fn load(v: &serde_json::Value) -> Result<Asset, CatalogError> {
-        load_asset_str("mug", &v.to_string())
+        load_asset_str("mug", &v.to_string(), &Limits::default())
     }
 
     #[test]
@@ -698,7 +844,106 @@ mod tests {
     #[test]
     fn template_files_cannot_escape_the_catalogue() {
         let src = Source::Dir(Path::new("/tmp"));
-        assert!(src.read("../etc/passwd").is_err());
-        assert!(src.read("/etc/passwd").is_err());
+        assert!(src.read("../etc/passwd", 1024).is_err());
+        assert!(src.read("/etc/passwd", 1024).is_err());
+    }
+
+    #[test]
+    fn catalogue_template_files_are_held_to_the_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut doc = minimal();
+        doc["layers"][0]["render"] = serde_json::json!({"svg": "t/{view}.svg"});
+        std::fs::write(dir.path().join("mug.json"), doc.to_string()).unwrap();
+        std::fs::create_dir(dir.path().join("t")).unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join("t/front.svg"), text).unwrap();
+        write(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><image href='/etc/hostname'/></svg>",
+        );
+        let e = Catalog::from_dir(dir.path(), &Limits::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("t/front.svg: <image> href=\"/etc/hostname\""),
+            "{e}"
+        );
+        write(&format!("<svg>{}</svg>", " ".repeat(2048)));
+        let small = Limits {
+            template_bytes: 1024,
+            ..Limits::default()
+        };
+        let e = Catalog::from_dir(dir.path(), &small).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("over catalog.max_template_bytes (1024)"),
+            "{e}"
+        );
+    }
+}
+
+/// Arbitrary input to the loader: no panic, and every rejection of a
+/// document names the field at fault.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value as J;
+
+    pub(crate) fn arb_json() -> impl Strategy<Value = J> {
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            (-1e12f64..1e12).prop_map(|f| serde_json::json!(f)),
+            ".{0,12}".prop_map(J::String),
+            Just(J::String("{{Color.hex}}".into())),
+            Just(J::String("<svg><image href='/etc/passwd'/></svg>".into())),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(J::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| J::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// JSON pointers of every value inside `v` (not the root).
+    fn pointers(v: &J, at: String, out: &mut Vec<String>) {
+        match v {
+            J::Object(m) => {
+                for (k, x) in m {
+                    let p = format!("{at}/{k}");
+                    out.push(p.clone());
+                    pointers(x, p, out);
+                }
+            }
+            J::Array(xs) => {
+                for (i, x) in xs.iter().enumerate() {
+                    let p = format!("{at}/{i}");
+                    out.push(p.clone());
+                    pointers(x, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_loaded_or_refused_without_panic(text in ".{0,200}") {
+            let _ = load_asset_str("fuzz", &text, &Limits::default());
+        }
+
+        #[test]
+        fn a_broken_field_is_refused_by_name(pick in any::<prop::sample::Index>(), with in arb_json()) {
+            let mut doc = super::tests::minimal();
+            let mut all = Vec::new();
+            pointers(&doc, String::new(), &mut all);
+            let at = pick.get(&all).clone();
+            *doc.pointer_mut(&at).unwrap() = with;
+            if let Err(e) = load_asset_str("fuzz", &doc.to_string(), &Limits::default()) {
+                prop_assert!(!e.field.is_empty(), "{} at {}: no field named: {}", doc, at, e);
+                prop_assert!(!e.message.is_empty());
+            }
+        }
     }
 }

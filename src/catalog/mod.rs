@@ -7,11 +7,15 @@
 //! `Asset` with a new version, never an edit in place.
 
 mod load;
+mod sandbox;
 pub mod spec;
 pub mod template;
 mod value;
 
+#[cfg(test)]
+pub(crate) use load::props as load_props;
 pub use load::{CatalogError, DEMO_ASSET_ID, load_asset_str};
+pub use sandbox::{Limits, check_refs, precheck};
 pub use spec::AssetSpec;
 pub use template::{Template, TemplateContext, TemplateError};
 pub use value::{Rgb, Value, ValueError};
@@ -99,8 +103,9 @@ pub struct Layer {
 /// How the built-in renderer draws a layer.
 #[derive(Debug, Clone)]
 pub struct Recipe {
-    /// One template per view, in view order.
-    pub templates: Vec<Template>,
+    /// One template per view, in view order (an inline template is parsed
+    /// once and shared by every view).
+    pub templates: Vec<std::sync::Arc<Template>>,
     pub crop: bool,
     /// blake3 over the template texts, the crop flag and `dependsOn`: part
     /// of the layer key, so editing one layer's template re-renders that
@@ -168,8 +173,8 @@ pub struct Catalog {
 impl Catalog {
     /// # Errors
     /// [`CatalogError`] naming the file (and field) of the first problem.
-    pub fn from_dir(dir: &std::path::Path) -> Result<Catalog, CatalogError> {
-        load::from_dir(dir)
+    pub fn from_dir(dir: &std::path::Path, limits: &Limits) -> Result<Catalog, CatalogError> {
+        load::from_dir(dir, limits)
     }
 
     /// The demo catalogue compiled into the binary.

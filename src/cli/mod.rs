@@ -166,7 +166,7 @@ pub fn main() -> anyhow::Result<()> {
             command: CatalogCommand::Check { dir },
         } => {
             let catalog = match &dir {
-                Some(d) => Catalog::from_dir(d)?,
+                Some(d) => Catalog::from_dir(d, &crate::catalog::Limits::default())?,
                 None => Catalog::demo()?,
             };
             for a in catalog.assets() {

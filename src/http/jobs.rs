@@ -116,11 +116,12 @@ pub async fn create(
         .assets
         .get(caller.org, parse_uuid("assetId", &b.asset_id)?)?;
     let max = app.settings.jobs.max_batch_configurations;
+    let max_keys = app.settings.jobs.max_plan_keys;
     let planned = {
         let asset = Arc::clone(&asset);
         app.compositor
             .cpu(move || {
-                let (configs, views) = b.expand(&asset, max)?;
+                let (configs, views) = b.expand(&asset, max, max_keys)?;
                 Ok::<_, Error>(plan::plan(&asset, &configs, &views))
             })
             .await??

@@ -57,12 +57,14 @@ impl BatchRequest {
     ///
     /// # Errors
     /// 422 naming the field: neither or both of `configurations` and
-    /// `all`, an invalid configuration, an unknown view, or more
-    /// configurations than `max`.
+    /// `all`, an invalid configuration, an unknown view, more
+    /// configurations than `max`, or more layer keys to plan than `max_keys`.
+    /// Repeated configurations and views are planned once.
     pub fn expand(
         &self,
         asset: &Asset,
         max: usize,
+        max_keys: u64,
     ) -> Result<(Vec<Configuration>, Vec<usize>), Error> {
         let configs = match (&self.configurations, self.all) {
             (Some(_), true) | (None, false) => {
@@ -78,14 +80,18 @@ impl BatchRequest {
                         format!("{} configurations; at most {max} per job", list.len()),
                     ));
                 }
-                list.iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        Configuration::parse(asset, c).map_err(|e| {
-                            Error::invalid(format!("configurations[{i}]"), e.to_string())
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
+                // The same configuration twice plans nothing more: dropped.
+                let mut seen = HashSet::new();
+                let mut configs = Vec::new();
+                for (i, c) in list.iter().enumerate() {
+                    let c = Configuration::parse(asset, c).map_err(|e| {
+                        Error::invalid(format!("configurations[{i}]"), e.to_string())
+                    })?;
+                    if seen.insert(c.canonical(asset)) {
+                        configs.push(c);
+                    }
+                }
+                configs
             }
             (None, true) => combinations(asset, self.where_.as_ref(), max)?,
         };
@@ -97,18 +103,45 @@ impl BatchRequest {
             Some(list) if list.is_empty() => {
                 return Err(Error::invalid("stageConfigurations", "is empty"));
             }
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    keys::select_view(asset, s).map_err(|e| {
+            Some(list) => {
+                // Each view once, in first-named order (80,000 copies of one
+                // view are one view).
+                let mut views = Vec::new();
+                for (i, s) in list.iter().enumerate() {
+                    let v = keys::select_view(asset, s).map_err(|e| {
                         Error::invalid(format!("stageConfigurations[{i}]"), e.to_string())
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+                    })?;
+                    if !views.contains(&v) {
+                        views.push(v);
+                    }
+                }
+                views
+            }
         };
+        check_size(asset, configs.len(), views.len(), max_keys)?;
         Ok((configs, views))
     }
+}
+
+/// The planner hashes one key per configuration × view × layer: at most
+/// `max_keys` (`jobs.max_plan_keys`) per request.
+///
+/// # Errors
+/// 422 naming the figure and the cap.
+pub fn check_size(asset: &Asset, configs: usize, views: usize, max_keys: u64) -> Result<(), Error> {
+    let keys = (configs as u64)
+        .saturating_mul(views as u64)
+        .saturating_mul(asset.layers.len() as u64);
+    if keys > max_keys {
+        return Err(Error::invalid(
+            "configurations",
+            format!(
+                "{configs} configurations x {views} views x {} layers = {keys} layer keys to plan, over jobs.max_plan_keys ({max_keys}); split the job or narrow it",
+                asset.layers.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Every combination of the enumerable attributes, restricted by `filter`.

@@ -24,7 +24,7 @@ fn asset() -> Asset {
             {"id": "2e7b3c1a-2d4f-4a6b-8c9d-1e2f3a4b5c6d", "name": "Shadow", "render": {"template": svg("")}}
         ]
     });
-    catalog::load_asset_str("mug", &doc.to_string()).unwrap()
+    catalog::load_asset_str("mug", &doc.to_string(), &catalog::Limits::default()).unwrap()
 }
 
 /// A configuration as attribute → JSON value, every attribute present.
@@ -133,7 +133,7 @@ fn output_view_size_version_and_layer_enter_the_keys() {
     assert_ne!(l, layer_key(&a, 1, 0, &cfg, (8, 8)));
     let mut doc = serde_json::to_value(&a.spec).unwrap();
     doc["version"] = json!(4);
-    let b = catalog::load_asset_str("mug", &doc.to_string()).unwrap();
+    let b = catalog::load_asset_str("mug", &doc.to_string(), &catalog::Limits::default()).unwrap();
     assert_ne!(base, composite_key(&b, &cfg, 0, "w=512"));
     assert_ne!(l, layer_key(&b, 0, 0, &cfg, (8, 8)));
 }
@@ -202,3 +202,25 @@ fn demo_keys_are_pinned() {
 
 const PINNED_COMPOSITE: &str = "6a73de9dc4f13aef6dca2aca031f4e14558c9f454ea040f26ea077c528878e98";
 const PINNED_LAYER: &str = "9ff218303a05f13097ebde8f803242ee12914fed5289cd3dc74bc66b6275a501";
+
+proptest! {
+    /// Any JSON as a configuration: parsed or refused, never a panic, and a
+    /// refusal names the attribute it is about (one the input names).
+    #[test]
+    fn any_json_configuration_is_parsed_or_refused_by_name(
+        v in crate::catalog::load_props::arb_json(),
+        extra in prop::collection::btree_map(prop_oneof![Just("Color".to_string()), Just("Size".to_string()), Just("Engraved".to_string()), Just("Tint".to_string()), ".{0,6}"], crate::catalog::load_props::arb_json(), 0..4),
+    ) {
+        let a = asset();
+        for input in [v.clone(), serde_json::Value::Object(extra.clone().into_iter().collect())] {
+            match Configuration::parse(&a, &input) {
+                Ok(_) => {}
+                Err(ConfigError::NotAnObject) => prop_assert!(!input.is_object() && !input.is_null()),
+                Err(ConfigError::UnknownAttribute(n) | ConfigError::InvalidValue { attribute: n, .. }) => {
+                    prop_assert!(input.get(&n).is_some(), "{} names {}", input, n);
+                }
+                Err(e) => prop_assert!(false, "{}: {}", input, e),
+            }
+        }
+    }
+}

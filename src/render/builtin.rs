@@ -4,11 +4,40 @@
 //! Deterministic (no fonts, no external resources: resvg is built without
 //! text and raster-image support), so every node renders the same bytes for
 //! the same key. CPU-bound work runs on tokio's blocking pool.
+//!
+//! Sandboxed: usvg's default resolver reads any `<image href>` path (a
+//! FIFO hangs the render, `/dev/zero` eats memory, any SVG on the host
+//! could be drawn into a layer). Here a path or URL resolves to nothing,
+//! and a `data:` URL only up to [`MAX_DATA_BYTES`] decoded, whatever the
+//! template became after substitution (the loader refuses such templates
+//! when they are stored; this holds for what it cannot see).
 
 use super::{RenderError, RenderRequest, Renderer};
 use crate::catalog::TemplateContext;
 use crate::compose::{LayerImage, Rect, Rgba8, unpremultiply};
 use resvg::{tiny_skia, usvg};
+
+/// Largest decoded `data:` image a template may embed (the loader's
+/// `catalog.max_data_url_bytes` caps the text long before this).
+pub const MAX_DATA_BYTES: usize = 4 << 20;
+
+/// usvg options that read no file and no network.
+fn sandboxed() -> usvg::Options<'static> {
+    let data = usvg::ImageHrefResolver::default_data_resolver();
+    usvg::Options {
+        resources_dir: None,
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: Box::new(move |mime, bytes, opts| {
+                if bytes.len() > MAX_DATA_BYTES {
+                    return None;
+                }
+                data(mime, bytes, opts)
+            }),
+            resolve_string: Box::new(|_, _| None),
+        },
+        ..usvg::Options::default()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BuiltinRenderer {
@@ -46,7 +75,7 @@ impl BuiltinRenderer {
             width: w,
             height: h,
         })?;
-        let tree = usvg::Tree::from_str(&svg, &usvg::Options::default())
+        let tree = usvg::Tree::from_str(&svg, &sandboxed())
             .map_err(|e| RenderError::Svg(e.to_string()))?;
         let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or(RenderError::TooLarge {
             width: w,
@@ -178,5 +207,81 @@ mod tests {
                 height: 1
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod sandbox_tests {
+    use super::*;
+    use crate::catalog::{Catalog, Template};
+    use std::sync::Arc;
+
+    /// Renders layer 0 of the demo sofa with its template replaced by `svg`
+    /// (what the loader would refuse, as if it came from substitution), on
+    /// a thread, failing instead of hanging if the render blocks.
+    fn render_with(svg: &str) -> LayerImage {
+        let catalog = Catalog::demo().unwrap();
+        let mut asset = (**catalog.assets().next().unwrap()).clone();
+        let attrs = asset.attributes.clone();
+        let t = Arc::new(Template::parse(svg, &attrs).unwrap());
+        for slot in &mut asset.layers[0].recipe.templates {
+            *slot = Arc::clone(&t);
+        }
+        asset.layers[0].recipe.crop = false;
+        let req = RenderRequest {
+            asset: Arc::new(asset),
+            layer: 0,
+            view: 0,
+            values: Vec::new(),
+            width: 64,
+            height: 64,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(BuiltinRenderer::new(1 << 20).render_sync(&req));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the render blocked on a file")
+            .unwrap()
+    }
+
+    fn opaque_pixels(img: &LayerImage) -> usize {
+        img.image.data.chunks_exact(4).filter(|p| p[3] != 0).count()
+    }
+
+    #[test]
+    fn templates_read_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // An SVG on the host that would paint the whole layer red.
+        let red = dir.path().join("red.svg");
+        std::fs::write(
+            &red,
+            "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><rect width='64' height='64' fill='red'/></svg>",
+        )
+        .unwrap();
+        // A FIFO nobody writes to: reading it blocks for ever.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for href in [
+            red.display().to_string(),
+            format!("file://{}", red.display()),
+            fifo.display().to_string(),
+            "/dev/zero".to_string(),
+        ] {
+            let svg = format!(
+                "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><image href='{href}' width='64' height='64'/></svg>"
+            );
+            assert_eq!(opaque_pixels(&render_with(&svg)), 0, "{href} was drawn");
+        }
+        // The same SVG as a data: URL is drawn: the sandbox is not "no images".
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            std::fs::read(&red).unwrap(),
+        );
+        let svg = format!(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><image href='data:image/svg+xml;base64,{b64}' width='64' height='64'/></svg>"
+        );
+        assert_eq!(opaque_pixels(&render_with(&svg)), 64 * 64);
     }
 }

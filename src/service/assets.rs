@@ -13,7 +13,7 @@
 //! edit wins, whichever way it was made, and a restart with an unchanged
 //! file never undoes an API update.
 
-use crate::catalog::{Asset, Catalog, SharedCatalog, load_asset_str};
+use crate::catalog::{Asset, Catalog, Limits, SharedCatalog, load_asset_str};
 use crate::error::Error;
 use crate::keys::Key;
 use crate::meta::{AssetVersionRow, DEFAULT_ORG, Meta};
@@ -35,6 +35,8 @@ pub struct AssetRegistry {
     unloadable: std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>,
     /// See [`AssetRegistry::on_replaced_layers`].
     replaced: std::sync::OnceLock<Arc<dyn ReplacedLayers>>,
+    /// Caps on definitions given to [`AssetRegistry::put`].
+    limits: Limits,
 }
 
 /// Drops a process's cached copies (memory, local disk) of layer images
@@ -101,6 +103,7 @@ impl AssetRegistry {
             writes: tokio::sync::Mutex::new(()),
             unloadable: std::sync::Mutex::default(),
             replaced: std::sync::OnceLock::new(),
+            limits: Limits::default(),
         })
     }
 
@@ -227,6 +230,13 @@ impl AssetRegistry {
     /// A registry that only reads: no reconciliation, no live catalogue.
     /// What a `layercake worker` process needs to resolve task versions
     /// while a `serve` process owns the catalogue.
+    /// The caps [`AssetRegistry::put`] holds definitions to.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> AssetRegistry {
+        self.limits = limits;
+        self
+    }
+
     pub fn follower(meta: Arc<Meta>, files: Catalog) -> AssetRegistry {
         AssetRegistry {
             meta,
@@ -236,6 +246,7 @@ impl AssetRegistry {
             writes: tokio::sync::Mutex::new(()),
             unloadable: std::sync::Mutex::default(),
             replaced: std::sync::OnceLock::new(),
+            limits: Limits::default(),
         }
     }
 
@@ -297,6 +308,9 @@ impl AssetRegistry {
     /// 400 for malformed JSON, 422 naming the field of an invalid
     /// definition or an id that contradicts the path, 404 for another org's id.
     pub async fn put(&self, org: Uuid, id: Uuid, body: &[u8]) -> Result<(Arc<Asset>, bool), Error> {
+        // The caps first, from the text: built, a 2 MB body can be 100 MB.
+        crate::catalog::precheck(body, &self.limits)
+            .map_err(|(field, message)| Error::invalid(field, message))?;
         let mut doc: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| Error::malformed("body", format!("is not valid JSON ({e})")))?;
         let obj = doc
@@ -317,7 +331,7 @@ impl AssetRegistry {
         if !obj.contains_key("version") {
             obj.insert("version".into(), 1.into());
         }
-        let mut asset = load_asset_str(&id.to_string(), &doc.to_string())?;
+        let mut asset = load_asset_str(&id.to_string(), &doc.to_string(), &self.limits)?;
         let _guard = self.writes.lock().await;
         // Decide from the store's view, not one up to refresh_ms old.
         self.refresh_one(id).await?;
@@ -479,12 +493,14 @@ fn versioned(file: &Asset, version: u32) -> Asset {
 }
 
 fn load_recorded(r: &AssetVersionRow) -> Result<Asset, Error> {
-    let mut a = load_asset_str(&r.asset_id.to_string(), &r.definition).map_err(|e| {
-        Error::Internal(format!(
-            "recorded asset {} v{} no longer loads: {e}",
-            r.asset_id, r.version
-        ))
-    })?;
+    // Accepted once: loads whatever the caps are now.
+    let mut a =
+        load_asset_str(&r.asset_id.to_string(), &r.definition, &Limits::NONE).map_err(|e| {
+            Error::Internal(format!(
+                "recorded asset {} v{} no longer loads: {e}",
+                r.asset_id, r.version
+            ))
+        })?;
     a.version = r.version;
     a.spec.version = r.version;
     Ok(a)

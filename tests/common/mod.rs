@@ -332,3 +332,13 @@ pub fn render_script(dir: &std::path::Path, rgba: [u8; 4], seconds: f32) -> std:
     .unwrap();
     script
 }
+
+/// The peak resident set (VmHWM) of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

@@ -137,7 +137,7 @@ impl Backend for Local {
         let planned = {
             let asset = Arc::clone(&asset);
             tokio::task::spawn_blocking(move || {
-                let (configs, views) = request.expand(&asset, usize::MAX)?;
+                let (configs, views) = request.expand(&asset, usize::MAX, u64::MAX)?;
                 Ok::<_, crate::error::Error>(plan::plan(&asset, &configs, &views))
             })
             .await??
@@ -315,8 +315,12 @@ impl Backend for Remote {
                 }
             }
         }
-        let asset = crate::catalog::load_asset_str(&format!("asset {id}"), &v.to_string())
-            .with_context(|| format!("the server's definition of asset {id}"))?;
+        let asset = crate::catalog::load_asset_str(
+            &format!("asset {id}"),
+            &v.to_string(),
+            &crate::catalog::Limits::NONE,
+        )
+        .with_context(|| format!("the server's definition of asset {id}"))?;
         Ok(Arc::new(asset))
     }
 

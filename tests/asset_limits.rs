@@ -1,0 +1,236 @@
+//! No definition can make the process read host files or hold unbounded
+//! memory, and no batch can plan without bound (issue "no request can
+//! exhaust or escape the process", items 1, 2 and 4): each attack goes to
+//! the real binary, gets a 422 naming what was refused, the process's peak
+//! RSS (`VmHWM`) stays within a stated bound of its baseline, and an
+//! ordinary image request answers during and after.
+
+mod common;
+
+use common::{SOFA, base_of, enc, peak_rss_kib, start_binary};
+use serde_json::{Value, json};
+
+/// A valid one-layer asset: `views` views, `template` as its template.
+fn asset(id: &str, views: usize, template: &str) -> Value {
+    json!({
+        "name": "attack",
+        "width": 64, "height": 64,
+        "attributes": [{"name": "Color", "type": "string", "default": "Red",
+            "values": [{"value": "Red", "metadata": {"hex": "#ff0000"}}]}],
+        "views": (0..views).map(|i| json!({"name": format!("v{i}"), "stage": {"Camera": i}})).collect::<Vec<_>>(),
+        "layers": [{"id": id, "name": "Body", "dependsOn": ["Color"],
+            "render": {"template": template}}],
+    })
+}
+
+const RECT: &str = "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><rect width='64' height='64' fill='{{Color.hex}}'/></svg>";
+
+#[tokio::test]
+async fn definitions_and_batches_over_their_caps_are_refused_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "").unwrap();
+    let (serve, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &dir.path().join("data"),
+        "open http://",
+    );
+    let base = base_of(&line);
+    let pid = serve.0.id();
+    let client = reqwest::Client::new();
+    let hit = format!(
+        "{base}/api/fast-compositor?assetId={SOFA}&configuration={}&width=64",
+        enc(&json!({}))
+    );
+    let ordinary = || async { client.get(&hit).send().await.unwrap().status().as_u16() };
+    assert_eq!(ordinary().await, 200);
+    // Warm the PUT path with one ordinary definition before the baseline.
+    let put = |id: String, body: Value| {
+        let client = client.clone();
+        let url = format!("{base}/api/assets/{id}");
+        async move {
+            let r = client.put(&url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let ok_id = uuid::Uuid::new_v4().to_string();
+    let (status, e) = put(
+        ok_id.clone(),
+        asset(&uuid::Uuid::new_v4().to_string(), 2, RECT),
+    )
+    .await;
+    assert_eq!(status, 201, "{e}");
+    let before = peak_rss_kib(pid);
+
+    let fifo = dir.path().join("some.fifo");
+    let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let img = |href: &str| {
+        format!(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><image href='{href}' width='64' height='64'/></svg>"
+        )
+    };
+    let huge_template = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><!-- {} --><rect width='1' height='1'/></svg>",
+        "x".repeat(1_000_000)
+    );
+    let many_options: Vec<Value> = (0..100_000)
+        .map(|i| json!({"value": format!("o{i}")}))
+        .collect();
+    let mut options_attack = asset(&uuid::Uuid::new_v4().to_string(), 1, RECT);
+    options_attack["attributes"][0]["values"] = Value::Array(many_options);
+    options_attack["attributes"][0]["default"] = json!("o0");
+    let mut canvas_attack = asset(&uuid::Uuid::new_v4().to_string(), 1, RECT);
+    canvas_attack["width"] = json!(8192);
+    canvas_attack["height"] = json!(8192);
+    let mut compose_attack = asset(&uuid::Uuid::new_v4().to_string(), 1, RECT);
+    compose_attack["width"] = json!(4096);
+    compose_attack["height"] = json!(4096);
+    compose_attack["layers"] = (0..64)
+        .map(|i| json!({"id": uuid::Uuid::new_v4().to_string(), "name": format!("L{i}"), "dependsOn": ["Color"], "render": {"template": RECT}}))
+        .collect();
+    let lid = || uuid::Uuid::new_v4().to_string();
+    let attacks: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "a FIFO",
+            asset(&lid(), 1, &img(&fifo.display().to_string())),
+            "layers[0].render.template",
+            "<image> href=",
+        ),
+        (
+            "/dev/zero",
+            asset(&lid(), 1, &img("/dev/zero")),
+            "layers[0].render.template",
+            "/dev/zero",
+        ),
+        (
+            "a host SVG",
+            asset(&lid(), 1, &img("file:///etc/hostname")),
+            "layers[0].render.template",
+            "may not reference files",
+        ),
+        (
+            "a network URL",
+            asset(&lid(), 1, &img("http://127.0.0.1:9/x.svg")),
+            "layers[0].render.template",
+            "may not reference files",
+        ),
+        (
+            "an href from metadata",
+            asset(&lid(), 1, &img("{{Color.hex}}")),
+            "layers[0].render.template",
+            "{{Color.hex}}",
+        ),
+        (
+            "20,000 views",
+            asset(&lid(), 20_000, RECT),
+            "views",
+            "20000 views, over catalog.max_views (64)",
+        ),
+        (
+            "1 MB template x 20,000 views",
+            asset(&lid(), 20_000, &huge_template),
+            "views",
+            "over catalog.max_views",
+        ),
+        (
+            "a 1 MB template",
+            asset(&lid(), 1, &huge_template),
+            "layers[0].render.template",
+            "over catalog.max_template_bytes (262144)",
+        ),
+        (
+            "100,000 options",
+            options_attack,
+            "attributes[0].values",
+            "100000 options, over catalog.max_options (512)",
+        ),
+        (
+            "an 8192x8192 canvas",
+            canvas_attack,
+            "width",
+            "over catalog.max_canvas_pixels (16777216)",
+        ),
+        (
+            "4096x4096 x 64 layers",
+            compose_attack,
+            "layers",
+            "over catalog.max_compose_bytes (1073741824)",
+        ),
+    ];
+    for (name, body, field, needle) in attacks {
+        let (status, e) = put(uuid::Uuid::new_v4().to_string(), body).await;
+        assert_eq!(status, 422, "{name}: {e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(field) && msg.contains(needle), "{name}: {msg}");
+        assert_eq!(ordinary().await, 200, "a hit after {name}");
+        eprintln!("{name}: 422 {msg:.160} (peak RSS {} kB)", peak_rss_kib(pid));
+    }
+
+    // 80,000 copies of one view plan one view (dry run: nothing queued).
+    let jobs = format!("{base}/api/jobs");
+    let stages: Vec<Value> = (0..80_000).map(|_| json!({"Camera": 0})).collect();
+    let r = client
+        .post(&jobs)
+        .json(&json!({"assetId": SOFA, "all": true, "stageConfigurations": stages, "dryRun": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let plan: Value = r.json().await.unwrap();
+    assert_eq!(
+        plan["parameters"]["views"].as_array().map(Vec::len),
+        Some(1),
+        "{plan}"
+    );
+    eprintln!(
+        "80,000 copies of a view: 200, 1 view (peak RSS {} kB)",
+        peak_rss_kib(pid)
+    );
+    // An asset at the caps: all of its combinations on every view plan
+    // more keys than jobs.max_plan_keys.
+    let mut wide = asset(&lid(), 64, RECT);
+    wide["attributes"] = (0..3)
+        .map(|a| json!({"name": format!("A{a}"), "type": "string", "default": "o0",
+            "values": (0..40).map(|i| json!({"value": format!("o{i}"), "metadata": {"hex": "#00ff00"}})).collect::<Vec<_>>()}))
+        .collect();
+    wide["layers"] = (0..100)
+        .map(|i| {
+            json!({"id": lid(), "name": format!("L{i}"), "dependsOn": ["A0", "A1", "A2"],
+            "render": {"template": RECT.replace("Color", &format!("A{}", i % 3))}})
+        })
+        .collect();
+    let wide_id = uuid::Uuid::new_v4().to_string();
+    let (status, e) = put(wide_id.clone(), wide).await;
+    assert_eq!(status, 201, "{e}");
+    let r = client
+        .post(&jobs)
+        .json(&json!({"assetId": wide_id, "all": true, "dryRun": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("64000 configurations x 64 views x 100 layers = 409600000")
+            && msg.contains("jobs.max_plan_keys (2000000)"),
+        "{msg}"
+    );
+    eprintln!(
+        "plan over the cap: 422 {msg} (peak RSS {} kB)",
+        peak_rss_kib(pid)
+    );
+    assert_eq!(ordinary().await, 200);
+
+    let after = peak_rss_kib(pid);
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("peak RSS {before} kB before the attacks, {after} kB after (+{grown_mib} MiB)");
+    // Definitions are refused from their text (nothing grows); the largest
+    // accepted body (80,000 stage configurations, 1.3 MB of JSON) is about
+    // 45 MiB parsed, once.
+    assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
+    drop(serve);
+}
