@@ -130,6 +130,7 @@ pub struct CacheSettings {
 pub struct RenderSettings {
     pub concurrency: usize,
     pub timeout_secs: u64,
+    pub isolate_builtin: bool,
     pub max_pixels: u64,
     pub max_output_bytes: usize,
     pub miss_wait_secs: u64,

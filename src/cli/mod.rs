@@ -99,6 +99,10 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// One built-in render in this process (started by the render workers:
+    /// an SVG on stdin, the raster on stdout; see `render::builtin`).
+    #[command(name = "render-builtin", hide = true)]
+    RenderBuiltin { args: Vec<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +142,9 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { common, listen } => serve::run(common.settings(listen)?),
+        Command::RenderBuiltin { args } => {
+            crate::render::builtin::child_main(&args).map_err(|e| anyhow::anyhow!(e))
+        }
         Command::Worker {
             common,
             metrics_listen,

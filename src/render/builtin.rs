@@ -42,12 +42,66 @@ fn sandboxed() -> usvg::Options<'static> {
 #[derive(Debug, Clone)]
 pub struct BuiltinRenderer {
     max_pixels: u64,
+    /// Where renders run: `None` on tokio's blocking pool (tests, benches),
+    /// or in a child process of this executable that is killed at the
+    /// timeout, so a template that is slow to rasterise (stacked blurs over
+    /// a large canvas) gives its render slot back when its time is up.
+    isolated: Option<Isolated>,
 }
 
+#[derive(Debug, Clone)]
+struct Isolated {
+    exe: std::path::PathBuf,
+    timeout: std::time::Duration,
+}
+
+/// The hidden subcommand a child render runs (`layercake render-builtin`).
+pub const CHILD_COMMAND: &str = "render-builtin";
+/// The first bytes of a child's answer.
+const MAGIC: &[u8; 4] = b"LCR1";
+
 impl BuiltinRenderer {
-    /// `max_pixels` bounds the render size (width × height).
+    /// `max_pixels` bounds the render size (width × height); renders run
+    /// on the blocking pool.
     pub fn new(max_pixels: u64) -> Self {
-        BuiltinRenderer { max_pixels }
+        BuiltinRenderer {
+            max_pixels,
+            isolated: None,
+        }
+    }
+
+    /// Renders in a child process (`exe render-builtin`), killed after `timeout`.
+    #[must_use]
+    pub fn isolated(mut self, exe: std::path::PathBuf, timeout: std::time::Duration) -> Self {
+        self.isolated = Some(Isolated { exe, timeout });
+        self
+    }
+
+    fn check_size(&self, w: u32, h: u32) -> Result<(), RenderError> {
+        if w == 0 || h == 0 || u64::from(w) * u64::from(h) > self.max_pixels {
+            return Err(RenderError::TooLarge {
+                width: w,
+                height: h,
+                budget: self.max_pixels,
+            });
+        }
+        Ok(())
+    }
+
+    /// The layer's SVG with its configuration substituted.
+    fn svg(req: &RenderRequest) -> Result<String, RenderError> {
+        let asset = &req.asset;
+        let view = &asset.views[req.view];
+        Ok(
+            asset.layers[req.layer].recipe.templates[req.view].render(&TemplateContext {
+                attributes: &asset.attributes,
+                values: &req.values,
+                view_name: &view.name,
+                view_label: &view.label,
+                width: req.width,
+                height: req.height,
+            })?,
+        )
     }
 
     /// Renders synchronously on the calling thread.
@@ -56,64 +110,209 @@ impl BuiltinRenderer {
     /// [`RenderError`] for a size over budget, a template that does not
     /// substitute or an SVG that does not parse.
     pub fn render_sync(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
-        let (w, h) = (req.width, req.height);
-        if w == 0 || h == 0 || u64::from(w) * u64::from(h) > self.max_pixels {
-            return Err(RenderError::TooLarge {
-                width: w,
-                height: h,
-                budget: self.max_pixels,
-            });
-        }
-        let asset = &req.asset;
-        let layer = &asset.layers[req.layer];
-        let view = &asset.views[req.view];
-        let svg = layer.recipe.templates[req.view].render(&TemplateContext {
-            attributes: &asset.attributes,
-            values: &req.values,
-            view_name: &view.name,
-            view_label: &view.label,
-            width: w,
-            height: h,
-        })?;
-        let tree = usvg::Tree::from_str(&svg, &sandboxed())
-            .map_err(|e| RenderError::Svg(e.to_string()))?;
-        let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or(RenderError::TooLarge {
-            width: w,
-            height: h,
-            budget: self.max_pixels,
-        })?;
-        // Templates are drawn in their own user units; stretch them to the render size.
-        let size = tree.size();
-        let transform =
-            tiny_skia::Transform::from_scale(w as f32 / size.width(), h as f32 / size.height());
-        resvg::render(&tree, transform, &mut pixmap.as_mut());
-        // tiny-skia pixmaps are premultiplied; crop first (alpha is the same
-        // either way), then keep straight alpha, as layers are stored (see `compose`).
-        let full = Rgba8 {
-            width: w,
-            height: h,
-            data: pixmap.take(),
-        };
-        let (mut image, x, y) = if layer.recipe.crop {
-            let b = visible_box(&full);
-            (crop(&full, b), b.x, b.y)
-        } else {
-            (full, 0, 0)
-        };
-        unpremultiply(&mut image.data, image.width, image.height);
-        Ok(LayerImage {
-            image,
-            x,
-            y,
-            canvas_width: w,
-            canvas_height: h,
-        })
+        self.check_size(req.width, req.height)?;
+        let svg = Self::svg(req)?;
+        let crop = req.asset.layers[req.layer].recipe.crop;
+        rasterize(&svg, req.width, req.height, crop, self.max_pixels)
     }
+
+    async fn render_in_child(
+        &self,
+        how: &Isolated,
+        req: &RenderRequest,
+    ) -> Result<LayerImage, RenderError> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (w, h) = (req.width, req.height);
+        self.check_size(w, h)?;
+        let svg = Self::svg(req)?;
+        let crop = req.asset.layers[req.layer].recipe.crop;
+        let mut child = tokio::process::Command::new(&how.exe)
+            .arg(CHILD_COMMAND)
+            .args([
+                w.to_string(),
+                h.to_string(),
+                u8::from(crop).to_string(),
+                self.max_pixels.to_string(),
+            ])
+            .env_clear()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| RenderError::Failed(format!("cannot start the render process: {e}")))?;
+        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(RenderError::Failed(
+                "the render process has no pipes".into(),
+            ));
+        };
+        let limit = 32 + 4 * u64::from(w) * u64::from(h);
+        let work = async move {
+            let write = async move {
+                let r = stdin.write_all(svg.as_bytes()).await;
+                drop(stdin);
+                r
+            };
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let (mut stdout, mut stderr) = (stdout.take(limit + 1), stderr.take(4096));
+            let read = stdout.read_to_end(&mut out);
+            let read_err = stderr.read_to_end(&mut err);
+            let (wrote, read, _) = tokio::join!(write, read, read_err);
+            // A child that exits early closes stdin: its status says why.
+            let _ = wrote;
+            read.map_err(|e| RenderError::Failed(format!("render process output: {e}")))?;
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| RenderError::Failed(format!("render process: {e}")))?;
+            if !status.success() {
+                return Err(RenderError::Failed(format!(
+                    "the render process failed ({status}): {}",
+                    String::from_utf8_lossy(&err).trim()
+                )));
+            }
+            decode_answer(&out, w, h)
+        };
+        // Dropping `work` at the timeout drops the child: killed.
+        tokio::time::timeout(how.timeout, work)
+            .await
+            .map_err(|_| RenderError::Timeout(how.timeout))?
+    }
+}
+
+/// Rasterises `svg` at `w`×`h` with the sandboxed options, cropped to its
+/// visible box when `crop`, straight alpha (as layers are stored).
+///
+/// # Errors
+/// [`RenderError`] for an SVG that does not parse or a size over `max_pixels`.
+pub fn rasterize(
+    svg: &str,
+    w: u32,
+    h: u32,
+    crop: bool,
+    max_pixels: u64,
+) -> Result<LayerImage, RenderError> {
+    let too_large = RenderError::TooLarge {
+        width: w,
+        height: h,
+        budget: max_pixels,
+    };
+    if w == 0 || h == 0 || u64::from(w) * u64::from(h) > max_pixels {
+        return Err(too_large);
+    }
+    let tree =
+        usvg::Tree::from_str(svg, &sandboxed()).map_err(|e| RenderError::Svg(e.to_string()))?;
+    let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or(too_large)?;
+    // Templates are drawn in their own user units; stretch them to the render size.
+    let size = tree.size();
+    let transform =
+        tiny_skia::Transform::from_scale(w as f32 / size.width(), h as f32 / size.height());
+    resvg::render(&tree, transform, &mut pixmap.as_mut());
+    // tiny-skia pixmaps are premultiplied; crop first (alpha is the same
+    // either way), then keep straight alpha, as layers are stored (see `compose`).
+    let full = Rgba8 {
+        width: w,
+        height: h,
+        data: pixmap.take(),
+    };
+    let (mut image, x, y) = if crop {
+        let b = visible_box(&full);
+        (self::crop(&full, b), b.x, b.y)
+    } else {
+        (full, 0, 0)
+    };
+    unpremultiply(&mut image.data, image.width, image.height);
+    Ok(LayerImage {
+        image,
+        x,
+        y,
+        canvas_width: w,
+        canvas_height: h,
+    })
+}
+
+/// A child's answer: magic, then x, y, width, height (u32 LE), then RGBA.
+fn encode_answer(l: &LayerImage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20 + l.image.data.len());
+    out.extend_from_slice(MAGIC);
+    for v in [l.x, l.y, l.image.width, l.image.height] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&l.image.data);
+    out
+}
+
+fn decode_answer(
+    bytes: &[u8],
+    canvas_width: u32,
+    canvas_height: u32,
+) -> Result<LayerImage, RenderError> {
+    let bad = || RenderError::Failed("the render process answered something unreadable".into());
+    if bytes.len() < 20 || &bytes[..4] != MAGIC {
+        return Err(bad());
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&bytes[4 + 4 * i..8 + 4 * i]);
+        u32::from_le_bytes(b)
+    };
+    let (x, y, width, height) = (word(0), word(1), word(2), word(3));
+    let fits = u64::from(x) + u64::from(width) <= u64::from(canvas_width)
+        && u64::from(y) + u64::from(height) <= u64::from(canvas_height);
+    let data = &bytes[20..];
+    if !fits || data.len() as u64 != 4 * u64::from(width) * u64::from(height) {
+        return Err(bad());
+    }
+    Ok(LayerImage {
+        image: Rgba8 {
+            width,
+            height,
+            data: data.to_vec(),
+        },
+        x,
+        y,
+        canvas_width,
+        canvas_height,
+    })
+}
+
+/// The child side (`layercake render-builtin <w> <h> <crop 0|1> <max_pixels>`):
+/// an SVG on stdin, the answer on stdout.
+///
+/// # Errors
+/// A message for the parent, which reports it as the render's failure.
+pub fn child_main(args: &[String]) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let num = |i: usize| -> Result<u64, String> {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("argument {i}: a number is needed"))
+    };
+    let (w, h, crop, max) = (num(0)?, num(1)?, num(2)? == 1, num(3)?);
+    let (w, h) = (
+        u32::try_from(w).map_err(|e| e.to_string())?,
+        u32::try_from(h).map_err(|e| e.to_string())?,
+    );
+    let mut svg = String::new();
+    std::io::stdin()
+        .take(64 << 20)
+        .read_to_string(&mut svg)
+        .map_err(|e| format!("stdin: {e}"))?;
+    let layer = rasterize(&svg, w, h, crop, max).map_err(|e| e.to_string())?;
+    std::io::stdout()
+        .write_all(&encode_answer(&layer))
+        .map_err(|e| format!("stdout: {e}"))
 }
 
 #[async_trait::async_trait]
 impl Renderer for BuiltinRenderer {
     async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
+        if let Some(how) = &self.isolated {
+            return self.render_in_child(how, req).await;
+        }
         let (this, req) = (self.clone(), req.clone());
         tokio::task::spawn_blocking(move || this.render_sync(&req))
             .await

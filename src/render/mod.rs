@@ -14,7 +14,7 @@
 //! pixel budget before any pixel is inflated) and, like every output, by
 //! `jobs::validate` against the canvas.
 
-mod builtin;
+pub mod builtin;
 mod command;
 pub mod external;
 mod http;
@@ -99,6 +99,25 @@ pub struct Renderers {
     backends: std::collections::HashMap<String, (Arc<dyn Renderer>, std::time::Duration)>,
 }
 
+/// The built-in renderer as configured: in a child process of this
+/// executable (`render.isolate_builtin`, the default), else on the blocking pool.
+fn builtin_renderer(
+    s: &crate::config::RenderSettings,
+    timeout: std::time::Duration,
+) -> BuiltinRenderer {
+    let r = BuiltinRenderer::new(s.max_pixels);
+    if !s.isolate_builtin {
+        return r;
+    }
+    match std::env::current_exe() {
+        Ok(exe) => r.isolated(exe, timeout),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find this executable; built-in renders run in-process and cannot be stopped at their timeout");
+            r
+        }
+    }
+}
+
 impl Renderers {
     /// Backends from the configuration; `builtin` is `builtin` unless given.
     ///
@@ -113,7 +132,7 @@ impl Renderers {
         backends.insert(
             "builtin".to_string(),
             (
-                builtin.unwrap_or_else(|| Arc::new(BuiltinRenderer::new(s.max_pixels))),
+                builtin.unwrap_or_else(|| Arc::new(builtin_renderer(s, default_timeout))),
                 default_timeout,
             ),
         );
