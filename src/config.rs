@@ -56,6 +56,7 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
     pub header_read_timeout_secs: u64,
+    pub send_timeout_secs: u64,
     pub max_connections: usize,
     pub ops_listen: String,
 }
@@ -321,6 +322,9 @@ impl Settings {
         }
         if self.http.header_read_timeout_secs == 0 {
             return bad("http.header_read_timeout_secs", "must be at least 1".into());
+        }
+        if self.http.send_timeout_secs == 0 {
+            return bad("http.send_timeout_secs", "must be at least 1".into());
         }
         if self.http.max_connections == 0 {
             return bad("http.max_connections", "must be at least 1".into());

@@ -100,6 +100,13 @@ impl From<crate::meta::MetaError> for Error {
             // database error is a bug, and a 503 would hide it as an outage.
             M::Open(..) | M::Unavailable(_) => Error::unavailable(e.to_string()),
             M::Backend(_) => Error::Internal(e.to_string()),
+            M::Rejected(cause) => {
+                tracing::debug!(%cause, "the database refused a value");
+                Error::invalid(
+                    "request",
+                    "a value in the request cannot be stored (a NUL character, or a number out of range)",
+                )
+            }
             M::Corrupt(m) => Error::Internal(format!("metadata store: {m}")),
         }
     }

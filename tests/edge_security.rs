@@ -715,14 +715,18 @@ async fn error_bodies_leak_nothing_and_readiness_details_need_a_private_token() 
         status_and_body(client.get(server.url("/readyz")).bearer_auth(&private)).await;
     assert_eq!(status, 200);
     assert!(ready["store"]["url"].is_string(), "{ready}");
+    let (status, e) = status_and_body(client.get(server.url("/metrics"))).await;
+    assert_eq!(status, 403, "metrics need a private token here: {e}");
     let metrics = client
         .get(server.url("/metrics"))
+        .bearer_auth(&private)
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    assert!(metrics.contains("layercake_http_requests_total"));
     assert!(!metrics.contains("file://") && !metrics.contains("SECRET"));
 
     // The ops address shows details to whoever can reach it.
@@ -738,6 +742,12 @@ async fn error_bodies_leak_nothing_and_readiness_details_need_a_private_token() 
     ));
     let ready = get_json(&client, &format!("{ops_url}/readyz"), 200).await;
     assert!(ready["store"]["url"].is_string(), "{ready}");
+    let r = client
+        .get(format!("{ops_url}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the ops address answers anyone");
     let (status, _) = status_and_body(client.get(format!("{ops_url}/api/layers"))).await;
     assert_eq!(status, 404, "the ops address serves only ops routes");
     let _ = tx.send(());

@@ -188,10 +188,15 @@ pub async fn image(
         .flat_map(|v| v.split(','))
         .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"));
     if only_if_cached && !app.compositor.is_cached(&req).await? {
+        // Not a failure (prefetch asks this in bulk): the JSON error shape,
+        // not logged.
         return Ok((
             StatusCode::GATEWAY_TIMEOUT,
             [(header::CACHE_CONTROL, "no-store")],
-            "not cached (Cache-Control: only-if-cached)\n",
+            axum::Json(serde_json::json!({"error": {
+                "code": "not-cached",
+                "message": "not cached (Cache-Control: only-if-cached)",
+            }})),
         )
             .into_response());
     }

@@ -199,6 +199,7 @@ pub fn ops_router(app: Arc<App>) -> Router {
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)
         .layer(axum::Extension(ops::OpsListener))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(error::boundary))
         .with_state(app)
 }

@@ -58,18 +58,17 @@ async fn sees_details(app: &App, parts: &Parts) -> bool {
     matches!(Caller::resolve(app, parts).await, Ok(Some(c)) if c.private())
 }
 
-/// Prometheus text exposition of every `layercake_` metric. The series
-/// carry no URLs and no error text. When `http.ops_listen` is set, this
-/// address answers only private tokens (the ops address answers anyone).
+/// Prometheus text exposition of every `layercake_` metric (the series
+/// carry no URLs and no error text). On the main address only to a private
+/// token (or in development mode); on `http.ops_listen` to anyone.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)", content_type = "text/plain"),
-        (status = 403, description = "http.ops_listen is set and no private token was given", body = super::wire::ErrorBody)))]
+        (status = 403, description = "no private token (scrape the ops address, http.ops_listen, or send a private token)", body = super::wire::ErrorBody)))]
 pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Response, ApiError> {
-    if !app.settings.http.ops_listen.is_empty() && !sees_details(&app, &parts).await {
-        return Err(ApiError(Error::Forbidden(format!(
-            "metrics are served on the ops address ({}) or to a private token",
-            "http.ops_listen"
-        ))));
+    if !sees_details(&app, &parts).await {
+        return Err(ApiError(Error::Forbidden(
+            "metrics need a private token here, or scrape the ops address (http.ops_listen)".into(),
+        )));
     }
     let handle = telemetry::handle()
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;

@@ -541,5 +541,19 @@ async fn only_connection_failures_are_transient() {
             crate::error::Error::from(e),
             crate::error::Error::Internal(_)
         ));
+        // A NUL in text: SQLite stores it, PostgreSQL refuses the value (22021),
+        // which is the request's fault (422), not an outage.
+        let nul = sqlx::query("SELECT CAST($1 AS TEXT)")
+            .bind("a\0b")
+            .execute(&meta.pool)
+            .await;
+        if let Err(e) = nul {
+            let e = translate(e);
+            assert!(matches!(e, MetaError::Rejected(_)), "{e:?}");
+            assert!(matches!(
+                crate::error::Error::from(e),
+                crate::error::Error::Invalid { .. }
+            ));
+        }
     }
 }

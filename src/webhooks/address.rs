@@ -38,6 +38,7 @@ fn non_public_v4(a: Ipv4Addr) -> Option<&'static str> {
         (100, b, _) if (64..128).contains(&b) => "shared (carrier-grade NAT)",
         (169, 254, _) => "link-local",
         (192, 0, 0) => "reserved",
+        (192, 88, 99) => "reserved (6to4 relay)",
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "reserved (documentation)",
         (198, 18 | 19, _) => "reserved (benchmarking)",
         (224..=239, _, _) => "multicast",
@@ -62,6 +63,14 @@ fn non_public_v6(a: Ipv6Addr) -> Option<&'static str> {
         // NAT64 (64:ff9b::/96)
         return non_public_v4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
     }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // Local-use NAT64 (64:ff9b:1::/48): translates into the local network.
+        return Some("private (local NAT64)");
+    }
+    if s[0..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        // IPv4-translated (::ffff:0:a.b.c.d, SIIT)
+        return non_public_v4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
+    }
     if s[0] == 0x2002 {
         // 6to4 (2002::/16)
         return non_public_v4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
@@ -76,6 +85,10 @@ fn non_public_v6(a: Ipv6Addr) -> Option<&'static str> {
         x if x & 0xffc0 == 0xfec0 => "private (site-local)",
         x if x & 0xff00 == 0xff00 => "multicast",
         0x2001 if s[1] == 0x0db8 => "reserved (documentation)",
+        // Teredo (2001::/32) tunnels to an IPv4 address we cannot check.
+        0x2001 if s[1] == 0 => "reserved (Teredo)",
+        0x2001 if s[1] == 2 && s[2] == 0 => "reserved (benchmarking)",
+        x if x & 0xfff0 == 0x3ff0 => "reserved (documentation)",
         0x0100 if s[1..4] == [0; 3] => "reserved (discard)",
         _ => return None,
     })
@@ -101,11 +114,13 @@ impl Policy {
     }
 
     fn exempt(&self, host: &str) -> bool {
-        self.allow_private
-            || self
-                .private_hosts
-                .iter()
-                .any(|h| h == &host.trim_end_matches('.').to_ascii_lowercase())
+        let bare = |h: &str| {
+            h.trim_end_matches('.')
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase()
+        };
+        self.allow_private || self.private_hosts.iter().any(|h| bare(h) == bare(host))
     }
 
     /// The check when a webhook is saved, and before each delivery: a
@@ -232,6 +247,12 @@ mod tests {
             ("2002:c0a8:0101::1", "private"),
             ("::10.0.0.1", "private"),
             ("2001:db8::1", "reserved (documentation)"),
+            ("64:ff9b:1::a9fe:a9fe", "private (local NAT64)"),
+            ("::ffff:0:a9fe:a9fe", "link-local"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "reserved (Teredo)"),
+            ("2001:2::1", "reserved (benchmarking)"),
+            ("3fff::1", "reserved (documentation)"),
+            ("192.88.99.1", "reserved (6to4 relay)"),
         ] {
             assert_eq!(non_public(ip(a)), Some(why), "{a}");
         }
@@ -286,6 +307,12 @@ mod tests {
             named
                 .filter("other.internal", addrs(&["10.0.0.5"]))
                 .is_err()
+        );
+        let literal = Policy::new(false, &["fd00::1".to_string()]);
+        let url = url::Url::parse("http://[fd00::1]/").unwrap();
+        assert!(
+            literal.check_host(&url.host().unwrap()).is_ok(),
+            "brackets or not"
         );
     }
 

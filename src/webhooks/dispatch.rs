@@ -119,11 +119,35 @@ impl Webhooks {
                 let mut cause: Option<&dyn std::error::Error> = Some(&e);
                 while let Some(c) = cause {
                     if let Some(r) = c.downcast_ref::<super::address::Refused>() {
-                        return (None, Some(r.to_string()), true);
+                        // The resolved addresses stay in the server log: the
+                        // delivery log is the customer's, and must not map
+                        // internal names to internal addresses.
+                        tracing::warn!(webhook = %hook.id, reason = %r, "webhook address refused");
+                        let host = reqwest::Url::parse(&hook.address)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .unwrap_or_default();
+                        return (
+                            None,
+                            Some(format!(
+                                "refused: {host} does not resolve to public addresses only"
+                            )),
+                            true,
+                        );
                     }
                     cause = c.source();
                 }
-                (None, Some(format!("no answer: {e}")), false)
+                tracing::debug!(webhook = %hook.id, error = %e, "webhook delivery got no answer");
+                // Coarse on purpose: the customer learns whether the
+                // receiver answered, not how name resolution went.
+                let why = if e.is_timeout() {
+                    "no answer within webhooks.timeout_secs"
+                } else if e.is_connect() {
+                    "no answer: cannot connect"
+                } else {
+                    "no answer"
+                };
+                (None, Some(why.to_string()), false)
             }
         }
     }
