@@ -173,6 +173,7 @@ fn default_retries() -> u32 {
 pub struct JobsSettings {
     pub in_process: bool,
     pub max_pending: i64,
+    pub max_pending_per_org: i64,
     pub lease_secs: u64,
     pub poll_ms: u64,
     pub max_attempts: u32,
@@ -433,6 +434,9 @@ impl Settings {
         }
         if self.webhooks.max_attempts < 1 {
             return bad("webhooks.max_attempts", "must be at least 1".into());
+        }
+        if self.jobs.max_pending_per_org < 1 {
+            return bad("jobs.max_pending_per_org", "must be at least 1".into());
         }
         if self.webhooks.concurrency < 1 || self.webhooks.per_org_concurrency < 1 {
             return bad(

@@ -16,7 +16,7 @@
 //! | `layercake_queue_depth` | gauge | `status` (pending, running) |
 //! | `layercake_cache_bytes` | gauge | `cache` (composites, layers, disk) |
 //! | `layercake_compose_waiting` | gauge | (requests waiting for a compose slot) |
-//! | `layercake_rejected_total` | counter | `reason` (compose, render-queue) |
+//! | `layercake_rejected_total` | counter | `reason` (compose, render-queue, org-share) |
 //! | `layercake_webhook_deliveries_total` | counter | `result` (delivered, retry, failed) |
 //! | `layercake_store_corrupt_total` | counter | `tier` (disk, outbox, store): objects whose blake3 did not match, deleted |
 //! | `layercake_store_errors_total` | counter | `op` (get, put, head, delete, list): object store requests that failed after their retries |

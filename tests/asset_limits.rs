@@ -308,3 +308,71 @@ async fn a_render_past_its_timeout_gives_its_slot_back() {
     );
     drop(serve);
 }
+
+/// Item 3 (in part): one org's flood fills its share of the render queue,
+/// and another org's miss still queues and renders.
+#[tokio::test]
+async fn one_orgs_flood_fills_only_its_share_of_the_render_queue() {
+    use common::{Counting, Server, settings};
+    let mut s = settings();
+    s.jobs.max_pending = 1000;
+    s.jobs.max_pending_per_org = 6;
+    s.render.concurrency = 1;
+    let server = Server::start(
+        s,
+        std::sync::Arc::new(Counting::slow(std::time::Duration::from_millis(1500))),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let tokens = &server.app.tokens;
+    let (flooder, _) = tokens.create(None, "a", false, &[]).await.unwrap();
+    let (other, _) = tokens
+        .create(Some(uuid::Uuid::new_v4()), "b", false, &[])
+        .await
+        .unwrap();
+    let theirs = uuid::Uuid::new_v4();
+    let r = client
+        .put(server.url(&format!("/api/assets/{theirs}")))
+        .bearer_auth(&other)
+        .json(&asset(&uuid::Uuid::new_v4().to_string(), 1, RECT))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let batch = |camera: u32| {
+        client
+            .post(server.url("/api/jobs"))
+            .bearer_auth(&flooder)
+            .json(
+                &json!({"assetId": SOFA, "all": true, "stageConfigurations": [{"Camera": camera}]}),
+            )
+            .send()
+    };
+    assert_eq!(
+        batch(0).await.unwrap().status(),
+        201,
+        "a first job larger than the share is taken"
+    );
+    let r = batch(1).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("jobs.max_pending_per_org = 6"),
+        "{e}"
+    );
+    // The other org's miss queues (ahead of batches) and renders.
+    let r = client
+        .get(server.url(&format!(
+            "/api/fast-compositor?assetId={theirs}&configuration={}&width=32",
+            enc(&json!({}))
+        )))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}

@@ -248,7 +248,8 @@ impl Jobs {
     /// which of those reuse a recorded layer (nothing to wait for: read it).
     ///
     /// # Errors
-    /// [`Error::Overloaded`] when `jobs.max_pending` tasks are pending;
+    /// [`Error::Overloaded`] when `jobs.max_pending` tasks are pending, or
+    /// `jobs.max_pending_per_org` of the job's org;
     /// [`Error::RenderFailed`] for a recent failure; store failures.
     pub async fn submit(
         &self,
@@ -279,6 +280,18 @@ impl Jobs {
                 return Err(Error::overloaded(format!(
                     "over capacity: {pending} renders are queued; retry shortly"
                 )));
+            }
+            // One org's flood fills its own share, not everyone's queue.
+            if pending > 0 && adding > 0 {
+                let mine = self.meta.pending_of(spec.org).await?;
+                if mine > 0 && mine.saturating_add(adding) > self.settings.max_pending_per_org {
+                    metrics::counter!(crate::telemetry::REJECTED, "reason" => "org-share")
+                        .increment(1);
+                    return Err(Error::overloaded(format!(
+                        "over this org's share of the render queue: {mine} of its renders are queued (jobs.max_pending_per_org = {}); retry shortly",
+                        self.settings.max_pending_per_org
+                    )));
+                }
             }
         }
         if respect_failures {

@@ -1142,6 +1142,21 @@ impl Meta {
         Ok((int(&r, "pending")?, int(&r, "running")?))
     }
 
+    /// Tasks of `org` waiting to be claimed.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn pending_of(&self, org: Uuid) -> Result<i64, MetaError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS pending FROM tasks WHERE org_id = $1 AND status = 'pending'",
+        )
+        .bind(org.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(translate)?;
+        int(&r, "pending")
+    }
+
     /// How many of `keys` have an active (pending or running) task: a new
     /// job joins those instead of adding to the queue.
     ///
