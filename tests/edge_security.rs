@@ -638,10 +638,11 @@ async fn development_mode_is_not_reachable_from_a_browser() {
     server.stop().await;
 }
 
-fn failing_backend() -> Settings {
-    let dir = std::env::temp_dir().join(format!("lc-secret-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("render.sh");
+/// Settings whose renderer fails with a secret on stderr; the folder of its
+/// script lives as long as the returned guard.
+fn failing_backend() -> (Settings, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("render.sh");
     std::fs::write(
         &script,
         "#!/bin/sh\ncat > /dev/null\necho 'SECRET-STDERR cannot open /opt/render/private.blend' >&2\nexit 3\n",
@@ -661,12 +662,13 @@ fn failing_backend() -> Settings {
         },
     );
     s.render.backend = "script".into();
-    s
+    (s, dir)
 }
 
 #[tokio::test]
 async fn error_bodies_leak_nothing_and_readiness_details_need_a_private_token() {
-    let server = Server::start(failing_backend(), Arc::new(Counting::new())).await;
+    let (settings, _script) = failing_backend();
+    let server = Server::start(settings, Arc::new(Counting::new())).await;
     let client = reqwest::Client::new();
     let r = client
         .get(server.url(&image_url(&json!({"Body": "Navy"}), "&width=100")))
