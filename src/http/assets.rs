@@ -90,7 +90,6 @@ pub async fn put(
     Path(id): Path<String>,
     req: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    caller.require_private()?;
     let id = parse_uuid("id", &id)?;
     let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
     let (asset, created) = app.assets.put(caller.org, id, &bytes).await?;

@@ -119,18 +119,6 @@ impl Caller {
     pub fn private(&self) -> bool {
         self.kind != CallerKind::Public
     }
-
-    /// For routes that change state.
-    ///
-    /// # Errors
-    /// 403 for a token that may not write (never in development mode).
-    pub fn require_private(&self) -> Result<(), Error> {
-        if self.private() {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("this route needs a private token".into()))
-        }
-    }
 }
 
 /// The token of a request: the `Authorization` header first, then `bearer_token`.

@@ -32,7 +32,6 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<Json<ConfigurationJson>, ApiError> {
-    caller.require_private()?;
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -40,7 +40,6 @@ pub async fn upload(
     caller: Caller,
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
-    caller.require_private()?;
     let mut files = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         if !matches!(field.name(), Some("files" | "file" | "files[]")) {

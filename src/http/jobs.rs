@@ -108,7 +108,6 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require_private()?;
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: BatchRequest = body::parse(&bytes)?;
     let dry_run = b.dry_run;
@@ -157,7 +156,6 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
-    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let status = status_param(&p, "status")?;
@@ -195,7 +193,6 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
-    caller.require_private()?;
     let job = app.meta.job(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(job_json(&app, &job, true).await?))
 }
@@ -210,7 +207,6 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
-    caller.require_private()?;
     let job = app.jobs.cancel(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(job_json(&app, &job, false).await?))
 }
@@ -228,7 +224,6 @@ pub async fn tasks(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<TaskList>, ApiError> {
-    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let job = p.uuid("jobId")?;
@@ -260,7 +255,6 @@ pub async fn task(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
-    caller.require_private()?;
     let t = app.meta.task(caller.org, parse_uuid("id", &id)?).await?;
     let (_, runs) = app.meta.runs(caller.org, None, Some(t.id), None).await?;
     Ok(Json(TaskJson::new(&t, runs_json(&app, &runs).await?)))
@@ -278,7 +272,6 @@ pub async fn runs(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<RunList>, ApiError> {
-    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (job, task): (Option<Uuid>, Option<Uuid>) = (p.uuid("jobId")?, p.uuid("taskId")?);
@@ -304,7 +297,6 @@ pub async fn run(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunJson>, ApiError> {
-    caller.require_private()?;
     let r = app.meta.run(caller.org, parse_uuid("id", &id)?).await?;
     let mut out = runs_json(&app, std::slice::from_ref(&r)).await?;
     out.pop()

@@ -290,7 +290,6 @@ pub async fn create(
     RawQuery(q): RawQuery,
     req: axum::body::Body,
 ) -> Result<Json<LayerJson>, ApiError> {
-    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
     let b: NewLayerJson = body::parse(&bytes)?;

@@ -81,7 +81,6 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<Json<UrlsResponse>, ApiError> {
-    caller.require_private()?;
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: UrlsRequest = body::parse(&bytes)?;
     if b.images.len() > MAX_IMAGES {

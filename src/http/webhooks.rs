@@ -165,7 +165,6 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<(StatusCode, Json<WebhookJson>), ApiError> {
-    caller.require_private()?;
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
     let row = app.webhooks.create(caller.org, input(b)).await?;
@@ -184,7 +183,6 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<WebhookList>, ApiError> {
-    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let deleted = p.str("deleted") == Some("true");
@@ -210,7 +208,6 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookJson>, ApiError> {
-    caller.require_private()?;
     let h = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(WebhookJson::new(&h, false)))
 }
@@ -225,7 +222,6 @@ pub async fn update(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Json<WebhookJson>, ApiError> {
-    caller.require_private()?;
     let id = parse_uuid("id", &id)?;
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
@@ -263,7 +259,6 @@ async fn set_deleted(
     id: &str,
     deleted: bool,
 ) -> Result<Json<WebhookJson>, ApiError> {
-    caller.require_private()?;
     let id = parse_uuid("id", id)?;
     if !deleted && app.meta.webhook(caller.org, id).await?.deleted_at.is_some() {
         // A restored webhook counts against the cap like a new one.
@@ -286,7 +281,6 @@ pub async fn deliveries(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    caller.require_private()?;
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let hook = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;

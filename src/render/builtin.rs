@@ -77,17 +77,6 @@ impl BuiltinRenderer {
         self
     }
 
-    fn check_size(&self, w: u32, h: u32) -> Result<(), RenderError> {
-        if w == 0 || h == 0 || u64::from(w) * u64::from(h) > self.max_pixels {
-            return Err(RenderError::TooLarge {
-                width: w,
-                height: h,
-                budget: self.max_pixels,
-            });
-        }
-        Ok(())
-    }
-
     /// The layer's SVG with its configuration substituted.
     fn svg(req: &RenderRequest) -> Result<String, RenderError> {
         let asset = &req.asset;
@@ -110,7 +99,6 @@ impl BuiltinRenderer {
     /// [`RenderError`] for a size over budget, a template that does not
     /// substitute or an SVG that does not parse.
     pub fn render_sync(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
-        self.check_size(req.width, req.height)?;
         let svg = Self::svg(req)?;
         let crop = req.asset.layers[req.layer].recipe.crop;
         rasterize(&svg, req.width, req.height, crop, self.max_pixels)
@@ -123,7 +111,7 @@ impl BuiltinRenderer {
     ) -> Result<LayerImage, RenderError> {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let (w, h) = (req.width, req.height);
-        self.check_size(w, h)?;
+        check_size(w, h, self.max_pixels)?;
         let svg = Self::svg(req)?;
         let crop = req.asset.layers[req.layer].recipe.crop;
         let mut child = tokio::process::Command::new(&how.exe)
@@ -195,17 +183,10 @@ pub fn rasterize(
     crop: bool,
     max_pixels: u64,
 ) -> Result<LayerImage, RenderError> {
-    let too_large = RenderError::TooLarge {
-        width: w,
-        height: h,
-        budget: max_pixels,
-    };
-    if w == 0 || h == 0 || u64::from(w) * u64::from(h) > max_pixels {
-        return Err(too_large);
-    }
+    check_size(w, h, max_pixels)?;
     let tree =
         usvg::Tree::from_str(svg, &sandboxed()).map_err(|e| RenderError::Svg(e.to_string()))?;
-    let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or(too_large)?;
+    let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or_else(|| too_large(w, h, max_pixels))?;
     // Templates are drawn in their own user units; stretch them to the render size.
     let size = tree.size();
     let transform =
@@ -232,6 +213,22 @@ pub fn rasterize(
         canvas_width: w,
         canvas_height: h,
     })
+}
+
+fn too_large(w: u32, h: u32, max_pixels: u64) -> RenderError {
+    RenderError::TooLarge {
+        width: w,
+        height: h,
+        budget: max_pixels,
+    }
+}
+
+/// A render size within the pixel budget.
+fn check_size(w: u32, h: u32, max_pixels: u64) -> Result<(), RenderError> {
+    if w == 0 || h == 0 || u64::from(w) * u64::from(h) > max_pixels {
+        return Err(too_large(w, h, max_pixels));
+    }
+    Ok(())
 }
 
 /// A child's answer: magic, then x, y, width, height (u32 LE), then RGBA.
