@@ -35,6 +35,11 @@ pub struct App {
     pub jobs: Arc<Jobs>,
     pub webhooks: Arc<Webhooks>,
     pub signer: crate::signing::Signer,
+    /// What sizes URLs anyone can change may ask for; the presets.
+    pub sizes: crate::sizes::SizePolicy,
+    /// The composite tier's byte budget (`storage.composite_budget_bytes`;
+    /// none when 0), swept in the background.
+    pub composite_budget: Option<Arc<crate::service::CompositeBudget>>,
     pub tokens: Arc<crate::service::TokenService>,
     /// Render workers (when `jobs.in_process`) and the webhook dispatcher.
     background: Background,
@@ -182,6 +187,20 @@ impl App {
             },
         );
         assets.on_replaced_layers(Arc::new(compositor.clone()));
+        let composite_budget = (settings.storage.composite_budget_bytes > 0).then(|| {
+            let budget = Arc::new(crate::service::CompositeBudget::new(
+                Arc::clone(&meta),
+                store.clone(),
+                settings.storage.composite_budget_bytes,
+            ));
+            compositor.report_to(Arc::clone(&budget) as Arc<dyn crate::store::Ledger>);
+            budget.spawn(
+                Duration::from_secs(settings.storage.composite_sweep_secs),
+                background.tracker(),
+                background.token(),
+            );
+            budget
+        });
         if settings.catalog.refresh_ms > 0 {
             assets.spawn_refresh(
                 Duration::from_millis(settings.catalog.refresh_ms),
@@ -193,6 +212,7 @@ impl App {
         let signer =
             crate::signing::Signer::new(&settings.signing.keys).map_err(AppError::Render)?;
         let tokens = Arc::new(crate::service::TokenService::new(Arc::clone(&meta)));
+        let sizes = crate::sizes::SizePolicy::new(&settings.sizes);
         Ok(App {
             settings,
             meta,
@@ -205,7 +225,9 @@ impl App {
             jobs,
             webhooks,
             signer,
+            sizes,
             tokens,
+            composite_budget,
             background,
         })
     }
@@ -219,6 +241,9 @@ impl App {
     /// one lease to finish), waits for background writes and closes the
     /// metadata store.
     pub async fn shutdown(&self) {
+        // Composite writes first: each is reported to the composite
+        // ledger, whose last flush runs when the background stops.
+        self.compositor.flush().await;
         self.background
             .stop(Duration::from_secs(self.settings.jobs.lease_secs))
             .await;

@@ -32,7 +32,35 @@ pub struct Settings {
     pub jobs: JobsSettings,
     pub webhooks: WebhookSettings,
     pub signing: SigningSettings,
+    pub sizes: SizesSettings,
     pub log: LogSettings,
+}
+
+/// `[sizes]`: what sizes URLs anyone can change may ask for (see
+/// `http::sizes`), and the named presets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SizesSettings {
+    pub ladder: Vec<u32>,
+    pub quality_step: u8,
+    pub crop_step: u32,
+    pub presets: std::collections::BTreeMap<String, PresetSettings>,
+}
+
+/// One `[sizes.presets.<name>]`: the parameters it stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PresetSettings {
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub fit: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default)]
+    pub quality: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -78,6 +106,8 @@ pub struct StorageSettings {
     pub down_cooldown_ms: u64,
     pub outbox_max_bytes: u64,
     pub disk_cache_bytes: u64,
+    pub composite_budget_bytes: u64,
+    pub composite_sweep_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -273,6 +303,73 @@ impl Settings {
         Ok(s)
     }
 
+    fn validate_sizes(&self) -> Result<(), SettingsError> {
+        let bad = |key: String, msg: String| Err(SettingsError(format!("{key}: {msg}")));
+        let (s, max) = (&self.sizes, self.http.max_dimension);
+        if let Some(w) = s.ladder.iter().find(|w| **w == 0 || **w > max) {
+            return bad(
+                "sizes.ladder".into(),
+                format!("{w} is outside 1..=http.max_dimension ({max})"),
+            );
+        }
+        if !(1..=100).contains(&s.quality_step) {
+            return bad("sizes.quality_step".into(), "must be 1..=100".into());
+        }
+        if s.crop_step == 0 {
+            return bad(
+                "sizes.crop_step".into(),
+                "must be at least 1 (1: any crop)".into(),
+            );
+        }
+        for (name, p) in &s.presets {
+            let key = format!("sizes.presets.{name}");
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return bad(
+                    key,
+                    "a preset name is 1 to 64 letters, digits, '-' or '_'".into(),
+                );
+            }
+            for (side, v) in [("width", p.width), ("height", p.height)] {
+                if let Some(v) = v
+                    && (v == 0 || v > max)
+                {
+                    return bad(
+                        format!("{key}.{side}"),
+                        format!("{v} is outside 1..=http.max_dimension ({max})"),
+                    );
+                }
+            }
+            if let Some(f) = &p.fit
+                && crate::compose::Fit::parse(f).is_none()
+            {
+                return bad(
+                    format!("{key}.fit"),
+                    format!("\"{f}\": use cover, contain, fitWidth or fitHeight"),
+                );
+            }
+            if let Some(f) = &p.format
+                && f != "auto"
+                && crate::compose::Format::parse(f).is_none()
+            {
+                return bad(
+                    format!("{key}.format"),
+                    format!("\"{f}\": use png, jpg, webp, avif or auto"),
+                );
+            }
+            if let Some(q) = p.quality
+                && !(1..=100).contains(&q)
+            {
+                return bad(format!("{key}.quality"), format!("{q} is outside 1..=100"));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every value that has rules beyond its type.
     ///
     /// # Errors
@@ -382,6 +479,9 @@ impl Settings {
                 "object store timeouts must be at least 1 ms".into(),
             );
         }
+        if self.storage.composite_sweep_secs == 0 {
+            return bad("storage.composite_sweep_secs", "must be at least 1".into());
+        }
         if self.render.timeout_secs == 0 || self.render.miss_wait_secs == 0 {
             return bad(
                 "render.timeout_secs",
@@ -400,6 +500,7 @@ impl Settings {
         if let Err(e) = crate::signing::Signer::new(&self.signing.keys) {
             return Err(SettingsError(e));
         }
+        self.validate_sizes()?;
         if self.signing.required && self.signing.keys.is_empty() {
             return bad(
                 "signing.required",
@@ -636,6 +737,43 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("meta.max_connections"), "{e}");
+            // The size policy: each bad value names its key.
+            for (toml, key) in [
+                ("[sizes]\nladder = [0, 320]\n", "sizes.ladder"),
+                ("[sizes]\nladder = [99999]\n", "sizes.ladder"),
+                ("[sizes]\nquality_step = 0\n", "sizes.quality_step"),
+                ("[sizes]\ncrop_step = 0\n", "sizes.crop_step"),
+                ("[sizes.presets.\"a b\"]\nwidth = 10\n", "sizes.presets.a b"),
+                ("[sizes.presets.x]\nwidth = 0\n", "sizes.presets.x.width"),
+                (
+                    "[sizes.presets.x]\nfit = \"stretch\"\n",
+                    "sizes.presets.x.fit",
+                ),
+                (
+                    "[sizes.presets.x]\nformat = \"gif\"\n",
+                    "sizes.presets.x.format",
+                ),
+                (
+                    "[sizes.presets.x]\nquality = 101\n",
+                    "sizes.presets.x.quality",
+                ),
+            ] {
+                jail.create_file("sizes.toml", toml)?;
+                let e = Settings::load(Some(Path::new("sizes.toml")), &Overrides::default())
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains(key), "{toml}: {e}");
+            }
+            jail.create_file(
+                "ok.toml",
+                "[sizes.presets.hero]\nwidth = 1600\nformat = \"auto\"\n",
+            )?;
+            let s = Settings::load(Some(Path::new("ok.toml")), &Overrides::default()).unwrap();
+            assert_eq!(s.sizes.presets["hero"].width, Some(1600));
+            assert!(
+                s.sizes.presets.contains_key("plp-tile"),
+                "the shipped presets stay"
+            );
             Ok(())
         });
     }

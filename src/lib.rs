@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod render;
 pub mod service;
 pub mod signing;
+pub mod sizes;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

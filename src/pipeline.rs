@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::jobs::{Ended, JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
 use crate::keys::{self, Configuration, Key};
 use crate::render::RenderRequest;
-use crate::store::{BlobStore, Encoded, Flights, MemoryTiers, composite_path};
+use crate::store::{BlobStore, Encoded, Flights, Ledger, MemoryTiers, composite_path};
 use crate::telemetry;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -160,6 +160,9 @@ struct Inner {
     waiting: std::sync::atomic::AtomicUsize,
     /// Awaited between a miss in the store and the job for it (tests only).
     before_queueing: std::sync::OnceLock<MissHook>,
+    /// Told of composites written to and read from the store (the
+    /// composite tier's budget); none: nobody counts.
+    ledger: std::sync::OnceLock<Arc<dyn Ledger>>,
 }
 
 impl Compositor {
@@ -183,8 +186,15 @@ impl Compositor {
                 writes: TaskTracker::new(),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
                 before_queueing: std::sync::OnceLock::new(),
+                ledger: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Reports every composite written to the object store, and every one
+    /// read back from it, to `ledger` (set once, at start).
+    pub fn report_to(&self, ledger: Arc<dyn Ledger>) -> bool {
+        self.inner.ledger.set(ledger).is_ok()
     }
 
     /// A fault point for tests: every request that found layers missing
@@ -379,6 +389,9 @@ impl Inner {
         if let Some(bytes) = stored {
             // JPEG-or-PNG is decided per image: the bytes say which.
             let format = Format::sniff(&bytes).unwrap_or(format);
+            if let Some(l) = this.ledger.get() {
+                l.read(&path);
+            }
             let e = Encoded { bytes, format };
             this.tiers.composites.insert(key, e.clone());
             return Ok((e, Source::Store));
@@ -469,10 +482,19 @@ impl Inner {
         this.tiers.composites.insert(key, e.clone());
         this.tiers.stand_ins.invalidate(&key);
         let (store, bytes) = (this.store.clone(), e.bytes.clone());
+        let ledger = this.ledger.get().cloned();
         this.writes.spawn(
             async move {
-                if let Err(err) = store.put_cached(&path, bytes).await {
-                    tracing::warn!(%key, error = %err, "composite not written to the object store");
+                let n = bytes.len() as u64;
+                match store.put_cached(&path, bytes).await {
+                    Ok(()) => {
+                        if let Some(l) = ledger {
+                            l.written(&path, n);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%key, error = %err, "composite not written to the object store");
+                    }
                 }
             }
             .in_current_span(),

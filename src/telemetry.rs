@@ -24,6 +24,8 @@
 //! | `layercake_store_outbox` | gauge | `unit` (objects, bytes): writes waiting for the object store |
 //! | `layercake_connections_refused_total` | counter | client connections answered 503 at once because `http.max_connections` were open |
 //! | `layercake_webhook_addresses_refused_total` | counter | webhook deliveries refused because their address is not public |
+//! | `layercake_store_composites` | gauge | `unit` (objects, bytes): composites in the object store, as the ledger counts them (`storage.composite_budget_bytes`) |
+//! | `layercake_composites_evicted_total` | counter | composites deleted from the object store to keep it within its budget |
 //!
 //! The recorder is process-wide (the `metrics` facade has one global
 //! recorder); [`handle`] installs it on first use, which `App` does at
@@ -51,6 +53,8 @@ pub const STORE_UP: &str = "layercake_store_up";
 pub const CONNECTIONS_REFUSED: &str = "layercake_connections_refused_total";
 pub const WEBHOOKS_REFUSED: &str = "layercake_webhook_addresses_refused_total";
 pub const STORE_OUTBOX: &str = "layercake_store_outbox";
+pub const STORE_COMPOSITES: &str = "layercake_store_composites";
+pub const COMPOSITES_EVICTED: &str = "layercake_composites_evicted_total";
 
 /// Seconds: from a memory hit (tens of µs) to a long render (minutes).
 const BUCKETS: &[f64] = &[

@@ -17,6 +17,7 @@ use crate::keys::{self, Configuration};
 use crate::meta::ConfigurationRow;
 use crate::pipeline::ImageRequest;
 use crate::signing::Verdict;
+use crate::sizes::Exactness;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -64,13 +65,14 @@ pub fn version_pin(asset: &crate::catalog::Asset, buster: &str) -> String {
         ("configurationId" = Option<String>, Query, description = "A saved configuration's id or shortId, instead of configuration (layercake extension)."),
         ("stageId" = Option<String>, Query, description = "Checked for form (UUID) only."),
         ("stageConfiguration" = Option<String>, Query, description = "URL-encoded JSON selecting the view, e.g. {\"Camera\":2}; default: the first view."),
-        ("width" = Option<u32>, Query, description = "Output width, at most http.max_dimension."),
-        ("height" = Option<u32>, Query, description = "Output height, at most http.max_dimension."),
+        ("preset" = Option<String>, Query, description = "A named size from sizes.presets (e.g. plp-tile): stands for the width, height, imageFitMode, format and quality it sets, which the request may then not give."),
+        ("width" = Option<u32>, Query, description = "Output width, at most http.max_dimension. On a public token's unsigned URL it rounds up to the next rung of sizes.ladder (or to the image's own width); signed URLs and private tokens get it exactly."),
+        ("height" = Option<u32>, Query, description = "Output height, at most http.max_dimension; rounded as width is."),
         ("imageFitMode" = Option<String>, Query, description = "contain (default), cover, fitWidth, fitHeight."),
         ("cropX" = Option<u32>, Query, description = "Crop box in canvas pixels, applied before resizing."),
         ("cropY" = Option<u32>, Query), ("cropWidth" = Option<u32>, Query), ("cropHeight" = Option<u32>, Query),
         ("format" = Option<String>, Query, description = "png (default), jpg, webp, avif, or auto: AVIF or WebP when Accept names them, else PNG (JPEG only when preferred and the image is opaque); responses Vary on Accept."),
-        ("quality" = Option<u8>, Query, description = "1-100, for jpg, webp and avif."),
+        ("quality" = Option<u8>, Query, description = "1-100, for jpg, webp and avif; on a public token's unsigned URL rounded up to a multiple of sizes.quality_step (crop boxes likewise grow to a grid of sizes.crop_step pixels)."),
         ("cacheKey" = Option<String>, Query, description = "Ignored (a cache buster for clients)."),
         ("display" = Option<String>, Query, description = "Ignored."),
         ("orgId" = Option<String>, Query, description = "Must be the token's org when given (ignored in development mode)."),
@@ -145,7 +147,20 @@ pub async fn image(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let req = image_request(&app, org, &params, saved.as_ref(), accept.as_deref())?;
+    // A public token's URL is in every shopper's browser, where anyone can
+    // change it: its sizes round to the ladder (crate::sizes).
+    let exactness = match caller.as_ref().map(|c| c.kind) {
+        Some(CallerKind::Public) if verdict != Verdict::Valid => Exactness::Rounded,
+        _ => Exactness::Exact,
+    };
+    let req = image_request(
+        &app,
+        org,
+        &params,
+        saved.as_ref(),
+        accept.as_deref(),
+        exactness,
+    )?;
     let etag = format!("\"{}\"", req.key().hex());
     // A signed URL pinned to the live definition names one image forever.
     let http = &app.settings.http;
@@ -267,7 +282,7 @@ pub fn image_request_for(app: &App, org: Uuid, query: &str) -> Result<ImageReque
             "give the configuration itself",
         ));
     }
-    image_request(app, org, &params, None, None)
+    image_request(app, org, &params, None, None, Exactness::Exact)
 }
 
 /// Checks every parameter and builds the request.
@@ -280,6 +295,7 @@ pub fn image_request(
     p: &Params,
     saved: Option<&ConfigurationRow>,
     accept: Option<&str>,
+    exactness: Exactness,
 ) -> Result<ImageRequest, Error> {
     let id = match (p.str("assetId"), saved) {
         (Some(a), None) => super::params::parse_uuid("assetId", a)?,
@@ -323,20 +339,42 @@ pub fn image_request(
         .map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
 
     let max = app.settings.http.max_dimension;
-    let dimension = |name: &str| -> Result<Option<u32>, Error> {
+    let preset = p.str("preset").map(|n| app.sizes.preset(n)).transpose()?;
+    if let Some(pr) = preset
+        && let Some(both) = pr.sets().find(|name| p.str(name).is_some())
+    {
+        return Err(Error::invalid(
+            "preset",
+            format!("sets {both}: give the preset or {both}, not both"),
+        ));
+    }
+    let rounded = exactness == Exactness::Rounded;
+    let mut crop = crop(p, (asset.width, asset.height))?;
+    if rounded {
+        crop = crop.map(|c| app.sizes.crop(c, (asset.width, asset.height)));
+    }
+    let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
+    let dimension = |name: &str, native: u32| -> Result<Option<u32>, Error> {
         match p.u32(name)? {
             Some(v) if v == 0 || v > max => {
                 Err(Error::invalid(name, format!("{v} is outside 1..={max}")))
             }
+            Some(v) if rounded => Ok(Some(app.sizes.side(v, native))),
             v => Ok(v),
         }
     };
-    let (width, height) = (dimension("width")?, dimension("height")?);
-    let crop = crop(p, (asset.width, asset.height))?;
-    let format = match p
-        .str("format")
-        .unwrap_or(&app.settings.compose.default_format)
-    {
+    let width = match preset.and_then(|pr| pr.width) {
+        Some(w) => Some(w),
+        None => dimension("width", region.0)?,
+    };
+    let height = match preset.and_then(|pr| pr.height) {
+        Some(h) => Some(h),
+        None => dimension("height", region.1)?,
+    };
+    let format_param = preset
+        .and_then(|pr| pr.format.as_deref())
+        .or_else(|| p.str("format"));
+    let format = match format_param.unwrap_or(&app.settings.compose.default_format) {
         "auto" => super::accept::negotiate(accept),
         f => Format::parse(f).ok_or_else(|| {
             Error::invalid(
@@ -345,20 +383,23 @@ pub fn image_request(
             )
         })?,
     };
-    let fit = match p.str("imageFitMode") {
-        None => Fit::Contain,
-        Some(f) => Fit::parse(f).ok_or_else(|| {
+    let fit = match (preset.and_then(|pr| pr.fit), p.str("imageFitMode")) {
+        (Some(f), _) => f,
+        (None, None) => Fit::Contain,
+        (None, Some(f)) => Fit::parse(f).ok_or_else(|| {
             Error::invalid(
                 "imageFitMode",
                 format!("\"{f}\": use cover, contain, fitWidth or fitHeight"),
             )
         })?,
     };
-    let quality = match p.u32("quality")? {
-        Some(q) if !(1..=100).contains(&q) => {
+    let quality = match (preset.and_then(|pr| pr.quality), p.u32("quality")?) {
+        (Some(q), _) => Some(q),
+        (None, Some(q)) if !(1..=100).contains(&q) => {
             return Err(Error::invalid("quality", format!("{q} is outside 1..=100")));
         }
-        q => q.map(|q| q as u8),
+        (None, Some(q)) if rounded => Some(app.sizes.quality(q as u8)),
+        (None, q) => q.map(|q| q as u8),
     };
     let output = Output {
         width,
@@ -372,8 +413,7 @@ pub fn image_request(
         (asset.width, asset.height),
         app.settings.compose.default_quality(format),
     );
-    let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
-    check_output_size(region, &output, max, None)?;
+    check_output_size(region, &output, max, preset.map(|_| "preset"))?;
     Ok(ImageRequest::new(
         asset,
         config,

@@ -1,5 +1,6 @@
 //! Metadata: the durable records behind the API: orgs, asset versions,
-//! files, layers, saved configurations, jobs/tasks/runs, webhooks and tokens.
+//! files, layers, saved configurations, jobs/tasks/runs, webhooks, tokens
+//! and the composite tier's ledger.
 //!
 //! One interface, [`Meta`], over sqlx's `Any` driver with portable SQL
 //! (`$N` placeholders, TEXT ids, BIGINT microsecond times, JSON as TEXT),
@@ -9,6 +10,7 @@
 //! a record means (validation, keys, objects) is `service`'s business.
 
 mod assets;
+mod composites;
 mod configurations;
 mod files;
 mod jobs;
@@ -17,6 +19,7 @@ mod tokens;
 mod webhooks;
 
 pub use assets::AssetVersionRow;
+pub use composites::CompositeRow;
 pub use configurations::ConfigurationRow;
 pub use files::FileRow;
 pub use jobs::{

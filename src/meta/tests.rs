@@ -557,3 +557,63 @@ async fn only_connection_failures_are_transient() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_composite_ledger_counts_orders_and_evicts_only_unused_rows() {
+    for meta in stores().await {
+        let t0 = meta.now();
+        let w = |p: &str, n: u64, t: i64| (p.to_string(), n, t);
+        meta.note_composites(
+            &[
+                w("composites/a/v1e0/aa/1.png", 100, t0),
+                w("composites/a/v1e0/aa/2.png", 200, t0 + 1),
+                w("composites/b/v2e0/bb/3.png", 300, t0 + 2),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(meta.composite_totals().await.unwrap(), (3, 600));
+        // A read makes the first the newest; an older read changes nothing;
+        // a read of an unknown path adds nothing.
+        meta.note_composites(
+            &[],
+            &[
+                ("composites/a/v1e0/aa/1.png".into(), t0 + 10),
+                ("composites/a/v1e0/aa/2.png".into(), t0 - 5),
+                ("composites/zz.png".into(), t0 + 11),
+            ],
+        )
+        .await
+        .unwrap();
+        let oldest = meta.oldest_composites(10).await.unwrap();
+        let order: Vec<&str> = oldest.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(
+            order,
+            vec![
+                "composites/a/v1e0/aa/2.png",
+                "composites/b/v2e0/bb/3.png",
+                "composites/a/v1e0/aa/1.png"
+            ]
+        );
+        // Used since it was listed: not taken off.
+        meta.note_composites(&[], &[("composites/a/v1e0/aa/2.png".into(), t0 + 20)])
+            .await
+            .unwrap();
+        assert!(!meta.evict_composite(&oldest[0]).await.unwrap());
+        assert!(meta.evict_composite(&oldest[1]).await.unwrap());
+        assert!(!meta.evict_composite(&oldest[1]).await.unwrap(), "once");
+        assert_eq!(meta.composite_totals().await.unwrap(), (2, 300));
+        // A rewrite replaces the size.
+        meta.note_composites(&[w("composites/a/v1e0/aa/1.png", 150, t0 + 30)], &[])
+            .await
+            .unwrap();
+        assert_eq!(meta.composite_totals().await.unwrap(), (2, 350));
+        // gc forgets a stale version's folder, nothing else.
+        assert_eq!(
+            meta.forget_composites("composites/a/v1e0/").await.unwrap(),
+            2
+        );
+        assert_eq!(meta.composite_totals().await.unwrap(), (0, 0));
+    }
+}

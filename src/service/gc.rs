@@ -13,6 +13,9 @@
 //! file first stored under an old version: such files are first copied to
 //! their content address (`FileService::detach`), then the folder goes.
 //!
+//! A stale version's composites also leave the composite tier's ledger
+//! (`CompositeBudget`), so they stop counting against its budget.
+//!
 //! A node still serving an old version while `gc` runs may write into a
 //! stale folder after it was listed; the next `gc` removes that.
 
@@ -92,6 +95,9 @@ pub async fn collect(
                             .collect()
                             .await;
                     deleted.into_iter().collect::<Result<Vec<()>, _>>()?;
+                    if kind == "composites" {
+                        meta.forget_composites(&format!("{prefix}/")).await?;
+                    }
                 }
                 tracing::info!(%prefix, objects = objects.len(), bytes, dry_run, "stale version");
                 report.objects += objects.len() as u64;

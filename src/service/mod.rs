@@ -1,6 +1,6 @@
 //! The record-keeping services behind the API: assets (versions), files,
-//! layers, saved configurations and tokens; and garbage collection of
-//! stale asset versions.
+//! layers, saved configurations and tokens; the composite tier's byte
+//! budget; and garbage collection of stale asset versions.
 //!
 //! Each service validates its input against the catalogue and the keys,
 //! and keeps its records in `meta` and its bytes in `store`; the HTTP
@@ -8,6 +8,7 @@
 //! itself (compose on request) is `pipeline`'s.
 
 pub mod assets;
+pub mod composites;
 pub mod configurations;
 pub mod files;
 pub mod gc;
@@ -15,6 +16,7 @@ pub mod layers;
 pub mod tokens;
 
 pub use assets::{AssetRegistry, ReplacedLayers};
+pub use composites::{CompositeBudget, Sweep};
 pub use configurations::{NewConfiguration, SavedConfigurations};
 pub use files::FileService;
 pub use layers::{LayerQuery, LayerService, NewLayer};

@@ -15,6 +15,8 @@
 //!     (reads fail at once, 503), and writes wait in the [`Outbox`] until
 //!     the flusher can write them.
 //! - [`Flights`]: one computation per key, shared by every waiter.
+//! - [`Ledger`]: what the composite tier reports (writes, reads) to
+//!   whoever keeps its byte budget.
 //!
 //! Only this module imports `object_store`; its errors are translated into
 //! [`StoreError`] here. Deciding what to render or compose is `pipeline`'s.
@@ -22,12 +24,14 @@
 mod disk;
 pub mod envelope;
 mod flight;
+mod ledger;
 mod memory;
 mod outbox;
 mod remote;
 
 pub use disk::DiskTier;
 pub use flight::Flights;
+pub use ledger::Ledger;
 pub use memory::{Budgets, Encoded, MemoryTiers};
 pub use outbox::Outbox;
 pub use remote::{S3Options, Timeouts};
