@@ -163,7 +163,7 @@ impl App {
             let worker = Arc::new(Worker::new(
                 Arc::clone(&jobs),
                 store.clone(),
-                Arc::clone(&assets),
+                Arc::clone(&assets) as Arc<dyn crate::jobs::Definitions>,
                 renderers,
                 Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
                 worker_limits(&settings),

@@ -6,12 +6,14 @@
 //! - [`keys`]: canonical configurations and blake3 layer/composite keys.
 //! - [`compose`]: pixel kernels: "over", fit/resize, encoders, layer files.
 //! - [`render`]: renderer backends (built-in SVG, command, http).
-//! - [`store`]: memory tiers, the object store, single flights.
+//! - [`store`]: memory tiers, the object store.
 //! - [`meta`]: durable records (SQL through one interface).
+//! - [`wire`]: the contract's JSON shapes (answers and event payloads).
+//! - [`sizes`]: which output sizes an image URL may ask for.
 //! - [`jobs`]: the durable render queue (jobs, tasks, runs) and its
 //!   workers, the only way a render starts.
 //! - [`webhooks`]: subscriptions and signed, retried event deliveries.
-//! - [`pipeline`]: the request path from key to bytes.
+//! - [`pipeline`]: the request path from key to bytes, single flights.
 //! - [`service`]: assets (versions), files, layers, saved configurations.
 //! - [`signing`]: signed image URLs (HMAC over the canonical URL).
 //! - [`telemetry`]: metric names and the Prometheus recorder.
@@ -37,6 +39,7 @@ pub mod sizes;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+pub mod wire;
 
 pub use app::App;
 pub use config::Settings;

@@ -101,17 +101,6 @@ pub fn spawn_upkeep(
     });
 }
 
-/// Sets the queue depth gauges from the shared queue (read at scrape time).
-pub async fn record_queue_depth(meta: &crate::meta::Meta) {
-    match meta.task_counts().await {
-        Ok((pending, running)) => {
-            metrics::gauge!(QUEUE_DEPTH, "status" => "pending").set(pending as f64);
-            metrics::gauge!(QUEUE_DEPTH, "status" => "running").set(running as f64);
-        }
-        Err(e) => tracing::warn!(error = %e, "queue depth unknown"),
-    }
-}
-
 /// Counts one cache lookup.
 pub fn cache_lookup(cache: &'static str, tier: &'static str, hit: bool) {
     metrics::counter!(CACHE_REQUESTS, "cache" => cache, "tier" => tier, "result" => if hit { "hit" } else { "miss" })

@@ -63,10 +63,10 @@ pub fn run(settings: Settings, command: TokenCommand) -> anyhow::Result<()> {
                         t.id,
                         t.kind,
                         t.org_id,
-                        crate::http::wire::rfc3339(t.created_at),
+                        crate::wire::rfc3339(t.created_at),
                         if t.name.is_empty() { "-" } else { &t.name },
                         match t.revoked_at {
-                            Some(at) => format!("  revoked {}", crate::http::wire::rfc3339(at)),
+                            Some(at) => format!("  revoked {}", crate::wire::rfc3339(at)),
                             None if t.kind == "public" => format!("  origins {}", t.origins),
                             None => String::new(),
                         }

@@ -93,29 +93,12 @@ async fn serve_metrics(addr: &str, meta: Arc<Meta>, background: &Background) -> 
         .with_context(|| format!("metrics listen address {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "worker metrics on http://{bound}/metrics");
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let meta = Arc::clone(&meta);
-                async move {
-                    crate::telemetry::record_queue_depth(&meta).await;
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        handle.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
     let stop = background.token().clone();
     background.tracker().spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let served = crate::http::serve_worker_ops(listener, meta, handle.clone(), async move {
+            stop.cancelled().await;
+        })
+        .await;
         if let Err(e) = served {
             tracing::warn!(error = %e, "worker metrics listener stopped");
         }

@@ -9,7 +9,6 @@
 use super::auth::{CallerKind, ImageCaller};
 use super::error::ApiError;
 use super::params::Params;
-use super::wire::ErrorBody;
 use crate::app::App;
 use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::error::Error;
@@ -18,6 +17,7 @@ use crate::meta::ConfigurationRow;
 use crate::pipeline::ImageRequest;
 use crate::signing::Verdict;
 use crate::sizes::Exactness;
+use crate::wire::ErrorBody;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

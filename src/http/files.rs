@@ -4,9 +4,9 @@
 use super::auth::{Caller, CallerKind, Reader};
 use super::error::ApiError;
 use super::params::parse_uuid;
-use super::wire::{ErrorBody, FileJson, FilesJson};
 use crate::app::App;
 use crate::error::Error;
+use crate::wire::{ErrorBody, FileJson, FilesJson};
 use axum::Json;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, Path, State};

@@ -43,7 +43,6 @@ mod plp;
 mod server;
 mod urls;
 mod webhooks;
-pub mod wire;
 
 pub use compositor::{CACHE_HEADER, image_request_for, pinned_url};
 pub use error::ApiError;
@@ -202,6 +201,37 @@ pub fn ops_router(app: Arc<App>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(error::boundary))
         .with_state(app)
+}
+
+/// Serves a worker process's `/metrics` (its render counters and the
+/// queue depth) and `/healthz` on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve_worker_ops(
+    listener: tokio::net::TcpListener,
+    meta: Arc<crate::meta::Meta>,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let (meta, handle) = (Arc::clone(&meta), handle.clone());
+                async move {
+                    crate::jobs::record_queue_depth(&meta).await;
+                    (
+                        [(axum::http::header::CONTENT_TYPE, ops::PROMETHEUS_TEXT)],
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves [`ops_router`] on `listener` until `shutdown` resolves.

@@ -5,7 +5,7 @@
 //! `http::router`), so a route cannot exist without its documentation; a
 //! test checks every routed path against the document.
 
-use super::wire;
+use crate::wire;
 use axum::Json;
 use std::sync::Arc;
 use utoipa::OpenApi;

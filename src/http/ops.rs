@@ -17,6 +17,9 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The Content-Type of the Prometheus text exposition.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
 /// Counts and times every routed request by its route template.
 pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -63,7 +66,7 @@ async fn sees_details(app: &App, parts: &Parts) -> bool {
 /// token (or in development mode); on `http.ops_listen` to anyone.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)", content_type = "text/plain"),
-        (status = 403, description = "no private token (scrape the ops address, http.ops_listen, or send a private token)", body = super::wire::ErrorBody)))]
+        (status = 403, description = "no private token (scrape the ops address, http.ops_listen, or send a private token)", body = crate::wire::ErrorBody)))]
 pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Response, ApiError> {
     if !sees_details(&app, &parts).await {
         return Err(ApiError(Error::Forbidden(
@@ -73,7 +76,7 @@ pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Respon
     let handle = telemetry::handle()
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
     // Gauges read at scrape time: what is queued, what the caches hold.
-    telemetry::record_queue_depth(&app.meta).await;
+    crate::jobs::record_queue_depth(&app.meta).await;
     let (composites, layers, stand_ins) = app.compositor.cache_bytes();
     metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "stand-ins").set(stand_ins as f64);
     metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "composites").set(composites as f64);
@@ -81,11 +84,7 @@ pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Respon
     if let Some(disk) = app.store.status().disk_bytes {
         metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "disk").set(disk as f64);
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response())
 }
 
 /// Alive: the process answers.
@@ -98,7 +97,7 @@ pub async fn healthz() -> &'static str {
 /// image encodes. 503 otherwise (the log names the failed check).
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, description = "ready: `{\"status\": \"ready\" | \"degraded\"}`; degraded while the object store does not answer (hits are still served, misses answer 503). On the ops address (`http.ops_listen`) or with a private token it also has `\"store\": {url, up, outbox_objects, outbox_bytes, disk_bytes, error?}`"),
-        (status = 503, description = "not ready (metadata store or encoder); the cause is in the log", body = super::wire::ErrorBody)))]
+        (status = 503, description = "not ready (metadata store or encoder); the cause is in the log", body = crate::wire::ErrorBody)))]
 pub async fn readyz(
     State(app): State<Arc<App>>,
     parts: Parts,

@@ -19,10 +19,8 @@
 //!   (never overwriting), records the layer, and retries with backoff.
 //! - `plan`: batch planning for `POST /api/jobs`: configurations × views →
 //!   the distinct layer keys.
-//! - `json`: the job, task and run objects of the API and of events.
 
 pub mod batch;
-pub mod json;
 pub mod plan;
 mod worker;
 
@@ -35,6 +33,7 @@ use crate::error::Error;
 use crate::keys::{Configuration, Key};
 use crate::meta::{JobRow, Meta, NewTask};
 use crate::render::{RenderError, RenderRequest};
+use crate::telemetry;
 use crate::webhooks::Webhooks;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -72,6 +71,26 @@ pub struct Recorded {
     pub file_id: Uuid,
     /// False when the key already had a render record (kept as it was).
     pub created: bool,
+}
+
+/// Sets the queue depth gauges from the shared queue (read at scrape time).
+pub async fn record_queue_depth(meta: &Meta) {
+    match meta.task_counts().await {
+        Ok((pending, running)) => {
+            metrics::gauge!(telemetry::QUEUE_DEPTH, "status" => "pending").set(pending as f64);
+            metrics::gauge!(telemetry::QUEUE_DEPTH, "status" => "running").set(running as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "queue depth unknown"),
+    }
+}
+
+/// Finds the asset definition a task names, by id and version (the asset
+/// registry implements it).
+#[async_trait::async_trait]
+pub trait Definitions: Send + Sync + 'static {
+    /// # Errors
+    /// When the version is unknown, no longer loads, or cannot be read now.
+    async fn resolve(&self, id: Uuid, version: u32) -> Result<Arc<Asset>, Error>;
 }
 
 /// Keeps the record of a finished render (the Layers service implements it).
@@ -443,7 +462,7 @@ impl Jobs {
             failures = counts.failures,
             "job stopped"
         );
-        let data = serde_json::to_value(json::JobJson::new(job, &counts, None))
+        let data = serde_json::to_value(crate::wire::jobs::JobJson::new(job, &counts, None))
             .unwrap_or(serde_json::Value::Null);
         self.webhooks.emit(job.org_id, "job.stopped", data).await;
     }
@@ -473,13 +492,6 @@ impl Drop for Watch<'_> {
             map.remove(&self.id);
         }
     }
-}
-
-/// Delay before attempt `attempt + 1` after `attempt` failed: `base`
-/// doubled per attempt, capped at `max` (all in ms).
-pub fn backoff(attempt: i64, base: u64, max: u64) -> Duration {
-    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    Duration::from_millis(base.saturating_mul(1u64 << exp).min(max))
 }
 
 /// Checks a renderer's output against what was asked for.
@@ -516,15 +528,6 @@ pub fn validate_placement(out: &LayerImage) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1, 100, 10_000), Duration::from_millis(100));
-        assert_eq!(backoff(2, 100, 10_000), Duration::from_millis(200));
-        assert_eq!(backoff(4, 100, 10_000), Duration::from_millis(800));
-        assert_eq!(backoff(40, 100, 10_000), Duration::from_millis(10_000));
-        assert_eq!(backoff(0, 100, 10_000), Duration::from_millis(100));
-    }
 
     #[test]
     fn task_params_round_trip_to_the_same_key() {

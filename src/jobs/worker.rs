@@ -25,12 +25,11 @@
 //! retried with exponential backoff up to `jobs.max_attempts`; the others
 //! (an asset version no worker can resolve, a broken template) fail at once.
 
-use super::{Jobs, LayerJob, Origin, Recorder, TaskParams, backoff, validate};
+use super::{Jobs, LayerJob, Origin, Recorder, TaskParams, validate};
 use crate::compose::layerfile;
 use crate::error::Error;
-use crate::meta::{Claimed, Existing, Meta, Outcome, RunRow, TaskRow};
+use crate::meta::{Claimed, Existing, Meta, Outcome, RunRow, TaskRow, backoff};
 use crate::render::{RenderError, Renderers};
-use crate::service::AssetRegistry;
 use crate::store::BlobStore;
 use crate::telemetry;
 use bytes::Bytes;
@@ -90,7 +89,7 @@ pub struct Worker {
     meta: Arc<Meta>,
     store: BlobStore,
     jobs: Arc<Jobs>,
-    assets: Arc<AssetRegistry>,
+    assets: Arc<dyn super::Definitions>,
     renderers: Renderers,
     recorder: Arc<dyn Recorder>,
     limits: WorkerLimits,
@@ -102,7 +101,7 @@ impl Worker {
     pub fn new(
         jobs: Arc<Jobs>,
         store: BlobStore,
-        assets: Arc<AssetRegistry>,
+        assets: Arc<dyn super::Definitions>,
         renderers: Renderers,
         recorder: Arc<dyn Recorder>,
         limits: WorkerLimits,

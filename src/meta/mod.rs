@@ -34,6 +34,14 @@ use sqlx::{AnyPool, Row};
 use std::sync::atomic::{AtomicI64, Ordering};
 use uuid::Uuid;
 
+/// Delay before attempt `attempt + 1` after `attempt` failed: `base`
+/// doubled per attempt, capped at `max` (all in ms). The retry time of a
+/// render task (`not_before`) or a webhook delivery (`next_attempt_at`).
+pub fn backoff(attempt: i64, base: u64, max: u64) -> std::time::Duration {
+    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    std::time::Duration::from_millis(base.saturating_mul(1u64 << exp).min(max))
+}
+
 /// The org every record belongs to in embedded (single-tenant) mode.
 pub const DEFAULT_ORG: Uuid = Uuid::from_u128(0x420e2093_8bf9_4d82_b236_277c2b65a13c);
 

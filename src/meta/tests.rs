@@ -617,3 +617,13 @@ async fn the_composite_ledger_counts_orders_and_evicts_only_unused_rows() {
         assert_eq!(meta.composite_totals().await.unwrap(), (0, 0));
     }
 }
+
+#[test]
+fn backoff_doubles_and_caps() {
+    use std::time::Duration;
+    assert_eq!(backoff(1, 100, 10_000), Duration::from_millis(100));
+    assert_eq!(backoff(2, 100, 10_000), Duration::from_millis(200));
+    assert_eq!(backoff(4, 100, 10_000), Duration::from_millis(800));
+    assert_eq!(backoff(40, 100, 10_000), Duration::from_millis(10_000));
+    assert_eq!(backoff(0, 100, 10_000), Duration::from_millis(100));
+}

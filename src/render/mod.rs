@@ -18,10 +18,12 @@ pub mod builtin;
 mod command;
 pub mod external;
 mod http;
+mod settings;
 
 pub use builtin::BuiltinRenderer;
 pub use command::CommandRenderer;
 pub use http::HttpRenderer;
+pub use settings::{BackendSettings, RenderSettings};
 
 use crate::catalog::{Asset, Value};
 use crate::compose::LayerImage;
@@ -101,10 +103,7 @@ pub struct Renderers {
 
 /// The built-in renderer as configured: in a child process of this
 /// executable (`render.isolate_builtin`, the default), else on the blocking pool.
-fn builtin_renderer(
-    s: &crate::config::RenderSettings,
-    timeout: std::time::Duration,
-) -> BuiltinRenderer {
+fn builtin_renderer(s: &RenderSettings, timeout: std::time::Duration) -> BuiltinRenderer {
     let r = BuiltinRenderer::new(s.max_pixels);
     if !s.isolate_builtin {
         return r;
@@ -124,7 +123,7 @@ impl Renderers {
     /// # Errors
     /// A message naming the backend whose settings are unusable.
     pub fn from_settings(
-        s: &crate::config::RenderSettings,
+        s: &RenderSettings,
         builtin: Option<Arc<dyn Renderer>>,
     ) -> Result<Renderers, String> {
         let mut backends = std::collections::HashMap::new();

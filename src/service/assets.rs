@@ -47,6 +47,22 @@ pub trait ReplacedLayers: Send + Sync {
     async fn forget(&self, asset: Uuid, version: u32, keys: &[String]);
 }
 
+/// The compositor is told of layers replaced elsewhere.
+#[async_trait::async_trait]
+impl ReplacedLayers for crate::pipeline::Compositor {
+    async fn forget(&self, asset: Uuid, version: u32, keys: &[String]) {
+        self.forget_layers(asset, version, keys).await;
+    }
+}
+
+/// Workers resolve the definition a task names here.
+#[async_trait::async_trait]
+impl crate::jobs::Definitions for AssetRegistry {
+    async fn resolve(&self, id: Uuid, version: u32) -> Result<Arc<Asset>, Error> {
+        AssetRegistry::resolve(self, id, version).await
+    }
+}
+
 const FROM_CATALOG: &str = "catalog";
 const FROM_API: &str = "api";
 

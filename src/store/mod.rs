@@ -14,7 +14,6 @@
 //!     a request fails for good the store is taken as down for a cooldown
 //!     (reads fail at once, 503), and writes wait in the [`Outbox`] until
 //!     the flusher can write them.
-//! - [`Flights`]: one computation per key, shared by every waiter.
 //! - [`Ledger`]: what the composite tier reports (writes, reads) to
 //!   whoever keeps its byte budget.
 //!
@@ -23,14 +22,12 @@
 
 mod disk;
 pub mod envelope;
-mod flight;
 mod ledger;
 mod memory;
 mod outbox;
 mod remote;
 
 pub use disk::DiskTier;
-pub use flight::Flights;
 pub use ledger::Ledger;
 pub use memory::{Budgets, Encoded, MemoryTiers};
 pub use outbox::Outbox;

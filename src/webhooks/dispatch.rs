@@ -163,7 +163,7 @@ impl Webhooks {
             && !refused
             && d.attempts < i64::from(self.settings.max_attempts))
         .then(|| {
-            let wait = crate::jobs::backoff(
+            let wait = crate::meta::backoff(
                 d.attempts,
                 self.settings.backoff_ms,
                 self.settings.backoff_max_ms,

@@ -32,8 +32,8 @@ mod dispatch;
 
 use crate::config::WebhookSettings;
 use crate::error::Error;
-use crate::http::wire::rfc3339;
 use crate::meta::{DeliveryRow, Meta, WebhookRow};
+use crate::wire::rfc3339;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //!               ◄─ fill memory, write store ◄─ encode ◄─ fit/resize ◄─ compose ◄─┘
 //! ```
 //!
-//! Every step that does work is a single flight per key (`store::Flights`),
+//! Every step that does work is a single flight per key ([`Flights`]),
 //! spawned so that the first requester's disconnect cancels nothing. CPU
 //! work here (compose, resize, encode, stored-layer decode) runs on the
 //! blocking pool behind one semaphore (`compose.concurrency`), so a burst of
@@ -24,7 +24,11 @@ use crate::error::Error;
 use crate::jobs::{Ended, JobSpec, Jobs, LayerJob, PRIORITY_INTERACTIVE};
 use crate::keys::{self, Configuration, Key};
 use crate::render::RenderRequest;
-use crate::store::{BlobStore, Encoded, Flights, Ledger, MemoryTiers, composite_path};
+mod flight;
+
+pub use flight::Flights;
+
+use crate::store::{BlobStore, Encoded, Ledger, MemoryTiers, composite_path};
 use crate::telemetry;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -785,9 +789,10 @@ impl Inner {
 /// Layer images another process replaced by registration (its epoch bump
 /// reached this one through the catalogue refresh): this node's memory and
 /// disk copies go, and the object store's image is read afresh.
-#[async_trait::async_trait]
-impl crate::service::ReplacedLayers for Compositor {
-    async fn forget(&self, asset: uuid::Uuid, version: u32, keys: &[String]) {
+impl Compositor {
+    /// Layer images another process replaced: drops this node's copies of
+    /// `keys` (hex layer keys) of `asset` `version` and reads them afresh.
+    pub async fn forget_layers(&self, asset: uuid::Uuid, version: u32, keys: &[String]) {
         for key in keys.iter().filter_map(|h| Key::from_hex(h)) {
             let this = Arc::clone(&self.inner);
             let path = crate::store::layer_path(asset, version, &key);

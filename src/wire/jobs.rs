@@ -2,7 +2,7 @@
 //! `job.stopped` events carry them. Field names follow the contract;
 //! layercake's additions are marked.
 
-use crate::http::wire::{FileJson, rfc3339};
+use super::{FileJson, rfc3339};
 use crate::meta::{JobCounts, JobRow, RunRow, TaskRow};
 use serde::Serialize;
 use serde_json::Value;

@@ -1,8 +1,15 @@
-//! The JSON shapes of the API, as the contract spells them.
+//! The JSON shapes of the API, as the contract spells them: what `http`
+//! answers and what webhook events (`jobs`, `webhooks`) carry.
 //!
 //! These are the only types that serialise to clients; records from `meta`
 //! and values from `catalog` are converted here, so a change inside never
-//! quietly changes the wire. Optional fields are `null`, never absent.
+//! quietly changes the wire. Optional fields are `null`, never absent. The
+//! module sits below the domain (it knows records, not services), so the
+//! domain can build event payloads without depending on `http`.
+//!
+//! - `jobs`: the job, task and run objects.
+
+pub mod jobs;
 
 use crate::catalog::Asset;
 use crate::meta::{ConfigurationRow, FileRow, LayerRow};
