@@ -79,6 +79,97 @@ impl Background {
     }
 }
 
+/// Whether a process reconciles the catalogue files with the recorded
+/// versions (`serve`), or only reads what the servers recorded (`worker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Worker,
+}
+
+/// What `serve` and `worker` processes both run: the stores, the asset
+/// registry, the record services a render needs, the queue, and the
+/// background tasks (render workers, unless a server has
+/// `jobs.in_process = false`; the webhook dispatcher; the outbox flusher).
+pub struct Core {
+    pub meta: Arc<Meta>,
+    pub store: BlobStore,
+    pub assets: Arc<AssetRegistry>,
+    pub files: FileService,
+    pub layers: Arc<LayerService>,
+    pub webhooks: Arc<Webhooks>,
+    pub jobs: Arc<Jobs>,
+    pub background: Background,
+}
+
+impl Core {
+    /// Opens the stores, loads the catalogue and starts the background
+    /// tasks; `builtin` replaces the built-in renderer (tests).
+    ///
+    /// # Errors
+    /// [`AppError`] naming the setting, file or store at fault.
+    pub async fn start(
+        settings: &Settings,
+        role: Role,
+        builtin: Option<Arc<dyn Renderer>>,
+    ) -> Result<Core, AppError> {
+        let renderers =
+            Renderers::from_settings(&settings.render, builtin).map_err(AppError::Render)?;
+        let files_catalog = load_catalog(settings)?;
+        let (meta, store) = open_stores(settings, true).await?;
+        let assets = Arc::new(match role {
+            Role::Server => AssetRegistry::start(Arc::clone(&meta), files_catalog)
+                .await?
+                .with_limits(settings.catalog.limits()),
+            Role::Worker => AssetRegistry::follower(Arc::clone(&meta), files_catalog),
+        });
+        let missing = renderers.missing(assets.catalog().snapshot().assets());
+        if !missing.is_empty() {
+            return Err(AppError::Render(format!(
+                "assets name render backends that are not configured: {}",
+                missing.join("; ")
+            )));
+        }
+        let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
+        let layers = Arc::new(LayerService::new(
+            Arc::clone(&meta),
+            store.clone(),
+            files.clone(),
+            Arc::clone(&assets),
+        ));
+        let webhooks = Arc::new(Webhooks::new(Arc::clone(&meta), settings.webhooks.clone())?);
+        let jobs = Arc::new(Jobs::new(
+            Arc::clone(&meta),
+            Arc::clone(&webhooks),
+            settings.jobs.clone(),
+        ));
+        let background = Background::default();
+        if role == Role::Worker || settings.jobs.in_process {
+            let worker = Arc::new(Worker::new(
+                Arc::clone(&jobs),
+                store.clone(),
+                Arc::clone(&assets) as Arc<dyn crate::jobs::Definitions>,
+                renderers,
+                Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
+                worker_limits(settings),
+            ));
+            worker.spawn(background.tracker(), background.token());
+        }
+        webhooks.spawn_dispatcher(background.tracker(), background.token());
+        store.spawn_flusher(background.tracker(), background.token());
+        Ok(Core {
+            meta,
+            store,
+            assets,
+            files,
+            layers,
+            webhooks,
+            jobs,
+            background,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("catalogue: {0}")]
@@ -124,54 +215,21 @@ impl App {
         if crate::telemetry::handle().is_none() {
             tracing::warn!("another metrics recorder is installed; /metrics will fail");
         }
-        let renderers =
-            Renderers::from_settings(&settings.render, builtin).map_err(AppError::Render)?;
-        let files_catalog = load_catalog(&settings)?;
-        let (meta, store) = open_stores(&settings, true).await?;
-        let assets = Arc::new(
-            AssetRegistry::start(Arc::clone(&meta), files_catalog)
-                .await?
-                .with_limits(settings.catalog.limits()),
-        );
-        let missing = renderers.missing(assets.catalog().snapshot().assets());
-        if !missing.is_empty() {
-            return Err(AppError::Render(format!(
-                "assets name render backends that are not configured: {}",
-                missing.join("; ")
-            )));
-        }
+        let Core {
+            meta,
+            store,
+            assets,
+            files,
+            layers,
+            webhooks,
+            jobs,
+            background,
+        } = Core::start(&settings, Role::Server, builtin).await?;
         let tiers = MemoryTiers::new(Budgets {
             composite_bytes: settings.cache.composite_bytes,
             layer_bytes: settings.cache.layer_bytes,
             stand_in_bytes: settings.cache.stand_in_bytes,
         });
-        let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
-        let layers = Arc::new(LayerService::new(
-            Arc::clone(&meta),
-            store.clone(),
-            files.clone(),
-            Arc::clone(&assets),
-        ));
-        let webhooks = Arc::new(Webhooks::new(Arc::clone(&meta), settings.webhooks.clone())?);
-        let jobs = Arc::new(Jobs::new(
-            Arc::clone(&meta),
-            Arc::clone(&webhooks),
-            settings.jobs.clone(),
-        ));
-        let background = Background::default();
-        if settings.jobs.in_process {
-            let worker = Arc::new(Worker::new(
-                Arc::clone(&jobs),
-                store.clone(),
-                Arc::clone(&assets) as Arc<dyn crate::jobs::Definitions>,
-                renderers,
-                Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
-                worker_limits(&settings),
-            ));
-            worker.spawn(background.tracker(), background.token());
-        }
-        webhooks.spawn_dispatcher(background.tracker(), background.token());
-        store.spawn_flusher(background.tracker(), background.token());
         crate::telemetry::spawn_upkeep(background.tracker(), background.token());
         let compositor = Compositor::new(
             tiers,

@@ -7,13 +7,9 @@
 //! queue, so adding render capacity is starting more of these. It also
 //! delivers webhooks.
 
-use crate::app::{Background, load_catalog, open_stores, worker_limits};
+use crate::app::{Background, Core, Role};
 use crate::config::Settings;
-use crate::jobs::{Jobs, Recorder, Worker};
 use crate::meta::Meta;
-use crate::render::Renderers;
-use crate::service::{AssetRegistry, FileService, LayerService};
-use crate::webhooks::Webhooks;
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,48 +25,15 @@ pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let renderers =
-            Renderers::from_settings(&settings.render, None).map_err(anyhow::Error::msg)?;
-        let catalog = load_catalog(&settings)?;
-        let (meta, store) = open_stores(&settings, true).await?;
-        let missing = renderers.missing(catalog.assets());
-        if !missing.is_empty() {
-            bail!(
-                "assets name render backends that are not configured: {}",
-                missing.join("; ")
-            );
-        }
-        let assets = Arc::new(AssetRegistry::follower(Arc::clone(&meta), catalog));
-        let files = FileService::new(Arc::clone(&meta), store.clone(), settings.render.max_pixels);
-        let layers = Arc::new(LayerService::new(
-            Arc::clone(&meta),
-            store.clone(),
-            files,
-            Arc::clone(&assets),
-        ));
-        let webhooks = Arc::new(
-            Webhooks::new(Arc::clone(&meta), settings.webhooks.clone()).context("webhooks")?,
-        );
-        let jobs = Arc::new(Jobs::new(
-            Arc::clone(&meta),
-            Arc::clone(&webhooks),
-            settings.jobs.clone(),
-        ));
-        let worker = Arc::new(Worker::new(
-            jobs,
-            store.clone(),
-            assets,
-            renderers,
-            layers as Arc<dyn Recorder>,
-            worker_limits(&settings),
-        ));
-        let background = Background::default();
+        let Core {
+            meta,
+            store,
+            background,
+            ..
+        } = Core::start(&settings, Role::Worker, None).await?;
         if let Some(addr) = metrics_listen {
             serve_metrics(addr, Arc::clone(&meta), &background).await?;
         }
-        worker.spawn(background.tracker(), background.token());
-        webhooks.spawn_dispatcher(background.tracker(), background.token());
-        store.spawn_flusher(background.tracker(), background.token());
         tracing::info!(store = store.url(), "layercake worker running");
         super::serve::shutdown_signal().await;
         background
