@@ -270,7 +270,7 @@ impl App {
         let signer =
             crate::signing::Signer::new(&settings.signing.keys).map_err(AppError::Render)?;
         let tokens = Arc::new(crate::service::TokenService::new(Arc::clone(&meta)));
-        let sizes = crate::sizes::SizePolicy::new(&settings.sizes);
+        let sizes = crate::sizes::SizePolicy::new(&settings.sizes, settings.http.max_dimension);
         Ok(App {
             settings,
             meta,
@@ -306,6 +306,12 @@ impl App {
             .stop(Duration::from_secs(self.settings.jobs.lease_secs))
             .await;
         self.compositor.flush().await;
+        // What was written since the background's last flush.
+        if let Some(b) = &self.composite_budget
+            && let Err(e) = b.flush().await
+        {
+            tracing::warn!(error = %e, "composite ledger not flushed at shutdown");
+        }
         self.meta.close().await;
     }
 }

@@ -61,13 +61,15 @@ pub struct SizePolicy {
     ladder: Vec<u32>,
     quality_step: u8,
     crop_step: u32,
+    /// `http.max_dimension`: no side rounds past it.
+    max: u32,
     presets: BTreeMap<String, Preset>,
 }
 
 impl SizePolicy {
     /// The policy of settings that `Settings::validate` accepted (a value
     /// it would refuse is left out here: no rung, no preset field).
-    pub fn new(s: &SizesSettings) -> SizePolicy {
+    pub fn new(s: &SizesSettings, max_dimension: u32) -> SizePolicy {
         let mut ladder: Vec<u32> = s.ladder.iter().copied().filter(|w| *w > 0).collect();
         ladder.sort_unstable();
         ladder.dedup();
@@ -89,6 +91,7 @@ impl SizePolicy {
             ladder,
             quality_step: s.quality_step.max(1),
             crop_step: s.crop_step.max(1),
+            max: max_dimension,
             presets,
         }
     }
@@ -113,18 +116,20 @@ impl SizePolicy {
 
     /// `side` rounded up to the next rung or to `native` (the region's own
     /// size on that axis), whichever comes first; past both, the larger of
-    /// the top rung and `native`. With no ladder, `side` itself.
+    /// the top rung and `native`; never past `http.max_dimension`. With no
+    /// ladder, `side` itself.
     pub fn side(&self, side: u32, native: u32) -> u32 {
         let Some(top) = self.ladder.last().copied() else {
             return side;
         };
         let rung = self.ladder.iter().copied().find(|r| *r >= side);
-        match rung {
+        let up = match rung {
             Some(r) if side <= native && native < r => native,
             Some(r) => r,
             None if side <= native => native,
             None => top.max(native),
-        }
+        };
+        up.min(self.max)
     }
 
     /// `q` rounded up to a multiple of the step (at most 100).
@@ -177,7 +182,7 @@ mod tests {
                 },
             )]),
         };
-        SizePolicy::new(&s)
+        SizePolicy::new(&s, 4096)
     }
 
     #[test]
@@ -193,6 +198,7 @@ mod tests {
         );
         assert_eq!(p.side(3000, 2000), 2000, "past both: the larger");
         assert_eq!(p.side(3000, 500), 960, "past both: the larger");
+        assert_eq!(p.side(3900, 8000), 4096, "never past http.max_dimension");
         assert_eq!(p.side(700, 800), 800, "the native size comes first");
         assert_eq!(p.side(900, 800), 960, "an upscale takes the rung");
         assert_eq!(policy(&[]).side(301, 2000), 301, "no ladder, no rounding");

@@ -10,6 +10,11 @@
 //!   `storage.composite_budget_bytes`: past it the least recently used go
 //!   (layers never), and an evicted image is simply composed again.
 //!
+//! What this does not bound: configurations themselves. A Number or Color
+//! attribute takes any value in its range, and each value is a new image
+//! (and usually new layers, which are never evicted); the render queue's
+//! per-org share bounds how fast they come, not how many there are.
+//!
 //! One test function, so that the process's peak RSS (`VmHWM`, the server
 //! runs in this process) is this attack's alone.
 
@@ -140,6 +145,37 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
         qualities.len(),
         crops.len(),
         peak_rss_kib(std::process::id())
+    );
+
+    // Rounding never turns a size that fits into a 422: a 128x1024 crop at
+    // width 500 is 500x4000; its rung (640) would be 640x5120, past
+    // http.max_dimension (4096), so it is served as asked.
+    let r = get(
+        &client,
+        &server.url(&image_url(
+            &json!({}),
+            "&cropWidth=128&cropHeight=1024&width=500",
+        )),
+        Some(&public),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(png_size(&r.bytes().await.unwrap()), (500, 4000));
+    let r = get(
+        &client,
+        &server.url(&image_url(
+            &json!({}),
+            "&preset=plp-tile&cropWidth=64&cropHeight=1024",
+        )),
+        Some(&public),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("preset") && msg.contains("480x7680"),
+        "a preset's size past the limit names the preset: {msg}"
     );
 
     // 4. Exact sizes for who may ask: a private token, a signed URL.

@@ -354,23 +354,31 @@ pub fn image_request(
         crop = crop.map(|c| app.sizes.crop(c, (asset.width, asset.height)));
     }
     let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
-    let dimension = |name: &str, native: u32| -> Result<Option<u32>, Error> {
+    let dimension = |name: &str| -> Result<Option<u32>, Error> {
         match p.u32(name)? {
             Some(v) if v == 0 || v > max => {
                 Err(Error::invalid(name, format!("{v} is outside 1..={max}")))
             }
-            Some(v) if rounded => Ok(Some(app.sizes.side(v, native))),
             v => Ok(v),
         }
     };
-    let width = match preset.and_then(|pr| pr.width) {
-        Some(w) => Some(w),
-        None => dimension("width", region.0)?,
+    // As asked (or as the preset says), then as served.
+    let exact = (
+        preset
+            .and_then(|pr| pr.width)
+            .map_or_else(|| dimension("width"), |w| Ok(Some(w)))?,
+        preset
+            .and_then(|pr| pr.height)
+            .map_or_else(|| dimension("height"), |h| Ok(Some(h)))?,
+    );
+    let round = |v: Option<u32>, given: bool, native: u32| match v {
+        Some(v) if rounded && given => Some(app.sizes.side(v, native)),
+        v => v,
     };
-    let height = match preset.and_then(|pr| pr.height) {
-        Some(h) => Some(h),
-        None => dimension("height", region.1)?,
-    };
+    let (width, height) = (
+        round(exact.0, p.str("width").is_some(), region.0),
+        round(exact.1, p.str("height").is_some(), region.1),
+    );
     let format_param = preset
         .and_then(|pr| pr.format.as_deref())
         .or_else(|| p.str("format"));
@@ -401,19 +409,32 @@ pub fn image_request(
         (None, Some(q)) if rounded => Some(app.sizes.quality(q as u8)),
         (None, q) => q.map(|q| q as u8),
     };
-    let output = Output {
-        width,
-        height,
-        fit,
-        crop,
-        format,
-        quality,
+    let output = |width, height| {
+        Output {
+            width,
+            height,
+            fit,
+            crop,
+            format,
+            quality,
+        }
+        .normalize(
+            (asset.width, asset.height),
+            app.settings.compose.default_quality(format),
+        )
+    };
+    let mut out = output(width, height);
+    if (width, height) != exact && check_output_size(region, &out, max, None).is_err() {
+        // Rounding up pushed the derived side past http.max_dimension: the
+        // size asked for, as is (a narrow band below the limit).
+        out = output(exact.0, exact.1);
     }
-    .normalize(
-        (asset.width, asset.height),
-        app.settings.compose.default_quality(format),
-    );
-    check_output_size(region, &output, max, preset.map(|_| "preset"))?;
+    let output = out;
+    // Name the preset only when every side given came from it.
+    let from_preset = preset.is_some_and(|pr| pr.width.is_some() || pr.height.is_some())
+        && p.str("width").is_none()
+        && p.str("height").is_none();
+    check_output_size(region, &output, max, from_preset.then_some("preset"))?;
     Ok(ImageRequest::new(
         asset,
         config,

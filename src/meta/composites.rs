@@ -104,6 +104,24 @@ impl Meta {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Puts `c` back on the ledger (its object could not be deleted),
+    /// unless the path was written again meanwhile.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn restore_composite(&self, c: &CompositeRow) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO composites (path, bytes, used_at) VALUES ($1, $2, $3) ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(c.path.clone())
+        .bind(c.bytes)
+        .bind(c.used_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(translate)
+    }
+
     /// Takes every composite under `prefix` (a stale version's folder) off
     /// the ledger; how many.
     ///

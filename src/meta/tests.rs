@@ -609,12 +609,49 @@ async fn the_composite_ledger_counts_orders_and_evicts_only_unused_rows() {
             .await
             .unwrap();
         assert_eq!(meta.composite_totals().await.unwrap(), (2, 350));
-        // gc forgets a stale version's folder, nothing else.
+        // An object that could not be deleted goes back, unless rewritten.
+        meta.restore_composite(&oldest[1]).await.unwrap();
+        assert_eq!(meta.composite_totals().await.unwrap(), (3, 650));
+        let mut rewritten = oldest[1].clone();
+        rewritten.bytes = 1;
+        meta.restore_composite(&rewritten).await.unwrap();
+        assert_eq!(
+            meta.composite_totals().await.unwrap(),
+            (3, 650),
+            "kept as it was"
+        );
+        // gc forgets a stale version's folder, nothing else; LIKE's
+        // wildcards in a prefix match only themselves.
+        meta.note_composites(
+            &[
+                w("composites/a_b/v1e0/aa/4.png", 10, t0 + 40),
+                w("composites/aXb/v1e0/aa/5.png", 20, t0 + 41),
+                w("composites/a/v1e00/aa/6.png", 40, t0 + 42),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
         assert_eq!(
             meta.forget_composites("composites/a/v1e0/").await.unwrap(),
             2
         );
-        assert_eq!(meta.composite_totals().await.unwrap(), (0, 0));
+        assert_eq!(meta.forget_composites("composites/a_b/").await.unwrap(), 1);
+        let left: Vec<String> = meta
+            .oldest_composites(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                "composites/b/v2e0/bb/3.png",
+                "composites/aXb/v1e0/aa/5.png",
+                "composites/a/v1e00/aa/6.png"
+            ]
+        );
     }
 }
 

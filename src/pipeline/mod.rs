@@ -223,7 +223,12 @@ impl Compositor {
         }
         let a = &req.asset;
         let path = composite_path(a.id, a.version, a.epoch, &req.key(), req.output.format);
-        Ok(self.inner.store.exists(&path).await?)
+        let stored = self.inner.store.exists(&path).await?;
+        // Asked for (a prefetch confirming it): as good as a read.
+        if stored && let Some(l) = self.inner.ledger.get() {
+            l.read(&path);
+        }
+        Ok(stored)
     }
 
     /// Serves one composite: from memory, the object store, or by composing.

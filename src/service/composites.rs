@@ -14,8 +14,11 @@
 //! `storage.composite_sweep_secs`) adds up the ledger and, past the
 //! budget, takes the oldest off it and deletes their objects, down to 90%
 //! of the budget. A row is taken off only if it was not used since it was
-//! listed, so a composite read meanwhile stays. Several processes may
-//! sweep one ledger: each row is taken off by one of them.
+//! listed, so a composite read meanwhile stays; an object the store does
+//! not delete goes back on the ledger. Several processes may sweep one
+//! ledger: each row is taken off by one of them, and each re-reads the
+//! total after every batch of 256, so together they overshoot the 90% by
+//! at most a batch each.
 //!
 //! What the ledger does not see: reads served from memory (a composite hot
 //! in memory can lose its stored copy; when memory lets it go too, the
@@ -117,9 +120,13 @@ impl CompositeBudget {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let written: Vec<(String, u64, i64)> =
+        // In path order, so that two processes' transactions lock the
+        // same rows in the same order (no deadlock between them).
+        let mut written: Vec<(String, u64, i64)> =
             b.written.into_iter().map(|(p, (n, t))| (p, n, t)).collect();
-        let read: Vec<(String, i64)> = b.read.into_iter().collect();
+        written.sort_unstable();
+        let mut read: Vec<(String, i64)> = b.read.into_iter().collect();
+        read.sort_unstable();
         for (i, chunk) in written.chunks(FLUSH_BATCH).enumerate() {
             if let Err(e) = self.meta.note_composites(chunk, &[]).await {
                 self.requeue(&written[i * FLUSH_BATCH..]);
@@ -149,8 +156,8 @@ impl CompositeBudget {
     /// recently used down to 90% of it.
     ///
     /// # Errors
-    /// The metadata store's (an object that cannot be deleted is logged
-    /// and left; it no longer counts).
+    /// The metadata store's. An object the store does not delete (it is
+    /// down, or refuses) goes back on the ledger, and the sweep stops.
     pub async fn sweep(&self) -> Result<Sweep, Error> {
         self.flush().await?;
         let (objects, bytes) = self.meta.composite_totals().await?;
@@ -159,51 +166,64 @@ impl CompositeBudget {
             bytes,
             ..Sweep::default()
         };
-        let total = u64::try_from(bytes).unwrap_or(0);
-        if self.budget > 0 && total > self.budget {
-            let target = self.budget / 10 * 9;
-            let mut freed = 0u64;
-            'evict: while total - freed > target && s.evicted < MAX_EVICTIONS_PER_SWEEP {
-                let oldest = self.meta.oldest_composites(EVICT_BATCH).await?;
-                if oldest.is_empty() {
-                    break;
-                }
-                let mut taken = 0;
-                for c in oldest {
-                    if total - freed <= target || s.evicted >= MAX_EVICTIONS_PER_SWEEP {
-                        break 'evict;
-                    }
-                    if !self.meta.evict_composite(&c).await? {
-                        continue;
-                    }
-                    taken += 1;
-                    if let Err(e) = self.store.delete(&c.path).await {
-                        tracing::warn!(path = %c.path, error = %e, "evicted composite not deleted from the object store");
-                    }
-                    let n = u64::try_from(c.bytes).unwrap_or(0);
-                    freed += n;
-                    s.evicted += 1;
-                    s.evicted_bytes += n;
-                }
-                if taken == 0 {
-                    // Every row listed was used meanwhile: try again next sweep.
-                    break;
-                }
-            }
-            metrics::counter!(telemetry::COMPOSITES_EVICTED).increment(s.evicted);
-            tracing::info!(
-                evicted = s.evicted,
-                bytes = s.evicted_bytes,
-                total,
-                budget = self.budget,
-                "composites evicted to keep the object store within its budget"
-            );
+        let mut total = u64::try_from(bytes).unwrap_or(0);
+        let target = self.budget - self.budget / 10;
+        if self.budget == 0 || total <= self.budget {
+            self.gauges(objects, bytes);
+            return Ok(s);
         }
-        let left = s.bytes - i64::try_from(s.evicted_bytes).unwrap_or(0);
-        metrics::gauge!(telemetry::STORE_COMPOSITES, "unit" => "objects")
-            .set((s.objects - i64::try_from(s.evicted).unwrap_or(0)) as f64);
-        metrics::gauge!(telemetry::STORE_COMPOSITES, "unit" => "bytes").set(left as f64);
+        let mut stopped = false;
+        while total > target && s.evicted < MAX_EVICTIONS_PER_SWEEP && !stopped {
+            if !self.store.is_up() {
+                // Nothing could be deleted: keep the ledger as it is.
+                break;
+            }
+            let oldest = self.meta.oldest_composites(EVICT_BATCH).await?;
+            let mut taken = 0;
+            for c in oldest {
+                if total <= target || s.evicted >= MAX_EVICTIONS_PER_SWEEP {
+                    break;
+                }
+                if !self.meta.evict_composite(&c).await? {
+                    continue;
+                }
+                if let Err(e) = self.store.delete(&c.path).await {
+                    tracing::warn!(path = %c.path, error = %e, "composite not evicted: the object store did not delete it; it stays counted");
+                    self.meta.restore_composite(&c).await?;
+                    stopped = true;
+                    break;
+                }
+                taken += 1;
+                let n = u64::try_from(c.bytes).unwrap_or(0);
+                total = total.saturating_sub(n);
+                s.evicted += 1;
+                s.evicted_bytes += n;
+            }
+            if taken == 0 {
+                // Nothing left, or every row listed was used meanwhile.
+                break;
+            }
+            // Other processes may sweep the same ledger at the same time:
+            // each goes on only while the total is still over the target,
+            // so together they overshoot by at most a batch each.
+            total = u64::try_from(self.meta.composite_totals().await?.1).unwrap_or(0);
+        }
+        metrics::counter!(telemetry::COMPOSITES_EVICTED).increment(s.evicted);
+        tracing::info!(
+            evicted = s.evicted,
+            bytes = s.evicted_bytes,
+            left = total,
+            budget = self.budget,
+            "composites evicted to keep the object store within its budget"
+        );
+        let (objects, bytes) = self.meta.composite_totals().await?;
+        self.gauges(objects, bytes);
         Ok(s)
+    }
+
+    fn gauges(&self, objects: i64, bytes: i64) {
+        metrics::gauge!(telemetry::STORE_COMPOSITES, "unit" => "objects").set(objects as f64);
+        metrics::gauge!(telemetry::STORE_COMPOSITES, "unit" => "bytes").set(bytes as f64);
     }
 
     /// Flushes every second and sweeps every `sweep` until `stop`; one
@@ -259,8 +279,10 @@ mod tests {
                 .unwrap();
             budget.written(&path(i), 150);
         }
-        // Reads make 0 and 1 the most recent.
+        // Reads make 0 and 1 the most recent: 0 before the writes reach
+        // the ledger, 1 after (through the ledger's UPDATE).
         budget.read(&path(0));
+        budget.flush().await.unwrap();
         budget.read(&path(1));
         store
             .put("layers/a/v1/00/k.png", Bytes::from_static(b"layer"))
