@@ -100,8 +100,3 @@ pub async fn put(
     };
     Ok((status, Json(asset_json(&asset))).into_response())
 }
-
-#[utoipa::path(get, path = "/api/assets/healthcheck", tag = "assets", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
-}

@@ -183,7 +183,7 @@ pub async fn image(
             http.max_age_secs, http.stale_while_revalidate_secs
         )
     };
-    if if_none_match(&headers, &etag) {
+    if super::conditional::none_match(&headers, &etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
             [
@@ -252,21 +252,6 @@ pub async fn image_slash(
     query: RawQuery,
 ) -> Result<Response, ApiError> {
     image(state, caller, headers, query).await
-}
-
-#[utoipa::path(get, path = "/api/fast-compositor/healthcheck", tag = "fast-compositor", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
-}
-
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*")
 }
 
 /// The request of an image URL's query (without a saved configuration or

@@ -13,7 +13,7 @@ use crate::service::NewConfiguration;
 use crate::wire::{ConfigurationJson, ConfigurationList, ErrorBody, NewConfigurationJson};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use std::sync::Arc;
 
 /// Save a configuration.
@@ -144,9 +144,4 @@ pub async fn get(
     Ok(Json(ConfigurationJson::from_row(
         &app.configurations.get(caller.org, &id).await?,
     )))
-}
-
-#[utoipa::path(get, path = "/api/configurations/healthcheck", tag = "configurations", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
 }

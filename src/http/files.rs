@@ -130,11 +130,7 @@ pub async fn content(
             HeaderValue::from_static("private, max-age=31536000, immutable"),
         );
     };
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if matches {
+    if super::conditional::none_match(&headers, &etag) {
         let mut res = StatusCode::NOT_MODIFIED.into_response();
         common(&mut res);
         return Ok(res);
@@ -181,11 +177,6 @@ pub async fn content(
         }
     }
     Ok(res)
-}
-
-#[utoipa::path(get, path = "/api/files/healthcheck", tag = "files", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
 }
 
 #[derive(Debug, PartialEq)]

@@ -303,8 +303,3 @@ pub async fn run(
         .map(Json)
         .ok_or_else(|| Error::Internal("run vanished".into()).into())
 }
-
-#[utoipa::path(get, path = "/api/jobs/healthcheck", tag = "jobs", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
-}

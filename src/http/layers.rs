@@ -16,7 +16,7 @@ use crate::service::{LayerQuery, NewLayer};
 use crate::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -312,9 +312,4 @@ pub async fn create(
     Ok(Json(LayerJson::from_row(
         &app.layers.register(caller.org, n, &app.compositor).await?,
     )))
-}
-
-#[utoipa::path(get, path = "/api/layers/healthcheck", tag = "layers", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
 }

@@ -29,6 +29,7 @@ mod auth;
 mod body;
 mod carousel;
 mod compositor;
+mod conditional;
 mod configurations;
 mod error;
 mod files;
@@ -88,24 +89,24 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(plp::page))
         .routes(routes!(compositor::image))
         .routes(routes!(compositor::image_slash))
-        .routes(routes!(compositor::healthcheck))
+        .routes(routes!(ops::compositor_health))
         .routes(routes!(urls::create))
         .routes(routes!(carousel::api))
         .routes(routes!(carousel::embed))
         .routes(routes!(layers::list, layers::create))
         .routes(routes!(layers::latest))
         .routes(routes!(layers::get))
-        .routes(routes!(layers::healthcheck))
+        .routes(routes!(ops::layers_health))
         .routes(routes!(files::upload))
         .routes(routes!(files::get))
         .routes(routes!(files::content))
-        .routes(routes!(files::healthcheck))
+        .routes(routes!(ops::files_health))
         .routes(routes!(configurations::create, configurations::list))
         .routes(routes!(configurations::get))
-        .routes(routes!(configurations::healthcheck))
+        .routes(routes!(ops::configurations_health))
         .routes(routes!(assets::list))
         .routes(routes!(assets::get, assets::put))
-        .routes(routes!(assets::healthcheck))
+        .routes(routes!(ops::assets_health))
         .routes(routes!(jobs::list, jobs::create))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::cancel))
@@ -113,12 +114,12 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::task))
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::run))
-        .routes(routes!(jobs::healthcheck))
+        .routes(routes!(ops::jobs_health))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::restore))
         .routes(routes!(webhooks::deliveries))
-        .routes(routes!(webhooks::healthcheck))
+        .routes(routes!(ops::webhooks_health))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

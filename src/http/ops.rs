@@ -134,3 +134,29 @@ pub async fn readyz(
     }
     Ok(Json(serde_json::json!({"status": status, "store": store})))
 }
+
+/// `GET /api/<service>/healthcheck` of each service of the contract: 200
+/// while the process answers. One handler; the macro only gives each path
+/// its own OpenAPI operation (utoipa documents one path per function).
+macro_rules! healthchecks {
+    ($($name:ident => $path:tt, $tag:tt;)*) => {$(
+        #[utoipa::path(get, path = $path, tag = $tag, responses((status = 200, description = "ok")))]
+        pub async fn $name() -> axum::http::StatusCode {
+            healthcheck()
+        }
+    )*};
+}
+
+fn healthcheck() -> axum::http::StatusCode {
+    axum::http::StatusCode::OK
+}
+
+healthchecks! {
+    compositor_health => "/api/fast-compositor/healthcheck", "fast-compositor";
+    layers_health => "/api/layers/healthcheck", "layers";
+    files_health => "/api/files/healthcheck", "files";
+    configurations_health => "/api/configurations/healthcheck", "configurations";
+    assets_health => "/api/assets/healthcheck", "assets";
+    jobs_health => "/api/jobs/healthcheck", "jobs";
+    webhooks_health => "/api/webhooks/healthcheck", "webhooks";
+}

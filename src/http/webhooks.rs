@@ -298,8 +298,3 @@ pub async fn deliveries(
         deliveries,
     }))
 }
-
-#[utoipa::path(get, path = "/api/webhooks/healthcheck", tag = "webhooks", responses((status = 200, description = "ok")))]
-pub async fn healthcheck() -> StatusCode {
-    StatusCode::OK
-}
