@@ -299,9 +299,6 @@ impl App {
     /// one lease to finish), waits for background writes and closes the
     /// metadata store.
     pub async fn shutdown(&self) {
-        // Composite writes first: each is reported to the composite
-        // ledger, whose last flush runs when the background stops.
-        self.compositor.flush().await;
         self.background
             .stop(Duration::from_secs(self.settings.jobs.lease_secs))
             .await;

@@ -67,10 +67,10 @@ pub struct SizePolicy {
 }
 
 impl SizePolicy {
-    /// The policy of settings that `Settings::validate` accepted (a value
-    /// it would refuse is left out here: no rung, no preset field).
+    /// The policy of settings that `Settings::validate` accepted (it
+    /// checks every value; nothing here can fail).
     pub fn new(s: &SizesSettings, max_dimension: u32) -> SizePolicy {
-        let mut ladder: Vec<u32> = s.ladder.iter().copied().filter(|w| *w > 0).collect();
+        let mut ladder = s.ladder.clone();
         ladder.sort_unstable();
         ladder.dedup();
         let presets = s
