@@ -170,6 +170,7 @@ pub struct JobsSettings {
     pub backoff_ms: u64,
     pub backoff_max_ms: u64,
     pub failure_ttl_secs: u64,
+    pub scheduling_timeout_secs: u64,
     pub max_batch_configurations: usize,
     pub max_plan_keys: u64,
 }
@@ -486,6 +487,9 @@ impl Settings {
         }
         if self.jobs.lease_secs < 1 {
             return bad("jobs.lease_secs", "must be at least 1".into());
+        }
+        if self.jobs.scheduling_timeout_secs < 1 {
+            return bad("jobs.scheduling_timeout_secs", "must be at least 1".into());
         }
         if self.jobs.poll_ms < 10 {
             return bad("jobs.poll_ms", "must be at least 10".into());

@@ -212,10 +212,11 @@ impl Worker {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot check for abandoned tasks"),
             }
-            match self.meta.stop_idle_jobs().await {
+            let scheduling = Duration::from_secs(self.jobs.settings().scheduling_timeout_secs);
+            match self.meta.stop_idle_jobs(scheduling).await {
                 Ok(jobs) => {
                     for j in jobs {
-                        tracing::warn!(job = %j.id, "job had no active task left; stopped by the reaper");
+                        tracing::warn!(job = %j.id, state = %j.scheduler_state, "job stopped by the reaper: no active task left, or its creation stalled");
                         self.jobs.job_stopped(&j).await;
                     }
                 }

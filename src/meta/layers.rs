@@ -1,6 +1,9 @@
 //! Layer records: one per rendered or registered layer image.
 
-use super::{Meta, MetaError, Where, Window, int, opt_text, text, translate, uuid};
+use super::{
+    Existing, Meta, MetaError, Where, Window, int, opt_text, placeholders, text, translate, uuid,
+};
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -199,5 +202,68 @@ impl Meta {
     ) -> Result<(usize, Vec<LayerRow>), MetaError> {
         self.page("layers", COLUMNS, &filter(org, f), window, row)
             .await
+    }
+}
+
+/// The latest layer record of `layer_key` (a registration after a render
+/// replaced its image), if any: what a task for that
+/// key finishes with instead of rendering again. Read in the transaction
+/// that creates or claims the task; on PostgreSQL (READ COMMITTED) the
+/// statement sees every record committed before it, and a worker records
+/// its layer before it stops its task, so a task created after another
+/// stopped, or claimed after another run of it recorded, sees the record.
+pub(super) async fn existing_layer(
+    conn: &mut AnyConnection,
+    layer_key: &str,
+) -> Result<Option<Existing>, MetaError> {
+    let r = sqlx::query(
+        "SELECT id, file_id FROM layers WHERE layer_key = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(layer_key.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(translate)?;
+    r.map(|r| {
+        Ok(Existing {
+            layer: uuid(&r, "id")?,
+            file: uuid(&r, "file_id")?,
+        })
+    })
+    .transpose()
+}
+
+impl Meta {
+    /// Which of `keys` have a layer record.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn recorded_among(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, MetaError> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let sql = format!(
+                "SELECT DISTINCT layer_key FROM layers WHERE layer_key IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.clone());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                out.insert(text(&r, "layer_key")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest layer record of `layer_key`, if any.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn recorded_layer(&self, layer_key: &str) -> Result<Option<Existing>, MetaError> {
+        let mut conn = self.pool.acquire().await.map_err(translate)?;
+        existing_layer(&mut conn, layer_key).await
     }
 }

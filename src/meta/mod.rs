@@ -300,6 +300,18 @@ pub struct Meta {
     /// Last timestamp handed out, so that times within a process strictly
     /// increase and `createdAt` order is insertion order.
     last: AtomicI64,
+    /// The time source: the system's, or a test's.
+    clock: Clock,
+}
+
+/// Where [`Meta::now`] reads the time. Leases, retry times and TTLs are
+/// compared with times this process wrote, so a test moves them by moving
+/// this clock; tokio's paused time cannot drive them, as the database
+/// driver's own timers would make a paused clock jump while a statement runs.
+enum Clock {
+    System,
+    /// Microseconds since the epoch, set by the test.
+    Manual(AtomicI64),
 }
 
 impl Meta {
@@ -366,6 +378,7 @@ impl Meta {
             pool,
             postgres: !sqlite,
             last: AtomicI64::new(0),
+            clock: Clock::System,
         };
         meta.ensure_org(DEFAULT_ORG, "default").await?;
         Ok(meta)
@@ -388,12 +401,32 @@ impl Meta {
         self.now().saturating_add(micros(d))
     }
 
+    /// Reads the time from a clock the caller moves with [`Meta::advance`],
+    /// starting at the system's time now (tests of leases, backoff, TTLs).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_manual_clock(mut self) -> Meta {
+        self.clock = Clock::Manual(AtomicI64::new(self.now()));
+        self
+    }
+
+    /// Moves a manual clock forward by `d` (no effect on the system clock).
+    #[doc(hidden)]
+    pub fn advance(&self, d: std::time::Duration) {
+        if let Clock::Manual(t) = &self.clock {
+            t.fetch_add(micros(d), Ordering::Relaxed);
+        }
+    }
+
     /// Microseconds since the Unix epoch, strictly increasing in this process.
     pub fn now(&self) -> i64 {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
+        let wall = match &self.clock {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        };
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
             let next = wall.max(prev + 1);
@@ -504,6 +537,14 @@ fn int(row: &AnyRow, col: &str) -> Result<i64, MetaError> {
 fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, MetaError> {
     let s = text(row, col)?;
     Uuid::parse_str(&s).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
+}
+
+/// `$1, $2, ..., $n`: the placeholders of an `IN (...)` list.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ async fn memory() -> Meta {
 /// The stores every test runs against: in-memory SQLite, and a fresh
 /// PostgreSQL database when `LC_TEST_POSTGRES_URL` names a server (as
 /// `.ci/run` does).
-async fn stores() -> Vec<Meta> {
+pub(super) async fn stores() -> Vec<Meta> {
     let mut all = vec![memory().await];
     if let Ok(base) = std::env::var("LC_TEST_POSTGRES_URL") {
         let url = create_scratch_database(&base).await.unwrap();
@@ -16,7 +16,7 @@ async fn stores() -> Vec<Meta> {
     all
 }
 
-fn layer(meta: &Meta, asset: Uuid, key: &str, config_hash: &str) -> LayerRow {
+pub(super) fn layer(meta: &Meta, asset: Uuid, key: &str, config_hash: &str) -> LayerRow {
     LayerRow {
         id: Uuid::new_v4(),
         org_id: DEFAULT_ORG,
@@ -331,175 +331,6 @@ async fn migration_5_keeps_one_version_per_definition() {
             "kept"
         );
         meta.close().await;
-    }
-}
-
-fn job(meta: &Meta) -> JobRow {
-    JobRow {
-        id: Uuid::new_v4(),
-        org_id: DEFAULT_ORG,
-        title: "t".into(),
-        kind: "render".into(),
-        status: String::new(),
-        scheduler_state: String::new(),
-        parameters: "{}".into(),
-        priority: 0,
-        created_by: None,
-        created_at: meta.now(),
-        updated_at: meta.now(),
-    }
-}
-
-fn new_task(key: &str, rerender: bool) -> NewTask {
-    NewTask {
-        layer_key: key.into(),
-        title: key.into(),
-        parameters: "{}".into(),
-        max_attempts: 3,
-        rerender,
-    }
-}
-
-#[tokio::test]
-async fn a_task_for_a_recorded_key_stops_at_once_reusing_the_record() {
-    for meta in stores().await {
-        let asset = Uuid::new_v4();
-        let recorded = layer(&meta, asset, "done", "h");
-        meta.insert_layer(&recorded).await.unwrap();
-        let q = meta
-            .create_job(
-                &job(&meta),
-                &[new_task("done", false), new_task("todo", false)],
-            )
-            .await
-            .unwrap();
-        assert_eq!(q.reused, vec![true, false]);
-        assert_eq!(q.job.status, "pending", "one task is still to render");
-        // A registered layer (no task made it): a task stopped at once.
-        let reused = meta.task_by_id(q.tasks[0]).await.unwrap();
-        assert_eq!(
-            (reused.status.as_str(), reused.run_result.as_deref()),
-            ("stopped", Some("success"))
-        );
-        assert_eq!(reused.reused_layer, Some(recorded.id.to_string()));
-        // Only the other one is claimed; it renders and records.
-        let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.task.layer_key.as_str(), c.existing), ("todo", None));
-        assert!(
-            meta.claim_task("w", meta.now() + 10_000_000)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        meta.insert_layer(&layer(&meta, asset, "todo", "h2"))
-            .await
-            .unwrap();
-        let f = meta
-            .finish_run(c.task.id, c.run.id, &Outcome::Success { files: vec![] })
-            .await
-            .unwrap();
-        assert_eq!(f.stopped_jobs.len(), 1);
-
-        // A later job that saw "todo" missing is linked to the task that
-        // rendered it: no new task, stopped at once.
-        let q2 = meta
-            .create_job(&job(&meta), &[new_task("todo", false)])
-            .await
-            .unwrap();
-        assert_eq!((q2.tasks[0], q2.reused[0]), (c.task.id, true));
-        assert_eq!(q2.job.status, "stopped");
-        let (n, _) = meta.tasks(DEFAULT_ORG, None, None, None).await.unwrap();
-        assert_eq!(n, 2, "one task per key");
-        assert_eq!(meta.job_counts(q2.job.id).await.unwrap().successes, 1);
-
-        // Asked to render again (the recorded object went missing): it is
-        // created pending, and its claim does not reuse the record.
-        let q = meta
-            .create_job(&job(&meta), &[new_task("done", true)])
-            .await
-            .unwrap();
-        assert_eq!((q.reused[0], q.job.status.as_str()), (false, "pending"));
-        let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (c.task.id, c.task.rerender, c.existing),
-            (q.tasks[0], true, None)
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_claim_that_finds_its_key_recorded_finishes_with_that_layer() {
-    for meta in stores().await {
-        let q = meta
-            .create_job(&job(&meta), &[new_task("k", false)])
-            .await
-            .unwrap();
-        assert_eq!(q.reused, vec![false]);
-        // Recorded after the task was queued (an earlier run that stored
-        // and recorded the layer but could not report).
-        let recorded = layer(&meta, Uuid::new_v4(), "k", "h");
-        meta.insert_layer(&recorded).await.unwrap();
-        let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
-            .await
-            .unwrap()
-            .unwrap();
-        let existing = c.existing.expect("the claim sees the record");
-        assert_eq!(
-            existing,
-            Existing {
-                layer: recorded.id,
-                file: recorded.file_id
-            }
-        );
-        let f = meta
-            .finish_run(c.task.id, c.run.id, &Outcome::Reused(existing))
-            .await
-            .unwrap();
-        assert!(f.owned);
-        assert_eq!(f.stopped_jobs.len(), 1, "the job stops, once");
-        let t = meta.task_by_id(c.task.id).await.unwrap();
-        assert_eq!(t.run_result.as_deref(), Some("success"));
-        assert_eq!(t.reused_layer, Some(recorded.id.to_string()));
-        let run = meta.run(DEFAULT_ORG, c.run.id).await.unwrap();
-        assert_eq!(run.result_code.as_deref(), Some("Success"));
-        assert_eq!(run.files, vec![recorded.file_id]);
-        let counts = meta.job_counts(q.job.id).await.unwrap();
-        assert_eq!((counts.successes, counts.failures), (1, 0));
-    }
-}
-
-#[tokio::test]
-async fn joining_with_rerender_makes_the_active_task_render() {
-    for meta in stores().await {
-        let first = meta
-            .create_job(&job(&meta), &[new_task("k", false)])
-            .await
-            .unwrap();
-        meta.insert_layer(&layer(&meta, Uuid::new_v4(), "k", "h"))
-            .await
-            .unwrap();
-        // A caller that found the record's object gone joins the pending
-        // task: it must render, not reuse.
-        let second = meta
-            .create_job(&job(&meta), &[new_task("k", true)])
-            .await
-            .unwrap();
-        assert_eq!(second.tasks, first.tasks, "joined, not a second task");
-        let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.task.rerender, c.existing), (true, None));
     }
 }
 

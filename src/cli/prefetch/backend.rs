@@ -269,11 +269,7 @@ impl Remote {
             }
             let body = r.text().await.unwrap_or_default();
             if !status.is_success() {
-                let message = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_string))
-                    .unwrap_or(body);
-                bail!("{what}: {status}: {message}");
+                bail!("{what}: {status}: {}", error_message(&body));
             }
             return serde_json::from_str(&body)
                 .with_context(|| format!("{what}: the answer is not JSON"));
@@ -475,4 +471,41 @@ impl Backend for Remote {
     }
 
     async fn close(&self) {}
+}
+
+/// What an error answer says: the `message` of its `{"error": {...}}` body
+/// (with the request id, when the server gave one), else the body itself.
+fn error_message(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return body.to_string();
+    };
+    match (
+        v["error"]["message"].as_str(),
+        v["error"]["requestId"].as_str(),
+    ) {
+        (Some(m), Some(id)) => format!("{m} (request {id})"),
+        (Some(m), None) => m.to_string(),
+        _ => body.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[test]
+    fn an_error_answer_reads_as_its_message() {
+        assert_eq!(
+            error_message(r#"{"error":{"code":"invalid","message":"width must be at most 4096"}}"#),
+            "width must be at most 4096"
+        );
+        assert_eq!(
+            error_message(
+                r#"{"error":{"code":"internal","message":"internal error","requestId":"r-1"}}"#
+            ),
+            "internal error (request r-1)"
+        );
+        assert_eq!(error_message("Bad Gateway"), "Bad Gateway");
+        assert_eq!(error_message(r#"{"message":"x"}"#), r#"{"message":"x"}"#);
+    }
 }
