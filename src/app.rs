@@ -266,7 +266,11 @@ impl App {
                 background.token(),
             );
         }
-        let configurations = SavedConfigurations::new(Arc::clone(&meta), Arc::clone(&assets));
+        let configurations = SavedConfigurations::new(
+            Arc::clone(&meta),
+            Arc::clone(&assets),
+            settings.cache.configuration_bytes,
+        );
         let signer =
             crate::signing::Signer::new(&settings.signing.keys).map_err(AppError::Render)?;
         let tokens = Arc::new(crate::service::TokenService::new(Arc::clone(&meta)));

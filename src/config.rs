@@ -154,6 +154,7 @@ pub struct CacheSettings {
     pub composite_bytes: u64,
     pub layer_bytes: u64,
     pub stand_in_bytes: u64,
+    pub configuration_bytes: u64,
 }
 
 pub use crate::render::{BackendSettings, RenderSettings};

@@ -106,3 +106,58 @@ pub fn cache_lookup(cache: &'static str, tier: &'static str, hit: bool) {
     metrics::counter!(CACHE_REQUESTS, "cache" => cache, "tier" => tier, "result" => if hit { "hit" } else { "miss" })
         .increment(1);
 }
+
+/// What one piece of work asked of the stores: connections taken from the
+/// metadata pool and calls of the blob store, counted for the task that
+/// runs it (see [`tally_io`]); background tasks do not count.
+#[derive(Debug, Default)]
+pub struct IoTally {
+    meta: std::sync::atomic::AtomicU64,
+    store: std::sync::atomic::AtomicU64,
+}
+
+/// The counts of an [`IoTally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoCounts {
+    pub meta: u64,
+    pub store: u64,
+}
+
+tokio::task_local! {
+    static IO: std::sync::Arc<IoTally>;
+}
+
+/// Runs `work`, counting what it (in this task) asks of the metadata and
+/// blob stores: how a test proves that a hit costs no I/O.
+pub async fn tally_io<F: std::future::Future>(work: F) -> (F::Output, IoCounts) {
+    let tally = std::sync::Arc::new(IoTally::default());
+    let out = IO.scope(std::sync::Arc::clone(&tally), work).await;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let counts = IoCounts {
+        meta: load(&tally.meta),
+        store: load(&tally.store),
+    };
+    (out, counts)
+}
+
+/// `work`, counting for the tally of the task that made it (if any) once
+/// spawned: work a request starts and awaits counts as that request's.
+pub fn carry_io<F: std::future::Future>(work: F) -> impl std::future::Future<Output = F::Output> {
+    let tally = IO.try_with(std::sync::Arc::clone).ok();
+    async move {
+        match tally {
+            Some(t) => IO.scope(t, work).await,
+            None => work.await,
+        }
+    }
+}
+
+/// A connection was taken from the metadata pool.
+pub fn note_meta_io() {
+    let _ = IO.try_with(|t| t.meta.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+}
+
+/// The blob store was called.
+pub fn note_store_io() {
+    let _ = IO.try_with(|t| t.store.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+}

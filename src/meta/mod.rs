@@ -302,6 +302,9 @@ pub struct Meta {
     last: AtomicI64,
     /// The time source: the system's, or a test's.
     clock: Clock,
+    /// Connections handed out by the pool: one per statement or
+    /// transaction, so a count of what a request path asks the database.
+    acquired: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where [`Meta::now`] reads the time. Leases, retry times and TTLs are
@@ -331,6 +334,8 @@ impl Meta {
         } else {
             url.to_string()
         };
+        let acquired = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (on_connect, on_acquire) = (acquired.clone(), acquired.clone());
         let pool = AnyPoolOptions::new()
             // Each connection to an in-memory SQLite database is a database
             // of its own: keep exactly one.
@@ -346,7 +351,14 @@ impl Meta {
             } else {
                 Some(std::time::Duration::from_secs(3600))
             })
+            .before_acquire(move |_, _| {
+                on_acquire.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::note_meta_io();
+                Box::pin(async { Ok(true) })
+            })
             .after_connect(move |conn, _| {
+                on_connect.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::note_meta_io();
                 Box::pin(async move {
                     if sqlite {
                         // Wait for a writer instead of failing at once.
@@ -379,6 +391,7 @@ impl Meta {
             postgres: !sqlite,
             last: AtomicI64::new(0),
             clock: Clock::System,
+            acquired,
         };
         meta.ensure_org(DEFAULT_ORG, "default").await?;
         Ok(meta)
@@ -438,6 +451,12 @@ impl Meta {
                 Err(p) => prev = p,
             }
         }
+    }
+
+    /// How many times a connection was taken from the pool (at least once
+    /// per statement or transaction): what a test of a request path counts.
+    pub fn connections_taken(&self) -> u64 {
+        self.acquired.load(Ordering::Relaxed)
     }
 
     /// Checks that the store answers (for readiness).

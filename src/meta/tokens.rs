@@ -84,6 +84,20 @@ impl Meta {
         rows.iter().map(row).collect()
     }
 
+    /// Every token not revoked.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn live_tokens(&self) -> Result<Vec<TokenRow>, MetaError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tokens WHERE revoked_at IS NULL ORDER BY created_at ASC, id ASC"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(translate)?;
+        rows.iter().map(row).collect()
+    }
+
     /// How many tokens were ever created (revoked ones count: revoking
     /// every token must not turn authentication off).
     ///

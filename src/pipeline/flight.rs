@@ -114,15 +114,16 @@ where
         let k = key.clone();
         // The work logs under the span of the request that started it (its
         // request id), however many requests join it later.
+        // Its I/O counts for that request too, where a test tallies it.
         let handle = tokio::spawn(
-            async move {
+            crate::telemetry::carry_io(async move {
                 // Dropped after the result (and on a panic, while unwinding).
                 let _leave = Leave {
                     flights: this,
                     key: Some(k),
                 };
                 fut.await
-            }
+            })
             .in_current_span(),
         );
         let f = async move {

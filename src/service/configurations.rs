@@ -33,6 +33,15 @@ pub struct NewConfiguration {
 pub struct SavedConfigurations {
     meta: Arc<Meta>,
     assets: Arc<AssetRegistry>,
+    /// Saved configurations never change: kept by (org, id or short id),
+    /// weighed in bytes (`cache.configuration_bytes`).
+    cache: moka::future::Cache<(Uuid, String), Arc<ConfigurationRow>>,
+}
+
+/// About what a cached configuration costs in memory.
+fn weight(c: &ConfigurationRow) -> u32 {
+    let text = c.variant.len() + c.metadata.len() + c.attachments.len() + c.product_id.len();
+    u32::try_from(text + 512).unwrap_or(u32::MAX)
 }
 
 pub fn short_id() -> String {
@@ -43,8 +52,19 @@ pub fn short_id() -> String {
 }
 
 impl SavedConfigurations {
-    pub fn new(meta: Arc<Meta>, assets: Arc<AssetRegistry>) -> SavedConfigurations {
-        SavedConfigurations { meta, assets }
+    pub fn new(
+        meta: Arc<Meta>,
+        assets: Arc<AssetRegistry>,
+        cache_bytes: u64,
+    ) -> SavedConfigurations {
+        SavedConfigurations {
+            meta,
+            assets,
+            cache: moka::future::Cache::builder()
+                .max_capacity(cache_bytes)
+                .weigher(|_, c: &Arc<ConfigurationRow>| weight(c))
+                .build(),
+        }
     }
 
     /// Checks and stores a configuration.
@@ -110,13 +130,19 @@ impl SavedConfigurations {
     /// # Errors
     /// [`Error::NotFound`] when `org` has no such configuration.
     pub async fn get(&self, org: Uuid, key: &str) -> Result<ConfigurationRow, Error> {
-        self.meta.configuration(org, key).await.map_err(|e| {
+        let cache_key = (org, key.to_string());
+        if let Some(c) = self.cache.get(&cache_key).await {
+            return Ok((*c).clone());
+        }
+        let row = self.meta.configuration(org, key).await.map_err(|e| {
             if e.is_not_found() {
                 Error::NotFound(format!("configuration {key} not found"))
             } else {
                 e.into()
             }
-        })
+        })?;
+        self.cache.insert(cache_key, Arc::new(row.clone())).await;
+        Ok(row)
     }
 
     /// # Errors

@@ -3,10 +3,18 @@
 //! A token is a UUID handed out once (`layercake token create`); only its
 //! blake3 hash is stored. A *private* token may do anything its org may;
 //! a *public* token (for storefront pages) may only read (GET/HEAD), and
-//! only from the origins it lists. Lookups are cached for
-//! [`CACHE_TTL`], so a revocation takes effect within that time on every
-//! node. A store where no token was ever created is in development mode:
-//! every request acts for the default org, and `serve` binds loopback only.
+//! only from the origins it lists.
+//!
+//! Every node keeps the whole set of live tokens in memory and reads it
+//! again every [`CACHE_TTL`], so a revocation takes effect within that time
+//! on every node and a request with a token costs no query, whether the
+//! token is known or made up. A token the set does not have reads the set
+//! again if it is older than [`MISS_REFRESH`] (one reader at a time): a
+//! token created on another node works within that, and a flood of made-up
+//! tokens costs at most one query per [`MISS_REFRESH`].
+//!
+//! A store where no token was ever created is in development mode: every
+//! request acts for the default org, and `serve` binds loopback only.
 
 use crate::error::Error;
 use crate::meta::{DEFAULT_ORG, Meta, TokenRow};
@@ -14,8 +22,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How long a token lookup (or the dev-mode check) is trusted.
+/// How long the set of live tokens (or the dev-mode check) is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// The youngest set a token it lacks makes this node read again.
+pub const MISS_REFRESH: Duration = Duration::from_secs(1);
+
+/// The live tokens by hash, as read at `read_at` (ms since the service's
+/// epoch; `None`: never read).
+#[derive(Default)]
+struct Snapshot {
+    grants: std::collections::HashMap<String, Grant>,
+    read_at: Option<u64>,
+}
 
 /// A token's rights, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +46,9 @@ pub struct Grant {
 
 pub struct TokenService {
     meta: Arc<Meta>,
-    cache: moka::future::Cache<String, Option<Grant>>,
+    snapshot: std::sync::RwLock<Arc<Snapshot>>,
+    /// Held while the set is read, so concurrent misses read it once.
+    refreshing: tokio::sync::Mutex<()>,
     /// When the "does any token exist" answer was last read (ms since
     /// `epoch`), so the hot path costs two atomic loads.
     checked_at: std::sync::atomic::AtomicU64,
@@ -46,10 +67,8 @@ impl TokenService {
     pub fn new(meta: Arc<Meta>) -> TokenService {
         TokenService {
             meta,
-            cache: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
+            snapshot: std::sync::RwLock::default(),
+            refreshing: tokio::sync::Mutex::new(()),
             checked_at: std::sync::atomic::AtomicU64::new(u64::MAX),
             epoch: std::time::Instant::now(),
             enforced: std::sync::atomic::AtomicBool::new(false),
@@ -84,28 +103,76 @@ impl TokenService {
         Ok(true)
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reads the set of live tokens again, unless another caller did so
+    /// since `asked_at`.
+    async fn refresh(&self, asked_at: u64) -> Result<Arc<Snapshot>, Error> {
+        let _one = self.refreshing.lock().await;
+        let current = self.current();
+        if current.read_at.is_some_and(|t| t >= asked_at) {
+            return Ok(current);
+        }
+        let read_at = self.now_ms();
+        let grants = self
+            .meta
+            .live_tokens()
+            .await?
+            .into_iter()
+            .map(|t| {
+                let grant = Grant {
+                    org: t.org_id,
+                    private: t.kind == "private",
+                    origins: serde_json::from_str(&t.origins).unwrap_or_default(),
+                };
+                (t.hash, grant)
+            })
+            .collect();
+        let fresh = Arc::new(Snapshot {
+            grants,
+            read_at: Some(read_at),
+        });
+        match self.snapshot.write() {
+            Ok(mut s) => *s = Arc::clone(&fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&fresh),
+        }
+        Ok(fresh)
+    }
+
     /// The grant of a live token; `None` for an unknown or revoked one.
     ///
     /// # Errors
-    /// Store failures.
+    /// Store failures, when the set must be read again and cannot be; a
+    /// token the old set has keeps working meanwhile.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Grant>, Error> {
-        let meta = Arc::clone(&self.meta);
         let h = hash(token);
-        let grant = self
-            .cache
-            .try_get_with(h.clone(), async move {
-                let row = meta.token_by_hash(&h).await?;
-                Ok::<_, crate::meta::MetaError>(row.filter(|t| t.revoked_at.is_none()).map(|t| {
-                    Grant {
-                        org: t.org_id,
-                        private: t.kind == "private",
-                        origins: serde_json::from_str(&t.origins).unwrap_or_default(),
-                    }
-                }))
-            })
-            .await
-            .map_err(|e| Error::from((*e).clone()))?;
-        Ok(grant)
+        let now = self.now_ms();
+        let snap = self.current();
+        let age = snap.read_at.map(|t| now.saturating_sub(t));
+        let known = snap.grants.get(&h);
+        let trusted = |limit: Duration| age.is_some_and(|a| a < limit.as_millis() as u64);
+        if trusted(CACHE_TTL) && (known.is_some() || trusted(MISS_REFRESH)) {
+            return Ok(known.cloned());
+        }
+        match self.refresh(now).await {
+            Ok(fresh) => Ok(fresh.grants.get(&h).cloned()),
+            Err(e) => match known {
+                Some(g) => {
+                    tracing::warn!(error = %e, "token set not read again; the last one is used");
+                    Ok(Some(g.clone()))
+                }
+                None => Err(e),
+            },
+        }
     }
 
     /// Creates a token for `org` and returns it with its record (the
@@ -147,6 +214,10 @@ impl TokenService {
         };
         self.meta.insert_token(&row).await?;
         self.enforce();
+        // Usable on this node at once.
+        if let Err(e) = self.refresh(self.now_ms().saturating_add(1)).await {
+            tracing::warn!(error = %e, "token set not read again after a create");
+        }
         Ok((token, row))
     }
 }

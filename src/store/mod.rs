@@ -20,29 +20,35 @@
 //! Only this module imports `object_store`; its errors are translated into
 //! [`StoreError`] here. Deciding what to render or compose is `pipeline`'s.
 
+mod breaker;
 mod disk;
 pub mod envelope;
+mod flusher;
 mod ledger;
 mod memory;
 mod outbox;
+mod paths;
 mod remote;
+#[cfg(test)]
+mod tests;
 
 pub use disk::DiskTier;
 pub use ledger::Ledger;
 pub use memory::{Budgets, Encoded, MemoryTiers};
 pub use outbox::Outbox;
+pub use paths::{composite_generation, composite_path, layer_generation, layer_path};
 pub use remote::{S3Options, Timeouts};
 
-use crate::compose::Format;
-use crate::keys::Key;
 use crate::telemetry;
+use breaker::Breaker;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path as ObjectPath};
+use paths::{content_addressed, kind_of};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -105,6 +111,13 @@ pub struct StoreStatus {
     pub disk_bytes: Option<u64>,
 }
 
+/// What [`BlobStore::calls`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCalls {
+    pub calls: u64,
+    pub requests: u64,
+}
+
 /// The object store with its integrity checks, disk tier and outbox.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -117,37 +130,14 @@ struct Shared {
     url: String,
     disk: Option<DiskTier>,
     outbox: Option<Outbox>,
-    cooldown: Duration,
-    /// Milliseconds since `epoch` until which the store is taken as down;
-    /// 0 while it is up.
-    down_until: AtomicU64,
-    epoch: Instant,
-    wake: tokio::sync::Notify,
+    breaker: Breaker,
+    /// Calls of this store's reads and writes (whichever tier answers).
+    calls: AtomicU64,
 }
 
 impl std::fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "BlobStore({})", self.inner.url)
-    }
-}
-
-/// Whether `path` is `files/<aa>/blake3-<hex of body>` (an upload's
-/// content address) and `body` hashes to it.
-fn content_addressed(path: &str, body: &[u8]) -> bool {
-    path.starts_with("files/")
-        && path
-            .rsplit('/')
-            .next()
-            .and_then(|name| name.strip_prefix("blake3-"))
-            .is_some_and(|hex| hex == blake3::hash(body).to_hex().as_str())
-}
-
-/// `layers`, `composites` or `files`: the first segment, for metrics.
-fn kind_of(path: &str) -> &'static str {
-    match path.split('/').next() {
-        Some("layers") => "layer",
-        Some("composites") => "composite",
-        _ => "file",
     }
 }
 
@@ -195,10 +185,8 @@ impl BlobStore {
                 url: o.url.clone(),
                 disk,
                 outbox,
-                cooldown: o.down_cooldown,
-                down_until: AtomicU64::new(0),
-                epoch: Instant::now(),
-                wake: tokio::sync::Notify::new(),
+                breaker: Breaker::new(&o.url, o.down_cooldown),
+                calls: AtomicU64::new(0),
             }),
         })
     }
@@ -215,58 +203,23 @@ impl BlobStore {
         &self.inner.url
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    pub fn is_up(&self) -> bool {
+        self.inner.breaker.is_up()
     }
 
-    /// Whether a request may go to the store now: yes while it is up; while
-    /// it is down, only one probe per cooldown.
-    fn admit(&self) -> Result<(), StoreError> {
-        let until = self.inner.down_until.load(Ordering::Acquire);
-        if until == 0 {
-            return Ok(());
-        }
-        let now = self.now_ms();
-        let next = now + u64::try_from(self.inner.cooldown.as_millis()).unwrap_or(u64::MAX / 2);
-        if now >= until
-            && self
-                .inner
-                .down_until
-                .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            return Ok(());
-        }
-        Err(StoreError::Down(format!(
-            "the object store {} did not answer",
-            self.inner.url
-        )))
-    }
-
-    fn succeeded(&self) {
-        if self.inner.down_until.swap(0, Ordering::AcqRel) != 0 {
-            tracing::info!(store = %self.inner.url, "the object store answers again");
-            metrics::gauge!(telemetry::STORE_UP).set(1.0);
-            self.inner.wake.notify_one();
+    /// How often this store was called (reads, writes, checks, lists,
+    /// whichever tier answered) and how many requests reached the object
+    /// store: what a test of the hit path or of the breaker counts.
+    pub fn calls(&self) -> StoreCalls {
+        StoreCalls {
+            calls: self.inner.calls.load(Ordering::Relaxed),
+            requests: self.inner.breaker.requests(),
         }
     }
 
-    fn failed(&self, op: &'static str, path: &str, e: &object_store::Error) -> StoreError {
-        metrics::counter!(telemetry::STORE_ERRORS, "op" => op).increment(1);
-        // Only what says "the store is not answering" (connection errors,
-        // timeouts, 5xx, 429: object_store's `Generic` after its retries)
-        // takes it down; a refusal about one request (permissions, a
-        // precondition, an unsupported operation) is that request's error.
-        if !matches!(e, object_store::Error::Generic { .. }) {
-            tracing::warn!(store = %self.inner.url, op, path, error = %e, "object store request refused");
-            return backend(e);
-        }
-        let next = self.now_ms() + u64::try_from(self.inner.cooldown.as_millis()).unwrap_or(0);
-        if self.inner.down_until.swap(next, Ordering::AcqRel) == 0 {
-            tracing::error!(store = %self.inner.url, op, path, error = %e, "the object store failed; taking it as down");
-            metrics::gauge!(telemetry::STORE_UP).set(0.0);
-        }
-        backend(e)
+    fn count(&self) {
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        telemetry::note_store_io();
     }
 
     /// Whether a write made now would be kept: the store is up, or the
@@ -284,10 +237,6 @@ impl BlobStore {
         }
     }
 
-    pub fn is_up(&self) -> bool {
-        self.inner.down_until.load(Ordering::Acquire) == 0
-    }
-
     /// The body stored at `path`, verified; `None` when absent (or corrupt,
     /// in which case it has been deleted).
     ///
@@ -295,6 +244,7 @@ impl BlobStore {
     /// [`StoreError::Down`] or [`StoreError::Backend`] when the store cannot
     /// say.
     pub async fn get(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
+        self.count();
         if let Some(ob) = &self.inner.outbox
             && let Some(body) = ob.get(path).await
         {
@@ -307,7 +257,7 @@ impl BlobStore {
                 return Ok(hit);
             }
         }
-        self.admit()?;
+        self.inner.breaker.admit()?;
         let location = ObjectPath::from(path);
         let read = match self.inner.remote.get(&location).await {
             Ok(r) => r.bytes().await,
@@ -316,12 +266,12 @@ impl BlobStore {
         let sealed = match read {
             Ok(b) => b,
             Err(object_store::Error::NotFound { .. }) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 return Ok(None);
             }
-            Err(e) => return Err(self.failed("get", path, &e)),
+            Err(e) => return Err(self.inner.breaker.failed("get", path, &e)),
         };
-        self.succeeded();
+        self.inner.breaker.succeeded();
         match envelope::open(sealed.clone()) {
             Ok(body) => {
                 // Awaited, not spawned: a copy landing after a newer write
@@ -366,17 +316,18 @@ impl BlobStore {
     /// # Errors
     /// When the store is down or fails.
     pub async fn put_cached(&self, path: &str, body: Bytes) -> Result<(), StoreError> {
-        self.admit()?;
+        self.count();
+        self.inner.breaker.admit()?;
         let sealed = envelope::seal(&body);
         match self.send(path, sealed.clone(), false).await {
             Ok(_) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 if let Some(disk) = &self.inner.disk {
                     disk.put(path, sealed).await;
                 }
                 Ok(())
             }
-            Err(e) => Err(self.failed("put", path, &e)),
+            Err(e) => Err(self.inner.breaker.failed("put", path, &e)),
         }
     }
 
@@ -391,6 +342,7 @@ impl BlobStore {
     }
 
     async fn write(&self, path: &str, sealed: Bytes, create: bool) -> Result<bool, StoreError> {
+        self.count();
         // A write of a path that already waits in the outbox queues behind
         // it (replacing it), so the store never ends up with the older one.
         if let Some(ob) = &self.inner.outbox
@@ -400,19 +352,19 @@ impl BlobStore {
                 return Ok(false);
             }
             ob.put(path, &sealed, create).await?;
-            self.inner.wake.notify_one();
+            self.inner.breaker.wake.notify_one();
             return Ok(true);
         }
-        let error = match self.admit() {
+        let error = match self.inner.breaker.admit() {
             Ok(()) => match self.send(path, sealed.clone(), create).await {
                 Ok(created) => {
-                    self.succeeded();
+                    self.inner.breaker.succeeded();
                     if created && let Some(disk) = &self.inner.disk {
                         disk.put(path, sealed).await;
                     }
                     return Ok(created);
                 }
-                Err(e) => self.failed("put", path, &e),
+                Err(e) => self.inner.breaker.failed("put", path, &e),
             },
             Err(e) => e,
         };
@@ -467,20 +419,21 @@ impl BlobStore {
     /// [`StoreError::Down`] or [`StoreError::Backend`] when the store cannot
     /// say.
     pub async fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        self.count();
         if self.inner.outbox.as_ref().is_some_and(|o| o.contains(path)) {
             return Ok(true);
         }
-        self.admit()?;
+        self.inner.breaker.admit()?;
         match self.inner.remote.head(&ObjectPath::from(path)).await {
             Ok(_) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 Ok(true)
             }
             Err(object_store::Error::NotFound { .. }) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 Ok(false)
             }
-            Err(e) => Err(self.failed("head", path, &e)),
+            Err(e) => Err(self.inner.breaker.failed("head", path, &e)),
         }
     }
 
@@ -489,19 +442,20 @@ impl BlobStore {
     /// # Errors
     /// When the store refuses.
     pub async fn delete(&self, path: &str) -> Result<(), StoreError> {
+        self.count();
         if let Some(ob) = &self.inner.outbox {
             ob.forget(path);
         }
         if let Some(disk) = &self.inner.disk {
             disk.remove(path).await;
         }
-        self.admit()?;
+        self.inner.breaker.admit()?;
         match self.inner.remote.delete(&ObjectPath::from(path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 Ok(())
             }
-            Err(e) => Err(self.failed("delete", path, &e)),
+            Err(e) => Err(self.inner.breaker.failed("delete", path, &e)),
         }
     }
 
@@ -510,7 +464,8 @@ impl BlobStore {
     /// # Errors
     /// When the store cannot list.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        self.admit()?;
+        self.count();
+        self.inner.breaker.admit()?;
         let prefix = ObjectPath::from(prefix);
         match self
             .inner
@@ -521,10 +476,10 @@ impl BlobStore {
             .await
         {
             Ok(v) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 Ok(v)
             }
-            Err(e) => Err(self.failed("list", prefix.as_ref(), &e)),
+            Err(e) => Err(self.inner.breaker.failed("list", prefix.as_ref(), &e)),
         }
     }
 
@@ -533,17 +488,18 @@ impl BlobStore {
     /// # Errors
     /// When the store cannot list.
     pub async fn folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.admit()?;
+        self.count();
+        self.inner.breaker.admit()?;
         let prefix = ObjectPath::from(prefix);
         match self.inner.remote.list_with_delimiter(Some(&prefix)).await {
             Ok(l) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 Ok(l.common_prefixes
                     .iter()
                     .filter_map(|p| p.filename().map(str::to_string))
                     .collect())
             }
-            Err(e) => Err(self.failed("list", prefix.as_ref(), &e)),
+            Err(e) => Err(self.inner.breaker.failed("list", prefix.as_ref(), &e)),
         }
     }
 
@@ -552,7 +508,7 @@ impl BlobStore {
     /// # Errors
     /// When it does not.
     pub async fn probe(&self) -> Result<(), StoreError> {
-        self.admit()?;
+        self.inner.breaker.admit()?;
         match self
             .inner
             .remote
@@ -560,17 +516,11 @@ impl BlobStore {
             .await
         {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {
-                self.succeeded();
+                self.inner.breaker.succeeded();
                 Ok(())
             }
-            Err(e) => Err(self.failed("head", "readyz/probe", &e)),
+            Err(e) => Err(self.inner.breaker.failed("head", "readyz/probe", &e)),
         }
-    }
-
-    /// Whether writes wait in the outbox (without counting the disk tier,
-    /// as `status` does).
-    fn outbox_waiting(&self) -> bool {
-        self.inner.outbox.as_ref().is_some_and(|o| o.totals().0 > 0)
     }
 
     pub fn status(&self) -> StoreStatus {
@@ -583,215 +533,5 @@ impl BlobStore {
             outbox_bytes,
             disk_bytes: self.inner.disk.as_ref().map(DiskTier::bytes),
         }
-    }
-
-    /// Writes what waits in the outbox, oldest first, until done or the
-    /// store fails again. Returns how many were written.
-    ///
-    /// # Errors
-    /// The store's error, when it failed (the rest stays for later).
-    pub async fn flush_outbox(&self) -> Result<usize, StoreError> {
-        let Some(ob) = &self.inner.outbox else {
-            return Ok(0);
-        };
-        let mut written = 0;
-        for (path, generation) in ob.waiting() {
-            // Nothing is read while the store is taken as down.
-            self.admit()?;
-            let Some(p) = ob.read(&path, generation).await else {
-                continue;
-            };
-            if envelope::open(p.sealed.clone()).is_err() {
-                tracing::warn!(path, "corrupt outbox entry; dropping it");
-                metrics::counter!(telemetry::STORE_CORRUPT, "tier" => "outbox").increment(1);
-                ob.done(&path, generation);
-                continue;
-            }
-            match self.send(&path, p.sealed.clone(), p.create).await {
-                Ok(created) => {
-                    self.succeeded();
-                    ob.done(&path, generation);
-                    if created && let Some(disk) = &self.inner.disk {
-                        disk.put(&path, p.sealed).await;
-                    }
-                    written += 1;
-                }
-                Err(e @ object_store::Error::Generic { .. }) => {
-                    return Err(self.failed("put", &path, &e));
-                }
-                // Refused for this object only: the rest goes on; it stays
-                // (and is logged) for an operator to look at.
-                Err(e) => {
-                    let _ = self.failed("put", &path, &e);
-                }
-            }
-        }
-        if written > 0 {
-            tracing::info!(written, "outbox flushed to the object store");
-        }
-        Ok(written)
-    }
-
-    /// Flushes the outbox in the background: when the store comes back,
-    /// and every second while something waits. On stop, one last flush
-    /// (bounded by the store's timeouts); what remains stays on disk for the
-    /// next start.
-    pub fn spawn_flusher(
-        &self,
-        tracker: &tokio_util::task::TaskTracker,
-        stop: &tokio_util::sync::CancellationToken,
-    ) {
-        if self.inner.outbox.is_none() {
-            return;
-        }
-        let store = self.clone();
-        let stop = stop.clone();
-        tracker.spawn(async move {
-            loop {
-                let waiting = store.outbox_waiting();
-                if waiting && let Err(e) = store.flush_outbox().await {
-                    tracing::debug!(error = %e, "outbox flush deferred");
-                }
-                // Recovery is noticed even with nothing waiting (workers
-                // claim no task while the store is down).
-                if !store.is_up() && store.probe().await.is_ok() {
-                    continue;
-                }
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = store.inner.wake.notified() => {}
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-            if store.outbox_waiting() {
-                match store.flush_outbox().await {
-                    Ok(n) => tracing::info!(written = n, "outbox flushed at shutdown"),
-                    Err(e) => tracing::warn!(error = %e, left = store.status().outbox_objects, "outbox kept on disk for the next start"),
-                }
-            }
-        });
-    }
-}
-
-/// The folder of an asset version's layers: `v<version>`.
-pub fn layer_generation(version: u32) -> String {
-    format!("v{version}")
-}
-
-/// The folder of an asset version's composites: `v<version>e<epoch>` (a
-/// registered layer bumps the epoch, making older composites stale).
-pub fn composite_generation(version: u32, epoch: u64) -> String {
-    format!("v{version}e{epoch}")
-}
-
-/// `layers/<asset>/v<version>/ab/abcd….png`: the asset and version let
-/// `gc` drop a stale version by listing its folder; two hex digits of
-/// fan-out keep directories small and spread S3 key prefixes.
-pub fn layer_path(asset: uuid::Uuid, version: u32, key: &Key) -> String {
-    let h = key.hex();
-    format!(
-        "layers/{asset}/{}/{}/{h}.png",
-        layer_generation(version),
-        &h[..2]
-    )
-}
-
-/// `composites/<asset>/v<version>e<epoch>/ab/abcd….<format>`.
-pub fn composite_path(
-    asset: uuid::Uuid,
-    version: u32,
-    epoch: u64,
-    key: &Key,
-    format: Format,
-) -> String {
-    let h = key.hex();
-    format!(
-        "composites/{asset}/{}/{}/{h}.{}",
-        composite_generation(version, epoch),
-        &h[..2],
-        format.name()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn put_new_never_overwrites() {
-        for url in [
-            "memory://".to_string(),
-            format!("file://{}", tempfile::tempdir().unwrap().keep().display()),
-        ] {
-            let s = BlobStore::open_url(&url).unwrap();
-            assert!(!s.exists("a/b").await.unwrap());
-            assert!(
-                s.put_new("a/b", Bytes::from_static(b"one")).await.unwrap(),
-                "{url}"
-            );
-            assert!(
-                !s.put_new("a/b", Bytes::from_static(b"two")).await.unwrap(),
-                "{url}"
-            );
-            assert_eq!(
-                s.get("a/b").await.unwrap().unwrap(),
-                Bytes::from_static(b"one")
-            );
-            assert!(s.exists("a/b").await.unwrap());
-            s.put("a/b", Bytes::from_static(b"three")).await.unwrap();
-            assert_eq!(
-                s.get("a/b").await.unwrap().unwrap(),
-                Bytes::from_static(b"three")
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn while_the_store_is_unreachable_writes_wait_in_the_outbox() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut o = StoreOptions::url("s3://bucket/prefix");
-        // Nothing listens on the discard port of loopback.
-        o.s3 = S3Options {
-            endpoint: "http://127.0.0.1:9".into(),
-            region: "us-east-1".into(),
-            access_key_id: "key".into(),
-            secret_access_key: "secret".into(),
-            allow_http: true,
-        };
-        o.timeouts = Timeouts {
-            connect: Duration::from_millis(200),
-            request: Duration::from_millis(500),
-            max_retries: 0,
-            retry_budget: Duration::from_millis(200),
-        };
-        o.down_cooldown = Duration::from_secs(600);
-        o.outbox = Some((dir.path().join("outbox"), 1 << 20));
-        let s = BlobStore::open(&o).unwrap();
-        assert!(s.is_up());
-        let body = Bytes::from_static(b"a rendered layer");
-        assert!(
-            s.put_new("layers/a", body.clone()).await.unwrap(),
-            "kept, not lost"
-        );
-        assert!(!s.is_up(), "the failure takes the store down");
-        assert_eq!(s.get("layers/a").await.unwrap(), Some(body.clone()));
-        assert!(s.exists("layers/a").await.unwrap());
-        // Within the cooldown, nothing else is even tried.
-        assert!(matches!(s.get("layers/b").await, Err(StoreError::Down(_))));
-        assert!(matches!(
-            s.exists("layers/b").await,
-            Err(StoreError::Down(_))
-        ));
-        assert!(matches!(
-            s.put_cached("composites/c", body.clone()).await,
-            Err(StoreError::Down(_))
-        ));
-        assert!(matches!(s.flush_outbox().await, Err(StoreError::Down(_))));
-        assert_eq!(s.status().outbox_objects, 1);
-        // A restart finds the waiting write.
-        drop(s);
-        let s = BlobStore::open(&o).unwrap();
-        assert_eq!(s.status().outbox_objects, 1);
-        assert_eq!(s.get("layers/a").await.unwrap(), Some(body));
     }
 }
