@@ -200,7 +200,9 @@ async fn a_renderer_that_fails_twice_succeeds_on_the_third_run() {
 async fn a_renderer_that_always_fails_gives_502_and_a_stopped_job_with_failures() {
     let mut s = fast_retries();
     s.jobs.max_attempts = 2;
-    let server = Server::start(s, Arc::new(Flaky::new(usize::MAX))).await;
+    let flaky = Flaky::new(usize::MAX);
+    let attempts = Arc::clone(&flaky.seen);
+    let server = Server::start(s, Arc::new(flaky)).await;
     let client = reqwest::Client::new();
     let url = server.url(&image_url(&json!({"Body": "Navy"}), "&width=200"));
     let r = client.get(&url).send().await.unwrap();
@@ -226,13 +228,14 @@ async fn a_renderer_that_always_fails_gives_502_and_a_stopped_job_with_failures(
     let runs = job["runs"].as_array().unwrap();
     assert!(runs.iter().all(|r| r["resultCode"] == "Failed"));
 
-    // Within the failure TTL the same request fails at once, queueing nothing.
-    let started = Instant::now();
+    // Within the failure TTL the same request fails at once: nothing is
+    // queued or rendered again.
+    let tried: usize = attempts.lock().unwrap().values().sum();
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 502);
-    assert!(started.elapsed() < Duration::from_secs(5));
     let jobs = get_json(&client, &server.url("/api/jobs"), 200).await;
     assert_eq!(jobs["count"], 1, "no new job for a recent failure");
+    assert_eq!(attempts.lock().unwrap().values().sum::<usize>(), tried);
     server.stop().await;
 }
 
@@ -315,7 +318,10 @@ async fn a_batch_of_every_combination_renders_only_the_distinct_layers() {
 async fn cancelling_a_batch_stops_its_pending_tasks() {
     let mut s = settings();
     s.render.concurrency = 1;
-    let renders = Counting::slow(Duration::from_millis(500));
+    // Renders wait until released: the one a worker takes is still
+    // running when the batch is cancelled.
+    let renders = Counting::new();
+    renders.hold();
     let server = Server::start(s, Arc::new(renders.clone())).await;
     let client = reqwest::Client::new();
     let (_, job) = post_json(
@@ -325,6 +331,21 @@ async fn cancelling_a_batch_stops_its_pending_tasks() {
     )
     .await;
     let id = job["id"].as_str().unwrap();
+    let running = || async {
+        get_json(
+            &client,
+            &server.url(&format!("/api/jobs/tasks?jobId={id}&runStatus=running")),
+            200,
+        )
+        .await["count"]
+            .as_i64()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while renders.total() == 0 || running().await == 0 {
+        assert!(Instant::now() < deadline, "no render started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, cancelled) = post_json(
         &client,
         &server.url(&format!("/api/jobs/{id}/cancel")),
@@ -347,12 +368,24 @@ async fn cancelling_a_batch_stops_its_pending_tasks() {
         .map(|t| &t["runResult"])
         .collect();
     let n_cancelled = results.iter().filter(|r| **r == "Cancelled").count();
-    assert!(
-        n_cancelled >= 20,
-        "pending tasks are cancelled: {results:?}"
+    assert_eq!(
+        n_cancelled,
+        results.len() - 1,
+        "every task but the running one is cancelled: {results:?}"
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(renders.total() <= 2, "at most the running render finishes");
+    // The running render finishes, and it is the only one.
+    renders.release();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running().await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the running render never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(renders.total(), 1, "only the running render ran");
+    let done = get_json(&client, &server.url(&format!("/api/jobs/{id}")), 200).await;
+    assert_eq!(done["taskResultSuccesses"], 1, "{done}");
     // Unknown and malformed ids.
     let r = client
         .post(server.url("/api/jobs/6f1c7d2e-8a4b-4c3d-9e5f-0a1b2c3d4e5f/cancel"))

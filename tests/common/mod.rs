@@ -119,6 +119,8 @@ pub struct Counting {
     inner: BuiltinRenderer,
     delay: std::time::Duration,
     pub counts: Arc<Mutex<HashMap<String, usize>>>,
+    /// While false, renders wait (after counting) until it turns true.
+    open: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Counting {
@@ -127,6 +129,7 @@ impl Counting {
             inner: BuiltinRenderer::new(1 << 26),
             delay: std::time::Duration::ZERO,
             counts: Arc::default(),
+            open: Arc::new(tokio::sync::watch::Sender::new(true)),
         }
     }
 
@@ -135,6 +138,15 @@ impl Counting {
             delay,
             ..Counting::new()
         }
+    }
+
+    /// Renders that start from now on wait until [`Counting::release`].
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn release(&self) {
+        self.open.send_replace(true);
     }
 
     pub fn total(&self) -> usize {
@@ -157,6 +169,7 @@ impl Renderer for Counting {
     async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
         let id = format!("{} {:?}", req.describe(), req.values);
         *self.counts.lock().unwrap().entry(id).or_default() += 1;
+        let _ = self.open.subscribe().wait_for(|open| *open).await;
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
