@@ -44,6 +44,13 @@ pub enum Error {
     /// No credentials where they are needed (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// `Cache-Control: only-if-cached` and nothing cached: an answer, not
+    /// a failure, so neither logged nor hidden (504).
+    #[error("{0}")]
+    NotCached(String),
+    /// A `Range` outside a body of `length` bytes (416, `Content-Range: bytes */length`).
+    #[error("range: the file has {length} bytes")]
+    RangeNotSatisfiable { length: u64 },
     /// A bug or an unexpected failure; the message is logged, not sent (500).
     #[error("internal error: {0}")]
     Internal(String),

@@ -285,6 +285,7 @@ async fn beyond_capacity_misses_get_fast_429s_while_hits_answer() {
     // From here renders wait until released: whatever answers meanwhile
     // answered without waiting for one.
     renders.hold();
+    let before = renders.total();
     // Fill the queue: a new body and legs, one rendering, one pending.
     let first = server.url(&image_url(
         &json!({"Body": "Navy", "Legs": "Brass Cone"}),
@@ -294,7 +295,8 @@ async fn beyond_capacity_misses_get_fast_429s_while_hits_answer() {
         let (c, u) = (client.clone(), first.clone());
         async move { c.get(&u).send().await.unwrap().status() }
     });
-    // Wait until one of its renders runs and the other is pending.
+    // Wait until one of its renders has started (and is held) and the
+    // other is pending.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let t: Value = client
@@ -305,7 +307,7 @@ async fn beyond_capacity_misses_get_fast_429s_while_hits_answer() {
             .json()
             .await
             .unwrap();
-        if t["count"].as_i64().unwrap_or(0) >= 1 {
+        if t["count"].as_i64().unwrap_or(0) >= 1 && renders.total() > before {
             break;
         }
         assert!(Instant::now() < deadline, "the first miss never queued");

@@ -220,6 +220,38 @@ fn compose_does_no_io() {
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
+/// Handlers reach records through services; only the readiness check and
+/// the queue-depth gauge of `/metrics` (`http/ops.rs`) use the metadata
+/// store itself. And only `http::error` builds an error status.
+#[test]
+fn handlers_go_through_services_and_errors_through_http_error() {
+    let mut found = Vec::new();
+    for (file, module, code) in all_code() {
+        if module != "http" {
+            continue;
+        }
+        if file != "http/ops.rs" && code.contains("app.meta") {
+            found.push(format!("src/{file} calls app.meta"));
+        }
+        if file != "http/error.rs" {
+            for status in [
+                "StatusCode::GATEWAY_TIMEOUT",
+                "StatusCode::RANGE_NOT_SATISFIABLE",
+                "StatusCode::INTERNAL_SERVER_ERROR",
+                "StatusCode::SERVICE_UNAVAILABLE",
+                "StatusCode::BAD_REQUEST",
+                "StatusCode::UNPROCESSABLE_ENTITY",
+                "StatusCode::NOT_FOUND",
+            ] {
+                if code.contains(status) {
+                    found.push(format!("src/{file} builds {status}"));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
 /// The checks above would pass on an empty tree: they must see the code.
 #[test]
 fn the_checks_see_the_source() {

@@ -203,17 +203,8 @@ pub async fn image(
         .flat_map(|v| v.split(','))
         .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"));
     if only_if_cached && !app.compositor.is_cached(&req).await? {
-        // Not a failure (prefetch asks this in bulk): the JSON error shape,
-        // not logged.
-        return Ok((
-            StatusCode::GATEWAY_TIMEOUT,
-            [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(serde_json::json!({"error": {
-                "code": "not-cached",
-                "message": "not cached (Cache-Control: only-if-cached)",
-            }})),
-        )
-            .into_response());
+        // Not a failure (prefetch asks this in bulk): not logged.
+        return Err(Error::NotCached("not cached (Cache-Control: only-if-cached)".into()).into());
     }
     let img = app.compositor.image(req).await?;
     let (etag, cache_control) = if img.source == crate::pipeline::Source::Fallback {

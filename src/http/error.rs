@@ -54,6 +54,8 @@ impl ApiError {
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::NotCached(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +74,8 @@ impl ApiError {
             Error::Unavailable { .. } => "unavailable",
             Error::Overloaded { .. } => "overloaded",
             Error::Unauthorized(_) => "unauthorized",
+            Error::NotCached(_) => "not-cached",
+            Error::RangeNotSatisfiable { .. } => "range-not-satisfiable",
             Error::Internal(_) => "internal",
         }
     }
@@ -110,7 +114,7 @@ fn body(status: StatusCode, code: &str, message: &str) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut res = if status.is_server_error() {
+        let mut res = if status.is_server_error() && !matches!(self.0, Error::NotCached(_)) {
             let mut res = body(status, self.code(), public_sentence(status));
             res.extensions_mut().insert(Cause(self.0.to_string()));
             res
@@ -122,6 +126,11 @@ impl IntoResponse for ApiError {
         {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        if let Error::RangeNotSatisfiable { length } = &self.0
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{length}"))
+        {
+            res.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         res
     }

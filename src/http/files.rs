@@ -63,7 +63,7 @@ pub async fn upload(
 /// A public token reads a file only when it is one of its org's layers'
 /// images (a configuration's attachments are a customer's, not a storefront's).
 async fn layer_file_for_public(app: &App, caller: &Caller, id: uuid::Uuid) -> Result<(), Error> {
-    if caller.kind == CallerKind::Public && !app.meta.is_layer_file(caller.org, id).await? {
+    if caller.kind == CallerKind::Public && !app.files.is_layer_file(caller.org, id).await? {
         return Err(Error::Forbidden(
             "a public token reads only files that are layer images; this one needs a private token"
                 .into(),
@@ -150,11 +150,7 @@ pub async fn content(
             ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response()
         }
         Some(Range::Unsatisfiable) => {
-            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            r
+            return Err(Error::RangeNotSatisfiable { length: len as u64 }.into());
         }
         Some(Range::Bytes(a, b)) => {
             let part = bytes.slice(a as usize..=b as usize);

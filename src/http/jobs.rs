@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::jobs::batch;
 use crate::jobs::plan::{self, BatchRequest};
-use crate::meta::{JobRow, RunRow};
+use crate::jobs::records::{JobRecord, RunRecord, TaskRecord};
 use crate::wire::jobs::{JobJson, RunJson, TaskJson};
 use crate::wire::{ErrorBody, FileJson};
 use axum::Json;
@@ -21,9 +21,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// Runs listed with a job at most (the newest are in `GET /api/jobs/runs`).
-const MAX_RUNS_WITH_JOB: usize = 1000;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -55,40 +52,24 @@ pub struct RunList {
     pub runs: Vec<RunJson>,
 }
 
-async fn job_json(app: &App, job: &JobRow, with_runs: bool) -> Result<JobJson, Error> {
-    let counts = app.meta.job_counts(job.id).await?;
-    let runs = if with_runs {
-        let w = crate::meta::Window {
-            offset: 0,
-            limit: MAX_RUNS_WITH_JOB,
-            descending: false,
-        };
-        let (_, rows) = app
-            .meta
-            .runs(job.org_id, Some(job.id), None, Some(w))
-            .await?;
-        Some(runs_json(app, &rows).await?)
-    } else {
-        None
-    };
-    Ok(JobJson::new(job, &counts, runs))
+fn job_json(r: &JobRecord, now: i64) -> JobJson {
+    let runs = r
+        .runs
+        .as_ref()
+        .map(|runs| runs.iter().map(|x| run_json(x, now)).collect());
+    JobJson::new(&r.job, &r.counts, runs)
 }
 
-async fn runs_json(app: &App, rows: &[RunRow]) -> Result<Vec<RunJson>, Error> {
-    let now = app.meta.now();
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let mut files = Vec::with_capacity(r.files.len());
-        for id in &r.files {
-            match app.meta.file(r.org_id, *id).await {
-                Ok(f) => files.push(FileJson::from_row(&f)),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        out.push(RunJson::new(r, files, now));
-    }
-    Ok(out)
+fn run_json(r: &RunRecord, now: i64) -> RunJson {
+    RunJson::new(
+        &r.run,
+        r.files.iter().map(FileJson::from_row).collect(),
+        now,
+    )
+}
+
+fn task_json(r: &TaskRecord, now: i64) -> TaskJson {
+    TaskJson::new(&r.task, r.runs.iter().map(|x| run_json(x, now)).collect())
 }
 
 /// Render a batch: configurations (or every combination of an asset) on
@@ -125,7 +106,7 @@ pub async fn create(
             })
             .await??
     };
-    let missing = batch::missing(&app.store, &app.meta, &planned).await?;
+    let missing = app.jobs.missing(&app.store, &planned).await?;
     if dry_run {
         return Ok((
             StatusCode::OK,
@@ -138,7 +119,7 @@ pub async fn create(
     let spec = batch::spec(caller.org, &asset, &planned, &missing);
     let job = app.jobs.submit(spec, &missing.layers, false).await?.job;
     tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.layers.len(), "batch job queued");
-    let job = serde_json::to_value(job_json(&app, &job, false).await?)
+    let job = serde_json::to_value(job_json(&app.jobs.counted(job).await?, app.jobs.now()))
         .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
     Ok((StatusCode::CREATED, Json(job)))
 }
@@ -159,11 +140,12 @@ pub async fn list(
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let status = status_param(&p, "status")?;
-    let (count, rows) = app.meta.jobs(caller.org, status, page.window()).await?;
-    let mut jobs = Vec::with_capacity(rows.len());
-    for j in &rows {
-        jobs.push(job_json(&app, j, false).await?);
-    }
+    let (count, rows) = app
+        .jobs
+        .job_records(caller.org, status, page.window())
+        .await?;
+    let now = app.jobs.now();
+    let jobs = rows.iter().map(|r| job_json(r, now)).collect();
     Ok(Json(JobList {
         count,
         page: page.page,
@@ -193,8 +175,11 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
-    let job = app.meta.job(caller.org, parse_uuid("id", &id)?).await?;
-    Ok(Json(job_json(&app, &job, true).await?))
+    let r = app
+        .jobs
+        .job_record(caller.org, parse_uuid("id", &id)?)
+        .await?;
+    Ok(Json(job_json(&r, app.jobs.now())))
 }
 
 /// Cancel a job: its pending tasks that no other job wants stop; running
@@ -208,7 +193,10 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
     let job = app.jobs.cancel(caller.org, parse_uuid("id", &id)?).await?;
-    Ok(Json(job_json(&app, &job, false).await?))
+    Ok(Json(job_json(
+        &app.jobs.counted(job).await?,
+        app.jobs.now(),
+    )))
 }
 
 /// List tasks.
@@ -229,14 +217,11 @@ pub async fn tasks(
     let job = p.uuid("jobId")?;
     let status = status_param(&p, "runStatus")?;
     let (count, rows) = app
-        .meta
-        .tasks(caller.org, job, status, Some(page.window()))
+        .jobs
+        .task_records(caller.org, job, status, page.window())
         .await?;
-    let mut tasks = Vec::with_capacity(rows.len());
-    for t in &rows {
-        let (_, runs) = app.meta.runs(caller.org, None, Some(t.id), None).await?;
-        tasks.push(TaskJson::new(t, runs_json(&app, &runs).await?));
-    }
+    let now = app.jobs.now();
+    let tasks = rows.iter().map(|r| task_json(r, now)).collect();
     Ok(Json(TaskList {
         count,
         page: page.page,
@@ -255,9 +240,11 @@ pub async fn task(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
-    let t = app.meta.task(caller.org, parse_uuid("id", &id)?).await?;
-    let (_, runs) = app.meta.runs(caller.org, None, Some(t.id), None).await?;
-    Ok(Json(TaskJson::new(&t, runs_json(&app, &runs).await?)))
+    let r = app
+        .jobs
+        .task_record(caller.org, parse_uuid("id", &id)?)
+        .await?;
+    Ok(Json(task_json(&r, app.jobs.now())))
 }
 
 /// List runs of a job's tasks or of one task.
@@ -276,15 +263,16 @@ pub async fn runs(
     let page = Page::parse(&p, &["createdAt"])?;
     let (job, task): (Option<Uuid>, Option<Uuid>) = (p.uuid("jobId")?, p.uuid("taskId")?);
     let (count, rows) = app
-        .meta
-        .runs(caller.org, job, task, Some(page.window()))
+        .jobs
+        .run_records(caller.org, job, task, page.window())
         .await?;
+    let now = app.jobs.now();
     Ok(Json(RunList {
         count,
         page: page.page,
         per_page: page.per_page,
         sort: page.sort(),
-        runs: runs_json(&app, &rows).await?,
+        runs: rows.iter().map(|r| run_json(r, now)).collect(),
     }))
 }
 
@@ -297,9 +285,9 @@ pub async fn run(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunJson>, ApiError> {
-    let r = app.meta.run(caller.org, parse_uuid("id", &id)?).await?;
-    let mut out = runs_json(&app, std::slice::from_ref(&r)).await?;
-    out.pop()
-        .map(Json)
-        .ok_or_else(|| Error::Internal("run vanished".into()).into())
+    let r = app
+        .jobs
+        .run_record(caller.org, parse_uuid("id", &id)?)
+        .await?;
+    Ok(Json(run_json(&r, app.jobs.now())))
 }

@@ -208,7 +208,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookJson>, ApiError> {
-    let h = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;
+    let h = app.webhooks.get(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(WebhookJson::new(&h, false)))
 }
 
@@ -260,14 +260,7 @@ async fn set_deleted(
     deleted: bool,
 ) -> Result<Json<WebhookJson>, ApiError> {
     let id = parse_uuid("id", id)?;
-    if !deleted && app.meta.webhook(caller.org, id).await?.deleted_at.is_some() {
-        // A restored webhook counts against the cap like a new one.
-        app.webhooks.check_room(caller.org).await?;
-    }
-    app.meta
-        .set_webhook_deleted(caller.org, id, deleted)
-        .await?;
-    let h = app.meta.webhook(caller.org, id).await?;
+    let h = app.webhooks.set_deleted(caller.org, id, deleted).await?;
     Ok(Json(WebhookJson::new(&h, false)))
 }
 
@@ -283,13 +276,14 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let hook = app.meta.webhook(caller.org, parse_uuid("id", &id)?).await?;
-    let (count, rows) = app.meta.deliveries(hook.id, page.window()).await?;
-    let mut deliveries = Vec::with_capacity(rows.len());
-    for d in &rows {
-        let attempts = app.meta.attempts(d.id).await?;
-        deliveries.push(DeliveryJson::new(d, &attempts));
-    }
+    let (count, rows) = app
+        .webhooks
+        .deliveries(caller.org, parse_uuid("id", &id)?, page.window())
+        .await?;
+    let deliveries = rows
+        .iter()
+        .map(|(d, attempts)| DeliveryJson::new(d, attempts))
+        .collect();
     Ok(Json(DeliveryList {
         count,
         page: page.page,

@@ -22,6 +22,7 @@
 
 pub mod batch;
 pub mod plan;
+pub mod records;
 mod worker;
 
 pub use worker::{Worker, WorkerLimits};

@@ -1,7 +1,7 @@
 //! File records. The bytes live in the object store at `path`; one record
 //! per (org, content hash).
 
-use super::{Meta, MetaError, int, opt_text, text, translate, uuid};
+use super::{Meta, MetaError, int, opt_text, placeholders, text, translate, uuid};
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -111,5 +111,28 @@ impl Meta {
             .await
             .map_err(translate)?;
         row(&r)
+    }
+
+    /// The files of `org` among `ids` (absent ones left out), in chunks of
+    /// 500 ids per query.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn files_among(&self, org: Uuid, ids: &[Uuid]) -> Result<Vec<FileRow>, MetaError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM files WHERE org_id = $1 AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(org.to_string());
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                out.push(row(&r)?);
+            }
+        }
+        Ok(out)
     }
 }

@@ -245,7 +245,7 @@ impl Meta {
         for chunk in keys.chunks(500) {
             let sql = format!(
                 "SELECT DISTINCT layer_key FROM layers WHERE layer_key IN ({})",
-                placeholders(chunk.len())
+                placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {

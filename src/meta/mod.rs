@@ -558,9 +558,9 @@ fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, MetaError> {
     Uuid::parse_str(&s).map_err(|e| MetaError::Corrupt(format!("{col}: {e}")))
 }
 
-/// `$1, $2, ..., $n`: the placeholders of an `IN (...)` list.
-fn placeholders(n: usize) -> String {
-    (1..=n)
+/// `$first, ..., $(first + n - 1)`: the placeholders of an `IN (...)` list.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")

@@ -4,7 +4,9 @@
 //! under a lease by whichever process dispatches, so an event survives a
 //! restart and is not sent twice by two processes at once.
 
-use super::{Meta, MetaError, Where, Window, int, opt_int, opt_text, text, translate, uuid};
+use super::{
+    Meta, MetaError, Where, Window, int, opt_int, opt_text, placeholders, text, translate, uuid,
+};
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -371,5 +373,34 @@ impl Meta {
         .await
         .map_err(translate)?;
         rows.iter().map(attempt_row).collect()
+    }
+
+    /// The attempts of each of `deliveries`, in attempt order, in one
+    /// query per 500 deliveries.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn attempts_among(
+        &self,
+        deliveries: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<AttemptRow>>, MetaError> {
+        let mut out: std::collections::HashMap<Uuid, Vec<AttemptRow>> =
+            std::collections::HashMap::new();
+        for chunk in deliveries.chunks(500) {
+            let sql = format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts WHERE delivery_id IN ({}) \
+                 ORDER BY delivery_id, attempt ASC",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                let a = attempt_row(&r)?;
+                out.entry(a.delivery_id).or_default().push(a);
+            }
+        }
+        Ok(out)
     }
 }

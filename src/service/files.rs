@@ -123,6 +123,14 @@ impl FileService {
         Ok(self.meta.insert_file(&row).await?)
     }
 
+    /// Whether file `id` is a layer's image (what a public token may read).
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn is_layer_file(&self, org: Uuid, id: Uuid) -> Result<bool, Error> {
+        Ok(self.meta.is_layer_file(org, id).await?)
+    }
+
     /// # Errors
     /// [`Error::NotFound`] when `org` has no such file.
     pub async fn get(&self, org: Uuid, id: Uuid) -> Result<FileRow, Error> {

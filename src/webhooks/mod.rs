@@ -32,7 +32,7 @@ mod dispatch;
 
 use crate::config::WebhookSettings;
 use crate::error::Error;
-use crate::meta::{DeliveryRow, Meta, WebhookRow};
+use crate::meta::{AttemptRow, DeliveryRow, Meta, WebhookRow, Window};
 use crate::wire::rfc3339;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -247,12 +247,61 @@ impl Webhooks {
         Ok(a.to_string())
     }
 
+    /// # Errors
+    /// 404 when `org` has no such webhook.
+    pub async fn get(&self, org: Uuid, id: Uuid) -> Result<WebhookRow, Error> {
+        Ok(self.meta.webhook(org, id).await?)
+    }
+
+    /// Soft-deletes (`deleted`) or restores webhook `id`; a restore counts
+    /// against `webhooks.max_per_org` like a new webhook.
+    ///
+    /// # Errors
+    /// 404 when `org` has no such webhook; 422 at the cap.
+    pub async fn set_deleted(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        deleted: bool,
+    ) -> Result<WebhookRow, Error> {
+        if !deleted && self.meta.webhook(org, id).await?.deleted_at.is_some() {
+            self.check_room(org).await?;
+        }
+        self.meta.set_webhook_deleted(org, id, deleted).await?;
+        Ok(self.meta.webhook(org, id).await?)
+    }
+
+    /// A page of webhook `id`'s deliveries, each with its attempts (three
+    /// queries and a count, whatever the page size).
+    ///
+    /// # Errors
+    /// 404 when `org` has no such webhook.
+    pub async fn deliveries(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        w: Window,
+    ) -> Result<(usize, Vec<(DeliveryRow, Vec<AttemptRow>)>), Error> {
+        let hook = self.meta.webhook(org, id).await?;
+        let (count, rows) = self.meta.deliveries(hook.id, w).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
+        let mut attempts = self.meta.attempts_among(&ids).await?;
+        let page = rows
+            .into_iter()
+            .map(|d| {
+                let a = attempts.remove(&d.id).unwrap_or_default();
+                (d, a)
+            })
+            .collect();
+        Ok((count, page))
+    }
+
     /// Room for one more live webhook of `org` (`webhooks.max_per_org`).
     ///
     /// # Errors
     /// 422 naming the cap at it.
     pub async fn check_room(&self, org: Uuid) -> Result<(), Error> {
-        let window = crate::meta::Window {
+        let window = Window {
             offset: 0,
             limit: 1,
             descending: false,

@@ -4,7 +4,7 @@ use super::{
     JOB_COLUMNS, JobCounts, JobRow, RUN_COLUMNS, RunRow, TASK_COLUMNS, TaskRow, job_row, run_row,
     task_row,
 };
-use crate::meta::{Meta, MetaError, Where, Window, int, opt_text, placeholders, translate};
+use crate::meta::{Meta, MetaError, Where, Window, int, opt_text, placeholders, translate, uuid};
 use uuid::Uuid;
 
 impl Meta {
@@ -211,7 +211,7 @@ impl Meta {
         for chunk in keys.chunks(500) {
             let sql = format!(
                 "SELECT COUNT(*) AS n FROM tasks WHERE status <> 'stopped' AND layer_key IN ({})",
-                placeholders(chunk.len())
+                placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {
@@ -220,5 +220,72 @@ impl Meta {
             n += int(&q.fetch_one(&self.pool).await.map_err(translate)?, "n")?;
         }
         Ok(n)
+    }
+
+    /// [`Meta::job_counts`] of each of `ids`, in one query per 500 jobs
+    /// (a job with no task counts zeros).
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn job_counts_among(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, JobCounts>, MetaError> {
+        let mut out: std::collections::HashMap<Uuid, JobCounts> =
+            ids.iter().map(|id| (*id, JobCounts::default())).collect();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT jt.job_id AS job_id, COUNT(*) AS total, \
+                 COALESCE(SUM(CASE WHEN t.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                 COALESCE(SUM(CASE WHEN t.status = 'running' THEN 1 ELSE 0 END), 0) AS running, \
+                 COALESCE(SUM(CASE WHEN t.status = 'stopped' THEN 1 ELSE 0 END), 0) AS stopped, \
+                 COALESCE(SUM(CASE WHEN t.run_result = 'success' THEN 1 ELSE 0 END), 0) AS successes, \
+                 COALESCE(SUM(CASE WHEN t.run_result = 'failure' THEN 1 ELSE 0 END), 0) AS failures \
+                 FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id WHERE jt.job_id IN ({}) GROUP BY jt.job_id",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                out.insert(
+                    uuid(&r, "job_id")?,
+                    JobCounts {
+                        total: int(&r, "total")?,
+                        pending: int(&r, "pending")?,
+                        running: int(&r, "running")?,
+                        stopped: int(&r, "stopped")?,
+                        successes: int(&r, "successes")?,
+                        failures: int(&r, "failures")?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The runs of `org`'s tasks among `tasks`, oldest first, in one query
+    /// per 500 tasks.
+    ///
+    /// # Errors
+    /// [`MetaError`] from the store.
+    pub async fn runs_of_tasks(&self, org: Uuid, tasks: &[Uuid]) -> Result<Vec<RunRow>, MetaError> {
+        let mut out = Vec::new();
+        for chunk in tasks.chunks(500) {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE org_id = $1 AND task_id IN ({}) \
+                 ORDER BY created_at ASC, id ASC",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(org.to_string());
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                out.push(run_row(&r)?);
+            }
+        }
+        Ok(out)
     }
 }

@@ -1,0 +1,205 @@
+//! The queue's records as the API shows them: jobs with their task
+//! counters (and runs), tasks with their runs, runs with their files. Each
+//! page costs a fixed number of queries (the page, then one query each for
+//! counters, runs and files), however many rows it holds.
+
+use super::Jobs;
+use crate::error::Error;
+use crate::meta::{FileRow, JobCounts, JobRow, RunRow, TaskRow, Window};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Runs listed with a job at most (the newest are in `GET /api/jobs/runs`).
+pub const MAX_RUNS_WITH_JOB: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: RunRow,
+    /// The files it made that still exist, in the run's order.
+    pub files: Vec<FileRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub job: JobRow,
+    pub counts: JobCounts,
+    /// With [`Jobs::job_record`] only: the runs of its tasks.
+    pub runs: Option<Vec<RunRecord>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub task: TaskRow,
+    pub runs: Vec<RunRecord>,
+}
+
+impl Jobs {
+    /// Now, in the store's time (how old a running run is).
+    pub fn now(&self) -> i64 {
+        self.meta.now()
+    }
+
+    /// One job with its counters and runs.
+    ///
+    /// # Errors
+    /// 404 when `org` has no such job.
+    pub async fn job_record(&self, org: Uuid, id: Uuid) -> Result<JobRecord, Error> {
+        let job = self.meta.job(org, id).await?;
+        let counts = self.meta.job_counts(job.id).await?;
+        let w = Window {
+            offset: 0,
+            limit: MAX_RUNS_WITH_JOB,
+            descending: false,
+        };
+        let (_, runs) = self.meta.runs(org, Some(job.id), None, Some(w)).await?;
+        Ok(JobRecord {
+            job,
+            counts,
+            runs: Some(self.with_files(org, runs).await?),
+        })
+    }
+
+    /// `job` with its counters (no runs).
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn counted(&self, job: JobRow) -> Result<JobRecord, Error> {
+        let counts = self.meta.job_counts(job.id).await?;
+        Ok(JobRecord {
+            job,
+            counts,
+            runs: None,
+        })
+    }
+
+    /// A page of `org`'s jobs with their counters.
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn job_records(
+        &self,
+        org: Uuid,
+        status: Option<&str>,
+        w: Window,
+    ) -> Result<(usize, Vec<JobRecord>), Error> {
+        let (count, rows) = self.meta.jobs(org, status, w).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|j| j.id).collect();
+        let mut counts = self.meta.job_counts_among(&ids).await?;
+        let records = rows
+            .into_iter()
+            .map(|job| JobRecord {
+                counts: counts.remove(&job.id).unwrap_or_default(),
+                job,
+                runs: None,
+            })
+            .collect();
+        Ok((count, records))
+    }
+
+    /// One task with its runs.
+    ///
+    /// # Errors
+    /// 404 when `org` has no such task.
+    pub async fn task_record(&self, org: Uuid, id: Uuid) -> Result<TaskRecord, Error> {
+        let task = self.meta.task(org, id).await?;
+        let runs = self.meta.runs_of_tasks(org, &[task.id]).await?;
+        Ok(TaskRecord {
+            task,
+            runs: self.with_files(org, runs).await?,
+        })
+    }
+
+    /// A page of `org`'s tasks (of job `job`, in `status`) with their runs.
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn task_records(
+        &self,
+        org: Uuid,
+        job: Option<Uuid>,
+        status: Option<&str>,
+        w: Window,
+    ) -> Result<(usize, Vec<TaskRecord>), Error> {
+        let (count, rows) = self.meta.tasks(org, job, status, Some(w)).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
+        let runs = self.meta.runs_of_tasks(org, &ids).await?;
+        let mut by_task: HashMap<Uuid, Vec<RunRecord>> = HashMap::new();
+        for r in self.with_files(org, runs).await? {
+            by_task.entry(r.run.task_id).or_default().push(r);
+        }
+        let records = rows
+            .into_iter()
+            .map(|task| TaskRecord {
+                runs: by_task.remove(&task.id).unwrap_or_default(),
+                task,
+            })
+            .collect();
+        Ok((count, records))
+    }
+
+    /// One run with its files.
+    ///
+    /// # Errors
+    /// 404 when `org` has no such run.
+    pub async fn run_record(&self, org: Uuid, id: Uuid) -> Result<RunRecord, Error> {
+        let run = self.meta.run(org, id).await?;
+        let mut out = self.with_files(org, vec![run]).await?;
+        out.pop()
+            .ok_or_else(|| Error::Internal("run vanished".into()))
+    }
+
+    /// A page of `org`'s runs (of job `job`'s tasks, or of task `task`).
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn run_records(
+        &self,
+        org: Uuid,
+        job: Option<Uuid>,
+        task: Option<Uuid>,
+        w: Window,
+    ) -> Result<(usize, Vec<RunRecord>), Error> {
+        let (count, rows) = self.meta.runs(org, job, task, Some(w)).await?;
+        Ok((count, self.with_files(org, rows).await?))
+    }
+
+    /// `runs` with their files, read in one query.
+    async fn with_files(&self, org: Uuid, runs: Vec<RunRow>) -> Result<Vec<RunRecord>, Error> {
+        let ids: Vec<Uuid> = runs.iter().flat_map(|r| r.files.iter().copied()).collect();
+        let files: HashMap<Uuid, FileRow> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.meta
+                .files_among(org, &ids)
+                .await?
+                .into_iter()
+                .map(|f| (f.id, f))
+                .collect()
+        };
+        Ok(runs
+            .into_iter()
+            .map(|run| RunRecord {
+                files: run
+                    .files
+                    .iter()
+                    .filter_map(|id| files.get(id).cloned())
+                    .collect(),
+                run,
+            })
+            .collect())
+    }
+}
+
+impl Jobs {
+    /// The layers of `plan` that are not stored yet (see [`super::batch::missing`]).
+    ///
+    /// # Errors
+    /// Metadata or store failures.
+    pub async fn missing(
+        &self,
+        store: &crate::store::BlobStore,
+        plan: &super::plan::Plan,
+    ) -> Result<super::batch::Missing, Error> {
+        super::batch::missing(store, &self.meta, plan).await
+    }
+}
