@@ -86,7 +86,18 @@ pub struct HttpSettings {
     pub header_read_timeout_secs: u64,
     pub send_timeout_secs: u64,
     pub max_connections: usize,
+    pub io_threads: usize,
     pub ops_listen: String,
+}
+
+impl HttpSettings {
+    /// Threads serving connections: `io_threads`, or one per CPU when 0.
+    pub fn serving_threads(&self) -> usize {
+        match self.io_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -388,6 +399,12 @@ impl Settings {
         }
         if self.http.max_connections == 0 {
             return bad("http.max_connections", "must be at least 1".into());
+        }
+        if self.http.io_threads > 256 {
+            return bad(
+                "http.io_threads",
+                format!("is {}; at most 256 (0: one per CPU)", self.http.io_threads),
+            );
         }
         if !self.http.ops_listen.is_empty() && self.http.ops_listen.parse::<SocketAddr>().is_err() {
             return bad(

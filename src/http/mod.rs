@@ -244,7 +244,16 @@ pub async fn serve_ops(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, ops_router(Arc::clone(&app)), &app, shutdown).await
+    let edge = server::run(
+        listener,
+        ops_router(Arc::clone(&app)),
+        &app.settings.http,
+        1,
+        shutdown,
+    )
+    .await?;
+    edge.close().await;
+    Ok(())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains
@@ -258,7 +267,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(Arc::clone(&app));
-    server::run(listener, router, &app, shutdown).await?;
+    let threads = app.settings.http.serving_threads();
+    let edge = server::run(listener, router, &app.settings.http, threads, shutdown).await?;
     app.shutdown().await;
+    edge.close().await;
     Ok(())
 }

@@ -17,10 +17,18 @@
 //!   waiting, then dropped), so a flood of idle or dribbling connections
 //!   cannot take the file descriptors that the ones being served need.
 //!
+//! - **Serving threads** (`http.io_threads`, default one per CPU): each
+//!   runs its own single-threaded runtime accepting from the one socket,
+//!   and a connection stays on the thread that accepted it, so serving a
+//!   hit wakes no other thread. Background work (renders, the reaper, the
+//!   flusher) stays on the main runtime.
+//!
 //! Shutdown: stop accepting, ask every connection to finish its requests
-//! (hyper's graceful shutdown), wait up to `http.shutdown_grace_secs`.
+//! (hyper's graceful shutdown), wait up to `http.shutdown_grace_secs`;
+//! the serving threads' runtimes end only after the app has shut down
+//! ([`Edge::close`]).
 
-use crate::app::App;
+use crate::config::HttpSettings;
 use crate::telemetry;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,26 +41,159 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 /// What a connection past the cap reads before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nretry-after: 1\r\ncache-control: no-store\r\ncontent-type: application/json\r\ncontent-length: 85\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; retry in a second\"}}\n";
 
+/// What every connection is held to (from `http.*`).
+#[derive(Clone)]
+struct Limits {
+    header_read_timeout: Duration,
+    send_timeout: Duration,
+    grace: Duration,
+    /// One permit per open connection (`http.max_connections`), shared by
+    /// every serving thread.
+    slots: Arc<Semaphore>,
+}
+
+/// The threads serving connections. Their runtimes stay up until
+/// [`Edge::close`], so whatever requests started on them (database
+/// connections, background writes, timers) keeps being driven while the
+/// app shuts down.
+pub(super) struct Edge {
+    release: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Edge {
+    /// Ends the serving threads' runtimes (after the app's shutdown).
+    pub(super) async fn close(self) {
+        self.release.cancel();
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.
+///
+/// With `threads` above 1, each of that many threads runs a
+/// single-threaded runtime accepting from the same socket, and a
+/// connection lives on the thread that accepted it: a request's tasks
+/// never hop between threads (as nginx's workers, and unlike one
+/// work-stealing runtime, where waking a request's task costs a wake-up
+/// of another thread). Otherwise connections are served on the caller's
+/// runtime.
 pub(super) async fn run(
     listener: TcpListener,
     router: Router,
-    app: &Arc<App>,
+    http: &HttpSettings,
+    threads: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let http = &app.settings.http;
+) -> std::io::Result<Edge> {
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(http.header_read_timeout_secs),
+        send_timeout: Duration::from_secs(http.send_timeout_secs),
+        grace: Duration::from_secs(http.shutdown_grace_secs),
+        slots: Arc::new(Semaphore::new(http.max_connections)),
+    };
+    let release = CancellationToken::new();
+    if threads <= 1 {
+        accept(listener, router, limits, shutdown).await;
+        return Ok(Edge {
+            release,
+            threads: Vec::new(),
+        });
+    }
+    let shared = listener.into_std()?;
+    let stop = CancellationToken::new();
+    let mut ended = Vec::with_capacity(threads);
+    let mut handles = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let socket = shared.try_clone()?;
+        let (router, limits) = (router.clone(), limits.clone());
+        let (stop, release) = (stop.clone(), release.clone());
+        let (done, ended_rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("layercake-http-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match TcpListener::from_std(socket) {
+                        Ok(listener) => {
+                            accept(listener, router, limits, stop.cancelled_owned()).await;
+                            let _ = done.send(Ok(()));
+                        }
+                        Err(e) => {
+                            let _ = done.send(Err(e));
+                        }
+                    }
+                    release.cancelled().await;
+                });
+            })?;
+        handles.push(thread);
+        ended.push(ended_rx);
+    }
+    drop(shared);
+    let edge = Edge {
+        release,
+        threads: handles,
+    };
+    // Until the shutdown, unless a thread could not start serving.
+    let mut ended = futures::future::select_all(ended);
+    tokio::pin!(shutdown);
+    let early = tokio::select! {
+        () = &mut shutdown => None,
+        (first, _, rest) = &mut ended => Some((first, rest)),
+    };
+    stop.cancel();
+    let (first, rest) = match early {
+        Some((first, rest)) => (Some(first), rest),
+        None => (None, ended.into_inner()),
+    };
+    let mut failed = first.and_then(|r| r.ok().and_then(Result::err));
+    for r in futures::future::join_all(rest).await {
+        if let Ok(Err(e)) = r {
+            failed.get_or_insert(e);
+        }
+    }
+    match failed {
+        Some(e) => {
+            edge.close().await;
+            Err(e)
+        }
+        None => Ok(edge),
+    }
+}
+
+/// Accepts connections on `listener` and serves them on this runtime
+/// until `shutdown` resolves, then drains them (within the grace period).
+async fn accept(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(http.header_read_timeout_secs))
+        .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let send_timeout = Duration::from_secs(http.send_timeout_secs);
-    let slots = Arc::new(Semaphore::new(http.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -68,7 +209,7 @@ pub(super) async fn run(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&limits.slots).try_acquire_owned() else {
             metrics::counter!(telemetry::CONNECTIONS_REFUSED).increment(1);
             // Never waits: a full socket buffer just loses the answer.
             let _ = stream.try_write(REFUSED);
@@ -82,7 +223,7 @@ pub(super) async fn run(
                 .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
                     req.map(axum::body::Body::new)
                 });
-        let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
+        let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));
         let conn = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service)));
         tokio::spawn(async move {
             // A client that goes away or times out is not a server error.
@@ -93,12 +234,11 @@ pub(super) async fn run(
         });
     }
     drop(listener);
-    let grace = Duration::from_secs(http.shutdown_grace_secs);
+    let grace = limits.grace;
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => tracing::warn!(?grace, "requests still running after the shutdown grace period; closing them"),
     }
-    Ok(())
 }
 
 /// A stream whose writes fail once none could make progress for `limit`.
@@ -174,6 +314,68 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    /// Two serving threads share the socket: connections land on both, a
+    /// request's awaits resume on the thread it started on, and shutdown
+    /// drains and ends the threads.
+    #[tokio::test]
+    async fn serving_threads_share_the_socket_and_keep_their_requests() {
+        use axum::routing::get;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        async fn which() -> String {
+            let before = std::thread::current().name().unwrap_or("").to_string();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::task::yield_now().await;
+            let after = std::thread::current().name().unwrap_or("").to_string();
+            format!("{before}|{after}")
+        }
+        let router = axum::Router::new().route("/", get(which));
+        let settings =
+            crate::config::Settings::load(None, &crate::config::Overrides::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn({
+            let http = settings.http.clone();
+            async move {
+                super::run(listener, router, &http, 2, async {
+                    let _ = stopped.await;
+                })
+                .await
+            }
+        });
+        let mut threads = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            // A new connection each time (Connection: close).
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).await.unwrap();
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+            let (before, after) = body.split_once('|').unwrap();
+            assert_eq!(before, after, "a request moved between threads");
+            assert!(before.starts_with("layercake-http-"), "{before}");
+            threads.insert(before.to_string());
+            if threads.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(
+            threads.len(),
+            2,
+            "one thread took every connection: {threads:?}"
+        );
+        stop.send(()).unwrap();
+        let edge = served.await.unwrap().unwrap();
+        assert_eq!(edge.threads.len(), 2);
+        edge.close().await;
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "still accepting"
+        );
+    }
 
     #[test]
     fn the_refusal_is_a_whole_http_answer() {
