@@ -184,6 +184,8 @@ pub enum AppError {
     Start(#[from] Error),
     #[error("render backends: {0}")]
     Render(String),
+    #[error("start-up: {0}")]
+    Threads(String),
 }
 
 impl App {
@@ -229,6 +231,7 @@ impl App {
             composite_bytes: settings.cache.composite_bytes,
             layer_bytes: settings.cache.layer_bytes,
             stand_in_bytes: settings.cache.stand_in_bytes,
+            flattened_bytes: settings.cache.flattened_bytes,
         });
         crate::telemetry::spawn_upkeep(background.tracker(), background.token());
         let compositor = Compositor::new(
@@ -242,8 +245,10 @@ impl App {
                 compose_max_waiting: settings.compose.max_waiting,
                 avif_budget: Duration::from_millis(settings.compose.avif_budget_ms),
                 avif_concurrency: settings.compose.avif_concurrency,
+                cpu_nice: settings.compose.nice,
             },
-        );
+        )
+        .map_err(|e| AppError::Threads(format!("compose threads: {e}")))?;
         assets.on_replaced_layers(Arc::new(compositor.clone()));
         let composite_budget = (settings.storage.composite_budget_bytes > 0).then(|| {
             let budget = Arc::new(crate::service::CompositeBudget::new(

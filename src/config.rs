@@ -165,6 +165,7 @@ pub struct CacheSettings {
     pub composite_bytes: u64,
     pub layer_bytes: u64,
     pub stand_in_bytes: u64,
+    pub flattened_bytes: u64,
     pub configuration_bytes: u64,
 }
 
@@ -212,6 +213,7 @@ pub struct ComposeSettings {
     pub avif_quality: u8,
     pub avif_budget_ms: u64,
     pub avif_concurrency: usize,
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -552,6 +554,12 @@ impl Settings {
             if !(1..=100).contains(&q) {
                 return bad(k, "must be 1..=100".into());
             }
+        }
+        if !(0..=19).contains(&self.compose.nice) {
+            return bad(
+                "compose.nice",
+                format!("is {}; use 0 (normal priority) to 19", self.compose.nice),
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad(

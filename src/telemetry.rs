@@ -7,14 +7,15 @@
 //! |---|---|---|
 //! | `layercake_http_requests_total` | counter | `route`, `method`, `status` |
 //! | `layercake_http_request_duration_seconds` | histogram | `route` |
-//! | `layercake_cache_requests_total` | counter | `cache` (composite, layer), `tier` (memory, disk, store), `result` (hit, miss) |
+//! | `layercake_cache_requests_total` | counter | `cache` (composite, layer, flattened), `tier` (memory, disk, store), `result` (hit, miss) |
 //! | `layercake_renders_total` | counter | `result` (success, retry, failure) |
 //! | `layercake_renders_duplicate_total` | counter | renders finished for a key that already had a usable stored layer (wasted work: one render per key is the promise) |
 //! | `layercake_renders_reused_total` | counter | `at` (queue, claim): tasks finished without rendering because their key was already recorded |
 //! | `layercake_render_duration_seconds` | histogram | |
+//! | `layercake_encodes_total` | counter | `format`: composites encoded (one per miss, however many requests wait for it) |
 //! | `layercake_queue_wait_seconds` | histogram | (task queued or due → claimed: waiting, apart from work) |
 //! | `layercake_queue_depth` | gauge | `status` (pending, running) |
-//! | `layercake_cache_bytes` | gauge | `cache` (composites, layers, disk) |
+//! | `layercake_cache_bytes` | gauge | `cache` (composites, layers, flattened, stand-ins, disk) |
 //! | `layercake_compose_waiting` | gauge | (requests waiting for a compose slot) |
 //! | `layercake_rejected_total` | counter | `reason` (compose, render-queue, org-share) |
 //! | `layercake_webhook_deliveries_total` | counter | `result` (delivered, retry, failed) |
@@ -38,6 +39,8 @@ pub const HTTP_REQUESTS: &str = "layercake_http_requests_total";
 pub const HTTP_DURATION: &str = "layercake_http_request_duration_seconds";
 pub const CACHE_REQUESTS: &str = "layercake_cache_requests_total";
 pub const RENDERS: &str = "layercake_renders_total";
+/// Composites encoded (by output format): one per miss, however many wait.
+pub const ENCODES: &str = "layercake_encodes_total";
 pub const RENDERS_DUPLICATE: &str = "layercake_renders_duplicate_total";
 pub const RENDERS_REUSED: &str = "layercake_renders_reused_total";
 pub const RENDER_DURATION: &str = "layercake_render_duration_seconds";

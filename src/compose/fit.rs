@@ -14,6 +14,7 @@
 //! pixels (fast_image_resize, SIMD).
 
 use super::PremulImage;
+use std::borrow::Cow;
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +108,15 @@ pub fn geometry(src: (u32, u32), width: Option<u32>, height: Option<u32>, fit: F
 /// the memory are bounded by the output size, never by the (possibly much
 /// larger) scaled content.
 pub fn resize_into(src: PremulImage, g: &Geometry) -> PremulImage {
+    resize(Cow::Owned(src), g)
+}
+
+/// [`resize_into`] leaving `src` as it is (a copy when nothing is resized).
+pub fn resize_from(src: &PremulImage, g: &Geometry) -> PremulImage {
+    resize(Cow::Borrowed(src), g)
+}
+
+fn resize(src: Cow<'_, PremulImage>, g: &Geometry) -> PremulImage {
     let (cw, ch) = (i64::from(g.content_width), i64::from(g.content_height));
     // Visible part of the content, in content pixels.
     let vx0 = (-g.offset_x).max(0);
@@ -118,7 +128,7 @@ pub fn resize_into(src: PremulImage, g: &Geometry) -> PremulImage {
     }
     let (vw, vh) = ((vx1 - vx0) as u32, (vy1 - vy0) as u32);
     let visible = if (vx0, vy0, vx1, vy1) == (0, 0, cw, ch) && (src.width, src.height) == (vw, vh) {
-        src
+        src.into_owned()
     } else {
         // The same region in source pixels.
         let kx = f64::from(src.width) / cw as f64;

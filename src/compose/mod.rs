@@ -21,7 +21,7 @@ pub mod layerfile;
 mod over;
 
 pub use encode::{EncodeError, encode, encode_as, unpremultiply};
-pub use fit::{Fit, Geometry, geometry, resize_into};
+pub use fit::{Fit, Geometry, geometry, resize_from, resize_into};
 pub use over::compose;
 
 use std::fmt::Write;

@@ -77,10 +77,15 @@ pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Respon
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
     // Gauges read at scrape time: what is queued, what the caches hold.
     crate::jobs::record_queue_depth(&app.meta).await;
-    let (composites, layers, stand_ins) = app.compositor.cache_bytes();
-    metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "stand-ins").set(stand_ins as f64);
-    metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "composites").set(composites as f64);
-    metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "layers").set(layers as f64);
+    let held = app.compositor.cache_bytes();
+    for (cache, bytes) in [
+        ("stand-ins", held.stand_ins),
+        ("composites", held.composites),
+        ("layers", held.layers),
+        ("flattened", held.flattened),
+    ] {
+        metrics::gauge!(telemetry::CACHE_BYTES, "cache" => cache).set(bytes as f64);
+    }
     if let Some(disk) = app.store.status().disk_bytes {
         metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "disk").set(disk as f64);
     }

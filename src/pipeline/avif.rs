@@ -74,11 +74,11 @@ impl Inner {
         // one of composes and short encodes.
         let permit = this.cpu_slot(Admit::Wait).await?;
         let quality = req.output.quality;
-        let (bytes, format) =
-            tokio::task::spawn_blocking(move || compose::encode_as(backup, Format::Webp, quality))
-                .await
-                .map_err(|e| Error::Internal(format!("encode task: {e}")))?
-                .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+        let (bytes, format) = this
+            .pool
+            .run(move || compose::encode_as(backup, Format::Webp, quality))
+            .await?
+            .map_err(|e| Error::Internal(format!("encode: {e}")))?;
         drop(permit);
         let e = Encoded {
             bytes: Bytes::from(bytes),

@@ -2,7 +2,7 @@
 //! compositor runs them on the blocking pool; `GET /api/layers/layer` and
 //! the compose benchmark call them directly.
 
-use crate::compose::{self, LayerImage, Output, Rect, layerfile};
+use crate::compose::{self, LayerImage, Output, PremulImage, Rect, layerfile};
 use crate::error::Error;
 use std::sync::Arc;
 
@@ -25,22 +25,42 @@ pub fn compose_fitted(
     layers: &[Arc<LayerImage>],
     canvas: (u32, u32),
     output: &Output,
-) -> crate::compose::PremulImage {
-    let region = output.crop.unwrap_or(Rect {
+) -> PremulImage {
+    let composed = flatten(layers, canvas, output);
+    compose::resize_into(composed, &geometry_of(&composed_size(canvas, output), output))
+}
+
+/// The layers stacked over the region `output` keeps (its crop, else the
+/// canvas), at canvas resolution: what every size of that image is
+/// resized from.
+pub fn flatten(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: &Output) -> PremulImage {
+    let refs: Vec<&LayerImage> = layers.iter().map(AsRef::as_ref).collect();
+    compose::compose(region_of(canvas, output), &refs)
+}
+
+/// `flattened` (from [`flatten`], for the same crop) fitted and resized
+/// to `output`, leaving `flattened` as it is.
+pub fn fit_flattened(flattened: &PremulImage, output: &Output) -> PremulImage {
+    let g = geometry_of(&(flattened.width, flattened.height), output);
+    compose::resize_from(flattened, &g)
+}
+
+fn region_of(canvas: (u32, u32), output: &Output) -> Rect {
+    output.crop.unwrap_or(Rect {
         x: 0,
         y: 0,
         width: canvas.0,
         height: canvas.1,
-    });
-    let refs: Vec<&LayerImage> = layers.iter().map(AsRef::as_ref).collect();
-    let composed = compose::compose(region, &refs);
-    let g = compose::geometry(
-        (region.width, region.height),
-        output.width,
-        output.height,
-        output.fit,
-    );
-    compose::resize_into(composed, &g)
+    })
+}
+
+fn composed_size(canvas: (u32, u32), output: &Output) -> (u32, u32) {
+    let r = region_of(canvas, output);
+    (r.width, r.height)
+}
+
+fn geometry_of(size: &(u32, u32), output: &Output) -> compose::Geometry {
+    compose::geometry(*size, output.width, output.height, output.fit)
 }
 
 /// A layer image placed on its canvas at `offset` (from its record) and

@@ -211,9 +211,7 @@ impl Inner {
     ) -> Result<Result<LayerImage, layerfile::LayerFileError>, Error> {
         let max = this.limits.max_layer_pixels;
         let _permit = this.cpu_slot(Admit::Wait).await?;
-        tokio::task::spawn_blocking(move || layerfile::decode(&bytes, max))
-            .await
-            .map_err(|e| Error::Internal(format!("decode task: {e}")))
+        this.pool.run(move || layerfile::decode(&bytes, max)).await
     }
 
     /// A stored layer, if there is a usable one. A stored object that does

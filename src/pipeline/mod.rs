@@ -10,9 +10,12 @@
 //! Every step that does work is a single flight per key ([`Flights`]),
 //! spawned so that the first requester's disconnect cancels nothing. CPU
 //! work here (compose, resize, encode, stored-layer decode) runs on the
-//! blocking pool behind one semaphore (`compose.concurrency`), so a burst of
-//! misses cannot starve the hits; renders are bounded by the workers' slots
-//! (`render.concurrency`), wherever the workers run.
+//! lower-priority threads of [`pool`] behind one semaphore
+//! (`compose.concurrency`), so a burst of misses cannot starve the hits;
+//! renders are bounded by the workers' slots (`render.concurrency`),
+//! wherever the workers run. A new size or format of an image already
+//! made resizes its flattened stack (`MemoryTiers::flattened`) instead of
+//! stacking the layers again.
 //!
 //! This module decides *what* happens on a miss; it does not know HTTP
 //! (see `http`), pixels (see `compose`) or how renders are scheduled (see
@@ -23,9 +26,10 @@ mod avif;
 mod cpu;
 mod flight;
 mod layers;
+mod pool;
 mod produce;
 
-pub use cpu::{compose_fitted, render_composite, transform_layer};
+pub use cpu::{compose_fitted, fit_flattened, flatten, render_composite, transform_layer};
 pub use flight::Flights;
 
 use crate::catalog::Asset;
@@ -37,6 +41,7 @@ use crate::store::{BlobStore, Encoded, Ledger, MemoryTiers, composite_path};
 use crate::telemetry;
 use admission::Admit;
 use bytes::Bytes;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -53,6 +58,8 @@ pub struct ImageRequest {
     /// Normalised (see `Output::normalize`).
     pub output: Output,
     key: Key,
+    /// The request's cache buster (empty: none), part of every key.
+    buster: String,
     /// Wait for an AVIF encode however long it takes (batch callers such
     /// as `layercake prefetch`), instead of answering a WebP stand-in.
     pub patient: bool,
@@ -78,6 +85,7 @@ impl ImageRequest {
             view,
             output,
             key,
+            buster: buster.to_owned(),
             patient: false,
         }
     }
@@ -85,6 +93,30 @@ impl ImageRequest {
     pub fn key(&self) -> Key {
         self.key
     }
+
+    /// The key of this image's layers stacked at canvas resolution (the
+    /// crop, if any, applied; no size, fit or format): every size and
+    /// format of one image shares it.
+    pub fn flattened_key(&self) -> Key {
+        let mut what = String::from("flattened");
+        if let Some(c) = self.output.crop {
+            let _ = write!(what, ";crop={},{},{},{}", c.x, c.y, c.width, c.height);
+        }
+        if !self.buster.is_empty() {
+            what.push_str(";buster=");
+            what.push_str(&self.buster);
+        }
+        keys::composite_key(&self.asset, &self.config, self.view, &what)
+    }
+}
+
+/// Bytes held by the memory tiers (what `layercake_cache_bytes` reports).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheBytes {
+    pub composites: u64,
+    pub layers: u64,
+    pub stand_ins: u64,
+    pub flattened: u64,
 }
 
 /// Where the bytes of a response came from.
@@ -135,6 +167,8 @@ pub struct Limits {
     pub avif_budget: Duration,
     /// AVIF encodes running at once, apart from the compose slots.
     pub avif_concurrency: usize,
+    /// Nice value of the threads CPU work runs on (0: normal priority).
+    pub cpu_nice: i32,
 }
 
 /// The compositor service. Cheap to clone.
@@ -160,6 +194,9 @@ struct Inner {
     /// render waiter never takes a read's `None` for its result.
     renders: Arc<Flights<Key, Arc<LayerImage>>>,
     cpu: Semaphore,
+    /// The lower-priority threads CPU work runs on, one per compose and
+    /// AVIF slot.
+    pool: pool::CpuPool,
     /// AVIF encodes at once (`compose.avif_concurrency`).
     avif: Semaphore,
     limits: Limits,
@@ -175,14 +212,19 @@ struct Inner {
 }
 
 impl Compositor {
+    /// # Errors
+    /// When the CPU pool's threads cannot be started.
     pub fn new(
         tiers: MemoryTiers,
         store: BlobStore,
         jobs: Arc<Jobs>,
         limits: Limits,
-    ) -> Compositor {
-        Compositor {
+    ) -> std::io::Result<Compositor> {
+        let threads = limits.compose_concurrency.max(1) + limits.avif_concurrency.max(1);
+        let pool = pool::CpuPool::new(threads, limits.cpu_nice)?;
+        Ok(Compositor {
             inner: Arc::new(Inner {
+                pool,
                 tiers,
                 store,
                 jobs,
@@ -197,7 +239,7 @@ impl Compositor {
                 before_queueing: std::sync::OnceLock::new(),
                 ledger: std::sync::OnceLock::new(),
             }),
-        }
+        })
     }
 
     /// Reports every composite written to the object store, and every one
@@ -277,7 +319,7 @@ impl Compositor {
         })
     }
 
-    /// Runs CPU-bound `f` on the blocking pool behind the compose semaphore.
+    /// Runs CPU-bound `f` on the CPU pool behind the compose semaphore.
     ///
     /// # Errors
     /// [`Error::Overloaded`] when `compose.max_waiting` jobs already wait,
@@ -288,9 +330,7 @@ impl Compositor {
         R: Send + 'static,
     {
         let _permit = self.inner.cpu_slot(Admit::OrReject).await?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Internal(format!("cpu task: {e}")))
+        self.inner.pool.run(f).await
     }
 
     /// Replaces the image of layer `key`: waits for any fetch or render of
@@ -325,17 +365,19 @@ impl Compositor {
             .await
     }
 
-    /// Bytes held by the memory tiers: composites, layers, stand-ins.
-    pub fn cache_bytes(&self) -> (u64, u64, u64) {
+    /// Bytes held by each memory tier.
+    pub fn cache_bytes(&self) -> CacheBytes {
         let t = &self.inner.tiers;
         t.composites.run_pending_tasks();
         t.layers.run_pending_tasks();
         t.stand_ins.run_pending_tasks();
-        (
-            t.composites.weighted_size(),
-            t.layers.weighted_size(),
-            t.stand_ins.weighted_size(),
-        )
+        t.flattened.run_pending_tasks();
+        CacheBytes {
+            composites: t.composites.weighted_size(),
+            layers: t.layers.weighted_size(),
+            stand_ins: t.stand_ins.weighted_size(),
+            flattened: t.flattened.weighted_size(),
+        }
     }
 
     /// Waits for background writes to finish (for graceful shutdown).

@@ -3,7 +3,7 @@
 //! in the store.
 
 use super::admission::Admit;
-use super::cpu::compose_fitted;
+use super::cpu::{fit_flattened, flatten};
 use super::{ImageRequest, Inner, Source};
 use crate::compose::{self, Format, PremulImage};
 use crate::error::Error;
@@ -61,15 +61,7 @@ impl Inner {
         if let Some(e) = this.tiers.stand_ins.get(&key) {
             return Ok((e, Source::Fallback));
         }
-        let layers = Inner::layers_for(&this, &req).await?;
-        let fitted = {
-            let _permit = this.cpu_slot(Admit::OrReject).await?;
-            let output = req.output.clone();
-            let canvas = (req.asset.width, req.asset.height);
-            tokio::task::spawn_blocking(move || compose_fitted(&layers, canvas, &output))
-                .await
-                .map_err(|e| Error::Internal(format!("compose task: {e}")))?
-        };
+        let fitted = Inner::fitted(&this, &req).await?;
         if format == Format::Avif && !req.patient {
             return Inner::avif_within_budget(this, key, path, fitted, req).await;
         }
@@ -81,6 +73,33 @@ impl Inner {
             }
             Encoding::Busy => Err(Error::Internal("a patient encode was skipped".into())),
         }
+    }
+
+    /// The image `req` asks for, resized but not encoded: from its
+    /// flattened stack if another size or format of it was made lately,
+    /// else from its layers (keeping the stack for the next size).
+    async fn fitted(this: &Arc<Inner>, req: &ImageRequest) -> Result<PremulImage, Error> {
+        let flat_key = req.flattened_key();
+        let flat = this.tiers.flattened.get(&flat_key);
+        telemetry::cache_lookup("flattened", "memory", flat.is_some());
+        let output = req.output.clone();
+        if let Some(flat) = flat {
+            let _permit = this.cpu_slot(Admit::OrReject).await?;
+            return this.pool.run(move || fit_flattened(&flat, &output)).await;
+        }
+        let layers = Inner::layers_for(this, req).await?;
+        let _permit = this.cpu_slot(Admit::OrReject).await?;
+        let canvas = (req.asset.width, req.asset.height);
+        let (flat, fitted) = this
+            .pool
+            .run(move || {
+                let flat = Arc::new(flatten(&layers, canvas, &output));
+                let fitted = fit_flattened(&flat, &output);
+                (flat, fitted)
+            })
+            .await?;
+        this.tiers.flattened.insert(flat_key, flat);
+        Ok(fitted)
     }
 
     /// Encodes `fitted` as the request asks, on a task of its own so that
@@ -113,12 +132,12 @@ impl Inner {
                     Err(_) => return Ok(Encoding::Busy),
                 }
             };
-            let (bytes, format) = tokio::task::spawn_blocking(move || {
-                compose::encode_as(fitted, output.format, output.quality)
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("encode task: {e}")))?
-            .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+            let (bytes, format) = this
+                .pool
+                .run(move || compose::encode_as(fitted, output.format, output.quality))
+                .await?
+                .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+            metrics::counter!(telemetry::ENCODES, "format" => format.name()).increment(1);
             Ok(Encoding::Done(bytes, format))
         })
     }
