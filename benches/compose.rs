@@ -7,12 +7,18 @@
 //!   hand-written kernel has to beat to exist.
 //! - `over/demo`: the demo sofa's real (cropped) layers for one view.
 //! - `miss_cpu/*`: compose + resize to 1024 + encode, per format (AVIF at the request path's speed).
+//! - `miss_512/*`: the referee's miss (../shared/bench/peers: six 1200×1200
+//!   layers to 512 px WebP q80) stage by stage: `compose` (the stack at
+//!   canvas size), `resize` (1200 → 512), `encode` (WebP q80 at 512) and
+//!   `whole` (all three: a miss whose layers are decoded, the first size of
+//!   a configuration) and `from_flattened` (resize + encode from the kept
+//!   stack: a new size of a configuration already made).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use layercake::catalog::{Catalog, DEMO_ASSET_ID};
 use layercake::compose::{self, Fit, Format, LayerImage, Output, Rect, Rgba8};
 use layercake::keys::Configuration;
-use layercake::pipeline::render_composite;
+use layercake::pipeline::{fit_flattened, flatten, render_composite};
 use layercake::render::{BuiltinRenderer, RenderRequest};
 use resvg::tiny_skia;
 use std::hint::black_box;
@@ -136,6 +142,46 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    let six: Vec<Arc<LayerImage>> = layers.into_iter().map(Arc::new).collect();
+    let out = Output {
+        width: Some(512),
+        height: None,
+        fit: Fit::Contain,
+        crop: None,
+        format: Format::Webp,
+        quality: Some(80),
+    }
+    .normalize((SIDE, SIDE), 80);
+    let geometry = compose::geometry((SIDE, SIDE), out.width, out.height, out.fit);
+    let composed = compose::compose(full, &refs_of(&six));
+    let fitted = compose::resize_into(composed.clone(), &geometry);
+    let mut g = c.benchmark_group("miss_512");
+    g.sample_size(20);
+    g.bench_function("compose", |b| {
+        b.iter(|| compose::compose(black_box(full), &refs_of(&six)))
+    });
+    g.bench_function("resize", |b| {
+        b.iter(|| compose::resize_into(black_box(composed.clone()), &geometry))
+    });
+    g.bench_function("encode", |b| {
+        b.iter(|| compose::encode(black_box(fitted.clone()), Format::Webp, Some(80)).unwrap())
+    });
+    g.bench_function("whole", |b| {
+        b.iter(|| render_composite(black_box(&six), (SIDE, SIDE), &out).unwrap())
+    });
+    let flat = flatten(&six, (SIDE, SIDE), &out);
+    g.bench_function("from_flattened", |b| {
+        b.iter(|| {
+            let fitted = fit_flattened(black_box(&flat), &out);
+            compose::encode(fitted, Format::Webp, Some(80)).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn refs_of(layers: &[Arc<LayerImage>]) -> Vec<&LayerImage> {
+    layers.iter().map(AsRef::as_ref).collect()
 }
 
 criterion_group!(benches, bench);

@@ -7,7 +7,7 @@
 # Builds the release binary (unless BINARY names one; not LAYERCAKE_*, which is configuration), starts it on 127.0.0.1 with a fresh data dir,
 # and measures, per camera view:
 #   cold miss  - nothing cached: every layer rendered, composed, encoded;
-#   layer hit  - layers in memory, a new output size: compose + encode only;
+#   layer hit  - layers in memory, a new output size: resize + encode of the kept stack;
 #   hit        - the same URL again: served from the memory tier.
 # Then wrk hammers one hit URL for a few seconds (1 thread, 8 connections).
 # Everything is on loopback and stops by itself.
