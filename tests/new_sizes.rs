@@ -20,7 +20,10 @@ const MISS: &str =
 async fn fetch(client: &reqwest::Client, url: &str) -> (String, Vec<u8>) {
     let r = client.get(url).send().await.expect("request");
     assert_eq!(r.status(), 200, "{url}");
-    let cache = r.headers()["x-layercake-cache"].to_str().unwrap().to_owned();
+    let cache = r.headers()["x-layercake-cache"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     (cache, r.bytes().await.unwrap().to_vec())
 }
 
@@ -42,13 +45,29 @@ async fn a_new_size_is_resized_from_the_kept_stack_to_the_same_pixels() {
     let client = reqwest::Client::new();
     let kept = Server::start(settings(), Arc::new(Counting::new())).await;
 
-    let (_, first) = fetch(&client, &kept.url(&image_url(&cfg, "&width=300&format=png"))).await;
+    let (_, first) = fetch(
+        &client,
+        &kept.url(&image_url(&cfg, "&width=300&format=png")),
+    )
+    .await;
     let (hits, misses) = counts(&client, &kept).await;
-    assert_eq!((hits, misses), (0.0, 1.0), "the first size stacks the layers");
+    assert_eq!(
+        (hits, misses),
+        (0.0, 1.0),
+        "the first size stacks the layers"
+    );
 
-    let (cache, small) = fetch(&client, &kept.url(&image_url(&cfg, "&width=200&format=png"))).await;
+    let (cache, small) = fetch(
+        &client,
+        &kept.url(&image_url(&cfg, "&width=200&format=png")),
+    )
+    .await;
     assert_eq!(cache, "miss", "a new size is still a miss of the composite");
-    let (cache, _) = fetch(&client, &kept.url(&image_url(&cfg, "&width=200&format=webp"))).await;
+    let (cache, _) = fetch(
+        &client,
+        &kept.url(&image_url(&cfg, "&width=200&format=webp")),
+    )
+    .await;
     assert_eq!(cache, "miss");
     assert_eq!(
         counts(&client, &kept).await,
@@ -58,7 +77,11 @@ async fn a_new_size_is_resized_from_the_kept_stack_to_the_same_pixels() {
 
     let crop = "&format=png&cropX=150&cropY=420&cropWidth=733&cropHeight=301";
     let (_, cropped) = fetch(&client, &kept.url(&image_url(&cfg, crop))).await;
-    fetch(&client, &kept.url(&image_url(&json!({"Body": "Rust"}), "&width=200"))).await;
+    fetch(
+        &client,
+        &kept.url(&image_url(&json!({"Body": "Rust"}), "&width=200")),
+    )
+    .await;
     assert_eq!(
         counts(&client, &kept).await,
         (2.0, 3.0),
@@ -77,7 +100,10 @@ async fn a_new_size_is_resized_from_the_kept_stack_to_the_same_pixels() {
         ("&width=300&format=png", &first),
     ] {
         let (_, again) = fetch(&client, &fresh.url(&image_url(&cfg, extra))).await;
-        assert!(again == *bytes, "{extra}: pixels differ from the kept stack's");
+        assert!(
+            again == *bytes,
+            "{extra}: pixels differ from the kept stack's"
+        );
     }
     fresh.stop().await;
 }

@@ -14,8 +14,8 @@
 //! pixels (fast_image_resize, SIMD).
 
 use super::PremulImage;
-use std::borrow::Cow;
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fit {

@@ -27,7 +27,10 @@ pub fn compose_fitted(
     output: &Output,
 ) -> PremulImage {
     let composed = flatten(layers, canvas, output);
-    compose::resize_into(composed, &geometry_of(&composed_size(canvas, output), output))
+    compose::resize_into(
+        composed,
+        &geometry_of(&composed_size(canvas, output), output),
+    )
 }
 
 /// The layers stacked over the region `output` keeps (its crop, else the

@@ -143,7 +143,11 @@ mod tests {
         let niced = pool.run(current_nice).await.unwrap();
         // lowered to 7, or left where the process already was if lower
         assert_eq!(niced, 7.max(base), "base {base}");
-        assert_eq!(current_nice(), base, "the caller's own priority is untouched");
+        assert_eq!(
+            current_nice(),
+            base,
+            "the caller's own priority is untouched"
+        );
         let plain = CpuPool::new(1, 0).unwrap();
         assert_eq!(plain.run(current_nice).await.unwrap(), base);
     }
