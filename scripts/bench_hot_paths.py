@@ -16,9 +16,12 @@ as ratios within one run.
    answered 304, a private token in the query (bearer_token=), and a
    signed URL (HMAC-SHA256 checked on every request). With --baseline
    the same hit is run against an older binary in the same rounds.
-2. miss, new size: one request at a time, a new width each (layers
-   decoded in memory); miss, fresh process: restarted before each request
-   (layers read from the object store and decoded).
+2. miss, new size: one request at a time, a new width each: the image's
+   stack kept from an earlier size (what a new size of a configuration
+   already made costs), then the same on a server that keeps no stack
+   (cache.flattened_bytes = 0: layers decoded in memory, stacked again);
+   miss, fresh process: restarted before each request (layers read from
+   the object store and decoded).
 3. stampede: N connections ask one cold URL at once, on a fresh server
    (every layer to render) and on a new size (layers decoded). Renders and
    encodes counted from /metrics (one render per layer, one encode),
@@ -50,6 +53,7 @@ import urllib.request
 SOFA = "03a29397-2265-40cd-8c45-41a1c4e12574"
 CFG = {"Body": "Navy", "Pillows": "Teal", "Legs": "Brass Cone"}
 KEY = "a" * 64  # a throwaway signing key, 32 bytes of hex
+SUCCESS = 'result="success"'
 
 
 def free_port():
@@ -153,15 +157,17 @@ class Layercake:
             self.proc.stop()
             self.proc = None
 
-    def metric(self, name, headers=None):
-        """The sum of every series of counter `name` on /metrics."""
-        status, _, body = get(self.base + "/metrics", headers)
+    def metric(self, name, label=""):
+        """The sum of the series of counter `name` on /metrics (those whose
+        labels include `label`, e.g. 'result="success"', if given)."""
+        status, _, body = get(self.base + "/metrics")
         if status != 200:
             sys.exit(f"/metrics answered {status}")
         total = 0.0
         for line in body.decode().splitlines():
             if line.startswith(name + "{") or line.startswith(name + " "):
-                total += float(line.rsplit(" ", 1)[1])
+                if label in line.rsplit(" ", 1)[0]:
+                    total += float(line.rsplit(" ", 1)[1])
         return total
 
 
@@ -306,7 +312,7 @@ def main():
         procs.append(lc)
         warm = lc.base + image_path()
         timed(warm)
-        layers = lc.metric("layercake_renders_total")  # the image's layers, all rendered once
+        layers = lc.metric("layercake_renders_total", SUCCESS)  # the image's layers, all rendered once
         status, headers, body = get(warm)
         print(f"# {args.binary}: hit answers {status}, {len(body)} bytes, "
               f"ETag {headers.get('etag')}, Cache-Control {headers.get('cache-control')}, "
@@ -333,9 +339,19 @@ def main():
                 lc.stop()
                 lc.start()
                 fresh.append(timed(lc.base + image_path(width=700 + i)))
+            nostack = Layercake(args.binary, work, "nostack",
+                                args.config + "\n[cache]\nflattened_bytes = 0\n")
+            nostack.start()
+            procs.append(nostack)
+            timed(nostack.base + image_path())
+            stacked = [timed(nostack.base + image_path(width=600 + i)) for i in range(args.misses)]
+            nostack.stop()
             print("== miss (ms, one request at a time)")
-            print(f"new size, layers decoded:   median {statistics.median(news):7.1f}  min {min(news):7.1f}  max {max(news):7.1f}  (n={len(news)})")
-            print(f"fresh process, from store:  median {statistics.median(fresh):7.1f}  min {min(fresh):7.1f}  max {max(fresh):7.1f}  (n={len(fresh)})")
+            for name, xs in [("new size, stack kept", news),
+                             ("new size, layers stacked", stacked),
+                             ("fresh process, from store", fresh)]:
+                print(f"{name + ':':28s} median {statistics.median(xs):7.1f}  min {min(xs):7.1f}  "
+                      f"max {max(xs):7.1f}  (n={len(xs)})")
 
         if "stampede" not in skip:
             # a server of its own, so that every layer of the image is cold
@@ -345,7 +361,7 @@ def main():
             stampede(args, cold, image_path(), f"a fresh server: all {layers:.0f} layers to render")
             cold.stop()
             stampede(args, lc, image_path(width=333, quality=71),
-                     "a new size: layers decoded, renders 0 expected")
+                     "a new size: the stack kept, renders 0 expected")
 
         if "overload" not in skip:
             overload(args, lc)
@@ -363,12 +379,12 @@ def main():
 
 def stampede(args, lc, path, what):
     n = args.stampede
-    renders0 = lc.metric("layercake_renders_total")
+    renders0 = lc.metric("layercake_renders_total", SUCCESS)
     encodes0 = lc.metric("layercake_encodes_total")
     cpu0 = lc.proc.cpu_secs()
     results = asyncio.run(burst(lc.port, path, n))
     cpu_cold = lc.proc.cpu_secs() - cpu0
-    renders = lc.metric("layercake_renders_total") - renders0
+    renders = lc.metric("layercake_renders_total", SUCCESS) - renders0
     encodes = lc.metric("layercake_encodes_total") - encodes0
     statuses = {}
     for s, _, _ in results:
@@ -393,7 +409,7 @@ def overload(args, lc):
         lc.start()
         timed(hit)
     idle = wrk(hit, 10, conns=8, threads=1)
-    slots = os.cpu_count() or 2  # compose.concurrency 0: one per CPU
+    slots = len(os.sched_getaffinity(0))  # compose.concurrency 0: one per CPU the process may use
     misses = 10 * slots
     stop = time.time() + args.overload_secs
     counts = {}
@@ -403,7 +419,7 @@ def overload(args, lc):
         n = 0
         while time.time() < stop:
             n += 1
-            # distinct sizes and qualities: every request is a compose and an encode
+            # distinct sizes and qualities: every request a resize of the kept stack and an encode
             path = image_path(width=200 + (i * 997 + n * 31) % 1500, quality=50 + (i + n) % 45)
             s, _, _ = get(lc.base + path, timeout=60)
             with lock:
@@ -416,7 +432,8 @@ def overload(args, lc):
     loaded = wrk(hit, max(5, args.overload_secs - 8), conns=8, threads=1)
     for t in threads:
         t.join()
-    # the default [cache] budgets: composites, layers, stand-ins, configurations, flattened
+    # the default [cache] budgets (--config may change them): composites,
+    # layers, stand-ins, configurations, flattened
     budgets = 268435456 + 1073741824 + 33554432 + 16777216 + 134217728
     print(f"== overload: {misses} connections asking distinct misses for {args.overload_secs} s "
           f"(compose.concurrency {slots}), hits on wrk -t1 -c8")
@@ -431,7 +448,7 @@ def token_phase(args, lc, nginx_url):
     """Restart out of development mode: a private token and a signing key."""
     lc.stop()
     with open(lc.config, "w") as f:
-        f.write(f'[signing]\nkeys = ["{KEY}"]\n')
+        f.write(f'{args.config}\n[signing]\nkeys = ["{KEY}"]\n')
     token = lc.cli("token", "create", "--name", "bench").split()[-1]
     signed = lc.cli("url", "--asset", SOFA, "--configuration", _json(CFG), "--width", "512",
                     "--format", "webp")

@@ -6,6 +6,7 @@
 use super::Inner;
 use crate::error::Error;
 use crate::telemetry;
+use std::sync::Arc;
 
 /// Whether a CPU step may be refused when too many wait for a slot.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,9 +25,9 @@ impl Inner {
     pub(super) async fn cpu_slot(
         &self,
         admit: Admit,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
         use std::sync::atomic::Ordering;
-        if let Ok(p) = self.cpu.try_acquire() {
+        if let Ok(p) = Arc::clone(&self.cpu).try_acquire_owned() {
             return Ok(p);
         }
         let before = self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -38,8 +39,8 @@ impl Inner {
             )));
         }
         metrics::gauge!(telemetry::COMPOSE_WAITING).set((before + 1) as f64);
-        self.cpu
-            .acquire()
+        Arc::clone(&self.cpu)
+            .acquire_owned()
             .await
             .map_err(|_| Error::unavailable("shutting down"))
     }

@@ -1,6 +1,6 @@
 //! The CPU part of a miss as plain functions (no I/O, no slots): the
-//! compositor runs them on the blocking pool; `GET /api/layers/layer` and
-//! the compose benchmark call them directly.
+//! compositor runs them on its CPU pool (`pool.rs`); `GET /api/layers/layer`
+//! and the compose benchmark call them directly.
 
 use crate::compose::{self, LayerImage, Output, PremulImage, Rect, layerfile};
 use crate::error::Error;

@@ -10,7 +10,7 @@
 //! Every step that does work is a single flight per key ([`Flights`]),
 //! spawned so that the first requester's disconnect cancels nothing. CPU
 //! work here (compose, resize, encode, stored-layer decode) runs on the
-//! lower-priority threads of [`pool`] behind one semaphore
+//! lower-priority threads of the CPU pool (`pool.rs`) behind one semaphore
 //! (`compose.concurrency`), so a burst of misses cannot starve the hits;
 //! renders are bounded by the workers' slots (`render.concurrency`),
 //! wherever the workers run. A new size or format of an image already
@@ -193,12 +193,12 @@ struct Inner {
     /// `layers`, so a read never joins (and waits for) a render, and a
     /// render waiter never takes a read's `None` for its result.
     renders: Arc<Flights<Key, Arc<LayerImage>>>,
-    cpu: Semaphore,
+    cpu: Arc<Semaphore>,
     /// The lower-priority threads CPU work runs on, one per compose and
     /// AVIF slot.
     pool: pool::CpuPool,
     /// AVIF encodes at once (`compose.avif_concurrency`).
-    avif: Semaphore,
+    avif: Arc<Semaphore>,
     limits: Limits,
     /// Background writes of composites, awaited at shutdown.
     writes: TaskTracker,
@@ -231,8 +231,8 @@ impl Compositor {
                 composites: Arc::default(),
                 layers: Arc::default(),
                 renders: Arc::default(),
-                cpu: Semaphore::new(limits.compose_concurrency.max(1)),
-                avif: Semaphore::new(limits.avif_concurrency.max(1)),
+                cpu: Arc::new(Semaphore::new(limits.compose_concurrency.max(1))),
+                avif: Arc::new(Semaphore::new(limits.avif_concurrency.max(1))),
                 limits,
                 writes: TaskTracker::new(),
                 waiting: std::sync::atomic::AtomicUsize::new(0),
@@ -329,8 +329,17 @@ impl Compositor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let _permit = self.inner.cpu_slot(Admit::OrReject).await?;
-        self.inner.pool.run(f).await
+        // The slot goes with the job: a caller that gives up (a client
+        // gone, a deadline) frees it only when the job has finished or been
+        // skipped, so the pool never runs more jobs than there are slots.
+        let permit = self.inner.cpu_slot(Admit::OrReject).await?;
+        self.inner
+            .pool
+            .run(move || {
+                let _slot = permit;
+                f()
+            })
+            .await
     }
 
     /// Replaces the image of layer `key`: waits for any fetch or render of

@@ -1,14 +1,15 @@
 //! The threads a miss's CPU work runs on (compose, resize, encode,
 //! stored-layer decode), apart from the threads serving connections.
 //!
-//! On a machine whose cores the misses keep busy, a hit must not wait for
-//! a compose to be preempted at the scheduler's pleasure. These threads run
-//! at a lower priority (`compose.nice`, a Linux nice value, 19 by default):
-//! the kernel gives a serving thread the CPU as soon as a hit arrives, and
-//! the compose threads everything left over, so misses still use every idle
-//! cycle. How many run at once is decided upstream (the compose and AVIF
-//! semaphores); the pool has one thread per slot, so a job never queues
-//! here behind another slot's.
+//! On a machine whose cores the misses keep busy, the hits come first.
+//! These threads run at a lower priority (`compose.nice`, a Linux nice
+//! value, 19 by default: a weight of 15 against a serving thread's 1024),
+//! so the threads serving connections get the CPU they ask for and the
+//! compose threads what is left, every idle cycle included. How many run at
+//! once is decided upstream (the compose and AVIF semaphores, whose
+//! permits the jobs hold until they finish); the pool has one thread per
+//! slot, so a job never queues here behind another slot's, and a job whose
+//! caller gave up before it started is skipped.
 
 use crate::error::Error;
 use std::panic::AssertUnwindSafe;
@@ -65,6 +66,11 @@ impl CpuPool {
     {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // Nobody waits any more (the caller was cancelled while the job
+            // queued): skip it; dropping `f` releases what it holds.
+            if done.is_closed() {
+                return;
+            }
             let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
         });
         self.jobs
@@ -133,6 +139,33 @@ mod tests {
         assert!(e.to_string().contains("boom"), "{e}");
         // the one thread survived its job's panic
         assert_eq!(pool.run(|| 6 * 7).await.unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_gave_up_before_it_started_is_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pool = Arc::new(CpuPool::new(1, 0).unwrap());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        // the one thread busy until released
+        let busy = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.run(move || held.recv().is_ok()).await }
+        });
+        tokio::task::yield_now().await;
+        let ran = Arc::new(AtomicBool::new(false));
+        // polled once (which queues the job), then dropped: the caller gives up
+        let mut queued = Box::pin(pool.run({
+            let ran = Arc::clone(&ran);
+            move || ran.store(true, Ordering::SeqCst)
+        }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(queued.as_mut().poll(&mut cx).is_pending());
+        drop(queued);
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        // a job queued after the skipped one runs: the skip happened first
+        pool.run(|| ()).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
     }
 
     #[cfg(target_os = "linux")]

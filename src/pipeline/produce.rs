@@ -3,7 +3,7 @@
 //! in the store.
 
 use super::admission::Admit;
-use super::cpu::{fit_flattened, flatten};
+use super::cpu::{compose_fitted, fit_flattened, flatten};
 use super::{ImageRequest, Inner, Source};
 use crate::compose::{self, Format, PremulImage};
 use crate::error::Error;
@@ -90,6 +90,12 @@ impl Inner {
         let layers = Inner::layers_for(this, req).await?;
         let _permit = this.cpu_slot(Admit::OrReject).await?;
         let canvas = (req.asset.width, req.asset.height);
+        if !this.keeps_stack(canvas, &output) {
+            return this
+                .pool
+                .run(move || compose_fitted(&layers, canvas, &output))
+                .await;
+        }
         let (flat, fitted) = this
             .pool
             .run(move || {
@@ -100,6 +106,17 @@ impl Inner {
             .await?;
         this.tiers.flattened.insert(flat_key, flat);
         Ok(fitted)
+    }
+
+    /// Whether the stack of an image is worth keeping: the tier is on and
+    /// the stack takes at most a quarter of its budget (a larger one would
+    /// evict the others, or not be admitted at all, and keeping it costs a
+    /// copy when the output is the stack itself).
+    fn keeps_stack(&self, canvas: (u32, u32), output: &compose::Output) -> bool {
+        let (w, h) = output.crop.map_or(canvas, |c| (c.width, c.height));
+        let bytes = u64::from(w) * u64::from(h) * 4;
+        let budget = self.tiers.flattened.policy().max_capacity().unwrap_or(0);
+        bytes <= budget / 4
     }
 
     /// Encodes `fitted` as the request asks, on a task of its own so that
@@ -122,12 +139,12 @@ impl Inner {
             let _permit = if output.format != Format::Avif {
                 this.cpu_slot(Admit::Wait).await?
             } else if patient {
-                this.avif
-                    .acquire()
+                Arc::clone(&this.avif)
+                    .acquire_owned()
                     .await
                     .map_err(|_| Error::unavailable("shutting down"))?
             } else {
-                match this.avif.try_acquire() {
+                match Arc::clone(&this.avif).try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => return Ok(Encoding::Busy),
                 }
