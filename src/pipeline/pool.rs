@@ -1,11 +1,11 @@
 //! The threads a miss's CPU work runs on (compose, resize, encode,
 //! stored-layer decode), apart from the threads serving connections.
 //!
-//! On a machine whose cores the misses keep busy, the hits come first.
-//! These threads run at a lower priority (`compose.nice`, a Linux nice
-//! value, 19 by default: a weight of 15 against a serving thread's 1024),
-//! so the threads serving connections get the CPU they ask for and the
-//! compose threads what is left, every idle cycle included. How many run at
+//! These threads can run at a lower priority (`compose.nice`, a Linux nice
+//! value; 0 by default): at 19, a weight of 15 against a serving thread's
+//! 1024, the threads serving connections get the CPU they ask for and the
+//! compose threads what is left, every idle cycle included; but so does
+//! every other normal-priority process on the machine. How many run at
 //! once is decided upstream (the compose and AVIF semaphores, whose
 //! permits the jobs hold until they finish); the pool has one thread per
 //! slot, so a job never queues here behind another slot's, and a job whose
