@@ -14,68 +14,15 @@
 //!   a configuration) and `from_flattened` (resize + encode from the kept
 //!   stack: a new size of a configuration already made).
 
+mod common;
+
+use common::{SIDE, demo_layers, synthetic};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use layercake::catalog::{Catalog, DEMO_ASSET_ID};
-use layercake::compose::{self, Fit, Format, LayerImage, Output, Rect, Rgba8};
-use layercake::keys::Configuration;
+use layercake::compose::{self, Fit, Format, LayerImage, Output, Rect};
 use layercake::pipeline::{fit_flattened, flatten, render_composite};
-use layercake::render::{BuiltinRenderer, RenderRequest};
 use resvg::tiny_skia;
 use std::hint::black_box;
 use std::sync::Arc;
-
-const SIDE: u32 = 1200;
-
-fn synthetic(seed: u32) -> LayerImage {
-    let mut data = Vec::with_capacity((SIDE * SIDE * 4) as usize);
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            // Bands: transparent, opaque, then a translucent gradient.
-            let band = (x + y * 3 + seed * 97) % 600;
-            let a = match band {
-                0..200 => 0,
-                200..400 => 255,
-                b => (b - 400) as u8,
-            };
-            data.extend_from_slice(&[(x + seed) as u8, (y * 2) as u8, (seed * 40) as u8, a]);
-        }
-    }
-    LayerImage {
-        image: Rgba8 {
-            width: SIDE,
-            height: SIDE,
-            data,
-        },
-        x: 0,
-        y: 0,
-        canvas_width: SIDE,
-        canvas_height: SIDE,
-    }
-}
-
-fn demo_layers() -> Vec<Arc<LayerImage>> {
-    let catalog = Catalog::demo().unwrap();
-    let asset = Arc::clone(catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap());
-    let cfg = Configuration::parse(&asset, &serde_json::json!({"Skirt": true})).unwrap();
-    let r = BuiltinRenderer::new(1 << 26);
-    asset
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_visible(cfg.values()))
-        .map(|(i, l)| {
-            let req = RenderRequest {
-                asset: Arc::clone(&asset),
-                layer: i,
-                view: 1,
-                values: cfg.subset(&l.depends_on),
-                width: asset.width,
-                height: asset.height,
-            };
-            Arc::new(r.render_sync(&req).unwrap())
-        })
-        .collect()
-}
 
 fn bench(c: &mut Criterion) {
     let full = Rect {
@@ -117,7 +64,10 @@ fn bench(c: &mut Criterion) {
             canvas
         })
     });
-    let demo = demo_layers();
+    let demo: Vec<Arc<LayerImage>> = demo_layers(serde_json::json!({"Skirt": true}))
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     let demo_refs: Vec<&LayerImage> = demo.iter().map(AsRef::as_ref).collect();
     g.throughput(Throughput::Elements(u64::from(SIDE * SIDE)));
     g.bench_function("demo", |b| {

@@ -13,64 +13,17 @@
 //! render), and `synthetic`, a 1200² layer of bands and gradients (the
 //! compose bench's). Each format's size is printed once before the runs.
 
+mod common;
+
+use common::{demo_layers, synthetic};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use layercake::catalog::{Catalog, DEMO_ASSET_ID};
-use layercake::compose::{LayerImage, Rgba8, layerfile};
-use layercake::keys::Configuration;
-use layercake::render::{BuiltinRenderer, RenderRequest};
+use layercake::compose::{LayerImage, layerfile};
 use std::hint::black_box;
-use std::sync::Arc;
-
-const SIDE: u32 = 1200;
-
-fn synthetic() -> LayerImage {
-    let mut data = Vec::with_capacity((SIDE * SIDE * 4) as usize);
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            let band = (x + y * 3) % 600;
-            let a = match band {
-                0..200 => 0,
-                200..400 => 255,
-                b => (b - 400) as u8,
-            };
-            data.extend_from_slice(&[x as u8, (y * 2) as u8, 40, a]);
-        }
-    }
-    LayerImage {
-        image: Rgba8 {
-            width: SIDE,
-            height: SIDE,
-            data,
-        },
-        x: 0,
-        y: 0,
-        canvas_width: SIDE,
-        canvas_height: SIDE,
-    }
-}
 
 /// The largest visible layer of the demo sofa (its body), view 1.
 fn demo() -> LayerImage {
-    let catalog = Catalog::demo().unwrap();
-    let asset = Arc::clone(catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap());
-    let cfg = Configuration::parse(&asset, &serde_json::json!({"Body": "Navy"})).unwrap();
-    let r = BuiltinRenderer::new(1 << 26);
-    asset
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_visible(cfg.values()))
-        .map(|(i, l)| {
-            let req = RenderRequest {
-                asset: Arc::clone(&asset),
-                layer: i,
-                view: 1,
-                values: cfg.subset(&l.depends_on),
-                width: asset.width,
-                height: asset.height,
-            };
-            r.render_sync(&req).unwrap()
-        })
+    demo_layers(serde_json::json!({"Body": "Navy"}))
+        .into_iter()
         .max_by_key(|l| l.image.data.len())
         .unwrap()
 }
@@ -78,7 +31,7 @@ fn demo() -> LayerImage {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("layer_decode");
     g.sample_size(20);
-    for (name, layer) in [("demo", demo()), ("synthetic", synthetic())] {
+    for (name, layer) in [("demo", demo()), ("synthetic", synthetic(0))] {
         let img = &layer.image;
         let raw = &img.data;
         let png = layerfile::encode(&layer).unwrap();

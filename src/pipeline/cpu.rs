@@ -27,10 +27,8 @@ pub fn compose_fitted(
     output: &Output,
 ) -> PremulImage {
     let composed = flatten(layers, canvas, output);
-    compose::resize_into(
-        composed,
-        &geometry_of(&composed_size(canvas, output), output),
-    )
+    let g = geometry_of((composed.width, composed.height), output);
+    compose::resize_into(composed, &g)
 }
 
 /// The layers stacked over the region `output` keeps (its crop, else the
@@ -44,7 +42,7 @@ pub fn flatten(layers: &[Arc<LayerImage>], canvas: (u32, u32), output: &Output) 
 /// `flattened` (from [`flatten`], for the same crop) fitted and resized
 /// to `output`, leaving `flattened` as it is.
 pub fn fit_flattened(flattened: &PremulImage, output: &Output) -> PremulImage {
-    let g = geometry_of(&(flattened.width, flattened.height), output);
+    let g = geometry_of((flattened.width, flattened.height), output);
     compose::resize_from(flattened, &g)
 }
 
@@ -57,13 +55,8 @@ fn region_of(canvas: (u32, u32), output: &Output) -> Rect {
     })
 }
 
-fn composed_size(canvas: (u32, u32), output: &Output) -> (u32, u32) {
-    let r = region_of(canvas, output);
-    (r.width, r.height)
-}
-
-fn geometry_of(size: &(u32, u32), output: &Output) -> compose::Geometry {
-    compose::geometry(*size, output.width, output.height, output.fit)
+fn geometry_of(size: (u32, u32), output: &Output) -> compose::Geometry {
+    compose::geometry(size, output.width, output.height, output.fit)
 }
 
 /// A layer image placed on its canvas at `offset` (from its record) and

@@ -10,8 +10,9 @@
 //! Every step that does work is a single flight per key ([`Flights`]),
 //! spawned so that the first requester's disconnect cancels nothing. CPU
 //! work here (compose, resize, encode, stored-layer decode) runs on the
-//! lower-priority threads of the CPU pool (`pool.rs`) behind one semaphore
-//! (`compose.concurrency`), so a burst of misses cannot starve the hits;
+//! threads of the CPU pool (`pool.rs`), never the ones serving
+//! connections, behind one semaphore (`compose.concurrency`), so a burst of
+//! misses cannot starve the hits;
 //! renders are bounded by the workers' slots (`render.concurrency`),
 //! wherever the workers run. A new size or format of an image already
 //! made resizes its flattened stack (`MemoryTiers::flattened`) instead of
@@ -194,8 +195,8 @@ struct Inner {
     /// render waiter never takes a read's `None` for its result.
     renders: Arc<Flights<Key, Arc<LayerImage>>>,
     cpu: Arc<Semaphore>,
-    /// The lower-priority threads CPU work runs on, one per compose and
-    /// AVIF slot.
+    /// The threads CPU work runs on (at `compose.nice`), one per compose
+    /// and AVIF slot.
     pool: pool::CpuPool,
     /// AVIF encodes at once (`compose.avif_concurrency`).
     avif: Arc<Semaphore>,
