@@ -88,6 +88,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     pub io_threads: usize,
     pub ops_listen: String,
+    pub public_url: String,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl HttpSettings {
@@ -254,7 +256,9 @@ impl Settings {
         Self::load_from(file, flags, Env::prefixed("LAYERCAKE_").split("__"))
     }
 
-    fn load_from(
+    /// [`Settings::load`] with the environment given (tests pass one that
+    /// reads nothing).
+    pub(crate) fn load_from(
         file: Option<&Path>,
         flags: &Overrides,
         env: Env,
@@ -415,6 +419,34 @@ impl Settings {
                     "\"{}\" is not an address like 127.0.0.1:9090 (or \"\" for none)",
                     self.http.ops_listen
                 ),
+            );
+        }
+        if !self.http.public_url.is_empty() {
+            let ok = url::Url::parse(&self.http.public_url).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if !ok {
+                return bad(
+                    "http.public_url",
+                    format!(
+                        "\"{}\" is not a base URL like https://images.example.com (or \"\" for the request's Host)",
+                        self.http.public_url
+                    ),
+                );
+            }
+        }
+        if let Some(p) = self
+            .http
+            .trusted_proxies
+            .iter()
+            .find(|p| parse_proxy(p).is_none())
+        {
+            return bad(
+                "http.trusted_proxies",
+                format!("\"{p}\" is not an IP address or CIDR block like 10.0.0.0/8"),
             );
         }
         let postgres = ["postgres://", "postgresql://"]
@@ -636,6 +668,13 @@ impl Settings {
                 .unwrap_or(2)
         }
     }
+}
+
+/// One entry of `http.trusted_proxies`: a CIDR block, or one address.
+pub fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[cfg(test)]

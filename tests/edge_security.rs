@@ -326,7 +326,7 @@ async fn webhooks_are_capped_per_org() {
     for _ in 0..3 {
         let (status, h) = status_and_body(create()).await;
         assert_eq!(status, 201, "{h}");
-        ids.push(h["id"].as_str().unwrap().to_string());
+        ids.push(h["webhook"]["id"].as_str().unwrap().to_string());
     }
     let (status, e) = status_and_body(create()).await;
     assert_eq!(status, 422, "{e}");

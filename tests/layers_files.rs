@@ -219,11 +219,33 @@ async fn the_latest_layer_as_json_url_file_or_optimized_copy() {
 
     let j = get_json(&client, &server.url(&q), 200).await;
     assert_eq!(j["assetLayerConfiguration"], json!({"Body": "Navy"}));
+    // Absolute, from the request's Host (no public_url configured), as the
+    // published client's `LayerWithFile` requires; `path` is its path.
+    let path = format!("/api/files/{}/content", j["fileId"].as_str().unwrap());
     let url = j["url"].as_str().unwrap().to_string();
-    assert_eq!(
-        url,
-        format!("/api/files/{}/content", j["fileId"].as_str().unwrap())
-    );
+    assert_eq!(url, server.url(&path));
+    assert_eq!(j["path"], path.as_str());
+    let by_id = get_json(
+        &client,
+        &server.url(&format!("/api/layers/{}", j["id"].as_str().unwrap())),
+        200,
+    )
+    .await;
+    assert_eq!(by_id["url"], url.as_str());
+    assert_eq!(by_id["path"], path.as_str());
+    // Forwarded headers from a peer that is not a trusted proxy (none is
+    // configured) do not move the links.
+    let spoofed: serde_json::Value = client
+        .get(server.url(&q))
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spoofed["url"], url.as_str());
 
     let u = get_json(&client, &server.url(&format!("{q}&resultType=url")), 200).await;
     assert_eq!(u["url"], url.as_str());
@@ -242,7 +264,7 @@ async fn the_latest_layer_as_json_url_file_or_optimized_copy() {
         "the stored layer is cropped to its visible box"
     );
     let same = client
-        .get(server.url(&url))
+        .get(&url)
         .send()
         .await
         .unwrap()

@@ -13,6 +13,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/openapi.json"),
     ("get", "/api/fast-compositor"),
     ("get", "/api/fast-compositor/"),
+    ("get", "/api/fast-compositor/undefined"),
     ("get", "/api/fast-compositor/healthcheck"),
     ("get", "/api/layers"),
     ("post", "/api/layers"),

@@ -361,7 +361,12 @@ async fn gc_after_an_asset_update_removes_exactly_the_stale_version() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["assetVersion"].as_i64().unwrap_or(-1))
+        .map(|l| {
+            l["assetVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1)
+        })
         .collect();
     assert!(
         !versions.is_empty() && versions.iter().all(|v| *v == 2),

@@ -133,8 +133,8 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
     )
     .await;
     assert_eq!(status, 201, "{hook}");
-    let secret = hook["secret"].as_str().unwrap().to_string();
-    assert!(hook["deletedAt"].is_null());
+    let secret = hook["webhook"]["secret"].as_str().unwrap().to_string();
+    assert!(hook["webhook"]["deletedAt"].is_null());
     // Only the body layer's creation, to a second webhook.
     let (_, layer_hook) = send(client.post(&hooks).json(&json!({
         "topic": "layer.created", "address": address, "filter": {"layer": "Body"},
@@ -189,7 +189,7 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
     assert_eq!(payload["data"]["jobId"], job["id"]);
 
     // Every attempt is logged and listable.
-    let id = hook["id"].as_str().unwrap();
+    let id = hook["webhook"]["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let log = loop {
         let log = get_json(
@@ -234,13 +234,13 @@ async fn webhook_records_update_soft_delete_and_restore() {
             .json(&json!({"topic": "*", "address": "http://127.0.0.1:9/a"})),
     )
     .await;
-    let id = hook["id"].as_str().unwrap();
+    let id = hook["webhook"]["id"].as_str().unwrap();
     let one = server.url(&format!("/api/webhooks/{id}"));
 
     let got = get_json(&client, &one, 200).await;
-    assert_eq!(got["address"], "http://127.0.0.1:9/a");
+    assert_eq!(got["webhook"]["address"], "http://127.0.0.1:9/a");
     assert!(
-        got.get("secret").is_none(),
+        got["webhook"].get("secret").is_none(),
         "the secret is shown only at creation"
     );
 
@@ -251,14 +251,14 @@ async fn webhook_records_update_soft_delete_and_restore() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(updated["address"], "http://127.0.0.1:9/b");
-    assert_eq!(updated["topic"], "*");
+    assert_eq!(updated["webhook"]["address"], "http://127.0.0.1:9/b");
+    assert_eq!(updated["webhook"]["topic"], "*");
     let (status, _) = send(client.put(&one).json(&json!({"address": "mailto:x@y"}))).await;
     assert_eq!(status, 422);
 
     let (status, deleted) = send(client.delete(&one)).await;
     assert_eq!(status, 200);
-    assert!(deleted["deletedAt"].is_string());
+    assert!(deleted["webhook"]["deletedAt"].is_string());
     assert_eq!(get_json(&client, &hooks, 200).await["count"], 0);
     assert_eq!(
         get_json(&client, &format!("{hooks}?deleted=true"), 200).await["count"],
@@ -266,7 +266,7 @@ async fn webhook_records_update_soft_delete_and_restore() {
     );
     let (status, restored) = send(client.post(format!("{one}/restore"))).await;
     assert_eq!(status, 200);
-    assert!(restored["deletedAt"].is_null());
+    assert!(restored["webhook"]["deletedAt"].is_null());
     assert_eq!(get_json(&client, &hooks, 200).await["count"], 1);
 
     get_json(

@@ -245,6 +245,21 @@ pub async fn image_slash(
     image(state, caller, headers, query).await
 }
 
+/// The same route as the published client's `requestUrl` builds it:
+/// `@threekit/rest-api` 0.2.2 joins its route prefix with an undefined
+/// path, so the URLs it hands out end in `/undefined`. Answered as
+/// `GET /api/fast-compositor` so that those URLs work.
+#[utoipa::path(get, path = "/api/fast-compositor/undefined", tag = "fast-compositor",
+    responses((status = 200, description = "As GET /api/fast-compositor")))]
+pub async fn image_undefined(
+    state: State<Arc<App>>,
+    caller: ImageCaller,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    image(state, caller, headers, query).await
+}
+
 /// The request of an image URL's query (without a saved configuration or
 /// an `Accept` header), as `POST /api/urls` and `layercake prefetch` build it.
 ///

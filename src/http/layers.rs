@@ -5,6 +5,7 @@ use super::auth::{Caller, Reader};
 use super::body;
 use super::compositor::check_output_size;
 use super::error::ApiError;
+use super::origin::PublicBase;
 use super::page::Page;
 use super::params::{Params, parse_uuid};
 use crate::app::App;
@@ -13,7 +14,7 @@ use crate::error::Error;
 use crate::meta::LayerFilter;
 use crate::service::layers::{DEFAULT_BRANCH, canonical_layer_config, hash_of};
 use crate::service::{LayerQuery, NewLayer};
-use crate::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson};
+use crate::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson, layer_file_path};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
@@ -143,6 +144,7 @@ pub async fn list(
 pub async fn latest(
     State(app): State<Arc<App>>,
     Reader(caller): Reader,
+    base: PublicBase,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
@@ -150,7 +152,6 @@ pub async fn latest(
         .layers
         .latest(caller.org, &query(&app, caller.org, &p)?)
         .await?;
-    let url = format!("/api/files/{}/content", row.file_id);
     let optimization = p.json("optimization")?;
     match p.str("resultType") {
         Some("file") => {
@@ -189,16 +190,13 @@ pub async fn latest(
         }
         Some("url") => {
             let metadata = serde_json::from_str(&row.metadata).unwrap_or(serde_json::Value::Null);
+            let url = base.url(&layer_file_path(&row));
             Ok(Json(LayerUrl { url, metadata }).into_response())
         }
         Some(other) if other != "json" => {
             Err(Error::invalid("resultType", format!("\"{other}\": use file, url or json")).into())
         }
-        _ => {
-            let mut j = LayerJson::from_row(&row);
-            j.url = Some(url);
-            Ok(Json(j).into_response())
-        }
+        _ => Ok(Json(LayerJson::with_file(&row, &base.0)).into_response()),
     }
 }
 
@@ -256,18 +254,20 @@ fn optimization_output(
     Ok(out.normalize(canvas, compose.default_quality(format)))
 }
 
-/// One layer.
+/// One layer, with where its image is.
 #[utoipa::path(get, path = "/api/layers/{id}", tag = "layers",
     params(("id" = String, Path, description = "Layer id (UUID).")),
     responses((status = 200, body = LayerJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
     Reader(caller): Reader,
+    base: PublicBase,
     Path(id): Path<String>,
 ) -> Result<Json<LayerJson>, ApiError> {
     let id = parse_uuid("id", &id)?;
-    Ok(Json(LayerJson::from_row(
+    Ok(Json(LayerJson::with_file(
         &app.layers.get(caller.org, id).await?,
+        &base.0,
     )))
 }
 
@@ -299,7 +299,9 @@ pub async fn create(
         asset_id: parse_uuid("assetId", &b.asset_id)?,
         asset_layer: b.asset_layer,
         asset_layer_configuration: b.asset_layer_configuration,
-        stage_id: b.stage_id,
+        // A UUID, or none ("" or absent), as the client's schema has it.
+        stage_id: opt_uuid("stageId", &b.stage_id.filter(|s| !s.is_empty()))?
+            .map(|u| u.to_string()),
         stage_configuration: b.stage_configuration.unwrap_or(serde_json::Value::Null),
         metadata: b.metadata.unwrap_or_default(),
         file_id: parse_uuid("fileId", &b.file_id)?,

@@ -13,6 +13,8 @@
 //! - `guard`: body media types, and loopback `Host`/`Origin` in development mode.
 //! - `server`: connections (hyper-util: header-read timeout, connection cap).
 //! - `params`, `page`, `body`: query, pagination and JSON body parsing.
+//! - `origin`: the public base URL of absolute links (`http.public_url`,
+//!   or `Host` and forwarded headers from trusted proxies).
 //! - `wire`: the JSON shapes clients see.
 //! - `error`: the only place where errors become status codes, and the
 //!   boundary every answer leaves through (fixed 5xx sentences, request id).
@@ -38,6 +40,7 @@ mod jobs;
 mod layers;
 mod openapi;
 mod ops;
+mod origin;
 mod page;
 mod params;
 mod plp;
@@ -89,6 +92,7 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(plp::page))
         .routes(routes!(compositor::image))
         .routes(routes!(compositor::image_slash))
+        .routes(routes!(compositor::image_undefined))
         .routes(routes!(ops::compositor_health))
         .routes(routes!(urls::create))
         .routes(routes!(carousel::api))

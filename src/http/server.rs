@@ -197,7 +197,7 @@ async fn accept(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -220,8 +220,13 @@ async fn accept(
         let service =
             router
                 .clone()
-                .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
-                    req.map(axum::body::Body::new)
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    // Who sent it: `origin` believes forwarded headers
+                    // only from http.trusted_proxies.
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
                 });
         let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));
         let conn = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service)));

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::page::Page;
 use super::params::{Params, parse_uuid};
 use crate::app::App;
+use crate::error::Error;
 use crate::meta::{AttemptRow, DeliveryRow, WebhookRow};
 use crate::webhooks::WebhookInput;
 use crate::wire::{ErrorBody, rfc3339};
@@ -24,11 +25,15 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookBody {
+    /// The caller's org (the published client sends it); must be the
+    /// token's org: another is 403.
+    pub org_id: Option<String>,
     /// `job.stopped`, `layer.created` or `*`. Required on create.
     pub topic: Option<String>,
     /// Where deliveries are POSTed (http or https). Required on create.
     pub address: Option<String>,
-    /// Entries the event's data must equal, e.g. `{"assetId": "…"}`.
+    /// Entries the event's data must match, e.g. `{"assetId": "…"}`;
+    /// arrays are any-of; `status`: outcomes (`success`, `failed`).
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
     /// The HMAC key (at least 16 characters); generated when absent.
@@ -61,7 +66,7 @@ impl WebhookJson {
             org_id: h.org_id.to_string(),
             topic: h.topic.clone(),
             address: h.address.clone(),
-            filter: serde_json::from_str(&h.filter).unwrap_or(Value::Null),
+            filter: crate::webhooks::filter_json(&h.filter),
             created_at: rfc3339(h.created_at),
             updated_at: rfc3339(h.updated_at),
             deleted_at: h.deleted_at.map(rfc3339),
@@ -143,20 +148,40 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryJson>,
 }
 
-fn input(b: WebhookBody) -> WebhookInput {
-    WebhookInput {
+/// `{"webhook": …}`: one webhook, as the published client reads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookOne {
+    pub webhook: WebhookJson,
+}
+
+impl WebhookOne {
+    fn new(h: &WebhookRow, with_secret: bool) -> Json<WebhookOne> {
+        Json(WebhookOne {
+            webhook: WebhookJson::new(h, with_secret),
+        })
+    }
+}
+
+/// The body's fields as the service takes them; `orgId` must be the caller's.
+fn input(caller: &Caller, b: WebhookBody) -> Result<WebhookInput, Error> {
+    if let Some(org) = b.org_id.as_deref() {
+        if parse_uuid("orgId", org)? != caller.org {
+            return Err(Error::Forbidden("orgId is not the org of the token".into()));
+        }
+    }
+    Ok(WebhookInput {
         topic: b.topic,
         address: b.address,
         filter: b.filter,
         secret: b.secret,
-    }
+    })
 }
 
 /// Create a webhook. The answer carries its signing secret (only here).
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks",
     request_body = WebhookBody,
     responses(
-        (status = 201, body = WebhookJson),
+        (status = 201, body = WebhookOne),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, description = "address or topic missing or invalid", body = ErrorBody),
     ))]
@@ -164,11 +189,11 @@ pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     req: Request,
-) -> Result<(StatusCode, Json<WebhookJson>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookOne>), ApiError> {
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
-    let row = app.webhooks.create(caller.org, input(b)).await?;
-    Ok((StatusCode::CREATED, Json(WebhookJson::new(&row, true))))
+    let row = app.webhooks.create(caller.org, input(&caller, b)?).await?;
+    Ok((StatusCode::CREATED, WebhookOne::new(&row, true)))
 }
 
 /// List webhooks (soft-deleted ones with `deleted=true`).
@@ -202,54 +227,57 @@ pub async fn list(
 /// One webhook.
 #[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path)),
-    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = WebhookOne), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<WebhookJson>, ApiError> {
+) -> Result<Json<WebhookOne>, ApiError> {
     let h = app.webhooks.get(caller.org, parse_uuid("id", &id)?).await?;
-    Ok(Json(WebhookJson::new(&h, false)))
+    Ok(WebhookOne::new(&h, false))
 }
 
 /// Change a webhook's topic, address or filter (the fields given).
 #[utoipa::path(put, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path)), request_body = WebhookBody,
-    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = WebhookOne), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(id): Path<String>,
     req: Request,
-) -> Result<Json<WebhookJson>, ApiError> {
+) -> Result<Json<WebhookOne>, ApiError> {
     let id = parse_uuid("id", &id)?;
     let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
-    let row = app.webhooks.update(caller.org, id, input(b)).await?;
-    Ok(Json(WebhookJson::new(&row, false)))
+    let row = app
+        .webhooks
+        .update(caller.org, id, input(&caller, b)?)
+        .await?;
+    Ok(WebhookOne::new(&row, false))
 }
 
 /// Soft-delete a webhook: it sets `deletedAt` and stops receiving events.
 #[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path)),
-    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WebhookOne), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<WebhookJson>, ApiError> {
+) -> Result<Json<WebhookOne>, ApiError> {
     set_deleted(&app, &caller, &id, true).await
 }
 
 /// Restore a soft-deleted webhook.
 #[utoipa::path(post, path = "/api/webhooks/{id}/restore", tag = "webhooks",
     params(("id" = String, Path)),
-    responses((status = 200, body = WebhookJson), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WebhookOne), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn restore(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<WebhookJson>, ApiError> {
+) -> Result<Json<WebhookOne>, ApiError> {
     set_deleted(&app, &caller, &id, false).await
 }
 
@@ -258,10 +286,10 @@ async fn set_deleted(
     caller: &Caller,
     id: &str,
     deleted: bool,
-) -> Result<Json<WebhookJson>, ApiError> {
+) -> Result<Json<WebhookOne>, ApiError> {
     let id = parse_uuid("id", id)?;
     let h = app.webhooks.set_deleted(caller.org, id, deleted).await?;
-    Ok(Json(WebhookJson::new(&h, false)))
+    Ok(WebhookOne::new(&h, false))
 }
 
 /// Deliveries of a webhook, each with every attempt (status, error, time).

@@ -9,8 +9,11 @@ use crate::meta::{FileRow, JobCounts, JobRow, RunRow, TaskRow, Window};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Runs listed with a job at most (the newest are in `GET /api/jobs/runs`).
+/// Runs listed with a job at most (the rest are in `GET /api/jobs/runs`).
 pub const MAX_RUNS_WITH_JOB: usize = 1000;
+/// ...and with each job of a page of jobs (a page of 100 batch jobs would
+/// otherwise carry up to 100,000 runs).
+pub const MAX_RUNS_WITH_LISTED_JOB: usize = 20;
 
 #[derive(Debug, Clone)]
 pub struct RunRecord {
@@ -23,7 +26,8 @@ pub struct RunRecord {
 pub struct JobRecord {
     pub job: JobRow,
     pub counts: JobCounts,
-    /// With [`Jobs::job_record`] only: the runs of its tasks.
+    /// The runs of its tasks (oldest first, at most [`MAX_RUNS_WITH_JOB`],
+    /// or [`MAX_RUNS_WITH_LISTED_JOB`] in a list); `None` from [`Jobs::counted`].
     pub runs: Option<Vec<RunRecord>>,
 }
 
@@ -72,7 +76,7 @@ impl Jobs {
         })
     }
 
-    /// A page of `org`'s jobs with their counters.
+    /// A page of `org`'s jobs with their counters and first runs.
     ///
     /// # Errors
     /// Metadata failures.
@@ -85,12 +89,25 @@ impl Jobs {
         let (count, rows) = self.meta.jobs(org, status, w).await?;
         let ids: Vec<Uuid> = rows.iter().map(|j| j.id).collect();
         let mut counts = self.meta.job_counts_among(&ids).await?;
+        let (jobs_of_runs, runs): (Vec<Uuid>, Vec<RunRow>) = self
+            .meta
+            .runs_of_jobs(org, &ids, MAX_RUNS_WITH_LISTED_JOB)
+            .await?
+            .into_iter()
+            .unzip();
+        let mut by_job: HashMap<Uuid, Vec<RunRecord>> = HashMap::new();
+        for (job, run) in jobs_of_runs
+            .into_iter()
+            .zip(self.with_files(org, runs).await?)
+        {
+            by_job.entry(job).or_default().push(run);
+        }
         let records = rows
             .into_iter()
             .map(|job| JobRecord {
                 counts: counts.remove(&job.id).unwrap_or_default(),
+                runs: Some(by_job.remove(&job.id).unwrap_or_default()),
                 job,
-                runs: None,
             })
             .collect();
         Ok((count, records))

@@ -5,9 +5,13 @@
 //! `layer.created` (a render was stored and recorded; the data names the
 //! layer, its file, asset, view, key, job, task and run). A webhook with
 //! topic `*` gets both. Its optional `filter` is an object whose every
-//! entry must equal the same top-level entry of the event's data, e.g.
-//! `{"assetId": "…"}` for `layer.created` or `{"type": "batch"}` for
-//! `job.stopped`.
+//! entry must match the same top-level entry of the event's data: equal
+//! to it, or, for an array, equal to one of its elements, e.g.
+//! `{"assetId": "…"}` for `layer.created` or `{"type": ["batch"]}` for
+//! `job.stopped`. One entry is special, as in the published client's
+//! schema: `status`, an array of outcomes (`success`, `failed`; empty: any).
+//! A `job.stopped` event's outcome is `failed` when a task failed or the
+//! job was cancelled, else `success`; a `layer.created` is a `success`.
 //!
 //! A delivery is `POST <address>` with body
 //! `{"id", "topic", "orgId", "webhookId", "createdAt", "data"}` and headers
@@ -57,12 +61,48 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     out
 }
 
-/// Whether every entry of `filter` equals the same entry of `data`.
-pub fn matches(filter: &serde_json::Value, data: &serde_json::Value) -> bool {
-    match filter.as_object() {
-        Some(f) => f.iter().all(|(k, v)| data.get(k) == Some(v)),
-        None => true,
+/// The outcomes a filter's `status` may list.
+pub const OUTCOMES: &[&str] = &["success", "failed"];
+
+/// An event's outcome (see the module's docs).
+fn outcome(data: &serde_json::Value) -> &'static str {
+    let failures = data
+        .get("taskResultFailures")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    let cancelled = data.get("schedulerState").and_then(|s| s.as_str()) == Some("cancelled");
+    if failures > 0 || cancelled {
+        "failed"
+    } else {
+        "success"
     }
+}
+
+/// Whether every entry of `filter` matches the same entry of `data`.
+pub fn matches(filter: &serde_json::Value, data: &serde_json::Value) -> bool {
+    let Some(f) = filter.as_object() else {
+        return true;
+    };
+    f.iter().all(|(k, v)| match (k.as_str(), v) {
+        ("status", serde_json::Value::Array(any)) => {
+            any.is_empty() || any.iter().any(|s| s.as_str() == Some(outcome(data)))
+        }
+        (_, serde_json::Value::Array(any)) => {
+            data.get(k) == Some(v) || data.get(k).is_some_and(|d| any.contains(d))
+        }
+        _ => data.get(k) == Some(v),
+    })
+}
+
+/// A stored filter as answered: `status` always there (empty: any), as the
+/// published client's schema requires.
+pub fn filter_json(stored: &str) -> serde_json::Value {
+    let mut f = match serde_json::from_str(stored) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    f.entry("status").or_insert_with(|| serde_json::json!([]));
+    serde_json::Value::Object(f)
 }
 
 /// A webhook as a client creates or updates it.
@@ -352,7 +392,21 @@ fn parse_address(a: &str) -> Result<reqwest::Url, Error> {
 fn check_filter(f: Option<&serde_json::Value>) -> Result<String, Error> {
     match f {
         None | Some(serde_json::Value::Null) => Ok("{}".into()),
-        Some(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
+        Some(v @ serde_json::Value::Object(m)) => {
+            if let Some(status) = m.get("status") {
+                let ok = status.as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|s| s.as_str().is_some_and(|s| OUTCOMES.contains(&s)))
+                });
+                if !ok {
+                    return Err(Error::invalid(
+                        "filter.status",
+                        format!("must be an array of outcomes ({})", OUTCOMES.join(", ")),
+                    ));
+                }
+            }
+            Ok(v.to_string())
+        }
         Some(_) => Err(Error::invalid("filter", "must be an object")),
     }
 }
@@ -377,6 +431,39 @@ mod tests {
         assert!(matches(&serde_json::json!({"type": "batch"}), &data));
         assert!(!matches(&serde_json::json!({"type": "render"}), &data));
         assert!(!matches(&serde_json::json!({"missing": 1}), &data));
+        // Arrays are any-of.
+        assert!(matches(
+            &serde_json::json!({"type": ["render", "batch"]}),
+            &data
+        ));
+        assert!(!matches(&serde_json::json!({"type": ["render"]}), &data));
+    }
+
+    #[test]
+    fn status_filters_on_the_outcome() {
+        let ok = serde_json::json!({"status": "stopped", "taskResultFailures": 0, "schedulerState": "finished"});
+        let failed = serde_json::json!({"status": "stopped", "taskResultFailures": 2, "schedulerState": "finished"});
+        let cancelled = serde_json::json!({"status": "stopped", "taskResultFailures": 0, "schedulerState": "cancelled"});
+        let layer = serde_json::json!({"layerId": "x"});
+        let only_ok = serde_json::json!({"status": ["success"]});
+        let only_failed = serde_json::json!({"status": ["failed"]});
+        assert!(matches(&only_ok, &ok) && matches(&only_ok, &layer));
+        assert!(!matches(&only_ok, &failed) && !matches(&only_ok, &cancelled));
+        assert!(matches(&only_failed, &failed) && matches(&only_failed, &cancelled));
+        assert!(matches(&serde_json::json!({"status": []}), &failed));
+        assert!(check_filter(Some(&serde_json::json!({"status": ["In Cart"]}))).is_err());
+        assert!(check_filter(Some(&serde_json::json!({"status": "success"}))).is_err());
+        assert!(
+            check_filter(Some(
+                &serde_json::json!({"status": ["failed"], "type": ["batch"]})
+            ))
+            .is_ok()
+        );
+        assert_eq!(filter_json("{}"), serde_json::json!({"status": []}));
+        assert_eq!(
+            filter_json(r#"{"status":["failed"],"assetId":"a"}"#),
+            serde_json::json!({"status": ["failed"], "assetId": "a"})
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `job.stopped` events carry them. Field names follow the contract;
 //! layercake's additions are marked.
 
-use super::{FileJson, rfc3339};
+use super::{FileJson, NO_ID, rfc3339};
 use crate::meta::{JobCounts, JobRow, RunRow, TaskRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -24,6 +24,7 @@ pub struct JobJson {
     #[schema(value_type = Object)]
     pub parameters: Value,
     pub priority: i64,
+    /// Who created it; `null` for a job layercake made itself (a miss).
     pub created_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -35,7 +36,7 @@ pub struct JobJson {
     pub task_result_failures: i64,
     /// Stopped tasks in percent of all tasks (100 for a job without tasks).
     pub task_progress: f64,
-    /// Only in `GET /api/jobs/{id}`: the runs of the job's tasks.
+    /// The runs of the job's tasks (absent only in `job.stopped` events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<Vec<RunJson>>,
 }
@@ -77,8 +78,11 @@ pub struct TaskJson {
     pub org_id: String,
     /// The job that created the task (jobs that joined it list it too).
     pub job_id: String,
-    pub branch: Option<String>,
-    pub created_by: Option<String>,
+    /// Always `""`: a task renders layer keys, which hold the branch.
+    pub branch: String,
+    /// Always the nil UUID: tasks are made by layercake, for every job
+    /// that wants the layer.
+    pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
     #[serde(rename = "type")]
@@ -90,7 +94,8 @@ pub struct TaskJson {
     pub status: String,
     /// Same as `status`.
     pub run_status: String,
-    /// `null` until stopped, then `Success`, `Failed` or `Cancelled`.
+    /// Absent until stopped, then `Success`, `Failed` or `Cancelled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_result: Option<String>,
     pub report_progress: bool,
     pub runs: Vec<RunJson>,
@@ -109,8 +114,8 @@ impl TaskJson {
             id: t.id.to_string(),
             org_id: t.org_id.to_string(),
             job_id: t.job_id.to_string(),
-            branch: None,
-            created_by: None,
+            branch: String::new(),
+            created_by: NO_ID.into(),
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
             kind: t.kind.clone(),
@@ -146,14 +151,20 @@ pub struct RunJson {
     pub created_at: String,
     pub updated_at: String,
     pub started_at: String,
+    /// Absent while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
     /// Milliseconds from start to stop (so far, while running).
     pub wall_clock_time: i64,
     pub results: RunResults,
-    /// `Success` or `Failed`; `null` while running.
+    /// `Success` or `Failed`; absent while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub result_code: Option<String>,
+    /// Absent while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub result_message: Option<String>,
-    pub error: Option<String>,
+    /// Why it failed; `""` when it did not.
+    pub error: String,
     pub report_progress: bool,
     /// Percent: 0 while running, 100 once stopped.
     pub progress: f64,
@@ -189,7 +200,7 @@ impl RunJson {
                     r.error.clone().unwrap_or_else(|| "failed".into())
                 }
             }),
-            error: r.error.clone(),
+            error: r.error.clone().unwrap_or_default(),
             report_progress: false,
             progress: if r.stopped_at.is_some() { 100.0 } else { 0.0 },
             worker: r.worker.clone(),

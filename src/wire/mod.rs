@@ -3,9 +3,14 @@
 //!
 //! These are the only types that serialise to clients; records from `meta`
 //! and values from `catalog` are converted here, so a change inside never
-//! quietly changes the wire. Optional fields are `null`, never absent. The
-//! module sits below the domain (it knows records, not services), so the
-//! domain can build event payloads without depending on `http`.
+//! quietly changes the wire. Types follow the published client's zod
+//! schemas (`@threekit/rest-api` 0.2.2, checked by
+//! `tests/threekit_client.rs`): where it says string, an empty value is
+//! `""`; where it says nullable, `null`; where it says optional, the field
+//! is absent; an id it requires as a UUID with nothing to name (a layer
+//! registered by upload has no job) is the nil UUID, [`NO_ID`]. The module
+//! sits below the domain (it knows records, not services), so the domain
+//! can build event payloads without depending on `http`.
 //!
 //! - `jobs`: the job, task and run objects.
 
@@ -24,6 +29,9 @@ pub fn rfc3339(micros: i64) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// The nil UUID: "none" where the client's schema requires a UUID.
+pub const NO_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 fn json_text(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or(Value::Null)
@@ -52,13 +60,15 @@ pub struct LayerJson {
     pub asset_id: String,
     /// The composition layer's id.
     pub asset_layer: String,
-    pub asset_version: i64,
+    /// The asset version the layer was rendered from, as a decimal string.
+    pub asset_version: String,
     /// The configuration restricted to the layer's `dependsOn`.
     #[schema(value_type = Object)]
     pub asset_layer_configuration: Value,
     /// blake3 (hex) of the canonical `assetLayerConfiguration`.
     pub asset_layer_configuration_hash: String,
-    pub stage_id: Option<String>,
+    /// A UUID, or `""` when none.
+    pub stage_id: String,
     #[schema(value_type = Object)]
     pub stage_configuration: Value,
     /// blake3 (hex) of the canonical `stageConfiguration`.
@@ -69,8 +79,10 @@ pub struct LayerJson {
     #[schema(value_type = Object)]
     pub metadata: Value,
     pub org_id: String,
-    pub job_id: Option<String>,
-    pub task_id: Option<String>,
+    /// The job and task that rendered it; the nil UUID for a layer
+    /// registered by upload (`POST /api/layers` without them).
+    pub job_id: String,
+    pub task_id: String,
     pub file_id: String,
     pub branch: String,
     pub format: String,
@@ -80,9 +92,13 @@ pub struct LayerJson {
     #[schema(value_type = Option<Object>)]
     pub scene_graph_state: Option<Value>,
     pub created_at: String,
-    /// Where the image is (`GET /api/layers/layer` only).
+    /// Where the image is, absolute (`GET /api/layers/layer` and
+    /// `GET /api/layers/{id}`; not in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The same, as a path on this service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl LayerJson {
@@ -91,17 +107,17 @@ impl LayerJson {
             id: l.id.to_string(),
             asset_id: l.asset_id.to_string(),
             asset_layer: l.asset_layer.clone(),
-            asset_version: l.asset_version,
+            asset_version: l.asset_version.to_string(),
             asset_layer_configuration: json_text(&l.layer_config),
             asset_layer_configuration_hash: l.layer_config_hash.clone(),
-            stage_id: l.stage_id.clone(),
+            stage_id: l.stage_id.clone().unwrap_or_default(),
             stage_configuration: json_text(&l.stage_config),
             stage_configuration_hash: l.stage_config_hash.clone(),
             stage_metadata: None,
             metadata: json_text(&l.metadata),
             org_id: l.org_id.to_string(),
-            job_id: l.job_id.clone(),
-            task_id: l.task_id.clone(),
+            job_id: l.job_id.clone().unwrap_or_else(|| NO_ID.into()),
+            task_id: l.task_id.clone().unwrap_or_else(|| NO_ID.into()),
             file_id: l.file_id.to_string(),
             branch: l.branch.clone(),
             format: l.format.clone(),
@@ -110,8 +126,24 @@ impl LayerJson {
             scene_graph_state: None,
             created_at: rfc3339(l.created_at),
             url: None,
+            path: None,
         }
     }
+
+    /// The layer with where its image is: `base` is the public base URL.
+    pub fn with_file(l: &LayerRow, base: &str) -> LayerJson {
+        let path = layer_file_path(l);
+        LayerJson {
+            url: Some(format!("{base}{path}")),
+            path: Some(path),
+            ..LayerJson::from_row(l)
+        }
+    }
+}
+
+/// Where a layer's image is served: its file's content.
+pub fn layer_file_path(l: &LayerRow) -> String {
+    format!("/api/files/{}/content", l.file_id)
 }
 
 /// `POST /api/layers` body.
@@ -142,7 +174,8 @@ pub struct NewLayerJson {
 pub struct FileJson {
     pub id: String,
     pub org_id: String,
-    pub user_id: Option<String>,
+    /// Always `""`: layercake does not record who uploaded a file.
+    pub user_id: String,
     pub filename: String,
     pub size: i64,
     /// `{"raw": {"size": "<bytes>"}}`.
@@ -160,7 +193,7 @@ impl FileJson {
         FileJson {
             id: f.id.to_string(),
             org_id: f.org_id.to_string(),
-            user_id: f.user_id.clone(),
+            user_id: f.user_id.clone().unwrap_or_default(),
             filename: f.filename.clone(),
             size: f.size,
             encodings: serde_json::json!({ "raw": { "size": f.size.to_string() } }),

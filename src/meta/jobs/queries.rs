@@ -288,4 +288,38 @@ impl Meta {
         }
         Ok(out)
     }
+
+    /// The runs of the tasks of each job in `jobs` (at most `per_job` each,
+    /// oldest first), as `(job, run)`: one query for a page of jobs.
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn runs_of_jobs(
+        &self,
+        org: Uuid,
+        jobs: &[Uuid],
+        per_job: usize,
+    ) -> Result<Vec<(Uuid, RunRow)>, MetaError> {
+        let mut out = Vec::new();
+        for chunk in jobs.chunks(500) {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS}, list_job FROM (\
+                   SELECT runs.*, jt.job_id AS list_job, ROW_NUMBER() OVER \
+                     (PARTITION BY jt.job_id ORDER BY runs.created_at ASC, runs.id ASC) AS n \
+                   FROM runs JOIN job_tasks jt ON jt.task_id = runs.task_id \
+                   WHERE runs.org_id = $1 AND jt.job_id IN ({})) AS x \
+                 WHERE n <= {} ORDER BY created_at ASC, id ASC",
+                placeholders(2, chunk.len()),
+                per_job
+            );
+            let mut q = sqlx::query(&sql).bind(org.to_string());
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(translate)? {
+                out.push((uuid(&r, "list_job")?, run_row(&r)?));
+            }
+        }
+        Ok(out)
+    }
 }
