@@ -261,6 +261,15 @@ async fn tokens_scope_every_request_to_an_org() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "a public token cannot write");
+    // Two different tokens (header and query): neither is guessed.
+    let r = client
+        .get(&image)
+        .header("origin", "https://shop.example")
+        .bearer_auth(uuid::Uuid::new_v4().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "two different tokens");
     // Images without any token: 401 (a signed URL would do).
     let r = client
         .get(server.url(&image_url(&json!({}), "&width=50")))

@@ -700,6 +700,14 @@ async fn error_bodies_leak_nothing_and_readiness_details_need_a_private_token() 
     let (status, e) = status_and_body(client.delete(server.url("/api/layers"))).await;
     assert_eq!(status, 405);
     assert_eq!(e["error"]["code"], "method-not-allowed");
+    // ...also with a form to a form route (the media-type guard leaves it).
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("a.txt"),
+    );
+    let (status, e) = status_and_body(client.put(server.url("/api/files")).multipart(form)).await;
+    assert_eq!(status, 405, "{e}");
+    assert_eq!(e["error"]["code"], "method-not-allowed");
     let (status, e) = status_and_body(client.get(server.url("/no/such/route"))).await;
     assert_eq!(status, 404);
     assert_eq!(e["error"]["code"], "not-found");

@@ -120,6 +120,20 @@ async fn concurrent_misses_and_a_batch_share_one_task_per_layer() {
         job["taskCount"].as_i64().unwrap(),
         "{job}"
     );
+    // A listing carries each job's runs (the published client's `Job`
+    // requires them): here the batch's five, one per task, with their files.
+    let listed = get_json(&client, &server.url("/api/jobs?perPage=100"), 200).await;
+    let batch = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == job["id"])
+        .expect("the batch job in the list");
+    let runs = batch["runs"].as_array().expect("runs in the list");
+    assert_eq!(runs.len(), 5, "{batch}");
+    assert!(runs.iter().all(|r| r["resultCode"] == "Success"
+        && r["error"] == ""
+        && r["results"]["files"].as_array().unwrap().len() == 1));
     // Every task's layer was recorded once, with the task that made it.
     let layers = get_json(&client, &server.url("/api/layers?perPage=100"), 200).await;
     assert_eq!(layers["count"], 5);
@@ -167,6 +181,8 @@ async fn a_renderer_that_fails_twice_succeeds_on_the_third_run() {
         assert_eq!(t["status"], "stopped");
         assert_eq!(t["runResult"], "Success", "{t}");
         assert_eq!(t["attempts"], 3);
+        assert_eq!(t["branch"], "", "{t}");
+        assert_eq!(t["createdBy"], "00000000-0000-0000-0000-000000000000");
         let runs = t["runs"].as_array().unwrap();
         let codes: Vec<&str> = runs
             .iter()

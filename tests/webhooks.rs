@@ -264,6 +264,8 @@ async fn webhook_records_update_soft_delete_and_restore() {
         get_json(&client, &format!("{hooks}?deleted=true"), 200).await["count"],
         1
     );
+    // Not a boolean: refused, not read as false.
+    get_json(&client, &format!("{hooks}?deleted=maybe"), 400).await;
     let (status, restored) = send(client.post(format!("{one}/restore"))).await;
     assert_eq!(status, 200);
     assert!(restored["webhook"]["deletedAt"].is_null());

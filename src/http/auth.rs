@@ -59,7 +59,7 @@ impl Caller {
                 kind: CallerKind::Development,
             }));
         }
-        let Some(t) = token(parts) else {
+        let Some(t) = token(parts)? else {
             return Ok(None);
         };
         let Some(grant) = app.tokens.authenticate(&t).await? else {
@@ -121,22 +121,31 @@ impl Caller {
     }
 }
 
-/// The token of a request: the `Authorization` header first, then `bearer_token`.
-pub fn token(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts
+/// The token of a request: the `Authorization` header, or `bearer_token`.
+///
+/// # Errors
+/// 401 when both are given and differ: which one acts is not guessed.
+pub fn token(parts: &Parts) -> Result<Option<String>, Error> {
+    let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        && let Some(t) = h
-            .strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-    {
-        return Some(t.trim().to_string());
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let query = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "bearer_token")
+            .map(|(_, v)| v.into_owned())
+    });
+    match (header, query) {
+        (Some(h), Some(q)) if h != q => Err(Error::Unauthorized(
+            "two different tokens (Authorization and bearer_token); send one".into(),
+        )),
+        (h, q) => Ok(h.or(q)),
     }
-    let q = parts.uri.query()?;
-    form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == "bearer_token")
-        .map(|(_, v)| v.into_owned())
 }
 
 fn needs_token() -> ApiError {

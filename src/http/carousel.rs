@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 /// `srcset` widths unless `widths` says otherwise (capped at the canvas).
 pub const WIDTHS: [u32; 4] = [320, 640, 960, 1280];
 /// Most widths one carousel may ask for.
-const MAX_WIDTHS: usize = 8;
+pub(super) const MAX_WIDTHS: usize = 8;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -152,6 +152,7 @@ fn parse(
 ) -> Result<(Arc<Asset>, Value, Vec<u32>, String), Error> {
     let org = caller.org;
     let p = Params::parse(query, app.settings.http.max_query_bytes)?;
+    p.none_empty(&["format", "widths"])?;
     // A public token (whose page source anyone can read) gets the default
     // widths and format only: its URLs are signed, and a signature is the
     // permission to compose.

@@ -288,6 +288,14 @@ pub fn image_request(
     accept: Option<&str>,
     exactness: Exactness,
 ) -> Result<ImageRequest, Error> {
+    p.none_empty(&[
+        "format",
+        "imageFitMode",
+        "preset",
+        "configurationId",
+        "orgId",
+        "v",
+    ])?;
     let id = match (p.str("assetId"), saved) {
         (Some(a), None) => super::params::parse_uuid("assetId", a)?,
         (None, Some(c)) => super::params::parse_uuid("configurationId", &c.product_id)?,

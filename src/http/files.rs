@@ -25,10 +25,20 @@ pub fn multipart_error(e: MultipartError) -> Error {
     }
 }
 
+/// The form `POST /api/files` takes (its schema in the OpenAPI document).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The files, each a part named `files` (or `file`).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
+    files: Vec<Vec<u8>>,
+}
+
 /// Upload files (multipart field `files`, or `file` as the published client
 /// sends it); each is stored once by content hash.
 #[utoipa::path(post, path = "/api/files", tag = "files",
-    request_body(content_type = "multipart/form-data", description = "One or more parts named `files` (or `file`)."),
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "One or more parts named `files` (or `file`)."),
     responses(
         (status = 201, body = FilesJson),
         (status = 400, description = "Not a multipart form", body = ErrorBody),
@@ -43,9 +53,20 @@ pub async fn upload(
     let mut files = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         if !matches!(field.name(), Some("files" | "file" | "files[]")) {
-            continue;
+            return Err(Error::invalid(
+                field.name().unwrap_or("(unnamed part)"),
+                "unknown part; files go in parts named files (or file)",
+            )
+            .into());
         }
-        let filename = field.file_name().map(str::to_string);
+        let Some(filename) = field.file_name().map(str::to_string) else {
+            return Err(Error::invalid(
+                field.name().unwrap_or("files"),
+                "each part must be a file (a part with a filename)",
+            )
+            .into());
+        };
+        let filename = Some(filename);
         let declared = field.content_type().map(str::to_string);
         let bytes = field.bytes().await.map_err(multipart_error)?;
         let row = app

@@ -156,14 +156,7 @@ pub async fn list(
 }
 
 fn status_param<'a>(p: &'a Params, name: &str) -> Result<Option<&'a str>, Error> {
-    match p.str(name) {
-        None => Ok(None),
-        Some(s @ ("pending" | "running" | "stopped")) => Ok(Some(s)),
-        Some(s) => Err(Error::invalid(
-            name,
-            format!("\"{s}\": use pending, running or stopped"),
-        )),
-    }
+    p.one_of(name, &["pending", "running", "stopped"])
 }
 
 /// One job, with the runs of its tasks.

@@ -68,7 +68,11 @@ fn query(app: &App, org: uuid::Uuid, p: &Params) -> Result<LayerQuery, Error> {
                 .map_or_else(|| l.to_string(), |x| x.id.to_string())
         }),
         layer_config_hash,
-        stage_id: p.str("stageId").map(str::to_string),
+        // A UUID; `""` is "none", as the published client's schema has it.
+        stage_id: match p.str("stageId") {
+            None => None,
+            Some(s) => Some(parse_uuid("stageId", s)?.to_string()),
+        },
         stage_config_hash,
         job_id: p.uuid("jobId")?.map(|u| u.to_string()),
         branch: p.str("branch").map(str::to_string),
@@ -153,6 +157,7 @@ pub async fn latest(
         .latest(caller.org, &query(&app, caller.org, &p)?)
         .await?;
     let optimization = p.json("optimization")?;
+    p.none_empty(&["resultType"])?;
     match p.str("resultType") {
         Some("file") => {
             let bytes = app.layers.image(&row).await?;

@@ -6,7 +6,8 @@
 //! - `jobs`: jobs, tasks, runs; batch renders and cancellation.
 //! - `webhooks`: subscriptions and their delivery log.
 //! - `plp`: `/`, the demo product-listing page.
-//! - `openapi`: `/api/openapi.json`, collected from the routes themselves.
+//! - `openapi`: `/api/openapi.json`, collected from the routes themselves;
+//!   `constraints`: the parameter schemas and error statuses it declares.
 //! - `ops`: `/metrics`, `/healthz`, `/readyz`, and request metrics.
 //! - `auth`: the caller (token → org) every route goes through; `Caller`
 //!   for private routes, `Reader` where a public token may read too.
@@ -33,6 +34,7 @@ mod carousel;
 mod compositor;
 mod conditional;
 mod configurations;
+mod constraints;
 mod error;
 mod files;
 mod guard;
@@ -139,7 +141,10 @@ pub fn router(app: Arc<App>) -> Router {
     doc.paths
         .paths
         .insert("/api/openapi.json".into(), spec_route);
-    let doc = Arc::new(doc);
+    let doc = Arc::new(constraints::refine(
+        serde_json::to_value(&doc).unwrap_or_default(),
+        &app.settings,
+    ));
     api.route(
         "/api/openapi.json",
         get(move || openapi::document(Arc::clone(&doc))),

@@ -33,7 +33,7 @@ impl Page {
             Some(n) => (n as usize).min(MAX_PER_PAGE),
             None => DEFAULT_PER_PAGE,
         };
-        let sort = p.str("sort").unwrap_or("+createdAt");
+        let sort = p.raw("sort").unwrap_or("+createdAt");
         // An unescaped `+` in a query string decodes as a space.
         let (descending, field) = match sort.as_bytes().first() {
             Some(b'-') => (true, &sort[1..]),

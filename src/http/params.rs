@@ -38,6 +38,7 @@ impl Params {
         Ok(Params { values })
     }
 
+    /// The value, if given and not empty (`name=` counts as absent).
     pub fn str(&self, name: &str) -> Option<&str> {
         self.values
             .get(name)
@@ -45,10 +46,48 @@ impl Params {
             .filter(|s| !s.is_empty())
     }
 
+    /// The value as given, `""` included.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// The value for a typed getter: given but empty is not "absent" (a
+    /// UUID, a number or JSON cannot be empty), it is the wrong value.
+    fn typed(&self, name: &str) -> Option<&str> {
+        self.raw(name)
+    }
+
     /// # Errors
-    /// 422 when not a UUID.
+    /// 422 when not a UUID (an empty value included).
     pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, Error> {
-        self.str(name).map(|s| parse_uuid(name, s)).transpose()
+        self.typed(name).map(|s| parse_uuid(name, s)).transpose()
+    }
+
+    /// Refuses `name=` for each of `names`: parameters whose every value is
+    /// a word from a set, an id or a list, where empty is not a choice.
+    ///
+    /// # Errors
+    /// 422 naming the first empty one.
+    pub fn none_empty(&self, names: &[&str]) -> Result<(), Error> {
+        match names.iter().find(|n| self.raw(n) == Some("")) {
+            Some(n) => Err(Error::invalid(*n, "is empty; give a value or leave it out")),
+            None => Ok(()),
+        }
+    }
+
+    /// A closed set of words: absent, or one of `allowed`.
+    ///
+    /// # Errors
+    /// 422 naming the parameter and the words it takes.
+    pub fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<&str>, Error> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(s) if allowed.contains(&s) => Ok(Some(s)),
+            Some(s) => Err(Error::invalid(
+                name,
+                format!("\"{s}\": use {}", allowed.join(", ")),
+            )),
+        }
     }
 
     /// JSON-valued parameter.
@@ -56,7 +95,7 @@ impl Params {
     /// # Errors
     /// 400 naming the parameter when it is not valid JSON.
     pub fn json(&self, name: &str) -> Result<Option<serde_json::Value>, Error> {
-        self.str(name)
+        self.typed(name)
             .map(|s| {
                 serde_json::from_str(s)
                     .map_err(|e| Error::malformed(name, format!("is not valid JSON ({e})")))
@@ -69,7 +108,7 @@ impl Params {
     /// # Errors
     /// 400 when it is not a whole number.
     pub fn u32(&self, name: &str) -> Result<Option<u32>, Error> {
-        self.str(name)
+        self.typed(name)
             .map(|s| {
                 s.trim()
                     .parse::<u32>()
@@ -104,6 +143,14 @@ mod tests {
         assert!(matches!(p.u32("w"), Err(Error::Malformed { .. })));
         assert!(matches!(p.uuid("id"), Err(Error::Invalid { .. })));
         assert_eq!(p.str("empty"), None);
+        assert_eq!(p.raw("empty"), Some(""));
+        // Empty is a wrong value for a typed parameter, not an absent one.
+        assert!(matches!(p.uuid("empty"), Err(Error::Invalid { .. })));
+        assert!(matches!(p.u32("empty"), Err(Error::Malformed { .. })));
+        assert!(matches!(p.json("empty"), Err(Error::Malformed { .. })));
+        assert_eq!(p.one_of("a", &["1", "2"]).unwrap(), Some("1"));
+        assert!(p.one_of("empty", &["1"]).is_err());
+        assert_eq!(p.one_of("missing", &["1"]).unwrap(), None);
         assert!(matches!(
             Params::parse(Some("x=1"), 2),
             Err(Error::TooLarge(_))

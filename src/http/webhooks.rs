@@ -27,6 +27,7 @@ use utoipa::ToSchema;
 pub struct WebhookBody {
     /// The caller's org (the published client sends it); must be the
     /// token's org: another is 403.
+    #[schema(format = Uuid)]
     pub org_id: Option<String>,
     /// `job.stopped`, `layer.created` or `*`. Required on create.
     pub topic: Option<String>,
@@ -38,6 +39,7 @@ pub struct WebhookBody {
     pub filter: Option<Value>,
     /// The HMAC key (at least 16 characters); generated when absent.
     /// Create only.
+    #[schema(min_length = 16)]
     pub secret: Option<String>,
 }
 
@@ -210,7 +212,15 @@ pub async fn list(
 ) -> Result<Json<WebhookList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let deleted = p.str("deleted") == Some("true");
+    let deleted = match p.raw("deleted") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(
+                Error::malformed("deleted", format!("\"{other}\" is not true or false")).into(),
+            );
+        }
+    };
     let (count, rows) = app
         .meta
         .webhooks(caller.org, deleted, page.window())

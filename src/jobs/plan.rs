@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchRequest {
+    #[schema(format = Uuid)]
     pub asset_id: String,
     /// Configurations to render (missing attributes take their defaults).
     #[serde(default)]

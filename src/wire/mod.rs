@@ -150,22 +150,30 @@ pub fn layer_file_path(l: &LayerRow) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewLayerJson {
+    #[schema(format = Uuid)]
     pub asset_id: String,
     /// Layer id or name; optional for single-layer assets.
     pub asset_layer: Option<String>,
     #[schema(value_type = Object)]
     pub asset_layer_configuration: Value,
+    /// A UUID (or `""`: none).
+    #[schema(format = Uuid)]
     pub stage_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub stage_configuration: Option<Value>,
     /// `offsetX`/`offsetY` place a cropped image on the canvas (default 0).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
+    #[schema(format = Uuid)]
     pub file_id: String,
     /// Must be the asset's canvas.
+    #[schema(minimum = 1)]
     pub width: u32,
+    #[schema(minimum = 1)]
     pub height: u32,
+    #[schema(format = Uuid)]
     pub job_id: Option<String>,
+    #[schema(format = Uuid)]
     pub task_id: Option<String>,
 }
 
@@ -267,11 +275,12 @@ impl ConfigurationJson {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewConfigurationJson {
-    /// The asset id.
+    /// The asset id (required: 422 without it).
+    #[schema(value_type = String, format = Uuid, required = true)]
     pub product_id: Option<String>,
     pub product_version: Option<String>,
-    /// The configuration.
-    #[schema(value_type = Option<Object>)]
+    /// The configuration (required: 422 without it).
+    #[schema(value_type = Object, required = true)]
     pub variant: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,

@@ -1,0 +1,294 @@
+//! The declared constraints of the OpenAPI document: what the handlers
+//! check, stated where a client (or schemathesis, which `.ci/run` runs
+//! with every check against the real binary) can read it.
+//!
+//! Parameters mean the same on every route (`Params` parses them by name),
+//! so their schemas are stated here once, by name, and applied to every
+//! operation that takes them: ids are UUIDs, JSON-valued parameters are
+//! `content: application/json` objects, numbers have their ranges (from
+//! the configured limits), closed sets are enums. Then every operation
+//! gets the error statuses the shared layers can answer (400/422 for bad
+//! parameters, 401/403 from `auth`, 404 for an unknown id, 413 for a long
+//! query or body, 415 from `guard`, 503 from the request deadline), and
+//! the aliases of the fast compositor get its parameters.
+
+use crate::config::Settings;
+use serde_json::{Value, json};
+
+/// A schema that is a UUID.
+fn uuid() -> Value {
+    json!({"type": "string", "format": "uuid"})
+}
+
+/// The schema of query (or path) parameter `name` of `path`, if declared here.
+fn parameter(path: &str, name: &str, s: &Settings) -> Option<Param> {
+    let max = s.http.max_dimension;
+    let int =
+        |lo: u64, hi: u64| Param::Schema(json!({"type": "integer", "minimum": lo, "maximum": hi}));
+    let one_of = |v: &[&str]| Param::Schema(json!({"type": "string", "enum": v}));
+    let object = || Param::Json(json!({"type": "object"}));
+    Some(match name {
+        // A saved configuration: by id or by shortId.
+        "id" if path.starts_with("/api/configurations/") => Param::Schema(short_or_uuid()),
+        "configurationId" => Param::Schema(short_or_uuid()),
+        // `""` is "none", as the published client sends and reads it.
+        "stageId" => Param::Schema(json!({"anyOf": [uuid(), {"type": "string", "enum": [""]}]})),
+        "id" | "assetId" | "jobId" | "taskId" | "orgId" | "bearer_token" => Param::Schema(uuid()),
+        "page" | "perPage" => int(1, u64::from(u32::MAX)),
+        "sort" if path == "/api/assets" => one_of(&[
+            "+createdAt",
+            "-createdAt",
+            "createdAt",
+            "+name",
+            "-name",
+            "name",
+        ]),
+        "sort" => one_of(&["+createdAt", "-createdAt", "createdAt"]),
+        "width" | "height" => int(1, u64::from(max)),
+        "cropX" | "cropY" => int(0, u64::from(u32::MAX)),
+        "cropWidth" | "cropHeight" => int(1, u64::from(u32::MAX)),
+        "quality" => int(1, 100),
+        "format" if path.ends_with("carousel") => {
+            one_of(&["auto", "png", "jpg", "jpeg", "webp", "avif"])
+        }
+        "format" => one_of(&["png", "jpg", "jpeg", "webp", "avif", "auto"]),
+        "imageFitMode" => one_of(&["contain", "cover", "fitWidth", "fitHeight"]),
+        "resultType" => one_of(&["file", "url", "json"]),
+        "status" | "runStatus" => one_of(&["pending", "running", "stopped"]),
+        "deleted" => Param::Schema(json!({"type": "boolean"})),
+        "preset" if s.sizes.presets.is_empty() => return None,
+        "preset" => Param::Schema(json!({
+            "type": "string",
+            "enum": s.sizes.presets.keys().collect::<Vec<_>>(),
+        })),
+        "widths" => Param::Array(json!({
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1, "maximum": max},
+            "minItems": 1,
+            "maxItems": super::carousel::MAX_WIDTHS,
+        })),
+        "configuration" | "assetLayerConfiguration" | "stageConfiguration" | "metadata" => object(),
+        "optimization" => Param::Json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "width": {"type": "integer", "minimum": 1, "maximum": max},
+                "height": {"type": "integer", "minimum": 1, "maximum": max},
+                "format": {"type": "string", "enum": ["png", "jpg", "jpeg", "webp"]},
+                "quality": {"type": "integer", "minimum": 1, "maximum": 100},
+            },
+        })),
+        _ => return None,
+    })
+}
+
+fn short_or_uuid() -> Value {
+    json!({"anyOf": [uuid(), {"type": "string", "pattern": "^[A-Za-z0-9_-]{7,14}$"}]})
+}
+
+enum Param {
+    /// A plain `schema`.
+    Schema(Value),
+    /// JSON text: `content: application/json` with this schema.
+    Json(Value),
+    /// A comma-separated list (`style: form, explode: false`).
+    Array(Value),
+}
+
+/// Routes that answer without a token (and so never 401/403).
+fn is_open(path: &str) -> bool {
+    path.ends_with("/healthcheck") || matches!(path, "/api/openapi.json" | "/healthz" | "/readyz")
+}
+
+/// Routes that compose, render or queue: they can be over capacity (429).
+fn can_be_busy(method: &str, path: &str) -> bool {
+    path.starts_with("/api/fast-compositor") && !path.ends_with("/healthcheck")
+        || matches!(
+            path,
+            "/" | "/api/carousel" | "/embed/carousel" | "/api/layers/layer"
+        )
+        || (method == "post" && path == "/api/jobs")
+}
+
+/// Applies the constraints to `doc` (the document as utoipa wrote it).
+pub fn refine(mut doc: Value, s: &Settings) -> Value {
+    // The aliases of the image route take its parameters and answers.
+    if let Some(image) = doc.pointer("/paths/~1api~1fast-compositor/get").cloned() {
+        for (alias, id) in [
+            ("/api/fast-compositor/", "image_slash"),
+            ("/api/fast-compositor/undefined", "image_undefined"),
+        ] {
+            if let Some(op) = doc
+                .get_mut("paths")
+                .and_then(|p| p.get_mut(alias))
+                .and_then(|p| p.get_mut("get"))
+            {
+                let summary = op.get("summary").cloned();
+                let description = op.get("description").cloned();
+                *op = image.clone();
+                op["operationId"] = json!(id);
+                if let Some(v) = summary {
+                    op["summary"] = v;
+                }
+                if let Some(v) = description {
+                    op["description"] = v;
+                }
+            }
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            refine_operation(path, method, op, s);
+        }
+    }
+    doc
+}
+
+fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
+    let mut has_query = false;
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params.iter_mut() {
+            let (Some(name), Some(place)) = (
+                p.get("name").and_then(Value::as_str).map(str::to_string),
+                p.get("in").and_then(Value::as_str).map(str::to_string),
+            ) else {
+                continue;
+            };
+            has_query |= place == "query";
+            if place == "header" {
+                continue;
+            }
+            let Some(obj) = p.as_object_mut() else {
+                continue;
+            };
+            match parameter(path, &name, s) {
+                Some(Param::Schema(schema)) => {
+                    obj.insert("schema".into(), schema);
+                }
+                Some(Param::Json(schema)) => {
+                    obj.remove("schema");
+                    obj.insert(
+                        "content".into(),
+                        json!({"application/json": {"schema": schema}}),
+                    );
+                }
+                Some(Param::Array(schema)) => {
+                    obj.insert("schema".into(), schema);
+                    obj.insert("style".into(), json!("form"));
+                    obj.insert("explode".into(), json!(false));
+                }
+                None => {}
+            }
+        }
+    }
+    let has_body = op.get("requestBody").is_some();
+    let has_id = path.contains('{');
+    let mut errors: Vec<(&str, &str)> = Vec::new();
+    if has_query || has_body || has_id {
+        errors.push(("400", "Malformed parameter or body (names it)"));
+        errors.push(("422", "Invalid value (names it)"));
+    }
+    if has_query || has_body {
+        errors.push(("413", "Query string or body over its limit"));
+    }
+    if has_body {
+        errors.push((
+            "415",
+            "A body that is not application/json (or multipart/form-data where taken)",
+        ));
+    }
+    let names_record = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|ps| {
+            ps.iter()
+                .any(|p| matches!(p["name"].as_str(), Some("assetId" | "configurationId")))
+        });
+    // Bodies that name records (an asset, a file, a product); webhook and
+    // upload bodies name none.
+    let body_names_record = has_body && !path.starts_with("/api/webhooks") && path != "/api/files";
+    if has_id || body_names_record || names_record {
+        errors.push(("404", "No such record in the caller's org"));
+    }
+    if !is_open(path) {
+        errors.push(("401", "No token, or an unknown one"));
+        errors.push(("403", "A token that may not do this"));
+    }
+    if can_be_busy(method, path) {
+        errors.push(("429", "Over capacity; Retry-After"));
+    }
+    errors.push((
+        "503",
+        "Not ready, or past the request deadline; Retry-After",
+    ));
+    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+        for (status, description) in errors {
+            responses.entry(status).or_insert_with(|| {
+                json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                })
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::load_from(
+            None,
+            &crate::config::Overrides::default(),
+            figment::providers::Env::prefixed("LAYERCAKE_TEST_NOTHING_"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parameters_get_their_declared_schemas_and_operations_their_errors() {
+        let doc = json!({"paths": {
+            "/api/jobs/{id}": {"get": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ok"}},
+            }},
+            "/api/fast-compositor": {"get": {
+                "parameters": [
+                    {"name": "configuration", "in": "query", "schema": {"type": "string"}},
+                    {"name": "width", "in": "query", "schema": {"type": "integer"}},
+                ],
+                "responses": {"200": {"description": "image"}},
+            }},
+            "/api/fast-compositor/": {"get": {"responses": {"200": {"description": "alias"}}}},
+            "/api/jobs/healthcheck": {"get": {"responses": {"200": {"description": "ok"}}}},
+        }});
+        let doc = refine(doc, &settings());
+        let job = &doc["paths"]["/api/jobs/{id}"]["get"];
+        assert_eq!(job["parameters"][0]["schema"], uuid());
+        for status in ["400", "401", "403", "404", "422", "503"] {
+            assert!(job["responses"][status].is_object(), "{status}");
+        }
+        assert!(job["responses"]["429"].is_null());
+        let image = &doc["paths"]["/api/fast-compositor"]["get"];
+        assert!(image["parameters"][0].get("schema").is_none());
+        assert_eq!(
+            image["parameters"][0]["content"]["application/json"]["schema"]["type"],
+            "object"
+        );
+        assert_eq!(image["parameters"][1]["schema"]["maximum"], 4096);
+        assert!(image["responses"]["429"].is_object());
+        // The alias has the route's parameters.
+        let alias = &doc["paths"]["/api/fast-compositor/"]["get"];
+        assert_eq!(alias["parameters"], image["parameters"]);
+        assert_eq!(alias["operationId"], "image_slash");
+        // An open route never answers 401.
+        assert!(doc["paths"]["/api/jobs/healthcheck"]["get"]["responses"]["401"].is_null());
+    }
+}
