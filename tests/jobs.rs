@@ -105,6 +105,10 @@ async fn concurrent_misses_and_a_batch_share_one_task_per_layer() {
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["type"], "batch");
     assert_eq!(job["parameters"]["layers"], 5);
+    assert!(
+        job["runs"].is_array(),
+        "the created job carries its runs: {job}"
+    );
 
     let tasks = get_json(&client, &server.url("/api/jobs/tasks?perPage=100"), 200).await;
     assert_eq!(tasks["count"], 5, "one task per layer key: {tasks}");

@@ -351,6 +351,42 @@ async fn files_upload_once_by_content_and_serve_ranges() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // What the form may not be: 422 naming the part.
+    let refused = |form: reqwest::multipart::Form| {
+        let request = client.post(server.url("/api/files")).multipart(form);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (
+                status,
+                body["error"]["message"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let (status, message) =
+        refused(reqwest::multipart::Form::new().text("files", "not a file")).await;
+    assert_eq!(
+        (status, message.starts_with("files:")),
+        (422, true),
+        "{message}"
+    );
+    let (status, message) = refused(
+        reqwest::multipart::Form::new()
+            .part(
+                "files",
+                reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("a.txt"),
+            )
+            .text("note", "hello"),
+    )
+    .await;
+    assert_eq!(
+        (status, message.starts_with("note:")),
+        (422, true),
+        "{message}"
+    );
+    let (status, _) = refused(reqwest::multipart::Form::new().text("other", "x")).await;
+    assert_eq!(status, 422, "no file part");
     // Anything but a plain image is a download, never rendered by a browser on our origin.
     let svg = upload(
         &client,

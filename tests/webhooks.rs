@@ -253,6 +253,8 @@ async fn webhook_records_update_soft_delete_and_restore() {
     assert_eq!(status, 200);
     assert_eq!(updated["webhook"]["address"], "http://127.0.0.1:9/b");
     assert_eq!(updated["webhook"]["topic"], "*");
+    // ...and as the one-item list the published client types it as.
+    assert_eq!(updated["webhooks"][0], updated["webhook"]);
     let (status, _) = send(client.put(&one).json(&json!({"address": "mailto:x@y"}))).await;
     assert_eq!(status, 422);
 

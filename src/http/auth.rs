@@ -121,10 +121,13 @@ impl Caller {
     }
 }
 
-/// The token of a request: the `Authorization` header, or `bearer_token`.
+/// The token of a request: the `Authorization` header first, then
+/// `bearer_token`.
 ///
 /// # Errors
-/// 401 when both are given and differ: which one acts is not guessed.
+/// 401 when `bearer_token` is given but is not a token at all (tokens
+/// are UUIDs), even beside a header: a malformed credential is refused,
+/// not silently passed over.
 pub fn token(parts: &Parts) -> Result<Option<String>, Error> {
     let header = parts
         .headers
@@ -140,12 +143,14 @@ pub fn token(parts: &Parts) -> Result<Option<String>, Error> {
             .find(|(k, _)| k == "bearer_token")
             .map(|(_, v)| v.into_owned())
     });
-    match (header, query) {
-        (Some(h), Some(q)) if h != q => Err(Error::Unauthorized(
-            "two different tokens (Authorization and bearer_token); send one".into(),
-        )),
-        (h, q) => Ok(h.or(q)),
+    if let Some(q) = &query
+        && uuid::Uuid::parse_str(q).is_err()
+    {
+        return Err(Error::Unauthorized(
+            "bearer_token is not a token (tokens are UUIDs)".into(),
+        ));
     }
+    Ok(header.or(query))
 }
 
 fn needs_token() -> ApiError {

@@ -330,7 +330,9 @@ pub fn image_request(
         .map_err(|e| Error::invalid("configuration", e.to_string()))?;
     // layercake has no separate stage assets: a stageId is checked for form
     // only, and the view comes from stageConfiguration.
-    p.uuid("stageId")?;
+    if let Some(s) = p.str("stageId") {
+        super::params::parse_uuid("stageId", s)?;
+    }
     let stage = p
         .json("stageConfiguration")?
         .unwrap_or(serde_json::Value::Null);

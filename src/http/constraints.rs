@@ -95,6 +95,22 @@ enum Param {
     Array(Value),
 }
 
+/// The form of `POST /api/files`: one or more file parts named `files`,
+/// nothing else. (The server also takes the names `file`, which the
+/// published client sends, and `files[]`.)
+fn upload_form() -> Value {
+    json!({
+        "type": "object",
+        "required": ["files"],
+        "properties": {"files": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "minItems": 1,
+        }},
+        "additionalProperties": false,
+    })
+}
+
 /// Routes that answer without a token (and so never 401/403).
 fn is_open(path: &str) -> bool {
     path.ends_with("/healthcheck") || matches!(path, "/api/openapi.json" | "/healthz" | "/readyz")
@@ -151,6 +167,10 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
 }
 
 fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
+    if (method, path) == ("post", "/api/files") {
+        op["requestBody"]["content"]["multipart/form-data"]["schema"] = upload_form();
+        op["requestBody"]["required"] = json!(true);
+    }
     let mut has_query = false;
     if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
         for p in params.iter_mut() {

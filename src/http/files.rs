@@ -25,20 +25,10 @@ pub fn multipart_error(e: MultipartError) -> Error {
     }
 }
 
-/// The form `POST /api/files` takes (its schema in the OpenAPI document).
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct UploadForm {
-    /// The files, each a part named `files` (or `file`).
-    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
-    files: Vec<Vec<u8>>,
-}
-
 /// Upload files (multipart field `files`, or `file` as the published client
 /// sends it); each is stored once by content hash.
 #[utoipa::path(post, path = "/api/files", tag = "files",
-    request_body(content = UploadForm, content_type = "multipart/form-data", description = "One or more parts named `files` (or `file`)."),
+    request_body(content_type = "multipart/form-data", description = "One or more file parts named `files` (or `file`, or `files[]`); its schema is `http::constraints::upload_form`."),
     responses(
         (status = 201, body = FilesJson),
         (status = 400, description = "Not a multipart form", body = ErrorBody),

@@ -119,8 +119,11 @@ pub async fn create(
     let spec = batch::spec(caller.org, &asset, &planned, &missing);
     let job = app.jobs.submit(spec, &missing.layers, false).await?.job;
     tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.layers.len(), "batch job queued");
-    let job = serde_json::to_value(job_json(&app.jobs.counted(job).await?, app.jobs.now()))
-        .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
+    let job = serde_json::to_value(job_json(
+        &app.jobs.job_record(caller.org, job.id).await?,
+        app.jobs.now(),
+    ))
+    .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
     Ok((StatusCode::CREATED, Json(job)))
 }
 
@@ -187,7 +190,7 @@ pub async fn cancel(
 ) -> Result<Json<JobJson>, ApiError> {
     let job = app.jobs.cancel(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(job_json(
-        &app.jobs.counted(job).await?,
+        &app.jobs.job_record(caller.org, job.id).await?,
         app.jobs.now(),
     )))
 }

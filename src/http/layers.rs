@@ -152,12 +152,12 @@ pub async fn latest(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    p.none_empty(&["resultType"])?;
     let row = app
         .layers
         .latest(caller.org, &query(&app, caller.org, &p)?)
         .await?;
     let optimization = p.json("optimization")?;
-    p.none_empty(&["resultType"])?;
     match p.str("resultType") {
         Some("file") => {
             let bytes = app.layers.image(&row).await?;

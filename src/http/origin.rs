@@ -5,7 +5,8 @@
 //! `X-Forwarded-Proto` and `X-Forwarded-Host` believed only when the
 //! connection comes from one of `http.trusted_proxies` (anyone else could
 //! point the links of an answer, and of every cache that keeps it, at a
-//! host of their choosing).
+//! host of their choosing), and then only their last value, the one the
+//! proxy itself set.
 
 use crate::config::{HttpSettings, parse_proxy};
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -36,17 +37,21 @@ impl FromRequestParts<Arc<crate::app::App>> for PublicBase {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            // An IPv4 peer of a dual-stack socket arrives as ::ffff:a.b.c.d.
+            .map(|c| c.0.ip().to_canonical());
         Ok(base(&app.settings.http, &parts.headers, peer))
     }
 }
 
-/// The first value of a (possibly comma-separated) header.
-fn first<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The last value of a (possibly comma-separated, possibly repeated)
+/// header: the one the nearest proxy added, whatever a client sent before.
+fn last<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
-        .get(name)
+        .get_all(name)
+        .iter()
+        .next_back()
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty())
 }
@@ -70,14 +75,14 @@ pub fn base(settings: &HttpSettings, headers: &HeaderMap, peer: Option<IpAddr>) 
             .filter_map(|p| parse_proxy(p))
             .any(|net| net.contains(&ip))
     });
-    let forwarded = |name| if trusted { first(headers, name) } else { None };
+    let forwarded = |name| if trusted { last(headers, name) } else { None };
     let scheme = match forwarded("x-forwarded-proto") {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
     let host = forwarded("x-forwarded-host")
         .filter(|h| valid_host(h))
-        .or_else(|| first(headers, "host").filter(|h| valid_host(h)))
+        .or_else(|| last(headers, "host").filter(|h| valid_host(h)))
         .map_or_else(|| settings.listen.clone(), str::to_string);
     PublicBase(format!("{scheme}://{host}"))
 }
@@ -129,9 +134,11 @@ mod tests {
         let h = headers(&[
             ("host", "10.1.2.3:8080"),
             ("x-forwarded-proto", "https"),
-            ("x-forwarded-host", "shop.example, inner.example"),
+            ("x-forwarded-host", "spoofed.example, shop.example"),
         ]);
         let s = settings("", &["10.0.0.0/8"]);
+        // The last value is the trusted proxy's; earlier ones came from
+        // whoever sent the request to it.
         assert_eq!(base(&s, &h, PROXY).0, "https://shop.example");
         assert_eq!(base(&s, &h, STRANGER).0, "http://10.1.2.3:8080");
         // No peer (a router test): not trusted either.
@@ -139,6 +146,12 @@ mod tests {
         // A single address is a /32.
         let one = settings("", &["10.1.2.3"]);
         assert_eq!(base(&one, &h, PROXY).0, "https://shop.example");
+        // The same proxy seen through a dual-stack socket.
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(
+            base(&one, &h, Some(mapped.to_canonical())).0,
+            "https://shop.example"
+        );
     }
 
     #[test]

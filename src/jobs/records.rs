@@ -27,7 +27,7 @@ pub struct JobRecord {
     pub job: JobRow,
     pub counts: JobCounts,
     /// The runs of its tasks (oldest first, at most [`MAX_RUNS_WITH_JOB`],
-    /// or [`MAX_RUNS_WITH_LISTED_JOB`] in a list); `None` from [`Jobs::counted`].
+    /// or [`MAX_RUNS_WITH_LISTED_JOB`] in a list).
     pub runs: Option<Vec<RunRecord>>,
 }
 
@@ -60,19 +60,6 @@ impl Jobs {
             job,
             counts,
             runs: Some(self.with_files(org, runs).await?),
-        })
-    }
-
-    /// `job` with its counters (no runs).
-    ///
-    /// # Errors
-    /// Metadata failures.
-    pub async fn counted(&self, job: JobRow) -> Result<JobRecord, Error> {
-        let counts = self.meta.job_counts(job.id).await?;
-        Ok(JobRecord {
-            job,
-            counts,
-            runs: None,
         })
     }
 

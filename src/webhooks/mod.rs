@@ -102,6 +102,9 @@ pub fn filter_json(stored: &str) -> serde_json::Value {
         _ => serde_json::Map::new(),
     };
     f.entry("status").or_insert_with(|| serde_json::json!([]));
+    if let Some(t) = f.get_mut("type").filter(|t| !t.is_array()) {
+        *t = serde_json::Value::Array(vec![t.take()]);
+    }
     serde_json::Value::Object(f)
 }
 
@@ -392,7 +395,7 @@ fn parse_address(a: &str) -> Result<reqwest::Url, Error> {
 fn check_filter(f: Option<&serde_json::Value>) -> Result<String, Error> {
     match f {
         None | Some(serde_json::Value::Null) => Ok("{}".into()),
-        Some(v @ serde_json::Value::Object(m)) => {
+        Some(serde_json::Value::Object(m)) => {
             if let Some(status) = m.get("status") {
                 let ok = status.as_array().is_some_and(|a| {
                     a.iter()
@@ -405,7 +408,24 @@ fn check_filter(f: Option<&serde_json::Value>) -> Result<String, Error> {
                     ));
                 }
             }
-            Ok(v.to_string())
+            // `type` as the published client has it: a list (one value
+            // means the same as a list of it).
+            let mut m = m.clone();
+            if let Some(t) = m.get_mut("type") {
+                if !t.is_array() {
+                    *t = serde_json::Value::Array(vec![t.take()]);
+                }
+                if !t
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(serde_json::Value::is_string))
+                {
+                    return Err(Error::invalid(
+                        "filter.type",
+                        "must be a job type or a list of them",
+                    ));
+                }
+            }
+            Ok(serde_json::Value::Object(m).to_string())
         }
         Some(_) => Err(Error::invalid("filter", "must be an object")),
     }
@@ -460,6 +480,14 @@ mod tests {
             .is_ok()
         );
         assert_eq!(filter_json("{}"), serde_json::json!({"status": []}));
+        // A single type is kept, and answered, as a list of it.
+        let stored = check_filter(Some(&serde_json::json!({"type": "batch"}))).unwrap();
+        assert_eq!(stored, r#"{"type":["batch"]}"#);
+        assert_eq!(
+            filter_json(r#"{"type":"batch"}"#),
+            serde_json::json!({"status": [], "type": ["batch"]})
+        );
+        assert!(check_filter(Some(&serde_json::json!({"type": [1]}))).is_err());
         assert_eq!(
             filter_json(r#"{"status":["failed"],"assetId":"a"}"#),
             serde_json::json!({"status": ["failed"], "assetId": "a"})

@@ -36,7 +36,8 @@ pub struct JobJson {
     pub task_result_failures: i64,
     /// Stopped tasks in percent of all tasks (100 for a job without tasks).
     pub task_progress: f64,
-    /// The runs of the job's tasks (absent only in `job.stopped` events).
+    /// The runs of the job's tasks (absent only in `job.stopped` events:
+    /// fetch the job for them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<Vec<RunJson>>,
 }

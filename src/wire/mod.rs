@@ -156,8 +156,7 @@ pub struct NewLayerJson {
     pub asset_layer: Option<String>,
     #[schema(value_type = Object)]
     pub asset_layer_configuration: Value,
-    /// A UUID (or `""`: none).
-    #[schema(format = Uuid)]
+    /// A UUID, or `""` (or absent): none.
     pub stage_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub stage_configuration: Option<Value>,
