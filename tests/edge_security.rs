@@ -17,7 +17,9 @@
 
 mod common;
 
-use common::{Counting, SOFA, Server, get_json, image_url, settings, solid_png, upload};
+use common::{
+    Counting, SOFA, Server, get_json, image_url, settings, solid_png, status_and_body, upload,
+};
 use layercake::config::{BackendSettings, Settings};
 use layercake::meta::{WebhookRow, Window};
 use serde_json::{Value, json};
@@ -33,16 +35,6 @@ async fn hit(client: &reqwest::Client, server: &Server, token: Option<&str>) -> 
         r = r.bearer_auth(t).header("origin", "https://shop.example");
     }
     r.send().await.unwrap().status().as_u16()
-}
-
-async fn status_and_body(r: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let bytes = r.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 #[tokio::test]

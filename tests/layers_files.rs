@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{Counting, SOFA, Server, enc, get_json, image_url, settings, solid_png, upload};
+use common::{
+    Counting, SOFA, Server, enc, get_json, image_url, settings, solid_png, status_and_body, upload,
+};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -235,16 +237,13 @@ async fn the_latest_layer_as_json_url_file_or_optimized_copy() {
     assert_eq!(by_id["path"], path.as_str());
     // Forwarded headers from a peer that is not a trusted proxy (none is
     // configured) do not move the links.
-    let spoofed: serde_json::Value = client
-        .get(server.url(&q))
-        .header("x-forwarded-host", "evil.example")
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, spoofed) = status_and_body(
+        client
+            .get(server.url(&q))
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https"),
+    )
+    .await;
     assert_eq!(spoofed["url"], url.as_str());
 
     let u = get_json(&client, &server.url(&format!("{q}&resultType=url")), 200).await;
@@ -355,9 +354,7 @@ async fn files_upload_once_by_content_and_serve_ranges() {
     let refused = |form: reqwest::multipart::Form| {
         let request = client.post(server.url("/api/files")).multipart(form);
         async move {
-            let r = request.send().await.unwrap();
-            let status = r.status().as_u16();
-            let body: serde_json::Value = r.json().await.unwrap();
+            let (status, body) = status_and_body(request).await;
             (
                 status,
                 body["error"]["message"].as_str().unwrap_or("").to_string(),

@@ -233,32 +233,19 @@ pub async fn image(
     Ok(res)
 }
 
-/// The same route with a trailing slash, as some clients call it.
-#[utoipa::path(get, path = "/api/fast-compositor/", tag = "fast-compositor",
-    responses((status = 200, description = "As GET /api/fast-compositor")))]
-pub async fn image_slash(
-    state: State<Arc<App>>,
-    caller: ImageCaller,
-    headers: HeaderMap,
-    query: RawQuery,
-) -> Result<Response, ApiError> {
-    image(state, caller, headers, query).await
-}
-
-/// The same route as the published client's `requestUrl` builds it:
-/// `@threekit/rest-api` 0.2.2 joins its route prefix with an undefined
-/// path, so the URLs it hands out end in `/undefined`. Answered as
-/// `GET /api/fast-compositor` so that those URLs work.
-#[utoipa::path(get, path = "/api/fast-compositor/undefined", tag = "fast-compositor",
-    responses((status = 200, description = "As GET /api/fast-compositor")))]
-pub async fn image_undefined(
-    state: State<Arc<App>>,
-    caller: ImageCaller,
-    headers: HeaderMap,
-    query: RawQuery,
-) -> Result<Response, ApiError> {
-    image(state, caller, headers, query).await
-}
+/// Other paths of [`image`], with why: the router serves them with the
+/// same handler, and `http::constraints` documents each as a copy of the
+/// route's operation.
+pub const IMAGE_ALIASES: [(&str, &str); 2] = [
+    (
+        "/api/fast-compositor/",
+        "With a trailing slash, as some clients call it.",
+    ),
+    (
+        "/api/fast-compositor/undefined",
+        "As the published client's requestUrl builds it: @threekit/rest-api 0.2.2 joins its route prefix with an undefined path, so the URLs it hands out end in /undefined.",
+    ),
+];
 
 /// The request of an image URL's query (without a saved configuration or
 /// an `Accept` header), as `POST /api/urls` and `layercake prefetch` build it.

@@ -128,28 +128,14 @@ fn can_be_busy(method: &str, path: &str) -> bool {
 
 /// Applies the constraints to `doc` (the document as utoipa wrote it).
 pub fn refine(mut doc: Value, s: &Settings) -> Value {
-    // The aliases of the image route take its parameters and answers.
+    // The aliases of the image route: its parameters and answers.
     if let Some(image) = doc.pointer("/paths/~1api~1fast-compositor/get").cloned() {
-        for (alias, id) in [
-            ("/api/fast-compositor/", "image_slash"),
-            ("/api/fast-compositor/undefined", "image_undefined"),
-        ] {
-            if let Some(op) = doc
-                .get_mut("paths")
-                .and_then(|p| p.get_mut(alias))
-                .and_then(|p| p.get_mut("get"))
-            {
-                let summary = op.get("summary").cloned();
-                let description = op.get("description").cloned();
-                *op = image.clone();
-                op["operationId"] = json!(id);
-                if let Some(v) = summary {
-                    op["summary"] = v;
-                }
-                if let Some(v) = description {
-                    op["description"] = v;
-                }
-            }
+        for (i, (alias, why)) in super::compositor::IMAGE_ALIASES.iter().enumerate() {
+            let mut op = image.clone();
+            op["operationId"] = json!(format!("image_alias_{i}"));
+            op["summary"] = json!("As GET /api/fast-compositor");
+            op["description"] = json!(why);
+            doc["paths"][*alias] = json!({ "get": op });
         }
     }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -286,7 +272,6 @@ mod tests {
                 ],
                 "responses": {"200": {"description": "image"}},
             }},
-            "/api/fast-compositor/": {"get": {"responses": {"200": {"description": "alias"}}}},
             "/api/jobs/healthcheck": {"get": {"responses": {"200": {"description": "ok"}}}},
         }});
         let doc = refine(doc, &settings());
@@ -307,7 +292,8 @@ mod tests {
         // The alias has the route's parameters.
         let alias = &doc["paths"]["/api/fast-compositor/"]["get"];
         assert_eq!(alias["parameters"], image["parameters"]);
-        assert_eq!(alias["operationId"], "image_slash");
+        assert_eq!(alias["operationId"], "image_alias_0");
+        assert!(doc["paths"]["/api/fast-compositor/undefined"]["get"]["parameters"].is_array());
         // An open route never answers 401.
         assert!(doc["paths"]["/api/jobs/healthcheck"]["get"]["responses"]["401"].is_null());
     }

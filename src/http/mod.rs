@@ -90,12 +90,13 @@ fn openapi_operation() -> utoipa::openapi::path::Operation {
 /// Every route, with the OpenAPI document collected from them.
 pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
     let _ = app;
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(plp::page))
-        .routes(routes!(compositor::image))
-        .routes(routes!(compositor::image_slash))
-        .routes(routes!(compositor::image_undefined))
-        .routes(routes!(ops::compositor_health))
+        .routes(routes!(compositor::image));
+    for (alias, _) in compositor::IMAGE_ALIASES {
+        api = api.route(alias, get(compositor::image));
+    }
+    api.routes(routes!(ops::compositor_health))
         .routes(routes!(urls::create))
         .routes(routes!(carousel::api))
         .routes(routes!(carousel::embed))

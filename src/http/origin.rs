@@ -34,6 +34,7 @@ impl FromRequestParts<Arc<crate::app::App>> for PublicBase {
         parts: &mut Parts,
         app: &Arc<crate::app::App>,
     ) -> Result<Self, Self::Rejection> {
+        // Present only when trusted proxies are configured (`server`).
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -46,21 +46,16 @@ impl Params {
             .filter(|s| !s.is_empty())
     }
 
-    /// The value as given, `""` included.
+    /// The value as given, `""` included. The typed getters read this: a
+    /// UUID, a number or JSON given empty is a wrong value, not an absent one.
     pub fn raw(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
-    }
-
-    /// The value for a typed getter: given but empty is not "absent" (a
-    /// UUID, a number or JSON cannot be empty), it is the wrong value.
-    fn typed(&self, name: &str) -> Option<&str> {
-        self.raw(name)
     }
 
     /// # Errors
     /// 422 when not a UUID (an empty value included).
     pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, Error> {
-        self.typed(name).map(|s| parse_uuid(name, s)).transpose()
+        self.raw(name).map(|s| parse_uuid(name, s)).transpose()
     }
 
     /// Refuses `name=` for each of `names`: parameters whose every value is
@@ -95,7 +90,7 @@ impl Params {
     /// # Errors
     /// 400 naming the parameter when it is not valid JSON.
     pub fn json(&self, name: &str) -> Result<Option<serde_json::Value>, Error> {
-        self.typed(name)
+        self.raw(name)
             .map(|s| {
                 serde_json::from_str(s)
                     .map_err(|e| Error::malformed(name, format!("is not valid JSON ({e})")))
@@ -108,7 +103,7 @@ impl Params {
     /// # Errors
     /// 400 when it is not a whole number.
     pub fn u32(&self, name: &str) -> Result<Option<u32>, Error> {
-        self.typed(name)
+        self.raw(name)
             .map(|s| {
                 s.trim()
                     .parse::<u32>()

@@ -56,6 +56,11 @@ struct Limits {
     /// One permit per open connection (`http.max_connections`), shared by
     /// every serving thread.
     slots: Arc<Semaphore>,
+    /// Whether handlers need each request's peer address: only to believe
+    /// forwarded headers from `http.trusted_proxies` (and only when no
+    /// `http.public_url` makes them moot). Otherwise a hit carries nothing
+    /// extra.
+    peer_needed: bool,
 }
 
 /// The threads serving connections. Their runtimes stay up until
@@ -102,6 +107,7 @@ pub(super) async fn run(
         send_timeout: Duration::from_secs(http.send_timeout_secs),
         grace: Duration::from_secs(http.shutdown_grace_secs),
         slots: Arc::new(Semaphore::new(http.max_connections)),
+        peer_needed: http.public_url.is_empty() && !http.trusted_proxies.is_empty(),
     };
     let release = CancellationToken::new();
     if threads <= 1 {
@@ -217,6 +223,7 @@ async fn accept(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let peer_needed = limits.peer_needed;
         let service =
             router
                 .clone()
@@ -224,8 +231,10 @@ async fn accept(
                     let mut req = req.map(axum::body::Body::new);
                     // Who sent it: `origin` believes forwarded headers
                     // only from http.trusted_proxies.
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
+                    if peer_needed {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                    }
                     req
                 });
         let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));

@@ -196,6 +196,17 @@ pub async fn get_json(client: &reqwest::Client, url: &str, status: u16) -> serde
     serde_json::from_slice(&r.bytes().await.unwrap()).expect("JSON body")
 }
 
+/// Sends a request: its status and JSON body (`null` when not JSON).
+pub async fn status_and_body(r: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Uploads one file to POST /api/files and returns its record.
 pub async fn upload(
     client: &reqwest::Client,
