@@ -47,7 +47,13 @@ fn the_published_client_works_unchanged_and_every_answer_fits_its_schemas() {
     );
 
     let config = dir.path().join("layercake.toml");
-    std::fs::write(&config, "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n").unwrap();
+    // Webhook addresses on loopback (a closed port): no delivery can leave
+    // the machine.
+    std::fs::write(
+        &config,
+        "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[webhooks]\nallow_private_addresses = true\n",
+    )
+    .unwrap();
     let data = dir.path().join("data");
     let created = Command::new(env!("CARGO_BIN_EXE_layercake"))
         .args(["token", "create", "--name", "threekit-client", "--config"])
