@@ -33,6 +33,9 @@ pub struct App {
     pub configurations: SavedConfigurations,
     pub compositor: Compositor,
     pub jobs: Arc<Jobs>,
+    /// Finishes runs: of this process's render slots (when running them)
+    /// and of remote render nodes (the worker protocol, always).
+    pub worker: Arc<Worker>,
     pub webhooks: Arc<Webhooks>,
     pub signer: crate::signing::Signer,
     /// What sizes URLs anyone can change may ask for; the presets.
@@ -99,6 +102,7 @@ pub struct Core {
     pub layers: Arc<LayerService>,
     pub webhooks: Arc<Webhooks>,
     pub jobs: Arc<Jobs>,
+    pub worker: Arc<Worker>,
     pub background: Background,
 }
 
@@ -144,17 +148,18 @@ impl Core {
             settings.jobs.clone(),
         ));
         let background = Background::default();
+        let worker = Arc::new(Worker::new(
+            Arc::clone(&jobs),
+            store.clone(),
+            Arc::clone(&assets) as Arc<dyn crate::jobs::Definitions>,
+            renderers,
+            Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
+            worker_limits(settings),
+        ));
         if role == Role::Worker || settings.jobs.in_process {
-            let worker = Arc::new(Worker::new(
-                Arc::clone(&jobs),
-                store.clone(),
-                Arc::clone(&assets) as Arc<dyn crate::jobs::Definitions>,
-                renderers,
-                Arc::clone(&layers) as Arc<dyn crate::jobs::Recorder>,
-                worker_limits(settings),
-            ));
             worker.spawn(background.tracker(), background.token());
         }
+        jobs.spawn_listener(background.tracker(), background.token());
         webhooks.spawn_dispatcher(background.tracker(), background.token());
         store.spawn_flusher(background.tracker(), background.token());
         Ok(Core {
@@ -165,6 +170,7 @@ impl Core {
             layers,
             webhooks,
             jobs,
+            worker,
             background,
         })
     }
@@ -225,6 +231,7 @@ impl App {
             layers,
             webhooks,
             jobs,
+            worker,
             background,
         } = Core::start(&settings, Role::Server, builtin).await?;
         let tiers = MemoryTiers::new(Budgets {
@@ -290,6 +297,7 @@ impl App {
             configurations,
             compositor,
             jobs,
+            worker,
             webhooks,
             signer,
             sizes,

@@ -188,6 +188,8 @@ pub struct JobsSettings {
     pub scheduling_timeout_secs: u64,
     pub max_batch_configurations: usize,
     pub max_plan_keys: u64,
+    pub notify: bool,
+    pub remote_claim_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

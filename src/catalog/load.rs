@@ -13,7 +13,7 @@ use super::{
     Asset, AttrKind, AttrOption, Attribute, Catalog, Layer, Limits, Recipe, Template, Value, View,
 };
 use include_dir::{Dir, include_dir};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -54,6 +54,8 @@ impl CatalogError {
 enum Source<'a> {
     Dir(&'a Path),
     Embedded(&'static Dir<'static>),
+    /// Template files sent along with the definition (see `Asset::bundle`).
+    Map(&'a BTreeMap<String, String>),
     /// Definitions submitted over the API carry their templates inline.
     None,
 }
@@ -97,6 +99,11 @@ impl Source<'_> {
                 .and_then(|f| f.contents_utf8())
                 .map(str::to_owned)
                 .ok_or_else(|| format!("template \"{rel}\" is not in the built-in catalogue")),
+            Source::Map(m) => match m.get(rel) {
+                Some(t) if t.len() <= max => Ok(t.clone()),
+                Some(_) => Err(format!("template \"{rel}\" is over {max} bytes")),
+                None => Err(format!("template \"{rel}\" was not sent with the definition")),
+            },
             Source::None => Err(format!(
                 "template file \"{rel}\" cannot be read here; give the template inline"
             )),
@@ -170,6 +177,20 @@ pub(super) fn from_dir(dir: &Path, limits: &Limits) -> Result<Catalog, CatalogEr
 /// [`CatalogError`] naming `label` and the field (or the cap) at fault.
 pub fn load_asset_str(label: &str, json: &str, limits: &Limits) -> Result<Asset, CatalogError> {
     parse(&format!("{label}.json"), json, &Source::None, limits)
+}
+
+/// Parses and validates one asset definition (JSON) with the template
+/// files it names, as [`crate::catalog::Asset::bundle`] gives them.
+///
+/// # Errors
+/// [`CatalogError`] naming `label` and the field at fault.
+pub fn load_asset_bundle(
+    label: &str,
+    json: &str,
+    files: &BTreeMap<String, String>,
+    limits: &Limits,
+) -> Result<Asset, CatalogError> {
+    parse(&format!("{label}.json"), json, &Source::Map(files), limits)
 }
 
 fn is_asset_file(name: &str) -> bool {
@@ -641,6 +662,7 @@ fn recipe(
         h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
     }
     let mut templates = Vec::new();
+    let mut read = Vec::new();
     // An inline template is the same text for every view: parsed once.
     let mut inline: Option<Arc<Template>> = None;
     for v in views {
@@ -648,6 +670,7 @@ fn recipe(
             (Some(path), None) => {
                 let rel = path.replace("{view}", &v.name);
                 let text = files.read(&rel).map_err(err)?;
+                read.push((rel.clone(), Arc::<str>::from(text.as_str())));
                 (rel, text)
             }
             (None, Some(t)) => {
@@ -682,6 +705,7 @@ fn recipe(
     Ok(Recipe {
         templates,
         crop: r.crop,
+        files: read,
         fingerprint: *h.finalize().as_bytes(),
     })
 }
@@ -689,6 +713,28 @@ fn recipe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bundle_rebuilds_the_same_asset_without_the_catalogue_files() {
+        let cat = demo().unwrap();
+        for a in cat.assets() {
+            let (spec, files) = a.bundle();
+            assert!(!files.is_empty(), "the demo reads template files");
+            let b = load_asset_bundle("remote", &spec.to_string(), &files, &Limits::default())
+                .unwrap();
+            assert_eq!((b.id, b.version, b.fingerprint), (a.id, a.version, a.fingerprint));
+            for (x, y) in a.layers.iter().zip(&b.layers) {
+                assert_eq!(x.recipe.fingerprint, y.recipe.fingerprint);
+            }
+            // A file that did not travel is named.
+            let mut missing = files.clone();
+            let gone = missing.keys().next().unwrap().clone();
+            missing.remove(&gone);
+            let e = load_asset_bundle("remote", &spec.to_string(), &missing, &Limits::default())
+                .unwrap_err();
+            assert!(e.message.contains(&gone), "{e}");
+        }
+    }
 
     pub(super) fn minimal() -> serde_json::Value {
         serde_json::json!({

@@ -14,7 +14,7 @@ mod value;
 
 #[cfg(test)]
 pub(crate) use load::props as load_props;
-pub use load::{CatalogError, DEMO_ASSET_ID, load_asset_str};
+pub use load::{CatalogError, DEMO_ASSET_ID, load_asset_bundle, load_asset_str};
 pub use sandbox::{Limits, check_refs, precheck};
 pub use spec::AssetSpec;
 pub use template::{Template, TemplateContext, TemplateError};
@@ -54,6 +54,27 @@ pub struct Asset {
     /// When the catalogue file was last modified (microseconds since the
     /// Unix epoch); `None` for the built-in demo and API definitions.
     pub source_mtime: Option<i64>,
+}
+
+impl Asset {
+    /// The definition as JSON and every template file it read: what
+    /// [`load_asset_bundle`] needs to build this same asset (same
+    /// fingerprints, so the same layer keys) on a machine without the
+    /// catalogue files.
+    pub fn bundle(&self) -> (serde_json::Value, BTreeMap<String, String>) {
+        let mut spec = self.spec.clone();
+        spec.version = self.version;
+        let files = self
+            .layers
+            .iter()
+            .flat_map(|l| l.recipe.files.iter())
+            .map(|(p, t)| (p.clone(), t.to_string()))
+            .collect();
+        (
+            serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null),
+            files,
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +128,10 @@ pub struct Recipe {
     /// once and shared by every view).
     pub templates: Vec<std::sync::Arc<Template>>,
     pub crop: bool,
+    /// The template files this recipe read (path relative to the asset
+    /// file, text), so the definition can travel to a remote worker with
+    /// exactly the texts its keys were made from (see [`Asset::bundle`]).
+    pub files: Vec<(String, std::sync::Arc<str>)>,
     /// blake3 over the template texts, the crop flag and `dependsOn`: part
     /// of the layer key, so editing one layer's template re-renders that
     /// layer only.

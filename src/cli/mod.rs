@@ -44,7 +44,9 @@ enum Command {
         listen: Option<String>,
     },
     /// Run render workers only: claim tasks from the shared queue (same
-    /// metadata store, object store and catalogue as the serve processes).
+    /// metadata store, object store and catalogue as the serve processes),
+    /// or, with --server and --token, from a serve process over HTTP (a
+    /// remote render node: no database or object-store access needed).
     Worker {
         #[command(flatten)]
         common: Common,
@@ -52,6 +54,8 @@ enum Command {
         /// and `/healthz` on this address, e.g. 127.0.0.1:9100; off by default.
         #[arg(long)]
         metrics_listen: Option<String>,
+        #[command(flatten)]
+        remote: worker::RemoteArgs,
     },
     /// Print a signed image URL for a configuration (signing.keys; the
     /// asset's live definition from the data dir).
@@ -148,7 +152,11 @@ pub fn main() -> anyhow::Result<()> {
         Command::Worker {
             common,
             metrics_listen,
-        } => worker::run(common.settings(None)?, metrics_listen.as_deref()),
+            remote,
+        } => match remote.server {
+            Some(_) => worker::run_remote(common.settings(None)?, metrics_listen.as_deref(), remote),
+            None => worker::run(common.settings(None)?, metrics_listen.as_deref()),
+        },
         Command::Url { common, args } => url::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
         Command::Prefetch { common, args } => prefetch::run(common.settings(None)?, args),

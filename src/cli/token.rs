@@ -25,6 +25,10 @@ pub enum TokenCommand {
         /// The org the token acts for (default: the default org).
         #[arg(long)]
         org: Option<Uuid>,
+        /// A render node's token: only the worker protocol, for
+        /// `layercake worker --server URL --token T` (renders every org's tasks).
+        #[arg(long, conflicts_with_all = ["public", "org", "origins"])]
+        worker: bool,
     },
     /// List tokens (never the tokens themselves).
     List,
@@ -45,11 +49,16 @@ pub fn run(settings: Settings, command: TokenCommand) -> anyhow::Result<()> {
                 public,
                 origins,
                 org,
+                worker,
             } => {
                 if !public && !origins.is_empty() {
                     bail!("--origin applies to public tokens (add --public)");
                 }
-                let (token, row) = tokens.create(org, &name, public, &origins).await?;
+                let (token, row) = if worker {
+                    tokens.create_worker(&name).await?
+                } else {
+                    tokens.create(org, &name, public, &origins).await?
+                };
                 println!("{token}");
                 eprintln!(
                     "created {} token {} for org {} (the line above is the token; it is not shown again)",

@@ -1,6 +1,10 @@
 //! `layercake worker`: render workers only; no API, only `/metrics` and
 //! `/healthz` when `--metrics-listen` is given.
 //!
+//! With `--server URL --token T` it is a remote render node
+//! (`jobs::node`): it pulls tasks from that server over the worker
+//! protocol and needs no store at all, only its `[render]` settings.
+//!
 //! A worker shares the metadata store and the object store with the
 //! `serve` processes (same `meta.url` and `storage.url`, or the same data
 //! dir) and the same catalogue files; it claims tasks from the durable
@@ -13,6 +17,67 @@ use crate::meta::Meta;
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A remote render node's connection to its server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Pull tasks from this serve process over HTTP(S), e.g.
+    /// https://render.example.com (a remote render node).
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// The node's worker token (`layercake token create --worker`); also
+    /// read from LAYERCAKE_WORKER_TOKEN.
+    #[arg(long, env = "LAYERCAKE_WORKER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Only tasks of this asset (repeatable); default: every asset drawn
+    /// by a backend this node has.
+    #[arg(long = "asset", requires = "server")]
+    pub assets: Vec<uuid::Uuid>,
+}
+
+/// A remote render node, until SIGTERM/Ctrl-C (a render under way gets up
+/// to one lease to finish and upload).
+pub fn run_remote(
+    settings: Settings,
+    metrics_listen: Option<&str>,
+    remote: RemoteArgs,
+) -> anyhow::Result<()> {
+    super::serve::init_tracing(&settings);
+    let (Some(server), Some(token)) = (remote.server, remote.token) else {
+        bail!("a remote worker needs --server URL and --token T");
+    };
+    let renderers = crate::render::Renderers::from_settings(&settings.render, None)
+        .map_err(|e| anyhow::anyhow!("render backends: {e}"))?;
+    let node = Arc::new(
+        crate::jobs::node::Node::new(
+            crate::jobs::node::NodeSettings {
+                server,
+                token,
+                slots: Settings::threads(settings.render.concurrency),
+                claim_wait: Duration::from_secs(settings.jobs.remote_claim_wait_secs),
+                assets: (!remote.assets.is_empty()).then_some(remote.assets),
+            },
+            renderers,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let background = Background::default();
+        if let Some(addr) = metrics_listen {
+            serve_metrics(addr, None, &background).await?;
+        }
+        node.spawn(background.tracker(), background.token());
+        super::serve::shutdown_signal().await;
+        background
+            .stop(Duration::from_secs(settings.jobs.lease_secs))
+            .await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
 
 pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<()> {
     super::serve::init_tracing(&settings);
@@ -32,7 +97,7 @@ pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<(
             ..
         } = Core::start(&settings, Role::Worker, None).await?;
         if let Some(addr) = metrics_listen {
-            serve_metrics(addr, Arc::clone(&meta), &background).await?;
+            serve_metrics(addr, Some(Arc::clone(&meta)), &background).await?;
         }
         tracing::info!(store = store.url(), "layercake worker running");
         super::serve::shutdown_signal().await;
@@ -47,7 +112,11 @@ pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<(
 
 /// `/metrics` and `/healthz` of a worker process, until shutdown: the
 /// render counters and queue wait are recorded where renders run.
-async fn serve_metrics(addr: &str, meta: Arc<Meta>, background: &Background) -> anyhow::Result<()> {
+async fn serve_metrics(
+    addr: &str,
+    meta: Option<Arc<Meta>>,
+    background: &Background,
+) -> anyhow::Result<()> {
     let handle = crate::telemetry::handle()
         .context("another metrics recorder is installed in this process")?;
     crate::telemetry::spawn_upkeep(background.tracker(), background.token());

@@ -65,6 +65,11 @@ impl Caller {
         let Some(grant) = app.tokens.authenticate(&t).await? else {
             return Err(Error::Unauthorized("unknown or revoked token".into()));
         };
+        if grant.worker {
+            return Err(Error::Forbidden(
+                "a worker token may only use the worker protocol (/api/jobs/worker/...)".into(),
+            ));
+        }
         if !grant.private {
             if !matches!(parts.method, Method::GET | Method::HEAD) {
                 return Err(Error::Forbidden(
@@ -171,6 +176,32 @@ impl FromRequestParts<Arc<App>> for Caller {
             )));
         }
         Ok(caller)
+    }
+}
+
+/// The caller of the worker protocol: a `worker` token (or development
+/// mode). Every other token is refused (403): a render node's token and
+/// the API's tokens never stand in for each other.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerCaller;
+
+impl FromRequestParts<Arc<App>> for WorkerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<WorkerCaller, ApiError> {
+        if app.tokens.development_mode().await.map_err(ApiError)? {
+            return Ok(WorkerCaller);
+        }
+        let Some(t) = token(parts).map_err(ApiError)? else {
+            return Err(needs_token());
+        };
+        match app.tokens.authenticate(&t).await.map_err(ApiError)? {
+            Some(g) if g.worker => Ok(WorkerCaller),
+            Some(_) => Err(ApiError(Error::Forbidden(
+                "the worker protocol needs a worker token (layercake token create --worker)".into(),
+            ))),
+            None => Err(ApiError(Error::Unauthorized("unknown or revoked token".into()))),
+        }
     }
 }
 

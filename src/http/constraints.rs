@@ -33,7 +33,9 @@ fn parameter(path: &str, name: &str, s: &Settings) -> Option<Param> {
         "configurationId" => Param::Schema(short_or_uuid()),
         // `""` is "none", as the published client sends and reads it.
         "stageId" => Param::Schema(json!({"anyOf": [uuid(), {"type": "string", "enum": [""]}]})),
-        "id" | "assetId" | "jobId" | "taskId" | "orgId" | "bearer_token" => Param::Schema(uuid()),
+        "id" | "assetId" | "jobId" | "taskId" | "runId" | "orgId" | "bearer_token" => {
+            Param::Schema(uuid())
+        }
         "page" | "perPage" => int(1, u64::from(u32::MAX)),
         "sort" if path == "/api/assets" => one_of(&[
             "+createdAt",

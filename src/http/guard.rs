@@ -4,7 +4,9 @@
 //!
 //! - **Bodies** must be `application/json` (or `…+json`). `multipart/form-data`
 //!   is taken only by the two routes that document it (`POST /api/files`,
-//!   `POST /api/configurations`). Anything else is 415, before the body is
+//!   `POST /api/configurations`), and `image/png` only by a remote
+//!   worker's layer upload (`PUT /api/jobs/worker/runs/{runId}/result`).
+//!   Anything else is 415, before the body is
 //!   read. A browser can send `text/plain` across origins without asking
 //!   (a "simple" request); JSON needs a CORS preflight, which this server
 //!   never grants.
@@ -92,7 +94,19 @@ fn check_body_type(req: &Request) -> Result<(), Error> {
         .to_ascii_lowercase();
     let json = essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"));
-    let form_route = MULTIPART.contains(&req.uri().path().trim_end_matches('/'));
+    let path = req.uri().path().trim_end_matches('/');
+    // A remote worker's layer upload (`http::worker`) is the PNG itself.
+    let png_route = path.starts_with("/api/jobs/worker/runs/") && path.ends_with("/result");
+    if png_route {
+        if essence == "image/png" {
+            return Ok(());
+        }
+        return Err(Error::UnsupportedMediaType(format!(
+            "Content-Type: {} is not taken here; send image/png",
+            if declared.is_empty() { "none" } else { declared }
+        )));
+    }
+    let form_route = MULTIPART.contains(&path);
     // A form to a form route: POST is taken, any other method is left to
     // the router (405), not refused for its media type.
     let multipart = essence == "multipart/form-data" && form_route;

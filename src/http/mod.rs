@@ -4,13 +4,15 @@
 //!   `POST /api/urls` (signed image URLs).
 //! - `layers`, `files`, `configurations`, `assets`: the record services.
 //! - `jobs`: jobs, tasks, runs; batch renders and cancellation.
+//! - `worker`: the worker protocol of remote render nodes (worker tokens).
 //! - `webhooks`: subscriptions and their delivery log.
 //! - `plp`: `/`, the demo product-listing page.
 //! - `openapi`: `/api/openapi.json`, collected from the routes themselves;
 //!   `constraints`: the parameter schemas and error statuses it declares.
 //! - `ops`: `/metrics`, `/healthz`, `/readyz`, and request metrics.
 //! - `auth`: the caller (token → org) every route goes through; `Caller`
-//!   for private routes, `Reader` where a public token may read too.
+//!   for private routes, `Reader` where a public token may read too,
+//!   `WorkerCaller` for the worker protocol (worker tokens only).
 //! - `guard`: body media types, and loopback `Host`/`Origin` in development mode.
 //! - `server`: connections (hyper-util: header-read timeout, connection cap).
 //! - `params`, `page`, `body`: query, pagination and JSON body parsing.
@@ -49,6 +51,7 @@ mod plp;
 mod server;
 mod urls;
 mod webhooks;
+mod worker;
 
 pub use compositor::{CACHE_HEADER, image_request_for, pinned_url};
 pub use error::ApiError;
@@ -122,6 +125,10 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::run))
         .routes(routes!(ops::jobs_health))
+        .routes(routes!(worker::claim))
+        .routes(routes!(worker::heartbeat))
+        .routes(routes!(worker::result))
+        .routes(routes!(worker::failure))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::restore))
@@ -221,7 +228,7 @@ pub fn ops_router(app: Arc<App>) -> Router {
 /// I/O errors of the listener.
 pub async fn serve_worker_ops(
     listener: tokio::net::TcpListener,
-    meta: Arc<crate::meta::Meta>,
+    meta: Option<Arc<crate::meta::Meta>>,
     handle: metrics_exporter_prometheus::PrometheusHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -229,9 +236,11 @@ pub async fn serve_worker_ops(
         .route(
             "/metrics",
             get(move || {
-                let (meta, handle) = (Arc::clone(&meta), handle.clone());
+                let (meta, handle) = (meta.clone(), handle.clone());
                 async move {
-                    crate::jobs::record_queue_depth(&meta).await;
+                    if let Some(meta) = &meta {
+                        crate::jobs::record_queue_depth(meta).await;
+                    }
                     (
                         [(axum::http::header::CONTENT_TYPE, ops::PROMETHEUS_TEXT)],
                         handle.render(),

@@ -9,7 +9,7 @@
 //! compositor miss ─┐                      ┌─► worker (this process or `layercake worker`)
 //! POST /api/jobs ──┴─► Jobs::submit ─► tasks (one active per key) ─► claim (lease) ─► render
 //!                                                 ▲                   validate ─► store ─► record
-//! Jobs::wait ◄── task stopped (notify in-process, poll across processes) ◄─┘
+//! Jobs::wait ◄── task stopped (notify in-process, LISTEN/NOTIFY across processes, poll) ◄─┘
 //! ```
 //!
 //! - [`Jobs`] creates jobs (joining active tasks for the same key), waits
@@ -22,7 +22,9 @@
 
 pub mod batch;
 pub mod plan;
+pub mod node;
 pub mod records;
+pub mod remote;
 mod worker;
 
 pub use worker::{Worker, WorkerLimits};
@@ -41,6 +43,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 /// One layer to produce.
@@ -236,6 +240,9 @@ pub struct Jobs {
     work: Notify,
     /// Wakes requests of this process waiting for a task.
     done: Mutex<HashMap<Uuid, Arc<Notify>>>,
+    /// This process, in the wake-ups it sends to the others (so it skips
+    /// its own when they come back).
+    origin: Uuid,
 }
 
 impl Jobs {
@@ -246,7 +253,82 @@ impl Jobs {
             settings,
             work: Notify::new(),
             done: Mutex::new(HashMap::new()),
+            origin: Uuid::new_v4(),
         }
+    }
+
+    /// Hears the wake-ups other processes send (on PostgreSQL, with
+    /// `jobs.notify`): work queued wakes this process's idle workers and
+    /// long-polling remote claims, a task stopped wakes the requests here
+    /// that wait for it. A dropped connection is made again; polling
+    /// covers what was missed.
+    pub fn spawn_listener(self: &Arc<Self>, tracker: &TaskTracker, stop: &CancellationToken) {
+        if !self.settings.notify || !self.meta.can_notify() {
+            return;
+        }
+        let (me, stop) = (Arc::clone(self), stop.clone());
+        tracker.spawn(async move {
+            let mut wait = Duration::from_millis(250);
+            while !stop.is_cancelled() {
+                let mut listener = match me.meta.listen().await {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot LISTEN for wake-ups; polling meanwhile");
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        wait = (wait * 2).min(Duration::from_secs(10));
+                        continue;
+                    }
+                };
+                wait = Duration::from_millis(250);
+                loop {
+                    let next = tokio::select! {
+                        () = stop.cancelled() => return,
+                        n = listener.next() => n,
+                    };
+                    match next {
+                        Ok(Some(payload)) => me.heard(&payload),
+                        // Reconnected: what was sent meanwhile is lost.
+                        Ok(None) => me.work.notify_waiters(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "wake-up connection lost; connecting again");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// One wake-up from another process: `<origin> work` or
+    /// `<origin> done <task>`.
+    fn heard(&self, payload: &str) {
+        let mut words = payload.split(' ');
+        if words.next() == Some(self.origin.to_string().as_str()) {
+            return;
+        }
+        match (words.next(), words.next().and_then(|t| Uuid::parse_str(t).ok())) {
+            (Some("work"), None) => self.work.notify_waiters(),
+            (Some("done"), Some(task)) => self.wake_waiters(task),
+            _ => tracing::debug!(payload, "unknown wake-up ignored"),
+        }
+    }
+
+    /// Tells the other processes (best effort; they poll too).
+    fn announce(&self, what: String) {
+        if !self.settings.notify || !self.meta.can_notify() {
+            return;
+        }
+        let meta = Arc::clone(&self.meta);
+        let payload = format!("{} {what}", self.origin);
+        tokio::spawn(async move {
+            if let Err(e) = meta.notify(&payload).await {
+                tracing::debug!(error = %e, "wake-up not sent; the others poll");
+            }
+        });
     }
 
     pub fn meta(&self) -> &Arc<Meta> {
@@ -334,6 +416,7 @@ impl Jobs {
                 parameters: serde_json::to_string(&TaskParams::of(&l.request)).unwrap_or_default(),
                 max_attempts: i64::from(self.settings.max_attempts),
                 rerender: spec.rerender.contains(&l.key),
+                asset_id: Some(l.request.asset.id),
             })
             .collect();
         let row = JobRow {
@@ -359,6 +442,7 @@ impl Jobs {
             self.job_stopped(&queued.job).await;
         } else {
             self.work.notify_waiters();
+            self.announce("work".into());
         }
         Ok(Submitted {
             job: queued.job,
@@ -420,8 +504,13 @@ impl Jobs {
     }
 
     /// Called by a worker of this process when a task stopped or went back
-    /// to pending.
+    /// to pending: wakes who waits for it here and on the other processes.
     pub(crate) fn task_changed(&self, id: Uuid) {
+        self.wake_waiters(id);
+        self.announce(format!("done {id}"));
+    }
+
+    fn wake_waiters(&self, id: Uuid) {
         let n = {
             let map = self.done.lock().unwrap_or_else(|p| p.into_inner());
             map.get(&id).cloned()

@@ -52,13 +52,13 @@ pub struct WorkerLimits {
 }
 
 /// Why a run failed, and whether another attempt may succeed.
-struct Failure {
-    message: String,
-    transient: bool,
+pub(super) struct Failure {
+    pub(super) message: String,
+    pub(super) transient: bool,
 }
 
 impl Failure {
-    fn permanent(message: impl Into<String>) -> Failure {
+    pub(super) fn permanent(message: impl Into<String>) -> Failure {
         Failure {
             message: message.into(),
             transient: false,
@@ -86,13 +86,13 @@ impl From<Error> for Failure {
 
 /// The render workers of one process.
 pub struct Worker {
-    meta: Arc<Meta>,
-    store: BlobStore,
-    jobs: Arc<Jobs>,
+    pub(super) meta: Arc<Meta>,
+    pub(super) store: BlobStore,
+    pub(super) jobs: Arc<Jobs>,
     assets: Arc<dyn super::Definitions>,
-    renderers: Renderers,
+    pub(super) renderers: Renderers,
     recorder: Arc<dyn Recorder>,
-    limits: WorkerLimits,
+    pub(super) limits: WorkerLimits,
     /// `host/pid`, the prefix of every slot's name.
     name: String,
 }
@@ -164,7 +164,7 @@ impl Worker {
             // in the outbox, a render would only burn one of the task's
             // attempts: leave the task queued until the store is back.
             let claim = if self.store.is_up() || self.store.can_defer() {
-                self.meta.claim_task(&name, until).await
+                self.meta.claim_task(&name, until, None).await
             } else {
                 Ok(None)
             };
@@ -263,18 +263,39 @@ impl Worker {
             .await
             .unwrap_or_else(|_| Err(Failure::permanent("the render panicked")));
         drop(_heartbeat);
-        if let Ok(Made::Reused(existing)) = result {
-            metrics::counter!(telemetry::RENDERS_REUSED, "at" => "claim").increment(1);
-            tracing::info!(task = %task.id, layer = %task.title, existing = %existing.layer, "layer already stored and recorded; not rendered again");
-            self.report(&task, &run, &Outcome::Reused(existing)).await;
-            return;
+        if !matches!(result, Ok(Made::Reused(_))) {
+            let label = match &result {
+                Ok(_) => "success",
+                Err(f) if f.transient && task.attempts < task.max_attempts => "retry",
+                Err(_) => "failure",
+            };
+            metrics::counter!(telemetry::RENDERS, "result" => label).increment(1);
+            metrics::histogram!(telemetry::RENDER_DURATION)
+                .record(started.elapsed().as_secs_f64());
         }
+        self.conclude(&task, &run, result, started).await;
+    }
+
+    /// Logs how a run ended, records it and tells whoever waits: a
+    /// failure that may pass is retried after its backoff while attempts
+    /// are left.
+    pub(super) async fn conclude(
+        &self,
+        task: &TaskRow,
+        run: &RunRow,
+        result: Result<Made, Failure>,
+        started: Instant,
+    ) {
         let settings = self.jobs.settings();
         let outcome = match &result {
+            Ok(Made::Reused(existing)) => {
+                metrics::counter!(telemetry::RENDERS_REUSED, "at" => "claim").increment(1);
+                tracing::info!(task = %task.id, layer = %task.title, existing = %existing.layer, "layer already stored and recorded; not rendered again");
+                Outcome::Reused(*existing)
+            }
             Ok(Made::Rendered(files)) => Outcome::Success {
                 files: files.clone(),
             },
-            Ok(Made::Reused(e)) => Outcome::Reused(*e),
             Err(f) if f.transient && task.attempts < task.max_attempts => Outcome::Retry {
                 error: f.message.clone(),
                 not_before: self.meta.after(backoff(
@@ -287,26 +308,20 @@ impl Worker {
                 error: f.message.clone(),
             },
         };
-        let label = match &outcome {
-            Outcome::Success { .. } | Outcome::Reused(_) => "success",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Fail { .. } => "failure",
-        };
-        metrics::counter!(telemetry::RENDERS, "result" => label).increment(1);
-        metrics::histogram!(telemetry::RENDER_DURATION).record(started.elapsed().as_secs_f64());
         match &result {
-            Ok(_) => {
-                tracing::info!(task = %task.id, layer = %task.title, attempt = task.attempts, ms = started.elapsed().as_millis() as u64, "rendered layer")
+            Ok(Made::Reused(_)) => {}
+            Ok(Made::Rendered(_)) => {
+                tracing::info!(task = %task.id, layer = %task.title, worker = %run.worker, attempt = task.attempts, ms = started.elapsed().as_millis() as u64, "rendered layer")
             }
             Err(f) => {
-                tracing::warn!(task = %task.id, layer = %task.title, attempt = task.attempts, retry = matches!(outcome, Outcome::Retry { .. }), error = %f.message, "render failed")
+                tracing::warn!(task = %task.id, layer = %task.title, worker = %run.worker, attempt = task.attempts, retry = matches!(outcome, Outcome::Retry { .. }), error = %f.message, "render failed")
             }
         }
-        self.report(&task, &run, &outcome).await;
+        self.report(task, run, &outcome).await;
     }
 
     /// Records how the run ended and tells whoever waits.
-    async fn report(&self, task: &TaskRow, run: &RunRow, outcome: &Outcome) {
+    pub(super) async fn report(&self, task: &TaskRow, run: &RunRow, outcome: &Outcome) {
         let finished = self.finish(task, run, outcome).await;
         self.jobs.task_changed(task.id);
         for j in finished {
@@ -369,6 +384,30 @@ impl Worker {
         lost: &CancellationToken,
         permit: OwnedSemaphorePermit,
     ) -> Result<Made, Failure> {
+        let job = self.job_of(task).await?;
+        if let Some(made) = self.reuse_stored(&job, task, run, existing).await? {
+            return Ok(made);
+        }
+        let (renderer, timeout) = self.renderers.for_asset(&job.request.asset)?;
+        let req = job.request.clone();
+        let render = tokio::spawn(async move {
+            let out = renderer.render(&req).await;
+            drop(permit);
+            out
+        });
+        let out = match tokio::time::timeout(timeout, render).await {
+            Err(_) => return Err(RenderError::Timeout(timeout).into()),
+            Ok(Err(join)) => {
+                return Err(Failure::permanent(format!("the renderer panicked: {join}")));
+            }
+            Ok(Ok(out)) => out?,
+        };
+        self.keep(&job, task, run, out, lost.is_cancelled()).await
+    }
+
+    /// The layer a task renders, rebuilt from its parameters and the asset
+    /// version they name, checked against the task's layer key.
+    pub(super) async fn job_of(&self, task: &TaskRow) -> Result<LayerJob, Failure> {
         let params: TaskParams = serde_json::from_str(&task.parameters)
             .map_err(|e| Failure::permanent(format!("unreadable task parameters: {e}")))?;
         let asset = self
@@ -388,56 +427,68 @@ impl Worker {
                 job.key, task.layer_key
             )));
         }
-        let path = job.path();
-        let origin = Origin {
-            job: task.job_id,
-            task: task.id,
-        };
+        Ok(job)
+    }
+
+    /// When the key is recorded (`existing`, found by the claim) or the
+    /// task renders it again: the stored layer, if it is there and usable,
+    /// finishes the run unrendered. `None`: render it.
+    pub(super) async fn reuse_stored(
+        &self,
+        job: &LayerJob,
+        task: &TaskRow,
+        run: &RunRow,
+        existing: Option<Existing>,
+    ) -> Result<Option<Made>, Failure> {
         // Recorded does not always mean stored where this worker reads (an
         // object may have been deleted, or still wait in another node's
         // outbox), and a rerender's caller found it missing or unusable:
         // look before rendering, render only if it is not there.
-        if existing.is_some() || task.rerender {
-            if let Some((l, bytes)) = self.usable_stored(&job, &path).await? {
-                let existing = match existing {
-                    Some(e) => Some(e),
-                    None => self
-                        .meta
-                        .recorded_layer(&task.layer_key)
-                        .await
-                        .map_err(Error::from)?,
-                };
-                return match existing {
-                    Some(e) => Ok(Made::Reused(e)),
-                    // Stored but not recorded: record it, unrendered.
-                    None => self
-                        .record(&job, &l, &path, &bytes, origin, run)
-                        .await
-                        .map(Made::Rendered),
-                };
-            }
-            tracing::warn!(key = %job.key, task = %task.id, "the layer is recorded but its stored image is missing or unusable; rendering it again");
+        if existing.is_none() && !task.rerender {
+            return Ok(None);
         }
-        let (renderer, timeout) = self.renderers.for_asset(&job.request.asset)?;
-        let req = job.request.clone();
-        let render = tokio::spawn(async move {
-            let out = renderer.render(&req).await;
-            drop(permit);
-            out
-        });
-        let out = match tokio::time::timeout(timeout, render).await {
-            Err(_) => return Err(RenderError::Timeout(timeout).into()),
-            Ok(Err(join)) => {
-                return Err(Failure::permanent(format!("the renderer panicked: {join}")));
-            }
-            Ok(Ok(out)) => out?,
-        };
+        let path = job.path();
+        if let Some((l, bytes)) = self.usable_stored(job, &path).await? {
+            let existing = match existing {
+                Some(e) => Some(e),
+                None => self
+                    .meta
+                    .recorded_layer(&task.layer_key)
+                    .await
+                    .map_err(Error::from)?,
+            };
+            return match existing {
+                Some(e) => Ok(Some(Made::Reused(e))),
+                // Stored but not recorded: record it, unrendered.
+                None => self
+                    .record(job, &l, &path, &bytes, origin(task), run)
+                    .await
+                    .map(|f| Some(Made::Rendered(f))),
+            };
+        }
+        tracing::warn!(key = %job.key, task = %task.id, "the layer is recorded but its stored image is missing or unusable; rendering it again");
+        Ok(None)
+    }
+
+    /// Validates a render's output against the canvas, encodes, stores
+    /// (only if absent) and records it. `lost`: the lease was lost during
+    /// the render, so the new owner stores the layer and this one nothing.
+    pub(super) async fn keep(
+        &self,
+        job: &LayerJob,
+        task: &TaskRow,
+        run: &RunRow,
+        out: crate::compose::LayerImage,
+        lost: bool,
+    ) -> Result<Made, Failure> {
         validate(&job.request, &out)?;
-        if lost.is_cancelled() {
+        if lost {
             return Err(Failure::permanent(
                 "the lease was lost during the render; the new owner stores the layer",
             ));
         }
+        let path = job.path();
+        let origin = origin(task);
         let layer = Arc::new(out);
         let encoded = {
             let layer = Arc::clone(&layer);
@@ -456,18 +507,18 @@ impl Worker {
             .map_err(Error::from)?
         {
             return self
-                .record(&job, &layer, &path, &encoded, origin, run)
+                .record(job, &layer, &path, &encoded, origin, run)
                 .await
                 .map(Made::Rendered);
         }
-        match self.usable_stored(&job, &path).await? {
+        match self.usable_stored(job, &path).await? {
             // Stored (and recorded, or by a worker that died before
             // recording it) while this one rendered: the stored one wins,
             // and this render was wasted work.
             Some((existing, bytes)) => {
                 metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(1);
                 tracing::warn!(key = %job.key, task = %task.id, "the layer was stored while rendering it (a duplicate render); keeping the stored one");
-                self.record(&job, &existing, &path, &bytes, origin, run)
+                self.record(job, &existing, &path, &bytes, origin, run)
                     .await
                     .map(Made::Rendered)
             }
@@ -478,7 +529,7 @@ impl Worker {
                     .put(&path, encoded.clone())
                     .await
                     .map_err(Error::from)?;
-                self.record(&job, &layer, &path, &encoded, origin, run)
+                self.record(job, &layer, &path, &encoded, origin, run)
                     .await
                     .map(Made::Rendered)
             }
@@ -525,8 +576,15 @@ impl Worker {
     }
 }
 
+fn origin(task: &TaskRow) -> Origin {
+    Origin {
+        job: task.job_id,
+        task: task.id,
+    }
+}
+
 /// What a run made of its task.
-enum Made {
+pub(super) enum Made {
     /// Rendered (or found stored unrecorded) and recorded: the file ids.
     Rendered(Vec<Uuid>),
     /// Stored and recorded already: not rendered.

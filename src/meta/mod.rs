@@ -15,6 +15,7 @@ mod configurations;
 mod files;
 mod jobs;
 mod layers;
+mod notify;
 mod tokens;
 mod webhooks;
 
@@ -26,6 +27,7 @@ pub use jobs::{
     Claimed, Existing, Finished, JobCounts, JobRow, NewTask, Outcome, Queued, RunRow, TaskRow,
 };
 pub use layers::{LayerFilter, LayerRow};
+pub use notify::Listener;
 pub use tokens::TokenRow;
 pub use webhooks::{AttemptRow, DeliveryRow, WebhookRow};
 
@@ -297,6 +299,8 @@ pub struct Meta {
     pool: AnyPool,
     /// PostgreSQL rather than SQLite: claims add `FOR UPDATE SKIP LOCKED`.
     postgres: bool,
+    /// The URL it was opened with (a `LISTEN` connection opens its own).
+    url: String,
     /// Last timestamp handed out, so that times within a process strictly
     /// increase and `createdAt` order is insertion order.
     last: AtomicI64,
@@ -389,6 +393,7 @@ impl Meta {
         let meta = Meta {
             pool,
             postgres: !sqlite,
+            url: url.clone(),
             last: AtomicI64::new(0),
             clock: Clock::System,
             acquired,

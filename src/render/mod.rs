@@ -177,6 +177,19 @@ impl Renderers {
         })
     }
 
+    /// The name of the backend that draws `asset` (its `renderer`, else
+    /// the default), configured here or not.
+    pub fn name_for<'a>(&'a self, asset: &'a Asset) -> &'a str {
+        asset.spec.renderer.as_deref().unwrap_or(&self.default)
+    }
+
+    /// The names of the backends configured here.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.backends.keys().cloned().collect();
+        n.sort();
+        n
+    }
+
     /// The backend that draws `asset`, and its render timeout.
     ///
     /// # Errors
@@ -186,7 +199,7 @@ impl Renderers {
         &self,
         asset: &Asset,
     ) -> Result<(Arc<dyn Renderer>, std::time::Duration), RenderError> {
-        let name = asset.spec.renderer.as_deref().unwrap_or(&self.default);
+        let name = self.name_for(asset);
         self.backends
             .get(name)
             .map(|(r, t)| (Arc::clone(r), *t))

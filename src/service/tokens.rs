@@ -41,6 +41,9 @@ struct Snapshot {
 pub struct Grant {
     pub org: Uuid,
     pub private: bool,
+    /// A render node's token (`worker` kind): it may use the worker
+    /// protocol (`/api/jobs/worker/...`) and nothing else.
+    pub worker: bool,
     pub origins: Vec<String>,
 }
 
@@ -132,6 +135,7 @@ impl TokenService {
                 let grant = Grant {
                     org: t.org_id,
                     private: t.kind == "private",
+                    worker: t.kind == "worker",
                     origins: serde_json::from_str(&t.origins).unwrap_or_default(),
                 };
                 (t.hash, grant)
@@ -187,6 +191,28 @@ impl TokenService {
         public: bool,
         origins: &[String],
     ) -> Result<(String, TokenRow), Error> {
+        self.create_kind(org, name, if public { "public" } else { "private" }, origins)
+            .await
+    }
+
+    /// Creates a render node's token: it claims and finishes tasks of
+    /// every org over the worker protocol, and can read or write nothing
+    /// else. Returned as [`TokenService::create`] does.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn create_worker(&self, name: &str) -> Result<(String, TokenRow), Error> {
+        self.create_kind(None, name, "worker", &[]).await
+    }
+
+    async fn create_kind(
+        &self,
+        org: Option<Uuid>,
+        name: &str,
+        kind: &str,
+        origins: &[String],
+    ) -> Result<(String, TokenRow), Error> {
+        let public = kind == "public";
         if public && origins.is_empty() {
             return Err(Error::invalid(
                 "origin",
@@ -206,7 +232,7 @@ impl TokenService {
             id: Uuid::new_v4(),
             org_id: org.unwrap_or(DEFAULT_ORG),
             name: name.to_string(),
-            kind: if public { "public" } else { "private" }.into(),
+            kind: kind.into(),
             hash: hash(&token),
             origins: serde_json::to_string(origins).unwrap_or_else(|_| "[]".into()),
             created_at: self.meta.now(),

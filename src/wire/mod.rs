@@ -13,8 +13,10 @@
 //! can build event payloads without depending on `http`.
 //!
 //! - `jobs`: the job, task and run objects.
+//! - `worker`: the worker protocol's bodies (remote render nodes).
 
 pub mod jobs;
+pub mod worker;
 
 use crate::catalog::Asset;
 use crate::meta::{ConfigurationRow, FileRow, LayerRow};

@@ -117,6 +117,8 @@ pub struct NewTask {
     /// object missing or unusable. Otherwise a recorded key is not rendered
     /// again (the task stops at once as a success pointing at the record).
     pub rerender: bool,
+    /// The asset it renders (what a remote worker's claim filters on).
+    pub asset_id: Option<Uuid>,
 }
 
 /// A layer record that already holds a task's key.

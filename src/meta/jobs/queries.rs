@@ -170,6 +170,19 @@ impl Meta {
         run_row(&r)
     }
 
+    /// Run `id` of any org (the worker protocol names runs by id alone).
+    ///
+    /// # Errors
+    /// [`MetaError::NotFound`] when there is no such run.
+    pub async fn run_by_id(&self, id: Uuid) -> Result<RunRow, MetaError> {
+        let r = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(translate)?;
+        run_row(&r)
+    }
+
     /// Tasks pending and running, over all orgs (the queue depth).
     ///
     /// # Errors

@@ -18,18 +18,39 @@ impl Meta {
     /// finished after this task was created): the worker then finishes the
     /// run with that layer rather than render it again.
     ///
+    /// With `assets`, only a task of one of those assets (a remote
+    /// worker asks for the assets it has backends for; tasks queued
+    /// without an asset id, by a server older than that column, are left
+    /// to database workers).
+    ///
     /// # Errors
     /// [`MetaError`] from the store.
     pub async fn claim_task(
         &self,
         worker: &str,
         lease_until: i64,
+        assets: Option<&[Uuid]>,
     ) -> Result<Option<Claimed>, MetaError> {
         let now = self.now();
         let run_id = Uuid::new_v4();
+        // Only tasks of these assets (a remote worker's backends); ids are
+        // UUIDs, so spelling them into the statement is safe.
+        let only = match assets {
+            None => String::new(),
+            Some([]) => return Ok(None),
+            Some(ids) => format!(
+                " AND asset_id IN ({})",
+                ids.iter()
+                    .map(|a| format!("'{a}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let mut tx = self.pool.begin().await.map_err(translate)?;
-        let claimable = "((status = 'pending' AND not_before <= $4) \
-             OR (status = 'running' AND lease_expires < $4 AND attempts < max_attempts))";
+        let claimable = format!(
+            "((status = 'pending' AND not_before <= $4) \
+             OR (status = 'running' AND lease_expires < $4 AND attempts < max_attempts)){only}"
+        );
         let sql = format!(
             "UPDATE tasks SET status = 'running', lease_owner = $1, lease_expires = $2, run_id = $3, \
              attempts = attempts + 1, updated_at = $4 \

@@ -206,8 +206,8 @@ impl Meta {
         for _ in 0..3 {
             let fresh = Uuid::new_v4();
             let inserted = sqlx::query(&format!(
-                "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, 'render', $5, $6, $7, 'pending', NULL, \
-                 0, $8, $9, NULL, NULL, NULL, NULL, $9, $9, NULL, $10) ON CONFLICT DO NOTHING"
+                "INSERT INTO tasks ({TASK_COLUMNS}, asset_id) VALUES ($1, $2, $3, $4, 'render', $5, $6, $7, 'pending', NULL, \
+                 0, $8, $9, NULL, NULL, NULL, NULL, $9, $9, NULL, $10, $11) ON CONFLICT DO NOTHING"
             ))
             .bind(fresh.to_string())
             .bind(job.org_id.to_string())
@@ -219,6 +219,7 @@ impl Meta {
             .bind(t.max_attempts)
             .bind(now)
             .bind(i64::from(t.rerender))
+            .bind(t.asset_id.map(|a| a.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(translate)?

@@ -29,7 +29,9 @@ fn backend(meta: &Meta) -> &'static str {
 }
 
 async fn claim(meta: &Meta, worker: &str) -> Option<Claimed> {
-    meta.claim_task(worker, meta.after(LEASE)).await.unwrap()
+    meta.claim_task(worker, meta.after(LEASE), None)
+        .await
+        .unwrap()
 }
 
 fn new_task_with(key: &str, max_attempts: i64) -> NewTask {
@@ -62,6 +64,7 @@ fn new_task(key: &str, rerender: bool) -> NewTask {
         parameters: "{}".into(),
         max_attempts: 3,
         rerender,
+        asset_id: None,
     }
 }
 
@@ -89,13 +92,13 @@ async fn a_task_for_a_recorded_key_stops_at_once_reusing_the_record() {
         assert_eq!(reused.reused_layer, Some(recorded.id.to_string()));
         // Only the other one is claimed; it renders and records.
         let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
+            .claim_task("w", meta.now() + 10_000_000, None)
             .await
             .unwrap()
             .unwrap();
         assert_eq!((c.task.layer_key.as_str(), c.existing), ("todo", None));
         assert!(
-            meta.claim_task("w", meta.now() + 10_000_000)
+            meta.claim_task("w", meta.now() + 10_000_000, None)
                 .await
                 .unwrap()
                 .is_none()
@@ -129,7 +132,7 @@ async fn a_task_for_a_recorded_key_stops_at_once_reusing_the_record() {
             .unwrap();
         assert_eq!((q.reused[0], q.job.status.as_str()), (false, "pending"));
         let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
+            .claim_task("w", meta.now() + 10_000_000, None)
             .await
             .unwrap()
             .unwrap();
@@ -153,7 +156,7 @@ async fn a_claim_that_finds_its_key_recorded_finishes_with_that_layer() {
         let recorded = layer(&meta, Uuid::new_v4(), "k", "h");
         meta.insert_layer(&recorded).await.unwrap();
         let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
+            .claim_task("w", meta.now() + 10_000_000, None)
             .await
             .unwrap()
             .unwrap();
@@ -200,7 +203,7 @@ async fn joining_with_rerender_makes_the_active_task_render() {
             .unwrap();
         assert_eq!(second.tasks, first.tasks, "joined, not a second task");
         let c = meta
-            .claim_task("w", meta.now() + 10_000_000)
+            .claim_task("w", meta.now() + 10_000_000, None)
             .await
             .unwrap()
             .unwrap();
@@ -671,5 +674,43 @@ async fn a_job_whose_tasks_fail_to_link_never_stays_scheduling() {
             meta.job(DEFAULT_ORG, live.job.id).await.unwrap().status,
             "pending"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_claim_for_some_assets_takes_only_their_tasks() {
+    for meta in queues().await {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let of = |key: &str, asset: Option<Uuid>| NewTask {
+            asset_id: asset,
+            ..new_task(key, false)
+        };
+        meta.create_job(
+            &job(&meta),
+            &[of("a", Some(a)), of("b", Some(b)), of("old", None)],
+        )
+        .await
+        .unwrap();
+        let until = meta.after(LEASE);
+        let none: &[Uuid] = &[];
+        assert!(
+            meta.claim_task("r", until, Some(none)).await.unwrap().is_none(),
+            "{}: no assets, no task",
+            backend(&meta)
+        );
+        let c = meta.claim_task("r", until, Some(&[b])).await.unwrap().unwrap();
+        assert_eq!(c.task.layer_key, "b", "{}", backend(&meta));
+        assert!(
+            meta.claim_task("r", until, Some(&[b])).await.unwrap().is_none(),
+            "{}: b's only task is taken",
+            backend(&meta)
+        );
+        // A task queued without an asset id goes to a claim without a filter.
+        let mut rest: Vec<String> = Vec::new();
+        while let Some(c) = meta.claim_task("db", until, None).await.unwrap() {
+            rest.push(c.task.layer_key);
+        }
+        rest.sort();
+        assert_eq!(rest, ["a", "old"], "{}", backend(&meta));
     }
 }
