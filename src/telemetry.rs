@@ -46,6 +46,9 @@ pub const RENDERS_REUSED: &str = "layercake_renders_reused_total";
 pub const RENDER_DURATION: &str = "layercake_render_duration_seconds";
 pub const QUEUE_WAIT: &str = "layercake_queue_wait_seconds";
 pub const QUEUE_DEPTH: &str = "layercake_queue_depth";
+/// From a task stopping (its row's time) to a request waiting for it
+/// seeing so: how prompt the wake-ups are, in this process or across.
+pub const WAKE_DELAY: &str = "layercake_task_wake_delay_seconds";
 pub const CACHE_BYTES: &str = "layercake_cache_bytes";
 pub const COMPOSE_WAITING: &str = "layercake_compose_waiting";
 pub const REJECTED: &str = "layercake_rejected_total";

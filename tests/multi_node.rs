@@ -62,6 +62,42 @@ async fn json_of(client: &reqwest::Client, url: &str) -> Value {
 
 const SUCCESS: &str = "layercake_renders_total{result=\"success\"}";
 
+/// The wake delays of both serve nodes (`layercake_task_wake_delay_seconds`):
+/// count, mean, and the bucket bounds under which half and 99% fell, in ms.
+fn wake_delays(texts: &[&str]) -> (f64, f64, f64, f64) {
+    let name = "layercake_task_wake_delay_seconds";
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let (mut count, mut sum) = (0.0, 0.0);
+    for text in texts {
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let value: f64 = value.parse().unwrap_or(0.0);
+            if let Some(le) = series
+                .strip_prefix(&format!("{name}_bucket{{le=\""))
+                .and_then(|r| r.strip_suffix("\"}"))
+            {
+                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() };
+                match buckets.iter_mut().find(|(b, _)| *b == le) {
+                    Some((_, n)) => *n += value,
+                    None => buckets.push((le, value)),
+                }
+            } else if series == format!("{name}_count") {
+                count += value;
+            } else if series == format!("{name}_sum") {
+                sum += value;
+            }
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let under = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, n)| *n >= q * count)
+            .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+    };
+    (count, if count > 0.0 { sum / count * 1000.0 } else { 0.0 }, under(0.5), under(0.99))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -116,9 +152,10 @@ request_timeout_secs = 180
         ),
     )
     .unwrap();
-    // The remote node's whole configuration: its render backends.
+    // The remote node's whole configuration: its render backends (and the
+    // request timeout that the settings' check wants above miss_wait_secs).
     let remote_config = dir.path().join("remote.toml");
-    std::fs::write(&remote_config, &render).unwrap();
+    std::fs::write(&remote_config, format!("{render}\n[http]\nrequest_timeout_secs = 180\n")).unwrap();
     let data = |name: &str| dir.path().join(name);
 
     let private = token(&config, &data("t"), &["--name", "ci"]);
@@ -214,6 +251,11 @@ request_timeout_secs = 180
         text(&client, &format!("{a}/metrics")).await,
         text(&client, &format!("{b}/metrics")).await,
     );
+    let (woken, mean, p50, p99) = wake_delays(&[&am, &bm]);
+    eprintln!(
+        "multi-node wake-ups: {woken} waits for a task ended on the serve nodes; task stopped → waiting request saw it: mean {mean:.1} ms, p50 ≤ {p50} ms, p99 ≤ {p99} ms (histogram buckets)"
+    );
+    assert!(woken >= 1.0, "requests waited for renders on the serve nodes");
     let by_db = metric(&dbm, SUCCESS);
     let by_remote = metric(&rm, SUCCESS);
     let by_servers = metric(&am, SUCCESS) + metric(&bm, SUCCESS);

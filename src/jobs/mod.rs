@@ -463,12 +463,20 @@ impl Jobs {
         let deadline = tokio::time::Instant::now() + limit;
         let watch = Watch::new(self, id);
         let mut failures = 0u32;
+        let mut waited = false;
         loop {
             let notified = watch.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.meta.task_by_id(id).await {
                 Ok(t) if t.status == "stopped" => {
+                    if waited {
+                        // How late this process heard of it: a wake-up's
+                        // delay (tens of ms at most with NOTIFY), else up
+                        // to poll_ms. Clocks of other machines skew it.
+                        metrics::histogram!(telemetry::WAKE_DELAY)
+                            .record((self.meta.now() - t.updated_at).max(0) as f64 / 1e6);
+                    }
                     return match t.run_result.as_deref() {
                         Some("success") if t.reused_layer.is_some() => Ok(Ended::Reused),
                         Some("success") => Ok(Ended::Rendered),
@@ -491,6 +499,7 @@ impl Jobs {
                 }
                 Err(e) => return Err(e.into()),
             }
+            waited = true;
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(poll) => {}
