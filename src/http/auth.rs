@@ -188,7 +188,10 @@ pub struct WorkerCaller;
 impl FromRequestParts<Arc<App>> for WorkerCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<WorkerCaller, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<WorkerCaller, ApiError> {
         if app.tokens.development_mode().await.map_err(ApiError)? {
             return Ok(WorkerCaller);
         }
@@ -200,7 +203,9 @@ impl FromRequestParts<Arc<App>> for WorkerCaller {
             Some(_) => Err(ApiError(Error::Forbidden(
                 "the worker protocol needs a worker token (layercake token create --worker)".into(),
             ))),
-            None => Err(ApiError(Error::Unauthorized("unknown or revoked token".into()))),
+            None => Err(ApiError(Error::Unauthorized(
+                "unknown or revoked token".into(),
+            ))),
         }
     }
 }

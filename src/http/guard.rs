@@ -103,7 +103,11 @@ fn check_body_type(req: &Request) -> Result<(), Error> {
         }
         return Err(Error::UnsupportedMediaType(format!(
             "Content-Type: {} is not taken here; send image/png",
-            if declared.is_empty() { "none" } else { declared }
+            if declared.is_empty() {
+                "none"
+            } else {
+                declared
+            }
         )));
     }
     let form_route = MULTIPART.contains(&path);

@@ -21,8 +21,8 @@
 //!   the distinct layer keys.
 
 pub mod batch;
-pub mod plan;
 pub mod node;
+pub mod plan;
 pub mod records;
 pub mod remote;
 mod worker;
@@ -310,7 +310,10 @@ impl Jobs {
         if words.next() == Some(self.origin.to_string().as_str()) {
             return;
         }
-        match (words.next(), words.next().and_then(|t| Uuid::parse_str(t).ok())) {
+        match (
+            words.next(),
+            words.next().and_then(|t| Uuid::parse_str(t).ok()),
+        ) {
             (Some("work"), None) => self.work.notify_waiters(),
             (Some("done"), Some(task)) => self.wake_waiters(task),
             _ => tracing::debug!(payload, "unknown wake-up ignored"),

@@ -324,7 +324,13 @@ impl Node {
                 reqwest::Method::POST
             };
             match self
-                .call(method, path, content_type, body.clone(), Duration::from_secs(120))
+                .call(
+                    method,
+                    path,
+                    content_type,
+                    body.clone(),
+                    Duration::from_secs(120),
+                )
                 .await
             {
                 Err(CallError::Unreachable(e)) if attempt < REPORT_ATTEMPTS => {
@@ -386,7 +392,10 @@ async fn answer(path: &str, r: reqwest::Response) -> Result<Option<bytes::Bytes>
             "{path}: {status}: {}",
             message()
         ))),
-        _ => Err(CallError::Refused(format!("{path}: {status}: {}", message()))),
+        _ => Err(CallError::Refused(format!(
+            "{path}: {status}: {}",
+            message()
+        ))),
     }
 }
 
@@ -441,7 +450,10 @@ mod tests {
     fn jitter_takes_off_at_most_a_quarter() {
         for _ in 0..100 {
             let j = jitter(Duration::from_secs(4));
-            assert!(j <= Duration::from_secs(4) && j >= Duration::from_secs(3), "{j:?}");
+            assert!(
+                j <= Duration::from_secs(4) && j >= Duration::from_secs(3),
+                "{j:?}"
+            );
         }
     }
 }

@@ -119,7 +119,13 @@ impl Worker {
                 };
                 match ready {
                     Ok(job) => {
-                        return Ok(Some(handed_out(&task, &run, &job.request.asset, until, lease)));
+                        return Ok(Some(handed_out(
+                            &task,
+                            &run,
+                            &job.request.asset,
+                            until,
+                            lease,
+                        )));
                     }
                     // Stored already, or nothing any node could render:
                     // finished here, and the claim goes on.

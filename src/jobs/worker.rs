@@ -270,8 +270,7 @@ impl Worker {
                 Err(_) => "failure",
             };
             metrics::counter!(telemetry::RENDERS, "result" => label).increment(1);
-            metrics::histogram!(telemetry::RENDER_DURATION)
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(telemetry::RENDER_DURATION).record(started.elapsed().as_secs_f64());
         }
         self.conclude(&task, &run, result, started).await;
     }

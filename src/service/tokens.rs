@@ -191,8 +191,13 @@ impl TokenService {
         public: bool,
         origins: &[String],
     ) -> Result<(String, TokenRow), Error> {
-        self.create_kind(org, name, if public { "public" } else { "private" }, origins)
-            .await
+        self.create_kind(
+            org,
+            name,
+            if public { "public" } else { "private" },
+            origins,
+        )
+        .await
     }
 
     /// Creates a render node's token: it claims and finishes tasks of

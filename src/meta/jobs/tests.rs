@@ -694,14 +694,24 @@ async fn a_claim_for_some_assets_takes_only_their_tasks() {
         let until = meta.after(LEASE);
         let none: &[Uuid] = &[];
         assert!(
-            meta.claim_task("r", until, Some(none)).await.unwrap().is_none(),
+            meta.claim_task("r", until, Some(none))
+                .await
+                .unwrap()
+                .is_none(),
             "{}: no assets, no task",
             backend(&meta)
         );
-        let c = meta.claim_task("r", until, Some(&[b])).await.unwrap().unwrap();
+        let c = meta
+            .claim_task("r", until, Some(&[b]))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(c.task.layer_key, "b", "{}", backend(&meta));
         assert!(
-            meta.claim_task("r", until, Some(&[b])).await.unwrap().is_none(),
+            meta.claim_task("r", until, Some(&[b]))
+                .await
+                .unwrap()
+                .is_none(),
             "{}: b's only task is taken",
             backend(&meta)
         );
