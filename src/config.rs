@@ -141,6 +141,7 @@ pub struct CatalogSettings {
     pub max_options: usize,
     pub max_template_bytes: usize,
     pub max_data_url_bytes: usize,
+    pub max_scene_bytes: usize,
     pub max_canvas_pixels: u64,
     pub max_compose_bytes: u64,
 }
@@ -155,6 +156,7 @@ impl CatalogSettings {
             options: self.max_options,
             template_bytes: self.max_template_bytes,
             data_url_bytes: self.max_data_url_bytes,
+            scene_bytes: self.max_scene_bytes,
             canvas_pixels: self.max_canvas_pixels,
             compose_bytes: self.max_compose_bytes,
         }
@@ -389,6 +391,7 @@ impl Settings {
             l.max_options,
             l.max_template_bytes,
             l.max_data_url_bytes,
+            l.max_scene_bytes,
         ]
         .contains(&0)
             || l.max_canvas_pixels == 0

@@ -651,6 +651,7 @@ fn failing_backend() -> (Settings, tempfile::TempDir) {
             timeout_secs: Some(20),
             retries: 0,
             pass_env: Vec::new(),
+            ..Default::default()
         },
     );
     s.render.backend = "script".into();

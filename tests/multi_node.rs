@@ -38,7 +38,11 @@ fn token(config: &std::path::Path, data: &std::path::Path, args: &[&str]) -> Str
         .arg(data)
         .output()
         .expect("layercake token create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -70,13 +74,19 @@ fn wake_delays(texts: &[&str]) -> (f64, f64, f64, f64) {
     let (mut count, mut sum) = (0.0, 0.0);
     for text in texts {
         for line in text.lines() {
-            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
             let value: f64 = value.parse().unwrap_or(0.0);
             if let Some(le) = series
                 .strip_prefix(&format!("{name}_bucket{{le=\""))
                 .and_then(|r| r.strip_suffix("\"}"))
             {
-                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() };
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
                 match buckets.iter_mut().find(|(b, _)| *b == le) {
                     Some((_, n)) => *n += value,
                     None => buckets.push((le, value)),
@@ -95,7 +105,16 @@ fn wake_delays(texts: &[&str]) -> (f64, f64, f64, f64) {
             .find(|(_, n)| *n >= q * count)
             .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
     };
-    (count, if count > 0.0 { sum / count * 1000.0 } else { 0.0 }, under(0.5), under(0.99))
+    (
+        count,
+        if count > 0.0 {
+            sum / count * 1000.0
+        } else {
+            0.0
+        },
+        under(0.5),
+        under(0.99),
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -155,14 +174,28 @@ request_timeout_secs = 180
     // The remote node's whole configuration: its render backends (and the
     // request timeout that the settings' check wants above miss_wait_secs).
     let remote_config = dir.path().join("remote.toml");
-    std::fs::write(&remote_config, format!("{render}\n[http]\nrequest_timeout_secs = 180\n")).unwrap();
+    std::fs::write(
+        &remote_config,
+        format!("{render}\n[http]\nrequest_timeout_secs = 180\n"),
+    )
+    .unwrap();
     let data = |name: &str| dir.path().join(name);
 
     let private = token(&config, &data("t"), &["--name", "ci"]);
     let worker_token = token(&config, &data("t"), &["--worker", "--name", "gpu-1"]);
-    let (_a, line) = start_binary(&["serve", "--listen", "127.0.0.1:0"], &config, &data("a"), "open http://");
+    let (_a, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &data("a"),
+        "open http://",
+    );
     let a = base_of(&line);
-    let (_b, line) = start_binary(&["serve", "--listen", "127.0.0.1:0"], &config, &data("b"), "open http://");
+    let (_b, line) = start_binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &data("b"),
+        "open http://",
+    );
     let b = base_of(&line);
     let (db_worker, db_metrics) = start_worker_with_metrics(&config, &data("w"));
     let (mut remote, line) = start_binary(
@@ -255,7 +288,10 @@ request_timeout_secs = 180
     eprintln!(
         "multi-node wake-ups: {woken} waits for a task ended on the serve nodes; task stopped → waiting request saw it: mean {mean:.1} ms, p50 ≤ {p50} ms, p99 ≤ {p99} ms (histogram buckets)"
     );
-    assert!(woken >= 1.0, "requests waited for renders on the serve nodes");
+    assert!(
+        woken >= 1.0,
+        "requests waited for renders on the serve nodes"
+    );
     let by_db = metric(&dbm, SUCCESS);
     let by_remote = metric(&rm, SUCCESS);
     let by_servers = metric(&am, SUCCESS) + metric(&bm, SUCCESS);
@@ -272,8 +308,15 @@ request_timeout_secs = 180
         keys,
         "each layer key rendered exactly once over all processes"
     );
-    assert_eq!(layers["count"].as_f64().unwrap(), keys, "one layer record per key");
-    assert!(by_db >= 1.0 && by_remote >= 1.0, "both workers rendered: {by_db} / {by_remote}");
+    assert_eq!(
+        layers["count"].as_f64().unwrap(),
+        keys,
+        "one layer record per key"
+    );
+    assert!(
+        by_db >= 1.0 && by_remote >= 1.0,
+        "both workers rendered: {by_db} / {by_remote}"
+    );
     for m in [&dbm, &rm] {
         for label in ["retry", "failure"] {
             assert_eq!(
@@ -305,7 +348,11 @@ request_timeout_secs = 180
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     let held: Vec<String> = loop {
-        let t = json_of(&client, &format!("{a}/api/jobs/tasks?runStatus=running&perPage=100")).await;
+        let t = json_of(
+            &client,
+            &format!("{a}/api/jobs/tasks?runStatus=running&perPage=100"),
+        )
+        .await;
         let mine: Vec<String> = t["tasks"]
             .as_array()
             .unwrap()
@@ -322,7 +369,10 @@ request_timeout_secs = 180
         if !mine.is_empty() {
             break mine;
         }
-        assert!(Instant::now() < deadline, "the remote worker never took a task: {t}");
+        assert!(
+            Instant::now() < deadline,
+            "the remote worker never took a task: {t}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     remote.0.kill().unwrap();
@@ -337,12 +387,18 @@ request_timeout_secs = 180
         assert_eq!(task["runResult"], "Success", "{task}");
         assert_eq!(runs.len(), 2, "{task}");
         assert!(runs[0]["worker"].as_str().unwrap().contains(&remote_name));
-        assert!(runs[0]["error"].as_str().unwrap().contains("lease"), "{task}");
+        assert!(
+            runs[0]["error"].as_str().unwrap().contains("lease"),
+            "{task}"
+        );
         assert!(!runs[1]["worker"].as_str().unwrap().contains(&remote_name));
     }
     let tasks = json_of(&client, &format!("{b}/api/jobs/tasks?perPage=1")).await;
     let layers = json_of(&client, &format!("{a}/api/layers?perPage=1")).await;
-    assert_eq!(layers["count"], tasks["count"], "nothing recorded twice, nothing lost");
+    assert_eq!(
+        layers["count"], tasks["count"],
+        "nothing recorded twice, nothing lost"
+    );
     let dbm = text(&client, &db_metrics).await;
     assert_eq!(metric(&dbm, "layercake_renders_duplicate_total"), 0.0);
     assert_eq!(

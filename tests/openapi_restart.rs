@@ -56,6 +56,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/urls"),
     ("get", "/api/carousel"),
     ("get", "/embed/carousel"),
+    ("get", "/embed/spin"),
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),

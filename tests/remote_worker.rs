@@ -113,7 +113,12 @@ async fn only_worker_tokens_use_the_protocol_and_they_use_nothing_else() {
     let f = fixture(30).await;
     let (status, body) = status_and_body(f.claim(&f.private, 0)).await;
     assert_eq!(status, 403, "a private token is not a worker's: {body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("worker token"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("worker token")
+    );
     let (status, _) = status_and_body(
         f.client
             .post(f.server.url("/api/jobs/worker/claim"))
@@ -133,7 +138,10 @@ async fn only_worker_tokens_use_the_protocol_and_they_use_nothing_else() {
     for (body, field) in [
         (json!({"worker": "", "backends": ["builtin"]}), "worker"),
         (json!({"worker": "n", "backends": []}), "backends"),
-        (json!({"worker": "n", "backends": ["builtin"], "waitSeconds": 600}), "waitSeconds"),
+        (
+            json!({"worker": "n", "backends": ["builtin"], "waitSeconds": 600}),
+            "waitSeconds",
+        ),
     ] {
         let (status, e) = status_and_body(
             f.client
@@ -143,7 +151,10 @@ async fn only_worker_tokens_use_the_protocol_and_they_use_nothing_else() {
         )
         .await;
         assert_eq!(status, 422, "{body}: {e}");
-        assert!(e["error"]["message"].as_str().unwrap().contains(field), "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{e}"
+        );
     }
     // A node without the asset's backend gets nothing.
     let miss = f.miss(&json!({}));
@@ -179,7 +190,10 @@ async fn an_upload_is_checked_like_a_local_render_and_finishes_the_request() {
     assert_eq!(status, 200, "{e}");
     let (status, e) = f.upload(&task, solid_png(7, 7, [0, 0, 0, 255])).await;
     assert_eq!(status, 422, "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains("canvas"), "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("canvas"),
+        "{e}"
+    );
     let (status, _) = f.upload(&task, Fixture::layer_of(&task)).await;
     assert_eq!(status, 409, "the run has ended");
     let t = f
@@ -191,7 +205,11 @@ async fn an_upload_is_checked_like_a_local_render_and_finishes_the_request() {
         .unwrap();
     assert_eq!(t.run_result.as_deref(), Some("failure"));
     assert!(t.error.unwrap().contains("canvas"));
-    assert_eq!(red.await.unwrap(), 502, "the request learns the render failed");
+    assert_eq!(
+        red.await.unwrap(),
+        502,
+        "the request learns the render failed"
+    );
 
     // Not a PNG at all: refused by type; garbage as PNG: 422.
     let waiting = f.miss(&json!({"Body": "Forest"}));
@@ -214,10 +232,18 @@ async fn an_upload_is_checked_like_a_local_render_and_finishes_the_request() {
             assert_eq!(status, 415);
         }
         let (status, body) = f.upload(&task, Fixture::layer_of(&task)).await;
-        assert_eq!((status, body["result"].as_str()), (200, Some("success")), "{body}");
+        assert_eq!(
+            (status, body["result"].as_str()),
+            (200, Some("success")),
+            "{body}"
+        );
         done += 1;
     }
-    assert_eq!(waiting.await.unwrap(), 200, "every layer came from the node");
+    assert_eq!(
+        waiting.await.unwrap(),
+        200,
+        "every layer came from the node"
+    );
     assert!(done >= 1);
     f.server.stop().await;
 }
@@ -229,7 +255,10 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
     let first = f.claimed().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let second = f.claimed().await;
-    assert_eq!(second["taskId"], first["taskId"], "the expired task is claimed again");
+    assert_eq!(
+        second["taskId"], first["taskId"],
+        "the expired task is claimed again"
+    );
     assert_ne!(second["runId"], first["runId"]);
     assert_eq!(second["attempt"], 2);
     let (status, _) = status_and_body(
@@ -248,7 +277,11 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
             .json(&json!({"error": "GPU fell off the bus", "transient": true})),
     )
     .await;
-    assert_eq!((status, body["result"].as_str()), (200, Some("retry")), "{body}");
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("retry")),
+        "{body}"
+    );
     let t = f
         .server
         .app
@@ -257,7 +290,11 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
         .await
         .unwrap();
     assert_eq!(t.status, "pending");
-    assert!(t.error.unwrap().contains("test-node/1/0: GPU fell off the bus"));
+    assert!(
+        t.error
+            .unwrap()
+            .contains("test-node/1/0: GPU fell off the bus")
+    );
     f.server.stop().await;
 }
 
@@ -286,13 +323,7 @@ async fn a_node_renders_misses_end_to_end() {
     node.spawn(&tracker, &stop);
     let config = json!({"Body": "Navy", "Legs": "Chrome Sled"});
     assert_eq!(f.miss(&config).await.unwrap(), 200);
-    let layers = f
-        .server
-        .app
-        .meta
-        .task_counts()
-        .await
-        .unwrap();
+    let layers = f.server.app.meta.task_counts().await.unwrap();
     assert_eq!(layers, (0, 0), "nothing left pending or running");
     stop.cancel();
     tracker.close();

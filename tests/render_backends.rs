@@ -32,6 +32,7 @@ fn command(script: &Path) -> BackendSettings {
         timeout_secs: Some(20),
         retries: 0,
         pass_env: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -269,6 +270,7 @@ fn http(url: &str) -> BackendSettings {
         timeout_secs: Some(20),
         retries: 2,
         pass_env: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -10,7 +10,8 @@
 
 use super::spec::{AssetSpec, AttributeType, OptionSpec, RenderSpec};
 use super::{
-    Asset, AttrKind, AttrOption, Attribute, Catalog, Layer, Limits, Recipe, Template, Value, View,
+    Asset, AttrKind, AttrOption, Attribute, Catalog, Layer, Limits, Recipe, Scene, Template, Value,
+    View,
 };
 use include_dir::{Dir, include_dir};
 use std::collections::{BTreeMap, HashSet};
@@ -78,6 +79,35 @@ impl Templates<'_> {
 }
 
 impl Source<'_> {
+    /// A 3D asset's scene file, as bytes (at most `max` + 1 are read).
+    fn read_bytes(&self, rel: &str, max: usize) -> Result<Vec<u8>, String> {
+        let p = Path::new(rel);
+        if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(format!(
+                "path \"{rel}\" must be relative and stay inside the catalogue"
+            ));
+        }
+        match self {
+            Source::Dir(d) => {
+                use std::io::Read as _;
+                let mut bytes = Vec::new();
+                std::fs::File::open(d.join(p))
+                    .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut bytes))
+                    .map_err(|e| format!("cannot read \"{rel}\": {e}"))?;
+                Ok(bytes)
+            }
+            Source::Embedded(d) => d
+                .get_file(p)
+                .map(|f| f.contents().to_vec())
+                .ok_or_else(|| format!("\"{rel}\" is not in the built-in catalogue")),
+            Source::Map(m) => super::scene::from_bundle(m, rel)
+                .unwrap_or_else(|| Err(format!("\"{rel}\" was not sent with the definition"))),
+            Source::None => Err(format!(
+                "\"{rel}\" cannot be read here: 3D assets come from catalogue files"
+            )),
+        }
+    }
+
     fn read(&self, rel: &str, max: usize) -> Result<String, String> {
         let p = Path::new(rel);
         if p.components().any(|c| !matches!(c, Component::Normal(_))) {
@@ -102,7 +132,9 @@ impl Source<'_> {
             Source::Map(m) => match m.get(rel) {
                 Some(t) if t.len() <= max => Ok(t.clone()),
                 Some(_) => Err(format!("template \"{rel}\" is over {max} bytes")),
-                None => Err(format!("template \"{rel}\" was not sent with the definition")),
+                None => Err(format!(
+                    "template \"{rel}\" was not sent with the definition"
+                )),
             },
             Source::None => Err(format!(
                 "template file \"{rel}\" cannot be read here; give the template inline"
@@ -348,9 +380,30 @@ fn validate(
             format!("\"{r}\" is not a backend name (letters, digits, - and _)"),
         ));
     }
+    let scene = match &spec.scene {
+        Some(s) => {
+            let read = |rel: &str, max: usize| src.read_bytes(rel, max);
+            let scene = Scene::load(s, &read, limits.scene_bytes).map_err(|(f, m)| err(f, m))?;
+            if matches!(spec.renderer.as_deref(), None | Some("builtin")) {
+                return Err(err(
+                    "renderer".into(),
+                    "a 3D asset names its render backend (one of kind \"blender\" in [render.backends])".into(),
+                ));
+            }
+            Some(Arc::new(scene))
+        }
+        None => None,
+    };
     let attributes = attributes(&spec, &err)?;
-    let views = views(&spec, &err)?;
-    let layers = layers(&spec, &attributes, &views, &Templates { src, limits }, &err)?;
+    let views = views(&spec, scene.is_some(), &err)?;
+    let layers = layers(
+        &spec,
+        &attributes,
+        &views,
+        scene.as_deref(),
+        &Templates { src, limits },
+        &err,
+    )?;
 
     let mut h = blake3::Hasher::new();
     h.update(b"layercake/asset-definition/2\n");
@@ -383,6 +436,7 @@ fn validate(
         created_at: 0,
         updated_at: 0,
         source_mtime: None,
+        scene,
     })
 }
 
@@ -483,7 +537,18 @@ fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, Catal
             label: a.label.clone(),
             kind,
             default: Value::Bool(false),
+            scene: None,
         };
+        if let Some(s) = &a.scene {
+            if spec.scene.is_none() {
+                return Err(err(
+                    at(".scene"),
+                    "only 3D assets (with a \"scene\") say what an attribute changes in it".into(),
+                ));
+            }
+            super::scene::check_attribute(&attr, s, &at("")).map_err(|(f, m)| err(f, m))?;
+            attr.scene = Some(s.clone());
+        }
         attr.default = match (&a.default, a.kind) {
             (None | Some(serde_json::Value::Null), AttributeType::Boolean) => Value::Bool(false),
             (None | Some(serde_json::Value::Null), _) => {
@@ -498,7 +563,7 @@ fn attributes(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<Attribute>, Catal
     Ok(out)
 }
 
-fn views(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
+fn views(spec: &AssetSpec, is_3d: bool, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
     if spec.views.is_empty() {
         return Err(err(
             "views".into(),
@@ -539,11 +604,31 @@ fn views(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Vec<View>, CatalogError> {
             ));
         }
         stages.insert(canonical.clone());
+        match (&v.camera, is_3d) {
+            (Some(c), true) => {
+                super::scene::check_camera(c, &format!("views[{i}]")).map_err(|(f, m)| err(f, m))?
+            }
+            (None, true) => {
+                return Err(err(
+                    format!("views[{i}].camera"),
+                    "every view of a 3D asset needs a camera".into(),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(err(
+                    format!("views[{i}].camera"),
+                    "only 3D assets (with a \"scene\") take a camera".into(),
+                ));
+            }
+            (None, false) => {}
+        }
         out.push(View {
             name: v.name.clone(),
             label: v.label.clone().unwrap_or_else(|| v.name.clone()),
             stage: v.stage.clone(),
             stage_canonical: canonical,
+            camera: v.camera.clone(),
+            turntable: v.turntable,
         });
     }
     Ok(out)
@@ -553,6 +638,7 @@ fn layers(
     spec: &AssetSpec,
     attrs: &[Attribute],
     views: &[View],
+    scene: Option<&Scene>,
     templates: &Templates<'_>,
     err: &ErrFn<'_>,
 ) -> Result<Vec<Layer>, CatalogError> {
@@ -614,15 +700,39 @@ fn layers(
                 .collect::<Result<_, _>>()?;
             visible_when.push((k, values));
         }
-        let recipe = recipe(
-            &l.render,
-            spec,
-            views,
-            &depends_on,
-            templates,
-            &|m| err(at(".render"), m),
-            attrs,
-        )?;
+        let recipe = match (scene, &l.render.blender) {
+            (Some(scene), Some(b)) => {
+                if l.render.svg.is_some() || l.render.template.is_some() {
+                    return Err(err(
+                        at(".render"),
+                        "a 3D layer draws the scene: no \"svg\" or \"template\"".into(),
+                    ));
+                }
+                super::scene::check_layer(b, &at(".render")).map_err(|(f, m)| err(f, m))?;
+                recipe_3d(l, spec, &depends_on, scene)
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    at(".render.blender"),
+                    "every layer of a 3D asset says what it draws of the scene".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    at(".render.blender"),
+                    "only 3D assets (with a \"scene\") have 3D layers".into(),
+                ));
+            }
+            (None, None) => recipe(
+                &l.render,
+                spec,
+                views,
+                &depends_on,
+                templates,
+                &|m| err(at(".render"), m),
+                attrs,
+            )?,
+        };
         out.push(Layer {
             id,
             name: l.name.clone(),
@@ -632,6 +742,55 @@ fn layers(
         });
     }
     Ok(out)
+}
+
+/// `v` as JSON (these are plain data: it cannot fail).
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A 3D layer's recipe: what it draws, fingerprinted with everything its
+/// pixels can depend on: the scene file's bytes, the floor, this layer
+/// and every layer of the composition (what it cuts out or sees cast
+/// shadows depends on them), the definitions of its `dependsOn`
+/// attributes, what every attribute changes in the scene, and the views
+/// with their cameras. The renderer's settings (samples, device) are not
+/// in it: bump the asset's version to re-render after changing them.
+fn recipe_3d(
+    layer: &super::spec::LayerSpec,
+    spec: &AssetSpec,
+    depends_on: &[usize],
+    scene: &Scene,
+) -> Recipe {
+    let mut h = blake3::Hasher::new();
+    h.update(b"layercake/recipe-3d/1\n");
+    h.update(&scene.hash);
+    h.update(json(&scene.floor).as_bytes());
+    h.update(json(&layer.render).as_bytes());
+    h.update(b"\n");
+    for l in &spec.layers {
+        h.update(json(&(&l.render, &l.visible_when)).as_bytes());
+        h.update(b"\n");
+    }
+    for &d in depends_on {
+        h.update(json(&spec.attributes[d]).as_bytes());
+        h.update(b"\n");
+    }
+    for a in &spec.attributes {
+        h.update(json(&(&a.name, &a.scene)).as_bytes());
+        h.update(b"\n");
+    }
+    for v in &spec.views {
+        h.update(json(&(&v.name, &v.label, &v.stage, &v.camera)).as_bytes());
+        h.update(b"\n");
+    }
+    Recipe {
+        templates: Vec::new(),
+        crop: layer.render.crop,
+        blender: layer.render.blender.clone(),
+        files: Vec::new(),
+        fingerprint: *h.finalize().as_bytes(),
+    }
 }
 
 /// Parses a layer's templates and fingerprints everything they can read:
@@ -705,6 +864,7 @@ fn recipe(
     Ok(Recipe {
         templates,
         crop: r.crop,
+        blender: None,
         files: read,
         fingerprint: *h.finalize().as_bytes(),
     })
@@ -720,9 +880,12 @@ mod tests {
         for a in cat.assets() {
             let (spec, files) = a.bundle();
             assert!(!files.is_empty(), "the demo reads template files");
-            let b = load_asset_bundle("remote", &spec.to_string(), &files, &Limits::default())
-                .unwrap();
-            assert_eq!((b.id, b.version, b.fingerprint), (a.id, a.version, a.fingerprint));
+            let b =
+                load_asset_bundle("remote", &spec.to_string(), &files, &Limits::default()).unwrap();
+            assert_eq!(
+                (b.id, b.version, b.fingerprint),
+                (a.id, a.version, a.fingerprint)
+            );
             for (x, y) in a.layers.iter().zip(&b.layers) {
                 assert_eq!(x.recipe.fingerprint, y.recipe.fingerprint);
             }

@@ -8,6 +8,7 @@
 
 mod load;
 mod sandbox;
+mod scene;
 pub mod spec;
 pub mod template;
 mod value;
@@ -16,6 +17,7 @@ mod value;
 pub(crate) use load::props as load_props;
 pub use load::{CatalogError, DEMO_ASSET_ID, load_asset_bundle, load_asset_str};
 pub use sandbox::{Limits, check_refs, precheck};
+pub use scene::Scene;
 pub use spec::AssetSpec;
 pub use template::{Template, TemplateContext, TemplateError};
 pub use value::{Rgb, Value, ValueError};
@@ -54,6 +56,8 @@ pub struct Asset {
     /// When the catalogue file was last modified (microseconds since the
     /// Unix epoch); `None` for the built-in demo and API definitions.
     pub source_mtime: Option<i64>,
+    /// A 3D asset's scene file (the `blender` backend), shared by its layers.
+    pub scene: Option<Arc<Scene>>,
 }
 
 impl Asset {
@@ -64,12 +68,16 @@ impl Asset {
     pub fn bundle(&self) -> (serde_json::Value, BTreeMap<String, String>) {
         let mut spec = self.spec.clone();
         spec.version = self.version;
-        let files = self
+        let mut files: BTreeMap<String, String> = self
             .layers
             .iter()
             .flat_map(|l| l.recipe.files.iter())
             .map(|(p, t)| (p.clone(), t.to_string()))
             .collect();
+        if let Some(scene) = &self.scene {
+            let (key, text) = scene.bundled();
+            files.insert(key, text);
+        }
         (
             serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null),
             files,
@@ -83,6 +91,9 @@ pub struct Attribute {
     pub label: Option<String>,
     pub kind: AttrKind,
     pub default: Value,
+    /// 3D assets: what the attribute changes in the scene (checked: a
+    /// material takes colours every option has; `show` names options).
+    pub scene: Option<spec::AttributeScene>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +119,10 @@ pub struct View {
     pub stage: serde_json::Map<String, serde_json::Value>,
     /// `stage` in canonical JSON (`keys::canonical_json`), computed once.
     pub stage_canonical: String,
+    /// 3D assets: the camera (checked: an object, or a whole orbit).
+    pub camera: Option<spec::CameraSpec>,
+    /// Part of the turntable (the spin embed).
+    pub turntable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +143,8 @@ pub struct Recipe {
     /// once and shared by every view).
     pub templates: Vec<std::sync::Arc<Template>>,
     pub crop: bool,
+    /// A 3D layer: what it draws of the asset's scene (no templates then).
+    pub blender: Option<spec::BlenderLayer>,
     /// The template files this recipe read (path relative to the asset
     /// file, text), so the definition can travel to a remote worker with
     /// exactly the texts its keys were made from (see [`Asset::bundle`]).
@@ -149,6 +166,32 @@ impl Layer {
 }
 
 impl Asset {
+    /// The turntable's views in order (the spin embed); every view when
+    /// none is marked `turntable`.
+    pub fn turntable(&self) -> Vec<usize> {
+        let ring: Vec<usize> = (0..self.views.len())
+            .filter(|&i| self.views[i].turntable)
+            .collect();
+        if ring.is_empty() {
+            (0..self.views.len()).collect()
+        } else {
+            ring
+        }
+    }
+
+    /// The views a carousel shows: those not on the turntable (every view
+    /// when all are).
+    pub fn stills(&self) -> Vec<usize> {
+        let stills: Vec<usize> = (0..self.views.len())
+            .filter(|&i| !self.views[i].turntable)
+            .collect();
+        if stills.is_empty() {
+            (0..self.views.len()).collect()
+        } else {
+            stills
+        }
+    }
+
     pub fn attribute(&self, name: &str) -> Option<(usize, &Attribute)> {
         self.attributes
             .iter()

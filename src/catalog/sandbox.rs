@@ -22,6 +22,8 @@ pub struct Limits {
     pub template_bytes: usize,
     /// Bytes of one `data:` URL in a template.
     pub data_url_bytes: usize,
+    /// Bytes of a 3D asset's scene file.
+    pub scene_bytes: usize,
     /// Canvas width × height.
     pub canvas_pixels: u64,
     /// Canvas pixels × 4 × layers: what one compose may hold decoded.
@@ -39,6 +41,7 @@ impl Default for Limits {
             options: 512,
             template_bytes: 256 * 1024,
             data_url_bytes: 64 * 1024,
+            scene_bytes: 64 * 1024 * 1024,
             canvas_pixels: 4096 * 4096,
             compose_bytes: 1 << 30,
         }
@@ -54,6 +57,7 @@ impl Limits {
         options: usize::MAX,
         template_bytes: usize::MAX,
         data_url_bytes: usize::MAX,
+        scene_bytes: usize::MAX,
         canvas_pixels: u64::MAX,
         compose_bytes: u64::MAX,
     };

@@ -33,6 +33,86 @@ pub struct AssetSpec {
     /// server's `render.backend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renderer: Option<String>,
+    /// A 3D asset's scene (the `blender` backend): its layers name the
+    /// scene's collections and objects, its views carry cameras.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<SceneSpec>,
+}
+
+/// The scene file of a 3D asset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SceneSpec {
+    /// Path relative to the asset file: a `.blend` file (textures packed),
+    /// or a `.py` script that builds the scene in an empty file. Its bytes
+    /// are part of every layer key: editing the model makes new keys.
+    pub file: String,
+    /// The object seen only as the shadow catcher of the shadow layer
+    /// (`"shadow": true`); never seen otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<String>,
+}
+
+/// Collections and objects of a 3D scene, by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SceneNames {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<String>,
+}
+
+/// What an attribute changes in a 3D scene.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributeScene {
+    /// A material whose base colour follows the attribute: a `color`
+    /// attribute's value, or a `string` option's `metadata.color`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<String>,
+    /// Per option (`"true"`/`"false"` for a boolean): the collections and
+    /// objects it shows. A name listed under one option is hidden under
+    /// every other.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub show: BTreeMap<String, SceneNames>,
+}
+
+/// A 3D view's camera: a camera object of the scene, or an orbit around
+/// `target` (metres, Z up; azimuth 0 looks from the front, -Y).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CameraSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// Degrees around the vertical axis, counter-clockwise seen from above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azimuth: Option<f64>,
+    /// Degrees above the horizon, -89 to 89.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation: Option<f64>,
+    /// Metres from `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<[f64; 3]>,
+    /// Focal length in mm (36 mm sensor), default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lens: Option<f64>,
+}
+
+/// A 3D layer: what it draws of the scene.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlenderLayer {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<String>,
+    /// The shadow layer: the scene's floor as a shadow catcher under every
+    /// part the layer's values decide.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shadow: bool,
 }
 
 /// An attribute. One flat shape for every type so that a mistake can be
@@ -56,6 +136,9 @@ pub struct AttributeSpec {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// 3D assets: what the attribute changes in the scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<AttributeScene>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -105,6 +188,13 @@ pub struct ViewSpec {
     pub label: Option<String>,
     /// The stage configuration that selects this view, e.g. `{"Camera": 2}`.
     pub stage: serde_json::Map<String, serde_json::Value>,
+    /// 3D assets: the camera of this view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraSpec>,
+    /// Part of the turntable (the 360° spin embed turns through these
+    /// views in order); carousels show the other views.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub turntable: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -133,6 +223,9 @@ pub struct RenderSpec {
     /// The template itself, for definitions that travel without files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// A 3D layer (the asset's `scene`, the `blender` backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blender: Option<BlenderLayer>,
     /// Store the layer cropped to its visible box (default true).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub crop: bool,
@@ -144,4 +237,8 @@ fn yes() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }

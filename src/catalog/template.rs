@@ -219,12 +219,14 @@ mod tests {
                     options: vec![opt("Red", "#f00"), opt("R&D", "#0f0")],
                 },
                 default: Value::Str("Red".into()),
+                scene: None,
             },
             Attribute {
                 name: "Skirt".into(),
                 label: None,
                 kind: AttrKind::Boolean,
                 default: Value::Bool(false),
+                scene: None,
             },
         ]
     }

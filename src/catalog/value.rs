@@ -166,6 +166,7 @@ mod tests {
             label: None,
             kind,
             default: Value::Bool(false),
+            scene: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - `url`: a signed, version-pinned image URL.
 //! - `token create|list|revoke`: API tokens.
 //! - `catalog check`: validate a folder of asset definitions.
+//! - `render`: one view of a configuration through its backend, to a PNG.
 //! - `config`: print the merged configuration.
 //!
 //! This is the only module that uses `anyhow`: errors here end the process
@@ -12,6 +13,7 @@
 
 mod gc;
 pub mod prefetch;
+mod render;
 mod serve;
 mod token;
 mod url;
@@ -98,6 +100,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render one view of a configuration through the asset's render
+    /// backend in this process (no cache, queue or stores) and write a PNG:
+    /// the visible layers stacked, or with --full (3D assets) one render of
+    /// the whole configured scene.
+    Render {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: render::RenderArgs,
+    },
     /// Print the merged configuration (defaults, file, environment, flags) as TOML.
     Config {
         #[command(flatten)]
@@ -154,10 +166,13 @@ pub fn main() -> anyhow::Result<()> {
             metrics_listen,
             remote,
         } => match remote.server {
-            Some(_) => worker::run_remote(common.settings(None)?, metrics_listen.as_deref(), remote),
+            Some(_) => {
+                worker::run_remote(common.settings(None)?, metrics_listen.as_deref(), remote)
+            }
             None => worker::run(common.settings(None)?, metrics_listen.as_deref()),
         },
         Command::Url { common, args } => url::run(common.settings(None)?, args),
+        Command::Render { common, args } => render::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
         Command::Prefetch { common, args } => prefetch::run(common.settings(None)?, args),
         Command::Gc {

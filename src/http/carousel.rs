@@ -1,13 +1,17 @@
 //! Carousels: every view of one configuration.
 //!
 //! - `GET /api/carousel?assetId&configuration[&widths][&format]`: the
-//!   per-view image URLs, each with a `srcset` (pinned to the live
-//!   definition and signed when keys are configured, so they can be put in
-//!   a page as they are).
+//!   per-view image URLs of the asset's still views (those not on its
+//!   turntable), each with a `srcset` (pinned to the live definition and
+//!   signed when keys are configured, so they can be put in a page as
+//!   they are).
 //! - `GET /embed/carousel?…`: a small self-contained page for an iframe on
 //!   a product page: one slide per view, arrows, keyboard and swipe, lazy
 //!   images with `srcset`. The carousel data is inlined, so the page makes
 //!   no API call of its own.
+//! - `GET /embed/spin?…`: the same for the turntable's views (every view
+//!   when the asset marks none): a 360° spin turned by dragging, swiping or
+//!   the arrow keys, the frame shown and its neighbours loaded first.
 
 use super::auth::{Caller, Reader};
 use super::compositor::pinned_url;
@@ -85,6 +89,7 @@ pub fn with_token(url: String, token: Option<&str>) -> String {
 pub fn carousel(
     app: &App,
     asset: &Asset,
+    views: &[usize],
     configuration: &Value,
     widths: &[u32],
     format: &str,
@@ -106,10 +111,10 @@ pub fn carousel(
         return Err(Error::invalid("widths", "at least one width"));
     }
     let buster = &app.settings.http.cache_buster;
-    let views = asset
-        .views
+    let views = views
         .iter()
-        .map(|v| {
+        .map(|&k| {
+            let v = &asset.views[k];
             let url = |w: u32| {
                 let mut p = Map::new();
                 p.insert("assetId".into(), asset.id.to_string().into());
@@ -222,7 +227,13 @@ pub async fn api(
 ) -> Result<Json<Carousel>, ApiError> {
     let (asset, config, widths, format) = parse(&app, &caller, q.as_deref())?;
     Ok(Json(carousel(
-        &app, &asset, &config, &widths, &format, None,
+        &app,
+        &asset,
+        &asset.stills(),
+        &config,
+        &widths,
+        &format,
+        None,
     )?))
 }
 
@@ -240,9 +251,48 @@ pub async fn embed(
     Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Result<Html<String>, ApiError> {
-    let (asset, config, widths, format) = parse(&app, &caller, q.as_deref())?;
-    let token = token_param(q.as_deref());
-    let c = carousel(&app, &asset, &config, &widths, &format, token.as_deref())?;
+    page(&app, &caller, q.as_deref(), Page::Carousel)
+}
+
+/// A self-contained 360° spin page for an iframe: the turntable's views.
+#[utoipa::path(get, path = "/embed/spin", tag = "demo",
+    params(
+        ("assetId" = String, Query, description = "Asset id (UUID)."),
+        ("configuration" = Option<String>, Query, description = "URL-encoded JSON."),
+        ("widths" = Option<String>, Query, description = "srcset widths."),
+        ("format" = Option<String>, Query, description = "auto (default), png, jpg, webp, avif."),
+    ),
+    responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "Invalid parameter, named")))]
+pub async fn spin(
+    State(app): State<Arc<App>>,
+    Reader(caller): Reader,
+    RawQuery(q): RawQuery,
+) -> Result<Html<String>, ApiError> {
+    page(&app, &caller, q.as_deref(), Page::Spin)
+}
+
+#[derive(Clone, Copy)]
+enum Page {
+    Carousel,
+    Spin,
+}
+
+fn page(app: &App, caller: &Caller, q: Option<&str>, kind: Page) -> Result<Html<String>, ApiError> {
+    let (asset, config, widths, format) = parse(app, caller, q)?;
+    let token = token_param(q);
+    let (views, html) = match kind {
+        Page::Carousel => (asset.stills(), EMBED),
+        Page::Spin => (asset.turntable(), SPIN),
+    };
+    let c = carousel(
+        app,
+        &asset,
+        &views,
+        &config,
+        &widths,
+        &format,
+        token.as_deref(),
+    )?;
     // Inlined in a <script> element: no "<", ">" or "&" may appear in it
     // (JSON allows them escaped, and then no markup can end the element).
     let data = serde_json::to_string(&c)
@@ -251,10 +301,14 @@ pub async fn embed(
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");
     // The title first: the data cannot then be touched by a second pass.
-    let page = EMBED
+    let page = html
         .replace("<!--TITLE-->", &super::plp::escape(&asset.name))
+        .replacen("/*PENDING*/", PENDING, 1)
         .replacen("/*DATA*/null", &data, 1);
     Ok(Html(page))
 }
 
 const EMBED: &str = include_str!("carousel.html");
+const SPIN: &str = include_str!("spin.html");
+/// The placeholder-and-retry script of every page that shows images.
+pub(super) const PENDING: &str = include_str!("pending.js");

@@ -50,7 +50,7 @@ fn parameter(path: &str, name: &str, s: &Settings) -> Option<Param> {
         "cropX" | "cropY" => int(0, u64::from(u32::MAX)),
         "cropWidth" | "cropHeight" => int(1, u64::from(u32::MAX)),
         "quality" => int(1, 100),
-        "format" if path.ends_with("carousel") => {
+        "format" if path.ends_with("carousel") || path == "/embed/spin" => {
             one_of(&["auto", "png", "jpg", "jpeg", "webp", "avif"])
         }
         "format" => one_of(&["png", "jpg", "jpeg", "webp", "avif", "auto"]),
@@ -123,7 +123,7 @@ fn can_be_busy(method: &str, path: &str) -> bool {
     path.starts_with("/api/fast-compositor") && !path.ends_with("/healthcheck")
         || matches!(
             path,
-            "/" | "/api/carousel" | "/embed/carousel" | "/api/layers/layer"
+            "/" | "/api/carousel" | "/embed/carousel" | "/embed/spin" | "/api/layers/layer"
         )
         || (method == "post" && path == "/api/jobs")
 }

@@ -103,6 +103,7 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(urls::create))
         .routes(routes!(carousel::api))
         .routes(routes!(carousel::embed))
+        .routes(routes!(carousel::spin))
         .routes(routes!(layers::list, layers::create))
         .routes(routes!(layers::latest))
         .routes(routes!(layers::get))

@@ -6,7 +6,9 @@
 //!   browser picks the width) pointing at the fast compositor;
 //! - colour swatches under each tile (the first option attribute whose
 //!   options carry a `color`) that switch the tile's image;
-//! - each tile links to its carousel (`/embed/carousel`), every view.
+//! - each tile links to its carousel (`/embed/carousel`), the still
+//!   views, and an asset with a turntable to its 360° spin (`/embed/spin`);
+//! - an image still rendering shows a placeholder and is asked again.
 //!
 //! Per asset, the other enumerable attributes span a grid of up to
 //! [`TILES_PER_ASSET`] tiles and the rest cycle through their options, so
@@ -52,8 +54,9 @@ pub async fn page(
             tile(&app, asset, swatch, &values, &caption, token, &mut tiles);
         }
     }
+    let foot = FOOT.replacen("/*PENDING*/", super::carousel::PENDING, 1);
     Html(format!(
-        "{HEAD}<main class=\"grid\">\n{tiles}</main>\n{FOOT}"
+        "{HEAD}<main class=\"grid\">\n{tiles}</main>\n{foot}"
     ))
 }
 
@@ -93,10 +96,11 @@ fn image_urls(app: &App, asset: &Asset, config: &str, token: Option<&str>) -> (S
     (url(TILE_WIDTHS[1]), srcset)
 }
 
-fn carousel_href(asset: &Asset, config: &str, token: Option<&str>) -> String {
+/// The carousel (`page` "carousel") or 360° spin ("spin") of a configuration.
+fn embed_href(page: &str, asset: &Asset, config: &str, token: Option<&str>) -> String {
     with_token(
         format!(
-            "/embed/carousel?assetId={}&configuration={}",
+            "/embed/{page}?assetId={}&configuration={}",
             asset.id,
             form_urlencoded::byte_serialize(config.as_bytes()).collect::<String>()
         ),
@@ -116,7 +120,7 @@ fn tile(
 ) {
     let config = configuration_json(asset, values);
     let (src, srcset) = image_urls(app, asset, &config, token);
-    let href = carousel_href(asset, &config, token);
+    let href = embed_href("carousel", asset, &config, token);
     let h = 480 * asset.height / asset.width.max(1);
     let mut swatches = String::new();
     let mut label = String::new();
@@ -135,7 +139,7 @@ fn tile(
             }
             let _ = write!(
                 swatches,
-                "<button type=\"button\" class=\"swatch\" style=\"background:{}\" aria-label=\"{}: {}\" aria-pressed=\"{on}\" data-label=\"{}\" data-src=\"{}\" data-srcset=\"{}\" data-href=\"{}\"></button>",
+                "<button type=\"button\" class=\"swatch\" style=\"background:{}\" aria-label=\"{}: {}\" aria-pressed=\"{on}\" data-label=\"{}\" data-src=\"{}\" data-srcset=\"{}\" data-href=\"{}\" data-spin=\"{}\"></button>",
                 // Only a colour may go into the style attribute.
                 o.metadata
                     .get("color")
@@ -146,13 +150,23 @@ fn tile(
                 escape(o.label.as_deref().unwrap_or(&o.value)),
                 escape(&s),
                 escape(&set),
-                escape(&carousel_href(asset, &c, token)),
+                escape(&embed_href("carousel", asset, &c, token)),
+                escape(&embed_href("spin", asset, &c, token)),
             );
         }
     }
+    // A turntable: a link to the 360° spin, kept in step with the swatches.
+    let spin = if asset.views.iter().any(|v| v.turntable) {
+        format!(
+            "<a class=\"spin\" href=\"{}\" target=\"_blank\" rel=\"noopener\">360°</a>",
+            escape(&embed_href("spin", asset, &config, token))
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "<figure class=\"tile\"><a href=\"{}\" target=\"_blank\" rel=\"noopener\"><img src=\"{}\" srcset=\"{}\" sizes=\"{TILE_SIZES}\" width=\"480\" height=\"{h}\" loading=\"lazy\" decoding=\"async\" alt=\"{}\"></a><figcaption><b>{}</b><span class=\"opt\">{}</span><span>{}</span><div class=\"swatches\">{swatches}</div></figcaption></figure>",
+        "<figure class=\"tile\"><a class=\"ph\" href=\"{}\" target=\"_blank\" rel=\"noopener\"><img src=\"{}\" srcset=\"{}\" sizes=\"{TILE_SIZES}\" width=\"480\" height=\"{h}\" loading=\"lazy\" decoding=\"async\" alt=\"{}\"></a><figcaption>{spin}<b>{}</b><span class=\"opt\">{}</span><span>{}</span><div class=\"swatches\">{swatches}</div></figcaption></figure>",
         escape(&href),
         escape(&src),
         escape(&srcset),
@@ -259,6 +273,14 @@ header{padding:24px 32px 8px}h1{margin:0;font-size:22px}header p{margin:4px 0 0;
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:20px;padding:16px 32px 40px}
 figure{margin:0;background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 img{display:block;width:100%;height:auto;background:#efece7}
+.ph{display:block;position:relative}
+.ph:not(.ready) img{background:linear-gradient(90deg,#efece7 30%,#f7f5f2 50%,#efece7 70%) 0 0/200% 100%;animation:sh 1.6s linear infinite}
+@keyframes sh{to{background-position:-200% 0}}
+.ph.pending img,.ph.failed img{visibility:hidden}
+.ph.pending,.ph.failed{background:#efece7}
+.ph.pending::after,.ph.failed::after{position:absolute;left:50%;top:50%;transform:translate(-50%,-50%);padding:6px 12px;border-radius:14px;background:rgba(255,255,255,.9);color:#555;font-size:13px;content:"Rendering…"}
+.ph.failed::after{content:"Not available"}
+.spin{float:right;font-size:12px;color:#555}
 figcaption{padding:10px 12px 12px;font-size:13px;color:#555}figcaption b{display:block;color:#222;font-size:14px}
 figcaption .opt{display:block;color:#222}
 .swatches{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px}
@@ -268,17 +290,13 @@ figcaption .opt{display:block;color:#222}
 <header><h1>Sofas</h1><p>Every picture is composed on request by layercake's fast compositor from cached layers.</p></header>
 "#;
 
-/// Swatch clicks switch the tile's image, its carousel link and its label;
-/// an image that fails (503 while its layers render) is tried again, with
-/// backoff, a few times.
+/// Swatch clicks switch the tile's image, its carousel and spin links and
+/// its label; an image that fails (503 while its layers render past the
+/// wait budget) shows a placeholder and is tried again (`pending.js`).
 const FOOT: &str = r#"<script>
+/*PENDING*/
 document.querySelectorAll('figure.tile img').forEach(function (img) {
-  var tries = 0;
-  img.addEventListener('error', function () {
-    if (tries >= 5) return;
-    var src = img.src, srcset = img.srcset;
-    setTimeout(function () { img.srcset = srcset; img.src = src; }, 1000 * Math.pow(2, tries++));
-  });
+  layercakePending(img, img.closest('.ph'));
 });
 document.addEventListener('click', function (e) {
   var b = e.target.closest('.swatch');
@@ -287,6 +305,8 @@ document.addEventListener('click', function (e) {
   img.srcset = b.dataset.srcset;
   img.src = b.dataset.src;
   a.href = b.dataset.href;
+  var spin = tile.querySelector('.spin');
+  if (spin) spin.href = b.dataset.spin;
   tile.querySelector('.opt').textContent = b.dataset.label;
   tile.querySelectorAll('.swatch').forEach(function (s) { s.setAttribute('aria-pressed', String(s === b)); });
 });

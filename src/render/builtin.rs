@@ -81,16 +81,24 @@ impl BuiltinRenderer {
     fn svg(req: &RenderRequest) -> Result<String, RenderError> {
         let asset = &req.asset;
         let view = &asset.views[req.view];
-        Ok(
-            asset.layers[req.layer].recipe.templates[req.view].render(&TemplateContext {
-                attributes: &asset.attributes,
-                values: &req.values,
-                view_name: &view.name,
-                view_label: &view.label,
-                width: req.width,
-                height: req.height,
-            })?,
-        )
+        let template = asset.layers[req.layer]
+            .recipe
+            .templates
+            .get(req.view)
+            .ok_or_else(|| {
+                RenderError::Rejected(format!(
+                    "{} is a 3D asset: the built-in renderer draws SVG templates only",
+                    asset.name
+                ))
+            })?;
+        Ok(template.render(&TemplateContext {
+            attributes: &asset.attributes,
+            values: &req.values,
+            view_name: &view.name,
+            view_label: &view.label,
+            width: req.width,
+            height: req.height,
+        })?)
     }
 
     /// Renders synchronously on the calling thread.

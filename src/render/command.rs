@@ -49,16 +49,10 @@ impl CommandRenderer {
             .next()
             .filter(|p| !p.is_empty())
             .ok_or("a command backend needs `command = [\"program\", \"args\"...]`")?;
-        let env = BASE_ENV
-            .iter()
-            .map(|s| (*s).to_string())
-            .chain(pass_env.iter().cloned())
-            .filter_map(|k| std::env::var(&k).ok().map(|v| (k, v)))
-            .collect();
         Ok(CommandRenderer {
             program,
             args: it.collect(),
-            env,
+            env: environment(pass_env),
             timeout,
             max_pixels,
             max_output_bytes,
@@ -122,8 +116,19 @@ impl CommandRenderer {
     }
 }
 
+/// A render program's environment: [`BASE_ENV`] and `pass_env`, from the
+/// server's own where set.
+pub(super) fn environment(pass_env: &[String]) -> Vec<(String, String)> {
+    BASE_ENV
+        .iter()
+        .map(|s| (*s).to_string())
+        .chain(pass_env.iter().cloned())
+        .filter_map(|k| std::env::var(&k).ok().map(|v| (k, v)))
+        .collect()
+}
+
 /// Kills a process group when dropped.
-struct KillGroup(i32);
+pub(super) struct KillGroup(pub(super) i32);
 
 impl Drop for KillGroup {
     fn drop(&mut self) {
@@ -186,7 +191,7 @@ impl Renderer for CommandRenderer {
 /// can `exec` the real renderer). Linux sends it when the *thread* that
 /// forked exits, so renders are spawned from runtime worker threads, which
 /// live as long as the process, never from a blocking-pool thread.
-fn die_with_parent(command: &mut Command) {
+pub(super) fn die_with_parent(command: &mut Command) {
     #[cfg(target_os = "linux")]
     {
         let parent = std::process::id();

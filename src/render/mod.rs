@@ -14,12 +14,14 @@
 //! pixel budget before any pixel is inflated) and, like every output, by
 //! `jobs::validate` against the canvas.
 
+pub mod blender;
 pub mod builtin;
 mod command;
 pub mod external;
 mod http;
 mod settings;
 
+pub use blender::{BlenderRenderer, BlenderSettings};
 pub use builtin::BuiltinRenderer;
 pub use command::CommandRenderer;
 pub use http::HttpRenderer;
@@ -150,6 +152,7 @@ impl Renderers {
                     s.max_pixels,
                     s.max_output_bytes,
                 )?),
+                "blender" => Arc::new(BlenderRenderer::configured(name, b, s)?),
                 "http" => Arc::new(HttpRenderer::new(
                     &b.url,
                     timeout,

@@ -18,12 +18,13 @@ pub struct RenderSettings {
 }
 
 /// One named render backend (`[render.backends.<name>]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSettings {
-    /// `command` or `http`.
+    /// `command`, `http` or `blender`.
     pub kind: String,
-    /// `command`: the program and its arguments.
+    /// `command`: the program and its arguments; `blender`: the Blender
+    /// program and arguments before the script's (default `["blender"]`).
     #[serde(default)]
     pub command: Vec<String>,
     /// `http`: where to POST render requests.
@@ -40,6 +41,26 @@ pub struct BackendSettings {
     /// environment, with its credentials, is not).
     #[serde(default)]
     pub pass_env: Vec<String>,
+    /// `blender`: Cycles samples per pixel (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u32>,
+    /// `blender`: the noise seed (default 0); the same request with the
+    /// same seed gives the same pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u32>,
+    /// `blender`: `CPU` (default), `CUDA`, `OPTIX`, `HIP`, `ONEAPI`, `METAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// `blender`: render threads per Blender process (default 0: one per CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// `blender`: render at this percentage of the canvas and resample to
+    /// it (default 100; less for drafts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// `blender`: renders before a Blender process is replaced (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_renders_per_process: Option<u32>,
 }
 
 fn default_retries() -> u32 {

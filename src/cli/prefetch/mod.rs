@@ -55,7 +55,9 @@ pub struct PrefetchArgs {
     /// A product feed: CSV (one column per attribute) or JSONL ({assetId, configuration}).
     #[arg(long)]
     pub feed: Option<PathBuf>,
-    /// Views by name, comma-separated (default: every view).
+    /// Views by name, comma-separated (default: every view); `turntable`
+    /// stands for the turntable's views (the 360° spin), `stills` for the
+    /// others (the carousel's), unless the asset has a view of that name.
     #[arg(long, value_delimiter = ',')]
     pub views: Vec<String>,
     /// Image widths, comma-separated (default: the canvas size).
@@ -450,10 +452,30 @@ fn views(asset: &Asset, names: &[String]) -> anyhow::Result<Vec<(String, Value)>
             })
     };
     if names.is_empty() {
-        all.iter().map(|n| pick(n)).collect()
-    } else {
-        names.iter().map(|n| pick(n)).collect()
+        return all.iter().map(|n| pick(n)).collect();
     }
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for name in names {
+        let group = match name.as_str() {
+            _ if all.contains(&name.as_str()) => None,
+            "turntable" => Some(asset.turntable()),
+            "stills" => Some(asset.stills()),
+            _ => None,
+        };
+        let picked = match group {
+            Some(ix) => ix
+                .iter()
+                .map(|&i| pick(&asset.views[i].name))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            None => vec![pick(name)?],
+        };
+        for p in picked {
+            if !out.iter().any(|(n, _)| *n == p.0) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The assets a feed names, fetched once each.

@@ -1,0 +1,142 @@
+//! `layercake render`: one view of one configuration straight through the
+//! asset's render backend, in this process, bypassing caches, queue and
+//! stores: every visible layer rendered and stacked as the compositor
+//! stacks them, or (`--full`, 3D assets) the whole configured scene in one
+//! Blender render, the reference the layering is measured against. For
+//! checking an asset file and a backend's settings before serving them.
+
+use crate::app::load_catalog;
+use crate::compose::{Format, Rect, compose, encode};
+use crate::config::Settings;
+use crate::keys::Configuration;
+use crate::render::blender::{BlenderRenderer, Target};
+use crate::render::{RenderRequest, Renderers};
+use anyhow::{Context, anyhow, bail};
+use std::path::PathBuf;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The asset's id (in the configured catalogue).
+    #[arg(long)]
+    pub asset: Uuid,
+    /// The configuration as JSON, e.g. '{"Body":"Navy"}' (default: all defaults).
+    #[arg(long, default_value = "{}")]
+    pub configuration: String,
+    /// The view's name (default: the first view).
+    #[arg(long)]
+    pub view: Option<String>,
+    /// One render of the whole configured scene (3D assets) instead of
+    /// the layers stacked.
+    #[arg(long)]
+    pub full: bool,
+    /// Where to write the PNG (the asset's canvas size).
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+pub fn run(settings: Settings, args: RenderArgs) -> anyhow::Result<()> {
+    super::serve::init_tracing(&settings);
+    let catalog = load_catalog(&settings)?;
+    let asset = catalog
+        .get(&args.asset)
+        .cloned()
+        .ok_or_else(|| anyhow!("--asset: {} is not in the catalogue", args.asset))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&args.configuration).context("--configuration: not JSON")?;
+    let config =
+        Configuration::parse(&asset, &json).map_err(|e| anyhow!("--configuration: {e}"))?;
+    let view = match &args.view {
+        None => 0,
+        Some(name) => asset
+            .views
+            .iter()
+            .position(|v| &v.name == name)
+            .ok_or_else(|| anyhow!("--view: {} has no view \"{name}\"", asset.name))?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let layers = runtime.block_on(async {
+        if args.full {
+            let backend = asset.spec.renderer.as_deref().unwrap_or_default();
+            let b = settings
+                .render
+                .backends
+                .get(backend)
+                .filter(|b| b.kind == "blender")
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--full: {} is not drawn by a blender backend of this configuration",
+                        asset.name
+                    )
+                })?;
+            let renderer = BlenderRenderer::configured(backend, b, &settings.render)
+                .map_err(|e| anyhow!(e))?;
+            let image = renderer
+                .render_target(
+                    &asset,
+                    view,
+                    Target::Full {
+                        config: config.values(),
+                    },
+                )
+                .await?;
+            return Ok::<_, anyhow::Error>(vec![image]);
+        }
+        let renderers = Renderers::from_settings(&settings.render, None).map_err(|e| anyhow!(e))?;
+        let (renderer, _) = renderers.for_asset(&asset)?;
+        let mut out = Vec::new();
+        for (i, layer) in asset.layers.iter().enumerate() {
+            if !layer.is_visible(config.values()) {
+                continue;
+            }
+            let req = RenderRequest {
+                asset: Arc::clone(&asset),
+                layer: i,
+                view,
+                values: config.subset(&layer.depends_on),
+                width: asset.width,
+                height: asset.height,
+            };
+            out.push(
+                renderer
+                    .render(&req)
+                    .await
+                    .with_context(|| format!("layer \"{}\"", layer.name))?,
+            );
+        }
+        Ok(out)
+    })?;
+    if layers.is_empty() {
+        bail!(
+            "no layer of {} is visible in this configuration",
+            asset.name
+        );
+    }
+    let canvas = Rect {
+        x: 0,
+        y: 0,
+        width: asset.width,
+        height: asset.height,
+    };
+    let stacked = compose(canvas, &layers.iter().collect::<Vec<_>>());
+    let png = encode(stacked, Format::Png, None)?;
+    std::fs::write(&args.output, png)
+        .with_context(|| format!("--output {}", args.output.display()))?;
+    eprintln!(
+        "{} ({}, view {}): {} in {:.2} s",
+        args.output.display(),
+        asset.name,
+        asset.views[view].name,
+        if args.full {
+            "one full render".to_string()
+        } else {
+            format!("{} layers rendered and stacked", layers.len())
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
