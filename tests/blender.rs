@@ -216,7 +216,7 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
                 (psnr - im).abs() < 0.1,
                 "our PSNR {psnr} and ImageMagick's {im}"
             );
-            // Set from measurement: 36.5 to 41.2 dB and at most 0.24% of
+            // Set from measurement: 36.6 to 41.3 dB and at most 0.24% of
             // pixels off by more than 48 on this machine (the layers miss
             // the light bounced between them, antialiased holdout edges
             // meet, and each render has its own noise); a few dB of room

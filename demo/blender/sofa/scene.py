@@ -243,10 +243,12 @@ def build():
     box("Skirt", (W - 0.01, D - 0.01, LEG_H - 0.01), (0, 0, 0.012 + (LEG_H - 0.01) / 2), skirt,
         body_fabric, bevel=0.01)
 
-    # The floor: seen only as the shadow catcher.
+    # The floor (6 m square): seen only as the shadow catcher. Past its
+    # edge nothing is shaded any more, and every pixel of floor costs a
+    # shadow-catcher sample in the shadow layer.
     stage = collection("Stage")
     bm = bmesh.new()
-    bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=12.0)
+    bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=3.0)
     mesh_object("Floor", bm, stage, floor_mat, smooth=False)
 
     def area(name, loc, size, energy, color=(1.0, 1.0, 1.0)):

@@ -123,10 +123,14 @@ impl BlenderSettings {
 #[derive(Debug)]
 struct WorkDir(PathBuf);
 
+/// The prefix of every work folder, followed by the owner's process id.
+const WORKDIR_PREFIX: &str = "layercake-blender-";
+
 impl WorkDir {
     fn create() -> std::io::Result<WorkDir> {
+        remove_orphans(&std::env::temp_dir());
         let dir = std::env::temp_dir().join(format!(
-            "layercake-blender-{}-{}",
+            "{WORKDIR_PREFIX}{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
@@ -148,6 +152,28 @@ impl WorkDir {
                 .map_err(|e| RenderError::Failed(format!("writing the scene file: {e}")))?;
         }
         Ok(path)
+    }
+}
+
+/// Removes the work folders (scene copies, outputs) of processes that are
+/// gone without removing their own (killed, or ended by `exit`).
+fn remove_orphans(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORKDIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -385,6 +411,10 @@ impl BlenderRenderer {
             .0
             .join(format!("{}.png", uuid::Uuid::new_v4().simple()));
         let request = self.request(asset, view, target, &output)?;
+        let what = match target {
+            Target::Layer { layer, .. } => asset.layers[layer].name.as_str(),
+            Target::Full { .. } => "the full scene",
+        };
         let started = Instant::now();
         let work = async {
             let mut p = match self.take_idle() {
@@ -410,6 +440,7 @@ impl BlenderRenderer {
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             asset = %asset.name,
+            layer = what,
             view = %asset.views[view].name,
             "blender render"
         );
@@ -507,6 +538,23 @@ impl Renderer for BlenderRenderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_folders_of_dead_processes_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Pid 4294967 is above any pid_max Linux allows (4194304); ours stays.
+        let dead = tmp.path().join(format!("{WORKDIR_PREFIX}4294967-abc"));
+        let mine = tmp
+            .path()
+            .join(format!("{WORKDIR_PREFIX}{}-abc", std::process::id()));
+        let other = tmp.path().join("layercake-other-1");
+        for d in [&dead, &mine, &other] {
+            std::fs::create_dir_all(d.join("scenes")).unwrap();
+        }
+        remove_orphans(tmp.path());
+        assert!(!dead.exists());
+        assert!(mine.exists() && other.exists());
+    }
 
     #[test]
     fn settings_are_checked_by_name() {
