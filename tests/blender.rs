@@ -132,17 +132,12 @@ fn imagemagick_psnr(a: &Path, b: &Path) -> f64 {
         .unwrap_or_else(|| panic!("compare printed {text:?}"))
 }
 
-fn render_full(config: &Path, data: &Path, configuration: &Value, view: &str, out: &Path) {
+/// `layercake render [--full]` of one view to `out`, in a process of its own.
+fn render(full: bool, config: &Path, data: &Path, configuration: &Value, view: &str, out: &Path) {
     let run = Command::new(env!("CARGO_BIN_EXE_layercake"))
-        .args([
-            "render",
-            "--full",
-            "--asset",
-            ASSET,
-            "--view",
-            view,
-            "--configuration",
-        ])
+        .arg("render")
+        .args(full.then_some("--full"))
+        .args(["--asset", ASSET, "--view", view, "--configuration"])
         .arg(configuration.to_string())
         .arg("--config")
         .arg(config)
@@ -178,6 +173,7 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
     ];
     let views = [("left", 1), ("side", 3)];
     let mut worst_psnr = f64::INFINITY;
+    let mut served = Vec::new();
     let mut figures = Vec::new();
     for (c, configuration) in configs.iter().enumerate() {
         for (view, camera) in views {
@@ -188,9 +184,12 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
             );
             let r = client.get(&url).send().await.unwrap();
             assert_eq!(r.status(), 200, "{url}");
-            let composite = on_white(&r.bytes().await.unwrap());
+            let bytes = r.bytes().await.unwrap();
+            served.push(bytes.clone());
+            let composite = on_white(&bytes);
             let full_png = dir.path().join(format!("full-{c}-{view}.png"));
-            render_full(
+            render(
+                true,
                 &config,
                 &dir.path().join("cli"),
                 configuration,
@@ -245,7 +244,8 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
     assert_eq!(renders, 2.0 * (4.0 + 5.0), "{renders} renders");
     // The same request gives the same pixels, in another Blender process.
     let again = dir.path().join("again.png");
-    render_full(
+    render(
+        true,
         &config,
         &dir.path().join("cli"),
         &configs[0],
@@ -256,6 +256,23 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
         std::fs::read(&again).unwrap(),
         std::fs::read(dir.path().join("full-0-left.png")).unwrap(),
         "a full render twice gives the same bytes"
+    );
+    // The server's Blender processes rendered 18 layers one after another;
+    // the same layers rendered fresh, in a new process, stack to the same
+    // pixels: nothing one request did leaked into the next.
+    let fresh = dir.path().join("fresh.png");
+    render(
+        false,
+        &config,
+        &dir.path().join("cli"),
+        &configs[0],
+        "left",
+        &fresh,
+    );
+    let pixels = |png: &[u8]| image::load_from_memory(png).unwrap().to_rgba8().into_raw();
+    assert!(
+        pixels(&std::fs::read(&fresh).unwrap()) == pixels(&served[0]),
+        "the layers of a fresh process stack to the served pixels"
     );
     eprintln!(
         "layering: worst PSNR {worst_psnr:.2} dB over {} images; images in {}",

@@ -45,6 +45,7 @@ anything an author left in the file stay as saved.
 import json
 import math
 import os
+import random
 import sys
 import time
 import traceback
@@ -60,13 +61,25 @@ class SceneError(Exception):
 
 
 def _load(path):
-    if path.endswith(".blend"):
-        bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
-        return
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    with open(path, encoding="utf-8") as f:
-        code = compile(f.read(), path, "exec")
-    exec(code, {"__name__": "__layercake_scene__", "__file__": path})
+    """A fresh scene, whatever earlier requests did in this process."""
+    for handlers in (bpy.app.handlers.render_pre, bpy.app.handlers.render_post,
+                     bpy.app.handlers.frame_change_pre, bpy.app.handlers.frame_change_post,
+                     bpy.app.handlers.depsgraph_update_pre, bpy.app.handlers.depsgraph_update_post):
+        handlers.clear()
+    bpy.app.driver_namespace.clear()
+    random.seed(0)
+    try:
+        if path.endswith(".blend"):
+            bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
+        else:
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+            with open(path, encoding="utf-8") as f:
+                code = compile(f.read(), path, "exec")
+            exec(code, {"__name__": "__layercake_scene__", "__file__": path})
+    except Exception as e:
+        # A broken scene stays broken: not worth a retry.
+        tail = traceback.format_exc().strip().splitlines()[-2:]
+        raise SceneError(f"the scene did not load: {type(e).__name__}: {e} | {' / '.join(tail)}") from e
 
 
 def _objects_of(group, field):
@@ -173,6 +186,10 @@ def render(req):
     if threads > 0:
         scene.render.threads = threads
     scene.render.film_transparent = True
+    # Only the render itself: a .blend's compositor or sequencer would
+    # change what a layer is.
+    scene.render.use_compositing = False
+    scene.render.use_sequencer = False
     scene.render.dither_intensity = 0.0
     scene.render.resolution_x = int(req["width"])
     scene.render.resolution_y = int(req["height"])
@@ -222,7 +239,10 @@ def render(req):
 
 
 def answer(reply):
-    sys.stdout.write(MARK + json.dumps(reply) + "\n")
+    # On a line of its own even if Blender's own (C) output left one
+    # unfinished: layercake looks for the mark anywhere in a line.
+    sys.stdout.flush()
+    sys.stdout.write("\n" + MARK + json.dumps(reply) + "\n")
     sys.stdout.flush()
 
 

@@ -708,7 +708,7 @@ fn layers(
                         "a 3D layer draws the scene: no \"svg\" or \"template\"".into(),
                     ));
                 }
-                super::scene::check_layer(b, &at(".render")).map_err(|(f, m)| err(f, m))?;
+                super::scene::check_layer(b, &at(".render"), scene).map_err(|(f, m)| err(f, m))?;
                 recipe_3d(l, spec, &depends_on, scene)
             }
             (Some(_), None) => {
@@ -754,8 +754,9 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 /// and every layer of the composition (what it cuts out or sees cast
 /// shadows depends on them), the definitions of its `dependsOn`
 /// attributes, what every attribute changes in the scene, and the views
-/// with their cameras. The renderer's settings (samples, device) are not
-/// in it: bump the asset's version to re-render after changing them.
+/// with their cameras, and what the asset pins of the render (`scene`:
+/// floor, samples, seed). The backend's own settings (its default samples,
+/// the device) are not: a GPU node and a CPU node render the same keys.
 fn recipe_3d(
     layer: &super::spec::LayerSpec,
     spec: &AssetSpec,
@@ -765,7 +766,7 @@ fn recipe_3d(
     let mut h = blake3::Hasher::new();
     h.update(b"layercake/recipe-3d/1\n");
     h.update(&scene.hash);
-    h.update(json(&scene.floor).as_bytes());
+    h.update(json(&spec.scene).as_bytes());
     h.update(json(&layer.render).as_bytes());
     h.update(b"\n");
     for l in &spec.layers {

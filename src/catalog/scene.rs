@@ -23,6 +23,9 @@ pub struct Scene {
     /// blake3 of `bytes`: part of every layer key of the asset.
     pub hash: [u8; 32],
     pub floor: Option<String>,
+    /// Pinned by the asset (so in its keys), over the backend's defaults.
+    pub samples: Option<u32>,
+    pub seed: Option<u32>,
 }
 
 impl std::fmt::Debug for Scene {
@@ -76,6 +79,18 @@ impl Scene {
         if spec.floor.as_deref().is_some_and(|f| f.trim().is_empty()) {
             return Err(("scene.floor".into(), "must not be empty".into()));
         }
+        if spec.samples.is_some_and(|n| !(1..=65_536).contains(&n)) {
+            return Err(("scene.samples".into(), "1 to 65536".into()));
+        }
+        if spec.seed.is_some_and(|n| i32::try_from(n).is_err()) {
+            return Err((
+                "scene.seed".into(),
+                format!(
+                    "at most {} (Cycles' seed is a signed 32-bit integer)",
+                    i32::MAX
+                ),
+            ));
+        }
         let bytes = read(&spec.file, max).map_err(|m| ("scene.file".to_string(), m))?;
         if bytes.len() > max {
             return Err((
@@ -88,6 +103,8 @@ impl Scene {
             hash: *blake3::hash(&bytes).as_bytes(),
             bytes: bytes.into(),
             floor: spec.floor.clone(),
+            samples: spec.samples,
+            seed: spec.seed,
         })
     }
 }
@@ -239,7 +256,17 @@ pub(super) fn check_camera(c: &CameraSpec, at: &str) -> Result<(), (String, Stri
 ///
 /// # Errors
 /// `(field, message)`.
-pub(super) fn check_layer(b: &BlenderLayer, at: &str) -> Result<(), (String, String)> {
+pub(super) fn check_layer(
+    b: &BlenderLayer,
+    at: &str,
+    scene: &Scene,
+) -> Result<(), (String, String)> {
+    if b.shadow && scene.floor.is_none() {
+        return Err((
+            format!("{at}.blender.shadow"),
+            "a shadow layer needs the scene's floor (\"scene\": {\"floor\": \"<object>\"})".into(),
+        ));
+    }
     names_ok(&b.collections, &format!("{at}.blender.collections"))?;
     names_ok(&b.objects, &format!("{at}.blender.objects"))?;
     if !b.shadow && b.collections.is_empty() && b.objects.is_empty() {
@@ -344,6 +371,8 @@ mod tests {
             hash: *blake3::hash(&bytes).as_bytes(),
             bytes: bytes.clone().into(),
             floor: None,
+            samples: None,
+            seed: None,
         };
         let (key, text) = scene.bundled();
         assert_eq!(key, "sofa/scene.blend#base64");
@@ -408,6 +437,19 @@ mod tests {
                 json!(" "),
                 "layers[7].render.blender.collections[0]",
                 "empty",
+            ),
+            (
+                "/scene/floor",
+                Value::Null,
+                "layers[0].render.blender.shadow",
+                "needs the scene's floor",
+            ),
+            ("/scene/samples", json!(0), "scene.samples", "1 to 65536"),
+            (
+                "/scene/seed",
+                json!(3_000_000_000u64),
+                "scene.seed",
+                "signed 32-bit",
             ),
             (
                 "/scene/file",

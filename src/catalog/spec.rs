@@ -51,6 +51,14 @@ pub struct SceneSpec {
     /// (`"shadow": true`); never seen otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<String>,
+    /// Cycles samples per pixel for this asset, over the backend's
+    /// `samples`; part of every layer key (changing it renders again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u32>,
+    /// The noise seed for this asset, over the backend's `seed`; part of
+    /// every layer key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u32>,
 }
 
 /// Collections and objects of a 3D scene, by name.

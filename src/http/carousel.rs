@@ -300,11 +300,13 @@ fn page(app: &App, caller: &Caller, q: Option<&str>, kind: Page) -> Result<Html<
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");
-    // The title first: the data cannot then be touched by a second pass.
+    // The script, then the data, then the title: a name (in the title)
+    // could spell a marker, the data cannot spell "<!--TITLE-->" ("<" is
+    // escaped), and the script is ours.
     let page = html
-        .replace("<!--TITLE-->", &super::plp::escape(&asset.name))
         .replacen("/*PENDING*/", PENDING, 1)
-        .replacen("/*DATA*/null", &data, 1);
+        .replacen("/*DATA*/null", &data, 1)
+        .replace("<!--TITLE-->", &super::plp::escape(&asset.name));
     Ok(Html(page))
 }
 

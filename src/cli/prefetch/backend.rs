@@ -310,6 +310,14 @@ impl Backend for Remote {
                     l["render"] = json!({"template": "<svg xmlns='http://www.w3.org/2000/svg'/>"});
                 }
             }
+            // A 3D asset's scene parts go with its scene (which stays there).
+            for (list, field) in [("attributes", "scene"), ("views", "camera")] {
+                if let Some(Value::Array(items)) = m.get_mut(list) {
+                    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                        item.remove(field);
+                    }
+                }
+            }
         }
         let asset = crate::catalog::load_asset_str(
             &format!("asset {id}"),

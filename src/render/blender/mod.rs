@@ -40,8 +40,10 @@ pub use plan::Target;
 const SCRIPT: &str = include_str!("../../../render/blender/layercake.py");
 /// The prefix of the script's answer lines.
 const MARK: &str = "@@layercake ";
-/// Lines of Blender's own output kept for an error message.
+/// Lines of Blender's own output kept for an error message, and the
+/// bytes kept of each.
 const TAIL_LINES: usize = 12;
+const TAIL_LINE_BYTES: usize = 300;
 
 /// How Blender renders (from `[render.backends.<name>]`, kind "blender").
 #[derive(Debug, Clone, PartialEq)]
@@ -107,10 +109,18 @@ impl BlenderSettings {
         } else {
             b.command.clone()
         };
+        let seed = b.seed.unwrap_or(0);
+        if i32::try_from(seed).is_err() {
+            return Err(format!(
+                "{}: {seed} is over {} (Cycles' seed is a signed 32-bit integer)",
+                field("seed"),
+                i32::MAX
+            ));
+        }
         Ok(BlenderSettings {
             command,
             samples,
-            seed: b.seed.unwrap_or(0),
+            seed,
             device,
             threads: b.threads.unwrap_or(0),
             scale,
@@ -120,58 +130,98 @@ impl BlenderSettings {
 }
 
 /// The private folder: the script, scene files by content hash, outputs.
+/// Its `owner` file stays locked (`flock`) while this process holds it, so
+/// another process can tell a folder left behind from one in use.
 #[derive(Debug)]
-struct WorkDir(PathBuf);
+struct WorkDir {
+    path: PathBuf,
+    _owner: std::fs::File,
+}
 
-/// The prefix of every work folder, followed by the owner's process id.
+/// The prefix of every work folder.
 const WORKDIR_PREFIX: &str = "layercake-blender-";
+/// A scene file not used for this long is removed (it is written again
+/// from the asset if a render needs it).
+const SCENE_IDLE: Duration = Duration::from_secs(3600);
+
+/// Takes `file`'s exclusive lock without waiting; whether it was free.
+fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock on a descriptor this File owns; no memory is touched.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
 
 impl WorkDir {
     fn create() -> std::io::Result<WorkDir> {
-        remove_orphans(&std::env::temp_dir());
-        let dir = std::env::temp_dir().join(format!(
+        let tmp = std::env::temp_dir();
+        remove_orphans(&tmp);
+        let path = tmp.join(format!(
             "{WORKDIR_PREFIX}{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(dir.join("scenes"))?;
-        std::fs::write(dir.join("layercake.py"), SCRIPT)?;
-        Ok(WorkDir(dir))
-    }
-
-    /// The scene file on disk under its content hash, written on first use.
-    fn scene(&self, scene: &Scene) -> Result<PathBuf, RenderError> {
-        let path =
-            self.0
-                .join("scenes")
-                .join(format!("{}.{}", scene.hash_hex(), scene.extension()));
-        if !path.exists() {
-            let part = path.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::write(&part, &scene.bytes[..])
-                .and_then(|()| std::fs::rename(&part, &path))
-                .map_err(|e| RenderError::Failed(format!("writing the scene file: {e}")))?;
+        std::fs::create_dir_all(path.join("scenes"))?;
+        let owner = std::fs::File::create(path.join("owner"))?;
+        if !try_lock(&owner) {
+            return Err(std::io::Error::other("cannot lock the work folder"));
         }
-        Ok(path)
+        std::fs::write(path.join("layercake.py"), SCRIPT)?;
+        Ok(WorkDir {
+            path,
+            _owner: owner,
+        })
     }
 }
 
-/// Removes the work folders (scene copies, outputs) of processes that are
-/// gone without removing their own (killed, or ended by `exit`).
+/// The scene file on disk under its content hash, written on first use
+/// and touched on every use; scene files idle for an hour are removed
+/// when another is written.
+fn scene_file(dir: &Path, scene: &Scene) -> Result<PathBuf, RenderError> {
+    let path = dir.join(format!("{}.{}", scene.hash_hex(), scene.extension()));
+    let now = std::time::SystemTime::now();
+    let touched = std::fs::File::options()
+        .append(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(now));
+    if touched.is_err() {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let idle = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok());
+            if idle.is_some_and(|d| d > SCENE_IDLE) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let part = path.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&part, &scene.bytes[..])
+            .and_then(|()| std::fs::rename(&part, &path))
+            .map_err(|e| RenderError::Failed(format!("writing the scene file: {e}")))?;
+    }
+    Ok(path)
+}
+
+/// Removes the work folders (scene copies, outputs) that no live process
+/// holds: their owner was killed, or ended without dropping them.
 fn remove_orphans(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
     for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
+        let is_ours = e
+            .file_name()
             .to_str()
-            .and_then(|n| n.strip_prefix(WORKDIR_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+            .is_some_and(|n| n.starts_with(WORKDIR_PREFIX));
+        if !is_ours {
+            continue;
+        }
+        // A folder without its owner file is being made right now, or is
+        // not ours to judge: left alone.
+        let Ok(owner) = std::fs::File::open(e.path().join("owner")) else {
             continue;
         };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+        if try_lock(&owner) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -179,14 +229,30 @@ fn remove_orphans(tmp: &Path) {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes a render's output file however the render ends.
+struct Output(PathBuf);
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
 /// What Blender said lately, for error messages.
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
-fn remember(tail: &Tail, line: String) {
+fn remember(tail: &Tail, mut line: String) {
+    if line.len() > TAIL_LINE_BYTES {
+        let mut end = TAIL_LINE_BYTES;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
     if t.len() == TAIL_LINES {
         t.pop_front();
@@ -201,7 +267,7 @@ fn recent(tail: &Tail) -> String {
 
 /// One Blender process, ready for a request.
 struct Process {
-    _child: Child,
+    child: Child,
     _group: Option<KillGroup>,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
@@ -214,7 +280,7 @@ impl Process {
     async fn answer(&mut self) -> Result<J, RenderError> {
         loop {
             match self.stdout.next_line().await {
-                Ok(Some(line)) => match line.strip_prefix(MARK) {
+                Ok(Some(line)) => match line.find(MARK).map(|at| &line[at + MARK.len()..]) {
                     Some(json) => {
                         return serde_json::from_str(json).map_err(|e| {
                             RenderError::Failed(format!("blender answered nonsense ({e}): {json}"))
@@ -297,11 +363,11 @@ impl BlenderRenderer {
         let mut child = command
             .args(&s.command[1..])
             .args(["-b", "--factory-startup", "-noaudio", "--python"])
-            .arg(self.dir.0.join("layercake.py"))
+            .arg(self.dir.path.join("layercake.py"))
             .args(["--", "--serve"])
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.dir.0)
+            .current_dir(&self.dir.path)
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -328,7 +394,7 @@ impl BlenderRenderer {
             }
         });
         let mut p = Process {
-            _child: child,
+            child,
             _group: group,
             stdin,
             stdout: BufReader::new(stdout).lines(),
@@ -345,8 +411,15 @@ impl BlenderRenderer {
         Ok(p)
     }
 
+    /// An idle process that is still alive (one that died idle is dropped).
     fn take_idle(&self) -> Option<Process> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut p) = idle.pop() {
+            if matches!(p.child.try_wait(), Ok(None)) {
+                return Some(p);
+            }
+        }
+        None
     }
 
     fn give_back(&self, p: Process) {
@@ -361,6 +434,7 @@ impl BlenderRenderer {
         asset: &Asset,
         view: usize,
         target: Target<'_>,
+        scene_path: &Path,
         output: &Path,
     ) -> Result<J, RenderError> {
         let scene = asset
@@ -372,16 +446,13 @@ impl BlenderRenderer {
         })?;
         let mut m: Map<String, J> = plan::plan(asset, target)?.to_json();
         let s = &self.settings;
-        m.insert(
-            "scene".into(),
-            self.dir.scene(scene)?.display().to_string().into(),
-        );
+        m.insert("scene".into(), scene_path.display().to_string().into());
         m.insert("output".into(), output.display().to_string().into());
         m.insert("width".into(), asset.width.into());
         m.insert("height".into(), asset.height.into());
         m.insert("scale".into(), s.scale.into());
-        m.insert("samples".into(), s.samples.into());
-        m.insert("seed".into(), s.seed.into());
+        m.insert("samples".into(), scene.samples.unwrap_or(s.samples).into());
+        m.insert("seed".into(), scene.seed.unwrap_or(s.seed).into());
         m.insert("device".into(), s.device.clone().into());
         m.insert("threads".into(), s.threads.into());
         m.insert(
@@ -406,11 +477,18 @@ impl BlenderRenderer {
         view: usize,
         target: Target<'_>,
     ) -> Result<LayerImage, RenderError> {
-        let output = self
-            .dir
-            .0
-            .join(format!("{}.png", uuid::Uuid::new_v4().simple()));
-        let request = self.request(asset, view, target, &output)?;
+        let scene = asset
+            .scene
+            .clone()
+            .ok_or_else(|| RenderError::Rejected(format!("{} has no 3D scene", asset.name)))?;
+        let scenes = self.dir.path.join("scenes");
+        let scene_path = blocking(move || scene_file(&scenes, &scene)).await?;
+        let output = Output(
+            self.dir
+                .path
+                .join(format!("{}.png", uuid::Uuid::new_v4().simple())),
+        );
+        let request = self.request(asset, view, target, &scene_path, &output.0)?;
         let what = match target {
             Target::Layer { layer, .. } => asset.layers[layer].name.as_str(),
             Target::Full { .. } => "the full scene",
@@ -433,26 +511,11 @@ impl BlenderRenderer {
             self.give_back(p);
             Ok::<J, RenderError>(answer)
         };
-        let answer = tokio::time::timeout(self.timeout, work).await;
-        let result = self.finish(answer, &output);
-        let _ = std::fs::remove_file(&output);
-        let image = result?;
-        tracing::debug!(
-            seconds = started.elapsed().as_secs_f64(),
-            asset = %asset.name,
-            layer = what,
-            view = %asset.views[view].name,
-            "blender render"
-        );
-        self.to_canvas(image, asset.width, asset.height)
-    }
-
-    fn finish(
-        &self,
-        answer: Result<Result<J, RenderError>, tokio::time::error::Elapsed>,
-        output: &Path,
-    ) -> Result<LayerImage, RenderError> {
-        let answer = answer.map_err(|_| RenderError::Timeout(self.timeout))??;
+        // Past the timeout the future is dropped, and with it the process
+        // (its whole group is killed).
+        let answer = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| RenderError::Timeout(self.timeout))??;
         if answer["ok"] != true {
             let error = answer["error"]
                 .as_str()
@@ -464,60 +527,90 @@ impl BlenderRenderer {
                 RenderError::Failed(format!("blender: {error}"))
             });
         }
-        let size = std::fs::metadata(output)
-            .map_err(|e| RenderError::Failed(format!("blender's output: {e}")))?
-            .len();
-        if size > self.max_output_bytes as u64 {
-            return Err(RenderError::Rejected(format!(
-                "blender's output is {size} bytes, over render.max_output_bytes ({})",
-                self.max_output_bytes
-            )));
-        }
-        let bytes = std::fs::read(output)
-            .map_err(|e| RenderError::Failed(format!("blender's output: {e}")))?;
-        decode_output("blender", &bytes, self.max_pixels)
-    }
-
-    /// A render at `scale` resampled to the canvas (premultiplied Lanczos).
-    fn to_canvas(
-        &self,
-        image: LayerImage,
-        width: u32,
-        height: u32,
-    ) -> Result<LayerImage, RenderError> {
-        if image.canvas_width == width && image.canvas_height == height {
-            return Ok(image);
-        }
-        if self.settings.scale == 100 {
-            return Ok(image); // the canvas check (`jobs::validate`) names the mismatch
-        }
-        let region = Rect {
-            x: 0,
-            y: 0,
-            width: image.canvas_width,
-            height: image.canvas_height,
-        };
-        let premul = crate::compose::compose(region, &[&image]);
-        let g = geometry(
-            (region.width, region.height),
-            Some(width),
-            Some(height),
-            Fit::Contain,
-        );
-        let mut out = resize_into(premul, &g);
-        unpremultiply(&mut out.data, out.width, out.height);
-        Ok(LayerImage {
-            image: Rgba8 {
-                width: out.width,
-                height: out.height,
-                data: out.data,
-            },
-            x: 0,
-            y: 0,
-            canvas_width: width,
-            canvas_height: height,
+        let path = output.0.clone();
+        let (max_bytes, max_pixels, scale) =
+            (self.max_output_bytes, self.max_pixels, self.settings.scale);
+        let (width, height) = (asset.width, asset.height);
+        let image = blocking(move || {
+            let image = read_output(&path, max_bytes, max_pixels)?;
+            to_canvas(image, width, height, scale)
         })
+        .await?;
+        drop(output);
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            asset = %asset.name,
+            layer = what,
+            view = %asset.views[view].name,
+            "blender render"
+        );
+        Ok(image)
     }
+}
+
+/// `f` on the blocking pool (file I/O, decoding, resampling): never on the
+/// runtime's threads, which also serve requests.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+) -> Result<T, RenderError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RenderError::Failed(format!("the blender backend's task: {e}")))?
+}
+
+/// Blender's PNG, within the size and pixel budgets.
+fn read_output(path: &Path, max_bytes: usize, max_pixels: u64) -> Result<LayerImage, RenderError> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max_bytes as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| RenderError::Failed(format!("blender's output: {e}")))?;
+    if bytes.len() > max_bytes {
+        return Err(RenderError::Rejected(format!(
+            "blender's output is over render.max_output_bytes ({max_bytes})"
+        )));
+    }
+    decode_output("blender", &bytes, max_pixels)
+}
+
+/// A render at `scale` percent resampled to the canvas (premultiplied
+/// Lanczos); at 100 it is left as it is (the canvas check, `jobs::validate`,
+/// names a mismatch).
+fn to_canvas(
+    image: LayerImage,
+    width: u32,
+    height: u32,
+    scale: u32,
+) -> Result<LayerImage, RenderError> {
+    if (image.canvas_width == width && image.canvas_height == height) || scale == 100 {
+        return Ok(image);
+    }
+    let region = Rect {
+        x: 0,
+        y: 0,
+        width: image.canvas_width,
+        height: image.canvas_height,
+    };
+    let premul = crate::compose::compose(region, &[&image]);
+    let g = geometry(
+        (region.width, region.height),
+        Some(width),
+        Some(height),
+        Fit::Contain,
+    );
+    let mut out = resize_into(premul, &g);
+    unpremultiply(&mut out.data, out.width, out.height);
+    Ok(LayerImage {
+        image: Rgba8 {
+            width: out.width,
+            height: out.height,
+            data: out.data,
+        },
+        x: 0,
+        y: 0,
+        canvas_width: width,
+        canvas_height: height,
+    })
 }
 
 #[async_trait::async_trait]
@@ -540,20 +633,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn work_folders_of_dead_processes_are_removed() {
+    fn work_folders_nobody_holds_are_removed() {
         let tmp = tempfile::tempdir().unwrap();
-        // Pid 4294967 is above any pid_max Linux allows (4194304); ours stays.
-        let dead = tmp.path().join(format!("{WORKDIR_PREFIX}4294967-abc"));
-        let mine = tmp
-            .path()
-            .join(format!("{WORKDIR_PREFIX}{}-abc", std::process::id()));
-        let other = tmp.path().join("layercake-other-1");
-        for d in [&dead, &mine, &other] {
+        let dir = |name: &str| {
+            let d = tmp.path().join(name);
             std::fs::create_dir_all(d.join("scenes")).unwrap();
-        }
+            d
+        };
+        let (left, held) = (dir("layercake-blender-1-a"), dir("layercake-blender-2-b"));
+        let (making, other) = (dir("layercake-blender-3-c"), dir("layercake-other-1"));
+        std::fs::File::create(left.join("owner")).unwrap();
+        let owner = std::fs::File::create(held.join("owner")).unwrap();
+        assert!(try_lock(&owner));
         remove_orphans(tmp.path());
-        assert!(!dead.exists());
-        assert!(mine.exists() && other.exists());
+        assert!(!left.exists(), "nobody holds it");
+        assert!(held.exists(), "its owner holds the lock");
+        assert!(making.exists() && other.exists());
+        drop(owner);
+        remove_orphans(tmp.path());
+        assert!(!held.exists(), "its owner is gone");
     }
 
     #[test]
