@@ -284,15 +284,7 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
 #[test]
 fn listing_carousel_and_spin_in_headless_chromium() {
     let script_dir = root().join("tests/browser");
-    assert!(
-        script_dir.join("node_modules/playwright-core").is_dir(),
-        "run `npm ci --prefix tests/browser` first (.ci/run does)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: apt-get install chromium (.ci/run does)"
-    );
+    let chromium = common::chromium();
     let dir = tempfile::tempdir().unwrap();
     // A wait budget shorter than most renders: pages meet 503s and must
     // show placeholders and try again.

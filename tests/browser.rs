@@ -15,15 +15,7 @@ use std::process::Command;
 fn plp_and_carousel_in_headless_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script_dir = root.join("tests/browser");
-    assert!(
-        script_dir.join("node_modules/playwright-core").is_dir(),
-        "run `npm ci --prefix tests/browser` first (.ci/run does)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: apt-get install chromium (.ci/run does)"
-    );
+    let chromium = common::chromium();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("layercake.toml");
     // Signed URLs only: the page and the embed must sign what they link.

@@ -6,7 +6,7 @@
 // every view's image loads, and nothing is logged as an error. Screenshots
 // go to OUT_DIR. Exits non-zero with the reason on the first failure.
 
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -18,14 +18,7 @@ if (!base || !out) {
 mkdirSync(out, { recursive: true });
 
 const LOAD = 90_000; // a first load renders layers: generous, but bounded
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  timeout: 60_000,
-});
+const browser = await launch();
 const errors = [];
 const report = {};
 try {

@@ -12,7 +12,7 @@
 // OUT_DIR (plp.png, carousel.png, spin.png). Prints a JSON report last;
 // exits non-zero with the reason on the first failure.
 
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -26,14 +26,7 @@ mkdirSync(out, { recursive: true });
 // Cold 3D layers render on demand: generous, but bounded (LOAD_MS: the
 // benchmark of a cold listing at full settings waits longer).
 const LOAD = Number(process.env.LOAD_MS || 240_000);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  timeout: 60_000,
-});
+const browser = await launch();
 const errors = [];
 const report = {};
 class Done extends Error {}

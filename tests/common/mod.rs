@@ -366,3 +366,20 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// The browser checks' prerequisites: playwright-core in `tests/browser`
+/// and a Chromium (`CHROMIUM`, default Debian's); the Chromium's path.
+pub fn chromium() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "run `npm ci --prefix tests/browser` first (.ci/run does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: apt-get install chromium (.ci/run does)"
+    );
+    chromium
+}
