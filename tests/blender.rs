@@ -285,8 +285,6 @@ async fn composited_layers_match_one_full_render_of_the_scene() {
 
 #[test]
 fn listing_carousel_and_spin_in_headless_chromium() {
-    let script_dir = root().join("tests/browser");
-    let chromium = common::chromium();
     let dir = tempfile::tempdir().unwrap();
     // A wait budget shorter than most renders: pages meet 503s and must
     // show placeholders and try again.
@@ -328,20 +326,7 @@ fn listing_carousel_and_spin_in_headless_chromium() {
     );
     let (_serve, base) = start_serve(&config, &data);
     let out = root().join("target/browser/3d");
-    let run = Command::new("node")
-        .arg(script_dir.join("three_d.mjs"))
-        .arg(&base)
-        .arg(&out)
-        .arg(ASSET)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node (Node.js 18+)");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(run.status.success(), "the browser check failed:\n{stderr}");
-    let report: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("a JSON report");
+    let report = common::browser_check("three_d.mjs", &[&base, &out.display().to_string(), ASSET]);
     assert!(report["plp"]["tiles"].as_u64().unwrap() >= 6, "{report}");
     assert!(
         report["plp"]["placeholders"].as_u64().unwrap() >= 1,

@@ -14,8 +14,6 @@ use std::process::Command;
 #[test]
 fn plp_and_carousel_in_headless_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script_dir = root.join("tests/browser");
-    let chromium = common::chromium();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("layercake.toml");
     // Signed URLs only: the page and the embed must sign what they link.
@@ -51,19 +49,7 @@ fn plp_and_carousel_in_headless_chromium() {
         .map(|a| format!("http://{a}"))
         .expect("address in the log line");
     let out = root.join("target/browser");
-    let run = Command::new("node")
-        .arg(script_dir.join("check.mjs"))
-        .arg(&base)
-        .arg(&out)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node (Node.js 18+)");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(run.status.success(), "the browser check failed:\n{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("a JSON report");
+    let report = common::browser_check("check.mjs", &[&base, &out.display().to_string()]);
     assert!(report["plp"]["tiles"].as_u64().unwrap() >= 6, "{report}");
     assert!(
         report["carousel"]["views"].as_array().unwrap().len() >= 2,

@@ -79,12 +79,15 @@ impl Templates<'_> {
 }
 
 impl Source<'_> {
-    /// A 3D asset's scene file, as bytes (at most `max` + 1 are read).
-    fn read_bytes(&self, rel: &str, max: usize) -> Result<Vec<u8>, String> {
+    /// The file at `rel` (relative to the asset file, inside the
+    /// catalogue), as bytes: at most `max` + 1 are read from a folder, so
+    /// the caller's size check sees an oversized file without holding it.
+    /// `what` names it in errors ("template", "scene file").
+    fn read_bytes(&self, what: &str, rel: &str, max: usize) -> Result<Vec<u8>, String> {
         let p = Path::new(rel);
         if p.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(format!(
-                "path \"{rel}\" must be relative and stay inside the catalogue"
+                "{what} path \"{rel}\" must be relative and stay inside the catalogue"
             ));
         }
         match self {
@@ -93,53 +96,29 @@ impl Source<'_> {
                 let mut bytes = Vec::new();
                 std::fs::File::open(d.join(p))
                     .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut bytes))
-                    .map_err(|e| format!("cannot read \"{rel}\": {e}"))?;
+                    .map_err(|e| format!("cannot read {what} \"{rel}\": {e}"))?;
                 Ok(bytes)
             }
             Source::Embedded(d) => d
                 .get_file(p)
                 .map(|f| f.contents().to_vec())
-                .ok_or_else(|| format!("\"{rel}\" is not in the built-in catalogue")),
-            Source::Map(m) => super::scene::from_bundle(m, rel)
-                .unwrap_or_else(|| Err(format!("\"{rel}\" was not sent with the definition"))),
+                .ok_or_else(|| format!("{what} \"{rel}\" is not in the built-in catalogue")),
+            Source::Map(m) => super::scene::from_bundle(m, rel).unwrap_or_else(|| {
+                Err(format!("{what} \"{rel}\" was not sent with the definition"))
+            }),
+            Source::None if what == "template" => Err(format!(
+                "template file \"{rel}\" cannot be read here; give the template inline"
+            )),
             Source::None => Err(format!(
-                "\"{rel}\" cannot be read here: 3D assets come from catalogue files"
+                "{what} \"{rel}\" cannot be read here: 3D assets come from catalogue files"
             )),
         }
     }
 
+    /// A template's text (its size is checked by the caller).
     fn read(&self, rel: &str, max: usize) -> Result<String, String> {
-        let p = Path::new(rel);
-        if p.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(format!(
-                "template path \"{rel}\" must be relative and stay inside the catalogue"
-            ));
-        }
-        match self {
-            Source::Dir(d) => {
-                use std::io::Read as _;
-                let mut text = String::new();
-                std::fs::File::open(d.join(p))
-                    .and_then(|f| f.take(max as u64 + 1).read_to_string(&mut text))
-                    .map_err(|e| format!("cannot read template \"{rel}\": {e}"))?;
-                Ok(text)
-            }
-            Source::Embedded(d) => d
-                .get_file(p)
-                .and_then(|f| f.contents_utf8())
-                .map(str::to_owned)
-                .ok_or_else(|| format!("template \"{rel}\" is not in the built-in catalogue")),
-            Source::Map(m) => match m.get(rel) {
-                Some(t) if t.len() <= max => Ok(t.clone()),
-                Some(_) => Err(format!("template \"{rel}\" is over {max} bytes")),
-                None => Err(format!(
-                    "template \"{rel}\" was not sent with the definition"
-                )),
-            },
-            Source::None => Err(format!(
-                "template file \"{rel}\" cannot be read here; give the template inline"
-            )),
-        }
+        String::from_utf8(self.read_bytes("template", rel, max)?)
+            .map_err(|_| format!("template \"{rel}\" is not UTF-8 text"))
     }
 }
 
@@ -382,7 +361,7 @@ fn validate(
     }
     let scene = match &spec.scene {
         Some(s) => {
-            let read = |rel: &str, max: usize| src.read_bytes(rel, max);
+            let read = |rel: &str, max: usize| src.read_bytes("scene file", rel, max);
             let scene = Scene::load(s, &read, limits.scene_bytes).map_err(|(f, m)| err(f, m))?;
             if matches!(spec.renderer.as_deref(), None | Some("builtin")) {
                 return Err(err(

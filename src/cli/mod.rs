@@ -130,6 +130,50 @@ enum CatalogCommand {
     },
 }
 
+/// One view of one configuration of an asset, as `url` and `render` take it.
+#[derive(Debug, clap::Args)]
+pub struct ViewArgs {
+    /// The asset's id.
+    #[arg(long)]
+    pub asset: uuid::Uuid,
+    /// The configuration as JSON, e.g. '{"Body":"Navy"}' (default: all defaults).
+    #[arg(long, default_value = "{}")]
+    pub configuration: String,
+    /// The view's name (default: the first view).
+    #[arg(long)]
+    pub view: Option<String>,
+}
+
+impl ViewArgs {
+    /// The configuration as written (JSON) and checked against `asset`,
+    /// and the index of the view.
+    ///
+    /// # Errors
+    /// A message naming the flag at fault.
+    pub fn resolve(
+        &self,
+        asset: &crate::catalog::Asset,
+    ) -> anyhow::Result<(serde_json::Value, crate::keys::Configuration, usize)> {
+        use anyhow::{Context, anyhow};
+        let json: serde_json::Value = serde_json::from_str(&self.configuration)
+            .context("--configuration is not valid JSON")?;
+        let config = crate::keys::Configuration::parse(asset, &json)
+            .map_err(|e| anyhow!("--configuration: {e}"))?;
+        let view = match &self.view {
+            None => 0,
+            Some(name) => asset
+                .views
+                .iter()
+                .position(|v| &v.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = asset.views.iter().map(|v| v.name.as_str()).collect();
+                    anyhow!("--view {name}: the views are {}", names.join(", "))
+                })?,
+        };
+        Ok((json, config, view))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct Common {
     /// Configuration file (TOML); see config/layercake.toml.

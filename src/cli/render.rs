@@ -8,25 +8,17 @@
 use crate::app::load_catalog;
 use crate::compose::{Format, Rect, compose, encode};
 use crate::config::Settings;
-use crate::keys::Configuration;
 use crate::render::blender::{BlenderRenderer, Target};
 use crate::render::{RenderRequest, Renderers};
 use anyhow::{Context, anyhow, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
-use uuid::Uuid;
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
-    /// The asset's id (in the configured catalogue).
-    #[arg(long)]
-    pub asset: Uuid,
-    /// The configuration as JSON, e.g. '{"Body":"Navy"}' (default: all defaults).
-    #[arg(long, default_value = "{}")]
-    pub configuration: String,
-    /// The view's name (default: the first view).
-    #[arg(long)]
-    pub view: Option<String>,
+    /// The asset (in the configured catalogue), configuration and view.
+    #[command(flatten)]
+    pub of: super::ViewArgs,
     /// One render of the whole configured scene (3D assets) instead of
     /// the layers stacked.
     #[arg(long)]
@@ -40,21 +32,10 @@ pub fn run(settings: Settings, args: RenderArgs) -> anyhow::Result<()> {
     super::serve::init_tracing(&settings);
     let catalog = load_catalog(&settings)?;
     let asset = catalog
-        .get(&args.asset)
+        .get(&args.of.asset)
         .cloned()
-        .ok_or_else(|| anyhow!("--asset: {} is not in the catalogue", args.asset))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&args.configuration).context("--configuration: not JSON")?;
-    let config =
-        Configuration::parse(&asset, &json).map_err(|e| anyhow!("--configuration: {e}"))?;
-    let view = match &args.view {
-        None => 0,
-        Some(name) => asset
-            .views
-            .iter()
-            .position(|v| &v.name == name)
-            .ok_or_else(|| anyhow!("--view: {} has no view \"{name}\"", asset.name))?,
-    };
+        .ok_or_else(|| anyhow!("--asset: {} is not in the catalogue", args.of.asset))?;
+    let (_, config, view) = args.of.resolve(&asset)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

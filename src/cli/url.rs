@@ -8,25 +8,16 @@
 use crate::app::{load_catalog, open_stores};
 use crate::config::Settings;
 use crate::http::pinned_url;
-use crate::keys::Configuration;
 use crate::service::AssetRegistry;
 use crate::signing::Signer;
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// What to put in the URL.
 #[derive(Debug, clap::Args)]
 pub struct UrlArgs {
-    /// The asset's id.
-    #[arg(long)]
-    pub asset: Uuid,
-    /// The configuration as JSON, e.g. '{"Body":"Navy"}' (default: all defaults).
-    #[arg(long, default_value = "{}")]
-    pub configuration: String,
-    /// The view's name (default: the first view).
-    #[arg(long)]
-    pub view: Option<String>,
+    #[command(flatten)]
+    pub of: super::ViewArgs,
     #[arg(long)]
     pub width: Option<u32>,
     #[arg(long)]
@@ -54,30 +45,18 @@ pub fn run(settings: Settings, args: UrlArgs) -> anyhow::Result<()> {
             .live_versions()
             .await?
             .into_iter()
-            .find(|(id, _)| *id == args.asset)
+            .find(|(id, _)| *id == args.of.asset)
             .map(|(_, v)| v)
             .ok_or_else(|| {
                 anyhow!(
                     "asset {} is not known to this data dir (start `layercake serve` on it once)",
-                    args.asset
+                    args.of.asset
                 )
             })?;
         let assets = AssetRegistry::follower(Arc::clone(&meta), catalog);
-        let asset = assets.resolve(args.asset, version).await?;
-        let json: serde_json::Value = serde_json::from_str(&args.configuration)
-            .context("--configuration is not valid JSON")?;
-        Configuration::parse(&asset, &json).map_err(|e| anyhow!("--configuration: {e}"))?;
-        let view = match &args.view {
-            None => &asset.views[0],
-            Some(name) => asset
-                .views
-                .iter()
-                .find(|v| &v.name == name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = asset.views.iter().map(|v| v.name.as_str()).collect();
-                    anyhow!("--view {name}: the views are {}", names.join(", "))
-                })?,
-        };
+        let asset = assets.resolve(args.of.asset, version).await?;
+        let (json, _, view) = args.of.resolve(&asset)?;
+        let view = &asset.views[view];
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair("assetId", &asset.id.to_string());
         q.append_pair("configuration", &json.to_string());

@@ -367,13 +367,14 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// The browser checks' prerequisites: playwright-core in `tests/browser`
-/// and a Chromium (`CHROMIUM`, default Debian's); the Chromium's path.
-pub fn chromium() -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+/// Runs `tests/browser/<script>` with `args` in headless Chromium (its
+/// prerequisites checked: playwright-core in `tests/browser`, a Chromium at
+/// `CHROMIUM` or Debian's), fails the test with the script's reason, and
+/// returns the JSON report it prints last.
+pub fn browser_check(script: &str, args: &[&str]) -> serde_json::Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .is_dir(),
+        dir.join("node_modules/playwright-core").is_dir(),
         "run `npm ci --prefix tests/browser` first (.ci/run does)"
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -381,5 +382,15 @@ pub fn chromium() -> String {
         std::path::Path::new(&chromium).exists(),
         "{chromium} is missing: apt-get install chromium (.ci/run does)"
     );
-    chromium
+    let run = std::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node (Node.js 18+)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(run.status.success(), "the browser check failed:\n{stderr}");
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("a JSON report")
 }
