@@ -367,7 +367,7 @@ async fn one_orgs_flood_fills_only_its_share_of_the_render_queue() {
     )
     .await;
     let client = reqwest::Client::new();
-    let tokens = &server.app.tokens;
+    let tokens = &server.app.tokens();
     let (flooder, _) = tokens.create(None, "a", false, &[]).await.unwrap();
     let (other, _) = tokens
         .create(Some(uuid::Uuid::new_v4()), "b", false, &[])

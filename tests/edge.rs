@@ -165,7 +165,7 @@ async fn tokens_scope_every_request_to_an_org() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let tokens = &server.app.tokens;
+    let tokens = &server.app.tokens();
     let (private, _) = tokens.create(None, "ci", false, &[]).await.unwrap();
     let (public, _) = tokens
         .create(None, "shop", true, &["https://shop.example".into()])

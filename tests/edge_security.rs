@@ -69,7 +69,7 @@ async fn a_public_token_reads_only_what_a_storefront_shows() {
         saved["shortId"].as_str().unwrap().to_string(),
     );
 
-    let tokens = &server.app.tokens;
+    let tokens = &server.app.tokens();
     let (private, _) = tokens.create(None, "ci", false, &[]).await.unwrap();
     let (public, _) = tokens
         .create(None, "shop", true, &["https://shop.example".into()])
@@ -179,7 +179,7 @@ async fn receiver(gated: bool) -> Receiver {
 /// A webhook row written straight to the store: what a row saved before
 /// this policy (or under another setting) looks like to the dispatcher.
 async fn stored_hook(server: &Server, org: uuid::Uuid, address: &str) -> uuid::Uuid {
-    let now = server.app.meta.now();
+    let now = server.app.meta().now();
     let row = WebhookRow {
         id: uuid::Uuid::new_v4(),
         org_id: org,
@@ -191,7 +191,7 @@ async fn stored_hook(server: &Server, org: uuid::Uuid, address: &str) -> uuid::U
         updated_at: now,
         deleted_at: None,
     };
-    server.app.meta.insert_webhook(&row).await.unwrap();
+    server.app.meta().insert_webhook(&row).await.unwrap();
     row.id
 }
 
@@ -253,10 +253,10 @@ async fn webhooks_to_loopback_are_refused_when_saved_and_when_delivered() {
     let deadline = Instant::now() + Duration::from_secs(20);
     for hook in [literal, named] {
         loop {
-            let (_, ds) = server.app.meta.deliveries(hook, WINDOW).await.unwrap();
+            let (_, ds) = server.app.meta().deliveries(hook, WINDOW).await.unwrap();
             if ds.len() == 1 && ds[0].status == "failed" {
                 assert_eq!(ds[0].attempts, 1, "a refusal is not retried");
-                let attempts = server.app.meta.attempts(ds[0].id).await.unwrap();
+                let attempts = server.app.meta().attempts(ds[0].id).await.unwrap();
                 let error = attempts[0].error.clone().unwrap_or_default();
                 assert!(
                     error.starts_with("refused: ") && error.contains("loopback"),

@@ -61,7 +61,7 @@ async fn a_memory_hit_asks_nothing_of_the_stores() {
     let server = Server::start(config(), Arc::new(Counting::new())).await;
     let app = Arc::clone(&server.app);
     let router = layercake::http::router(Arc::clone(&app));
-    let (private, _) = app.tokens.create(None, "ci", false, &[]).await.unwrap();
+    let (private, _) = app.tokens().create(None, "ci", false, &[]).await.unwrap();
     let shop = "https://shop.example";
     let (public, _) = app
         .tokens
@@ -81,7 +81,7 @@ async fn a_memory_hit_asks_nothing_of_the_stores() {
         .await
         .unwrap();
     let navy = image_url(&json!({"Body": "Navy"}), "&width=120");
-    let signed = app.signer.signed_url(
+    let signed = app.signer().signed_url(
         "/api/fast-compositor",
         image_url(&json!({"Body": "Navy"}), "&width=140")
             .split_once('?')
@@ -152,10 +152,10 @@ async fn a_memory_hit_asks_nothing_of_the_stores() {
         "{reads} token reads for 200 made-up tokens in {seconds} s"
     );
     // A token created meanwhile works on this node at once.
-    let (late, _) = app.tokens.create(None, "late", false, &[]).await.unwrap();
+    let (late, _) = app.tokens().create(None, "late", false, &[]).await.unwrap();
     let a = call(&router, &format!("{navy}&bearer_token={late}"), None).await;
     assert_eq!((a.status, a.io), (200, IoCounts::default()));
-    server.app.compositor.flush().await;
+    server.app.compositor().flush().await;
     server.stop().await;
 
     // The count is not blind: after a restart (memory empty), the same

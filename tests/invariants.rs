@@ -230,8 +230,8 @@ fn handlers_go_through_services_and_errors_through_http_error() {
         if module != "http" {
             continue;
         }
-        if file != "http/ops.rs" && code.contains("app.meta") {
-            found.push(format!("src/{file} calls app.meta"));
+        if file != "http/ops.rs" && code.contains("app.meta()") {
+            found.push(format!("src/{file} calls app.meta()"));
         }
         if file != "http/error.rs" {
             for status in [

@@ -37,7 +37,7 @@ async fn fixture(lease_secs: u64) -> Fixture {
         .create(None, "ci", false, &[])
         .await
         .unwrap();
-    let (worker, row) = server.app.tokens.create_worker("gpu").await.unwrap();
+    let (worker, row) = server.app.tokens().create_worker("gpu").await.unwrap();
     assert_eq!(row.kind, "worker");
     Fixture {
         server,
@@ -302,7 +302,7 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
 async fn a_node_renders_misses_end_to_end() {
     let f = fixture(30).await;
     // In this process: the isolated built-in would run the test binary.
-    let mut render = f.server.app.settings.render.clone();
+    let mut render = f.server.app.settings().render.clone();
     render.isolate_builtin = false;
     let renderers = layercake::render::Renderers::from_settings(&render, None).unwrap();
     let node = Arc::new(
@@ -323,7 +323,7 @@ async fn a_node_renders_misses_end_to_end() {
     node.spawn(&tracker, &stop);
     let config = json!({"Body": "Navy", "Legs": "Chrome Sled"});
     assert_eq!(f.miss(&config).await.unwrap(), 200);
-    let layers = f.server.app.meta.task_counts().await.unwrap();
+    let layers = f.server.app.meta().task_counts().await.unwrap();
     assert_eq!(layers, (0, 0), "nothing left pending or running");
     stop.cancel();
     tracker.close();

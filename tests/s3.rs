@@ -281,7 +281,7 @@ async fn gc_after_an_asset_update_removes_exactly_the_stale_version() {
     // The sofa (another asset, untouched) must survive too.
     let sofa = server.url(&image_url(&json!({}), "&width=200&format=png"));
     assert_eq!(client.get(&sofa).send().await.unwrap().status(), 200);
-    server.app.compositor.flush().await;
+    server.app.compositor().flush().await;
     let v1_layers = objects(&s3, &prefix, &format!("layers/{MUG}/v1")).await;
     let v1_composites = objects(&s3, &prefix, &format!("composites/{MUG}/v1e0")).await;
     assert_eq!(v1_layers.len(), 3, "background + two sizes");
@@ -300,7 +300,7 @@ async fn gc_after_an_asset_update_removes_exactly_the_stale_version() {
             200
         );
     }
-    server.app.compositor.flush().await;
+    server.app.compositor().flush().await;
     let kept_before: Vec<String> = objects(&s3, &prefix, "")
         .await
         .into_iter()

@@ -96,8 +96,8 @@ async fn an_outage_keeps_hits_serving_answers_misses_503_and_loses_no_render() {
             ))
         })
         .collect();
-    let cooldown = Duration::from_millis(server.app.settings.storage.down_cooldown_ms);
-    let requests_before = server.app.store.calls().requests;
+    let cooldown = Duration::from_millis(server.app.settings().storage.down_cooldown_ms);
+    let requests_before = server.app.store().calls().requests;
     let load_started = Instant::now();
     let until = load_started + Duration::from_secs(3);
     let mut i = 0;
@@ -117,7 +117,7 @@ async fn an_outage_keeps_hits_serving_answers_misses_503_and_loses_no_render() {
         i += 1;
     }
     let (requests, took) = (
-        server.app.store.calls().requests - requests_before,
+        server.app.store().calls().requests - requests_before,
         load_started.elapsed(),
     );
     eprintln!(
@@ -200,7 +200,7 @@ async fn an_outage_keeps_hits_serving_answers_misses_503_and_loses_no_render() {
     // after 20 s), the next ones are answered by the breaker, at most one
     // probe per cooldown reaching S3.
     weed.signal("STOP");
-    let requests_before = server.app.store.calls().requests;
+    let requests_before = server.app.store().calls().requests;
     let frozen_started = Instant::now();
     let frozen = |body: &str| {
         server.url(&image_url(
@@ -221,7 +221,7 @@ async fn an_outage_keeps_hits_serving_answers_misses_503_and_loses_no_render() {
         assert_eq!(client.get(&hits[1]).send().await.unwrap().status(), 200);
     }
     let (requests, took) = (
-        server.app.store.calls().requests - requests_before,
+        server.app.store().calls().requests - requests_before,
         frozen_started.elapsed(),
     );
     let probes = took.as_millis() / cooldown.as_millis() + 1;
@@ -261,7 +261,7 @@ async fn a_restarted_node_serves_its_hot_set_from_the_disk_tier_while_s3_is_down
         .bytes()
         .await
         .unwrap();
-    a.app.compositor.flush().await;
+    a.app.compositor().flush().await;
     a.stop().await;
 
     weed.kill();
@@ -292,7 +292,7 @@ async fn a_restarted_node_serves_its_hot_set_from_the_disk_tier_while_s3_is_down
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    assert!(!b.app.store.is_up());
+    assert!(!b.app.store().is_up());
     let metrics = client
         .get(b.url("/metrics"))
         .send()

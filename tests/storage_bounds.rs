@@ -42,7 +42,7 @@ async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> reqwes
 
 /// `(objects, bytes)` under `prefix` in the object store.
 async fn stored(server: &Server, prefix: &str) -> (usize, u64) {
-    let all = server.app.store.list(prefix).await.unwrap();
+    let all = server.app.store().list(prefix).await.unwrap();
     (all.len(), all.iter().map(|(_, b)| b).sum())
 }
 
@@ -59,7 +59,7 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
     s.cache.composite_bytes = 0;
     let server = Server::start(s, Arc::new(Counting::new())).await;
     let app = &server.app;
-    let (private, _) = app.tokens.create(None, "ci", false, &[]).await.unwrap();
+    let (private, _) = app.tokens().create(None, "ci", false, &[]).await.unwrap();
     let (public, _) = app
         .tokens
         .create(None, "shop", true, &["https://shop.example".into()])
@@ -195,7 +195,7 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
         "a private token's width is exact"
     );
     let query = odd.split_once('?').unwrap().1;
-    let signed = app.signer.signed_url("/api/fast-compositor", query);
+    let signed = app.signer().signed_url("/api/fast-compositor", query);
     let r = get(&client, &server.url(&signed), None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
@@ -252,12 +252,12 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
                 .to_string(),
         );
     }
-    app.compositor.flush().await;
+    app.compositor().flush().await;
     let (objects, bytes) = stored(&server, "composites/").await;
     assert!(bytes > 3 * BUDGET, "the attack stored {bytes} bytes");
     // The ordinary image was read since it was written: it is recent.
     assert_eq!(hit().await, 200);
-    let budget = app.composite_budget.as_ref().expect("a budget is set");
+    let budget = app.composite_budget().expect("a budget is set");
     let sweep = budget.sweep().await.unwrap();
     let (left_objects, left_bytes) = stored(&server, "composites/").await;
     eprintln!(
@@ -279,7 +279,7 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
     // read stayed.
     // Whether the composite of key (hex) `k` is in the object store.
     let kept = |k: String| async move {
-        let all = app.store.list("composites/").await.unwrap();
+        let all = app.store().list("composites/").await.unwrap();
         all.iter().any(|(p, _)| p.contains(&k))
     };
     assert!(!kept(keys[0].clone()).await, "the oldest is evicted");
@@ -298,14 +298,14 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-layercake-cache"], "miss");
-    app.compositor.flush().await;
+    app.compositor().flush().await;
     assert!(kept(keys[0].clone()).await, "stored again");
     // The next sweep keeps it (the newest) and the total within budget.
     budget.sweep().await.unwrap();
     assert!(kept(keys[0].clone()).await, "the newest stays");
     let (_, left_bytes) = stored(&server, "composites/").await;
     assert!(left_bytes <= BUDGET + 40 * 20, "{left_bytes} bytes left");
-    let (_, ledger_bytes) = app.meta.composite_totals().await.unwrap();
+    let (_, ledger_bytes) = app.meta().composite_totals().await.unwrap();
     assert!(
         ledger_bytes as u64 <= BUDGET,
         "the ledger counts {ledger_bytes} bytes"

@@ -15,7 +15,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         let app = Arc::new(App::build(settings).await?);
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        if app.tokens.development_mode().await? {
+        if app.tokens().development_mode().await? {
             if !addr.ip().is_loopback() {
                 anyhow::bail!("no API token exists, so this server is in development mode (every request acts for the default org): it listens on loopback only, not on {addr}. Create a token with `layercake token create`, or listen on 127.0.0.1.");
             }
@@ -25,15 +25,15 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
             tracing::info!(asset = %a.id, name = %a.name, version = a.version, layers = a.layers.len(), views = a.views.len(), "asset loaded");
         }
         let stop = tokio_util::sync::CancellationToken::new();
-        let ops = if app.settings.http.ops_listen.is_empty() {
+        let ops = if app.settings().http.ops_listen.is_empty() {
             None
         } else {
-            let at = app.settings.http.ops_listen.clone();
+            let at = app.settings().http.ops_listen.clone();
             let ops = tokio::net::TcpListener::bind(&at).await.with_context(|| format!("cannot listen on {at} (http.ops_listen)"))?;
             tracing::info!(addr = %ops.local_addr()?, "ops endpoints (/metrics, /healthz, /readyz) listening");
             Some(tokio::spawn(crate::http::serve_ops(ops, Arc::clone(&app), stop.clone().cancelled_owned())))
         };
-        tracing::info!(%addr, store = app.store.url(), "layercake listening; open http://{addr}/");
+        tracing::info!(%addr, store = app.store().url(), "layercake listening; open http://{addr}/");
         let on_signal = stop.clone();
         tokio::spawn(async move {
             shutdown_signal().await;

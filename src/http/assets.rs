@@ -29,7 +29,7 @@ pub async fn list(
     Reader(caller): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AssetList>, ApiError> {
-    let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
+    let params = Params::parse(query.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&params, &["createdAt", "name"])?;
     let catalog = app.catalog().snapshot();
     let mut assets: Vec<_> = catalog.assets().filter(|a| a.org == caller.org).collect();
@@ -67,7 +67,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_uuid("id", &id)?;
-    Ok(Json(asset_json(&*app.assets.get(caller.org, id)?)))
+    Ok(Json(asset_json(&*app.assets().get(caller.org, id)?)))
 }
 
 /// Create or replace an asset. The definition is validated like a
@@ -91,8 +91,8 @@ pub async fn put(
     req: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let id = parse_uuid("id", &id)?;
-    let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
-    let (asset, created) = app.assets.put(caller.org, id, &bytes).await?;
+    let bytes = body::read(req, app.settings().http.max_body_bytes).await?;
+    let (asset, created) = app.assets().put(caller.org, id, &bytes).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -53,7 +53,7 @@ impl Caller {
     /// The caller of a request; `None` when it carries no token outside
     /// development mode (each route decides whether that may do anything).
     pub(super) async fn resolve(app: &App, parts: &Parts) -> Result<Option<Caller>, Error> {
-        if app.tokens.development_mode().await? {
+        if app.tokens().development_mode().await? {
             return Ok(Some(Caller {
                 org: DEFAULT_ORG,
                 kind: CallerKind::Development,
@@ -62,7 +62,7 @@ impl Caller {
         let Some(t) = token(parts)? else {
             return Ok(None);
         };
-        let Some(grant) = app.tokens.authenticate(&t).await? else {
+        let Some(grant) = app.tokens().authenticate(&t).await? else {
             return Err(Error::Unauthorized("unknown or revoked token".into()));
         };
         if grant.worker {
@@ -192,13 +192,13 @@ impl FromRequestParts<Arc<App>> for WorkerCaller {
         parts: &mut Parts,
         app: &Arc<App>,
     ) -> Result<WorkerCaller, ApiError> {
-        if app.tokens.development_mode().await.map_err(ApiError)? {
+        if app.tokens().development_mode().await.map_err(ApiError)? {
             return Ok(WorkerCaller);
         }
         let Some(t) = token(parts).map_err(ApiError)? else {
             return Err(needs_token());
         };
-        match app.tokens.authenticate(&t).await.map_err(ApiError)? {
+        match app.tokens().authenticate(&t).await.map_err(ApiError)? {
             Some(g) if g.worker => Ok(WorkerCaller),
             Some(_) => Err(ApiError(Error::Forbidden(
                 "the worker protocol needs a worker token (layercake token create --worker)".into(),

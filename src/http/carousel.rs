@@ -110,7 +110,7 @@ pub fn carousel(
     if widths.is_empty() {
         return Err(Error::invalid("widths", "at least one width"));
     }
-    let buster = &app.settings.http.cache_buster;
+    let buster = &app.settings().http.cache_buster;
     let views = views
         .iter()
         .map(|&k| {
@@ -122,7 +122,7 @@ pub fn carousel(
                 p.insert("stageConfiguration".into(), Value::Object(v.stage.clone()));
                 p.insert("width".into(), w.into());
                 p.insert("format".into(), format.into());
-                let url = pinned_url(&app.signer, asset, buster, &query_of(&p)?);
+                let url = pinned_url(&app.signer(), asset, buster, &query_of(&p)?);
                 Ok::<_, Error>(with_token(url, token))
             };
             let srcset = widths
@@ -156,7 +156,7 @@ fn parse(
     query: Option<&str>,
 ) -> Result<(Arc<Asset>, Value, Vec<u32>, String), Error> {
     let org = caller.org;
-    let p = Params::parse(query, app.settings.http.max_query_bytes)?;
+    let p = Params::parse(query, app.settings().http.max_query_bytes)?;
     p.none_empty(&["format", "widths"])?;
     // A public token (whose page source anyone can read) gets the default
     // widths and format only: its URLs are signed, and a signature is the
@@ -175,7 +175,7 @@ fn parse(
         p.str("assetId")
             .ok_or_else(|| Error::invalid("assetId", "is required"))?,
     )?;
-    let asset = app.assets.get(org, id)?;
+    let asset = app.assets().get(org, id)?;
     let configuration = p.json("configuration")?.unwrap_or(Value::Null);
     let widths = match p.str("widths") {
         None => WIDTHS.to_vec(),
@@ -188,13 +188,13 @@ fn parse(
             if w.is_empty()
                 || w.len() > MAX_WIDTHS
                 || w.iter()
-                    .any(|x| *x == 0 || *x > app.settings.http.max_dimension)
+                    .any(|x| *x == 0 || *x > app.settings().http.max_dimension)
             {
                 return Err(Error::invalid(
                     "widths",
                     format!(
                         "1 to {MAX_WIDTHS} widths, each 1 to {}",
-                        app.settings.http.max_dimension
+                        app.settings().http.max_dimension
                     ),
                 ));
             }

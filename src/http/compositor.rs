@@ -101,7 +101,7 @@ pub async fn image(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     // Before any work: a bad signature costs one HMAC.
-    let verdict = app.signer.verify(PATH, query.as_deref());
+    let verdict = app.signer().verify(PATH, query.as_deref());
     match verdict {
         Verdict::Invalid => {
             return Err(Error::Forbidden(
@@ -109,7 +109,7 @@ pub async fn image(
             )
             .into());
         }
-        Verdict::Unsigned if app.settings.signing.required => {
+        Verdict::Unsigned if app.settings().signing.required => {
             return Err(Error::Forbidden(
                 "signature: this server serves signed image URLs only (see `layercake url` and POST /api/urls)".into(),
             )
@@ -117,7 +117,7 @@ pub async fn image(
         }
         _ => {}
     }
-    let params = Params::parse(query.as_deref(), app.settings.http.max_query_bytes)?;
+    let params = Params::parse(query.as_deref(), app.settings().http.max_query_bytes)?;
     let org = match &caller {
         Some(c) => c.org,
         // No token: a signed URL speaks for the asset's owner.
@@ -140,7 +140,7 @@ pub async fn image(
         }
     };
     let saved = match params.str("configurationId") {
-        Some(key) => Some(app.configurations.get(org, key).await?),
+        Some(key) => Some(app.configurations().get(org, key).await?),
         None => None,
     };
     let accept = headers
@@ -163,7 +163,7 @@ pub async fn image(
     )?;
     let etag = format!("\"{}\"", req.key().hex());
     // A signed URL pinned to the live definition names one image forever.
-    let http = &app.settings.http;
+    let http = &app.settings().http;
     let pinned = verdict == Verdict::Valid
         && params.str("v") == Some(version_pin(&req.asset, &http.cache_buster).as_str());
     // Who may a shared cache hand this answer to? Anyone, for a signed URL
@@ -202,11 +202,11 @@ pub async fn image(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"));
-    if only_if_cached && !app.compositor.is_cached(&req).await? {
+    if only_if_cached && !app.compositor().is_cached(&req).await? {
         // Not a failure (prefetch asks this in bulk): not logged.
         return Err(Error::NotCached("not cached (Cache-Control: only-if-cached)".into()).into());
     }
-    let img = app.compositor.image(req).await?;
+    let img = app.compositor().image(req).await?;
     let (etag, cache_control) = if img.source == crate::pipeline::Source::Fallback {
         // A stand-in, not the representation the key names: its own ETag,
         // and no cache keeps it (the next request gets the AVIF).
@@ -253,7 +253,7 @@ pub const IMAGE_ALIASES: [(&str, &str); 2] = [
 /// # Errors
 /// 400/404/422 naming the parameter at fault.
 pub fn image_request_for(app: &App, org: Uuid, query: &str) -> Result<ImageRequest, Error> {
-    let params = Params::parse(Some(query), app.settings.http.max_query_bytes)?;
+    let params = Params::parse(Some(query), app.settings().http.max_query_bytes)?;
     if params.str("configurationId").is_some() {
         return Err(Error::invalid(
             "configurationId",
@@ -298,7 +298,7 @@ pub fn image_request(
         }
         (None, None) => return Err(Error::invalid("assetId", "is required")),
     };
-    let asset = app.assets.get(org, id)?;
+    let asset = app.assets().get(org, id)?;
     let config_json = match saved {
         Some(c) if p.str("configuration").is_some() => {
             return Err(Error::invalid(
@@ -326,8 +326,8 @@ pub fn image_request(
     let view = keys::select_view(&asset, &stage)
         .map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
 
-    let max = app.settings.http.max_dimension;
-    let preset = p.str("preset").map(|n| app.sizes.preset(n)).transpose()?;
+    let max = app.settings().http.max_dimension;
+    let preset = p.str("preset").map(|n| app.sizes().preset(n)).transpose()?;
     if let Some(pr) = preset
         && let Some(both) = pr.sets().find(|name| p.str(name).is_some())
     {
@@ -339,7 +339,7 @@ pub fn image_request(
     let rounded = exactness == Exactness::Rounded;
     let mut crop = crop(p, (asset.width, asset.height))?;
     if rounded {
-        crop = crop.map(|c| app.sizes.crop(c, (asset.width, asset.height)));
+        crop = crop.map(|c| app.sizes().crop(c, (asset.width, asset.height)));
     }
     let region = crop.map_or((asset.width, asset.height), |c| (c.width, c.height));
     let dimension = |name: &str| -> Result<Option<u32>, Error> {
@@ -360,7 +360,7 @@ pub fn image_request(
             .map_or_else(|| dimension("height"), |h| Ok(Some(h)))?,
     );
     let round = |v: Option<u32>, given: bool, native: u32| match v {
-        Some(v) if rounded && given => Some(app.sizes.side(v, native)),
+        Some(v) if rounded && given => Some(app.sizes().side(v, native)),
         v => v,
     };
     let (width, height) = (
@@ -370,7 +370,7 @@ pub fn image_request(
     let format_param = preset
         .and_then(|pr| pr.format.as_deref())
         .or_else(|| p.str("format"));
-    let format = match format_param.unwrap_or(&app.settings.compose.default_format) {
+    let format = match format_param.unwrap_or(&app.settings().compose.default_format) {
         "auto" => super::accept::negotiate(accept),
         f => Format::parse(f).ok_or_else(|| {
             Error::invalid(
@@ -394,7 +394,7 @@ pub fn image_request(
         (None, Some(q)) if !(1..=100).contains(&q) => {
             return Err(Error::invalid("quality", format!("{q} is outside 1..=100")));
         }
-        (None, Some(q)) if rounded => Some(app.sizes.quality(q as u8)),
+        (None, Some(q)) if rounded => Some(app.sizes().quality(q as u8)),
         (None, q) => q.map(|q| q as u8),
     };
     let output = |width, height| {
@@ -408,7 +408,7 @@ pub fn image_request(
         }
         .normalize(
             (asset.width, asset.height),
-            app.settings.compose.default_quality(format),
+            app.settings().compose.default_quality(format),
         )
     };
     let mut out = output(width, height);
@@ -428,7 +428,7 @@ pub fn image_request(
         config,
         view,
         output,
-        &app.settings.http.cache_buster,
+        &app.settings().http.cache_buster,
     ))
 }
 

@@ -43,7 +43,7 @@ pub async fn create(
             .map_err(|e| Error::malformed("body", e.body_text()))?;
         from_form(&app, caller.org, form).await?
     } else {
-        let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+        let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
         let b: NewConfigurationJson = body::parse(&bytes)?;
         NewConfiguration {
             product_id: b.product_id,
@@ -59,7 +59,7 @@ pub async fn create(
         }
     };
     Ok(Json(ConfigurationJson::from_row(
-        &app.configurations.save(caller.org, n).await?,
+        &app.configurations().save(caller.org, n).await?,
     )))
 }
 
@@ -120,9 +120,9 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<ConfigurationList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let (count, rows) = app.configurations.list(caller.org, page.window()).await?;
+    let (count, rows) = app.configurations().list(caller.org, page.window()).await?;
     Ok(Json(ConfigurationList {
         count,
         page: page.page,
@@ -142,6 +142,6 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ConfigurationJson>, ApiError> {
     Ok(Json(ConfigurationJson::from_row(
-        &app.configurations.get(caller.org, &id).await?,
+        &app.configurations().get(caller.org, &id).await?,
     )))
 }

@@ -74,7 +74,7 @@ pub async fn upload(
 /// A public token reads a file only when it is one of its org's layers'
 /// images (a configuration's attachments are a customer's, not a storefront's).
 async fn layer_file_for_public(app: &App, caller: &Caller, id: uuid::Uuid) -> Result<(), Error> {
-    if caller.kind == CallerKind::Public && !app.files.is_layer_file(caller.org, id).await? {
+    if caller.kind == CallerKind::Public && !app.files().is_layer_file(caller.org, id).await? {
         return Err(Error::Forbidden(
             "a public token reads only files that are layer images; this one needs a private token"
                 .into(),
@@ -95,7 +95,7 @@ pub async fn get(
     let id = parse_uuid("id", &id)?;
     layer_file_for_public(&app, &caller, id).await?;
     Ok(Json(FileJson::from_row(
-        &app.files.get(caller.org, id).await?,
+        &app.files().get(caller.org, id).await?,
     )))
 }
 
@@ -123,7 +123,7 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     let id = parse_uuid("id", &id)?;
     layer_file_for_public(&app, &caller, id).await?;
-    let (f, bytes) = app.files.content(caller.org, id).await?;
+    let (f, bytes) = app.files().content(caller.org, id).await?;
     let etag = format!("\"{}\"", f.hash);
     let common = |res: &mut Response| {
         let h = res.headers_mut();

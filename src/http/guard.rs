@@ -36,7 +36,7 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     // the request may live across it.
     let checked = check_body_type(&req).map(|()| Seen::of(&req));
     let checked = match checked {
-        Ok(seen) => match app.tokens.development_mode().await {
+        Ok(seen) => match app.tokens().development_mode().await {
             Ok(true) => seen.check_loopback(),
             Ok(false) => Ok(()),
             Err(e) => Err(e),

@@ -89,24 +89,24 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: BatchRequest = body::parse(&bytes)?;
     let dry_run = b.dry_run;
     let asset = app
         .assets
         .get(caller.org, parse_uuid("assetId", &b.asset_id)?)?;
-    let max = app.settings.jobs.max_batch_configurations;
-    let max_keys = app.settings.jobs.max_plan_keys;
+    let max = app.settings().jobs.max_batch_configurations;
+    let max_keys = app.settings().jobs.max_plan_keys;
     let planned = {
         let asset = Arc::clone(&asset);
-        app.compositor
+        app.compositor()
             .cpu(move || {
                 let (configs, views) = b.expand(&asset, max, max_keys)?;
                 Ok::<_, Error>(plan::plan(&asset, &configs, &views))
             })
             .await??
     };
-    let missing = app.jobs.missing(&app.store, &planned).await?;
+    let missing = app.jobs().missing(&app.store(), &planned).await?;
     if dry_run {
         return Ok((
             StatusCode::OK,
@@ -117,11 +117,11 @@ pub async fn create(
         ));
     }
     let spec = batch::spec(caller.org, &asset, &planned, &missing);
-    let job = app.jobs.submit(spec, &missing.layers, false).await?.job;
+    let job = app.jobs().submit(spec, &missing.layers, false).await?.job;
     tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.layers.len(), "batch job queued");
     let job = serde_json::to_value(job_json(
-        &app.jobs.job_record(caller.org, job.id).await?,
-        app.jobs.now(),
+        &app.jobs().job_record(caller.org, job.id).await?,
+        app.jobs().now(),
     ))
     .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
     Ok((StatusCode::CREATED, Json(job)))
@@ -140,14 +140,14 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let status = status_param(&p, "status")?;
     let (count, rows) = app
         .jobs
         .job_records(caller.org, status, page.window())
         .await?;
-    let now = app.jobs.now();
+    let now = app.jobs().now();
     let jobs = rows.iter().map(|r| job_json(r, now)).collect();
     Ok(Json(JobList {
         count,
@@ -175,7 +175,7 @@ pub async fn get(
         .jobs
         .job_record(caller.org, parse_uuid("id", &id)?)
         .await?;
-    Ok(Json(job_json(&r, app.jobs.now())))
+    Ok(Json(job_json(&r, app.jobs().now())))
 }
 
 /// Cancel a job: its pending tasks that no other job wants stop; running
@@ -188,10 +188,10 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
-    let job = app.jobs.cancel(caller.org, parse_uuid("id", &id)?).await?;
+    let job = app.jobs().cancel(caller.org, parse_uuid("id", &id)?).await?;
     Ok(Json(job_json(
-        &app.jobs.job_record(caller.org, job.id).await?,
-        app.jobs.now(),
+        &app.jobs().job_record(caller.org, job.id).await?,
+        app.jobs().now(),
     )))
 }
 
@@ -208,7 +208,7 @@ pub async fn tasks(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<TaskList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let job = p.uuid("jobId")?;
     let status = status_param(&p, "runStatus")?;
@@ -216,7 +216,7 @@ pub async fn tasks(
         .jobs
         .task_records(caller.org, job, status, page.window())
         .await?;
-    let now = app.jobs.now();
+    let now = app.jobs().now();
     let tasks = rows.iter().map(|r| task_json(r, now)).collect();
     Ok(Json(TaskList {
         count,
@@ -240,7 +240,7 @@ pub async fn task(
         .jobs
         .task_record(caller.org, parse_uuid("id", &id)?)
         .await?;
-    Ok(Json(task_json(&r, app.jobs.now())))
+    Ok(Json(task_json(&r, app.jobs().now())))
 }
 
 /// List runs of a job's tasks or of one task.
@@ -255,14 +255,14 @@ pub async fn runs(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<RunList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (job, task): (Option<Uuid>, Option<Uuid>) = (p.uuid("jobId")?, p.uuid("taskId")?);
     let (count, rows) = app
         .jobs
         .run_records(caller.org, job, task, page.window())
         .await?;
-    let now = app.jobs.now();
+    let now = app.jobs().now();
     Ok(Json(RunList {
         count,
         page: page.page,
@@ -285,5 +285,5 @@ pub async fn run(
         .jobs
         .run_record(caller.org, parse_uuid("id", &id)?)
         .await?;
-    Ok(Json(run_json(&r, app.jobs.now())))
+    Ok(Json(run_json(&r, app.jobs().now())))
 }

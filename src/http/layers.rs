@@ -25,7 +25,7 @@ use std::sync::Arc;
 fn query(app: &App, org: uuid::Uuid, p: &Params) -> Result<LayerQuery, Error> {
     let asset_id = p.uuid("assetId")?;
     // Only the caller's own assets inform the filter (and its errors).
-    let asset = asset_id.and_then(|id| app.assets.get(org, id).ok());
+    let asset = asset_id.and_then(|id| app.assets().get(org, id).ok());
     let layer_config_hash = match (
         p.str("assetLayerConfigurationHash"),
         p.json("assetLayerConfiguration")?,
@@ -110,7 +110,7 @@ pub async fn list(
     Reader(caller): Reader,
     RawQuery(q): RawQuery,
 ) -> Result<Json<LayerList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (count, rows) = app
         .layers
@@ -151,7 +151,7 @@ pub async fn latest(
     base: PublicBase,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     p.none_empty(&["resultType"])?;
     let row = app
         .layers
@@ -160,7 +160,7 @@ pub async fn latest(
     let optimization = p.json("optimization")?;
     match p.str("resultType") {
         Some("file") => {
-            let bytes = app.layers.image(&row).await?;
+            let bytes = app.layers().image(&row).await?;
             let (bytes, content_type) = match optimization {
                 None => (bytes, "image/png"),
                 Some(o) => {
@@ -168,11 +168,11 @@ pub async fn latest(
                         u32::try_from(row.width).unwrap_or(0),
                         u32::try_from(row.height).unwrap_or(0),
                     );
-                    let limit = app.settings.http.max_dimension;
-                    let out = optimization_output(&o, limit, canvas, &app.settings.compose)?;
+                    let limit = app.settings().http.max_dimension;
+                    let out = optimization_output(&o, limit, canvas, &app.settings().compose)?;
                     check_output_size(canvas, &out, limit, Some("optimization"))?;
                     let ct = out.format.content_type();
-                    let max = app.settings.render.max_pixels;
+                    let max = app.settings().render.max_pixels;
                     let meta: serde_json::Value =
                         serde_json::from_str(&row.metadata).unwrap_or_default();
                     let at = |k: &str| {
@@ -271,7 +271,7 @@ pub async fn get(
 ) -> Result<Json<LayerJson>, ApiError> {
     let id = parse_uuid("id", &id)?;
     Ok(Json(LayerJson::with_file(
-        &app.layers.get(caller.org, id).await?,
+        &app.layers().get(caller.org, id).await?,
         &base.0,
     )))
 }
@@ -295,8 +295,8 @@ pub async fn create(
     RawQuery(q): RawQuery,
     req: axum::body::Body,
 ) -> Result<Json<LayerJson>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
-    let bytes = body::read(req, app.settings.http.max_body_bytes).await?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
+    let bytes = body::read(req, app.settings().http.max_body_bytes).await?;
     let b: NewLayerJson = body::parse(&bytes)?;
     let opt_uuid =
         |name: &str, v: &Option<String>| v.as_deref().map(|s| parse_uuid(name, s)).transpose();
@@ -317,6 +317,6 @@ pub async fn create(
         branch: p.str("branch").unwrap_or(DEFAULT_BRANCH).to_string(),
     };
     Ok(Json(LayerJson::from_row(
-        &app.layers.register(caller.org, n, &app.compositor).await?,
+        &app.layers().register(caller.org, n, &app.compositor()).await?,
     )))
 }

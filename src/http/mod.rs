@@ -143,7 +143,7 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
 
 /// Every route of the service, ready to serve.
 pub fn router(app: Arc<App>) -> Router {
-    let timeout = Duration::from_secs(app.settings.http.request_timeout_secs);
+    let timeout = Duration::from_secs(app.settings().http.request_timeout_secs);
     let (api, mut doc) = routes(&app);
     let spec_route =
         utoipa::openapi::path::PathItem::new(utoipa::openapi::HttpMethod::Get, openapi_operation());
@@ -152,7 +152,7 @@ pub fn router(app: Arc<App>) -> Router {
         .insert("/api/openapi.json".into(), spec_route);
     let doc = Arc::new(constraints::refine(
         serde_json::to_value(&doc).unwrap_or_default(),
-        &app.settings,
+        &app.settings(),
     ));
     api.route(
         "/api/openapi.json",
@@ -164,7 +164,7 @@ pub fn router(app: Arc<App>) -> Router {
         Arc::clone(&app),
         guard::guard,
     ))
-    .layer(DefaultBodyLimit::max(app.settings.http.max_upload_bytes))
+    .layer(DefaultBodyLimit::max(app.settings().http.max_upload_bytes))
     .layer(axum::middleware::from_fn(
         move |req: Request, next: Next| deadline(timeout, req, next),
     ))
@@ -267,7 +267,7 @@ pub async fn serve_ops(
     let edge = server::run(
         listener,
         ops_router(Arc::clone(&app)),
-        &app.settings.http,
+        &app.settings().http,
         1,
         shutdown,
     )
@@ -287,8 +287,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(Arc::clone(&app));
-    let threads = app.settings.http.serving_threads();
-    let edge = server::run(listener, router, &app.settings.http, threads, shutdown).await?;
+    let threads = app.settings().http.serving_threads();
+    let edge = server::run(listener, router, &app.settings().http, threads, shutdown).await?;
     app.shutdown().await;
     edge.close().await;
     Ok(())

@@ -76,8 +76,8 @@ pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Respon
     let handle = telemetry::handle()
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
     // Gauges read at scrape time: what is queued, what the caches hold.
-    crate::jobs::record_queue_depth(&app.meta).await;
-    let held = app.compositor.cache_bytes();
+    crate::jobs::record_queue_depth(&app.meta()).await;
+    let held = app.compositor().cache_bytes();
     for (cache, bytes) in [
         ("stand-ins", held.stand_ins),
         ("composites", held.composites),
@@ -86,7 +86,7 @@ pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Respon
     ] {
         metrics::gauge!(telemetry::CACHE_BYTES, "cache" => cache).set(bytes as f64);
     }
-    if let Some(disk) = app.store.status().disk_bytes {
+    if let Some(disk) = app.store().status().disk_bytes {
         metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "disk").set(disk as f64);
     }
     Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response())
@@ -107,14 +107,14 @@ pub async fn readyz(
     State(app): State<Arc<App>>,
     parts: Parts,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.meta
+    app.meta()
         .ping()
         .await
         .map_err(|e| Error::unavailable(format!("metadata store: {e}")))?;
     // An unreachable object store degrades the node rather than taking it
     // out of rotation: its memory and disk tiers still serve hits, and
     // every node shares the store, so all would go unready at once.
-    let store_error = app.store.probe().await.err().map(|e| e.to_string());
+    let store_error = app.store().probe().await.err().map(|e| e.to_string());
     let probe = PremulImage {
         width: 1,
         height: 1,
@@ -133,7 +133,7 @@ pub async fn readyz(
     if !sees_details(&app, &parts).await {
         return Ok(Json(serde_json::json!({"status": status})));
     }
-    let mut store = serde_json::to_value(app.store.status()).unwrap_or_default();
+    let mut store = serde_json::to_value(app.store().status()).unwrap_or_default();
     if let Some(e) = store_error {
         store["error"] = e.into();
     }

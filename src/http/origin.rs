@@ -40,7 +40,7 @@ impl FromRequestParts<Arc<crate::app::App>> for PublicBase {
             .get::<ConnectInfo<SocketAddr>>()
             // An IPv4 peer of a dual-stack socket arrives as ::ffff:a.b.c.d.
             .map(|c| c.0.ip().to_canonical());
-        Ok(base(&app.settings.http, &parts.headers, peer))
+        Ok(base(&app.settings().http, &parts.headers, peer))
     }
 }
 

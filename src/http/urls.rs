@@ -81,7 +81,7 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<Json<UrlsResponse>, ApiError> {
-    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: UrlsRequest = body::parse(&bytes)?;
     if b.images.len() > MAX_IMAGES {
         return Err(Error::invalid("images", format!("at most {MAX_IMAGES} per call")).into());
@@ -101,14 +101,14 @@ pub async fn create(
         let query = query_of(image).map_err(|e| at(i, e))?;
         let request = image_request_for(&app, caller.org, &query).map_err(|e| at(i, e))?;
         urls.push(pinned_url(
-            &app.signer,
+            &app.signer(),
             &request.asset,
-            &app.settings.http.cache_buster,
+            &app.settings().http.cache_buster,
             &query,
         ));
     }
     Ok(Json(UrlsResponse {
         urls,
-        signed: app.signer.can_sign(),
+        signed: app.signer().can_sign(),
     }))
 }

@@ -204,9 +204,9 @@ pub async fn create(
     caller: Caller,
     req: Request,
 ) -> Result<(StatusCode, Json<WebhookOne>), ApiError> {
-    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
-    let row = app.webhooks.create(caller.org, input(&caller, b)?).await?;
+    let row = app.webhooks().create(caller.org, input(&caller, b)?).await?;
     Ok((StatusCode::CREATED, WebhookOne::new(&row, true)))
 }
 
@@ -222,7 +222,7 @@ pub async fn list(
     caller: Caller,
     RawQuery(q): RawQuery,
 ) -> Result<Json<WebhookList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let deleted = match p.raw("deleted") {
         None | Some("false") => false,
@@ -255,7 +255,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookOne>, ApiError> {
-    let h = app.webhooks.get(caller.org, parse_uuid("id", &id)?).await?;
+    let h = app.webhooks().get(caller.org, parse_uuid("id", &id)?).await?;
     Ok(WebhookOne::new(&h, false))
 }
 
@@ -270,7 +270,7 @@ pub async fn update(
     req: Request,
 ) -> Result<Json<WebhookUpdated>, ApiError> {
     let id = parse_uuid("id", &id)?;
-    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
     let row = app
         .webhooks
@@ -313,7 +313,7 @@ async fn set_deleted(
     deleted: bool,
 ) -> Result<Json<WebhookOne>, ApiError> {
     let id = parse_uuid("id", id)?;
-    let h = app.webhooks.set_deleted(caller.org, id, deleted).await?;
+    let h = app.webhooks().set_deleted(caller.org, id, deleted).await?;
     Ok(WebhookOne::new(&h, false))
 }
 
@@ -327,7 +327,7 @@ pub async fn deliveries(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let p = Params::parse(q.as_deref(), app.settings.http.max_query_bytes)?;
+    let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (count, rows) = app
         .webhooks

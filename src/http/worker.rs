@@ -45,7 +45,7 @@ pub async fn claim(
     _node: WorkerCaller,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let c: ClaimRequest = body::parse(&bytes)?;
     let name = c.worker.trim();
     if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
@@ -58,7 +58,7 @@ pub async fn claim(
     if c.backends.is_empty() {
         return Err(Error::invalid("backends", "name at least one render backend").into());
     }
-    let most = app.settings.jobs.remote_claim_wait_secs;
+    let most = app.settings().jobs.remote_claim_wait_secs;
     let wait = c.wait_seconds.unwrap_or(most);
     if wait > most {
         return Err(Error::invalid(
@@ -69,7 +69,7 @@ pub async fn claim(
     }
     let snapshot = app.catalog().snapshot();
     let filter = ClaimFilter::new(
-        &app.worker,
+        &app.worker(),
         snapshot.assets(),
         &c.backends,
         c.assets.as_deref(),
@@ -101,7 +101,7 @@ pub async fn heartbeat(
     Path(run): Path<String>,
 ) -> Result<Json<Lease>, ApiError> {
     Ok(Json(
-        app.worker
+        app.worker()
             .heartbeat_remote(parse_uuid("runId", &run)?)
             .await?,
     ))
@@ -125,8 +125,8 @@ pub async fn result(
     req: Request,
 ) -> Result<Json<RunAccepted>, ApiError> {
     let run = parse_uuid("runId", &run)?;
-    let bytes = body::read(req.into_body(), app.settings.render.max_output_bytes).await?;
-    Ok(Json(app.worker.complete_remote(run, bytes).await?))
+    let bytes = body::read(req.into_body(), app.settings().render.max_output_bytes).await?;
+    Ok(Json(app.worker().complete_remote(run, bytes).await?))
 }
 
 /// Report that a run's render failed.
@@ -145,13 +145,13 @@ pub async fn failure(
     req: Request,
 ) -> Result<Json<RunAccepted>, ApiError> {
     let run = parse_uuid("runId", &run)?;
-    let bytes = body::read(req.into_body(), app.settings.http.max_body_bytes).await?;
+    let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let f: RunFailure = body::parse(&bytes)?;
     if f.error.trim().is_empty() || f.error.len() > 4000 {
         return Err(Error::invalid("error", "a reason of 1 to 4000 bytes").into());
     }
     Ok(Json(
-        app.worker
+        app.worker()
             .fail_remote(run, f.error.trim(), f.transient)
             .await?,
     ))

@@ -142,7 +142,7 @@ impl Backend for Local {
             })
             .await??
         };
-        let missing = batch::missing(&self.app.store, &self.app.meta, &planned).await?;
+        let missing = batch::missing(&self.app.store(), &self.app.meta(), &planned).await?;
         let counts = Counts::from_json(&batch::summary(&asset, &planned, missing.layers.len()));
         if dry_run || missing.layers.is_empty() {
             return Ok((counts, Vec::new()));
@@ -158,8 +158,8 @@ impl Backend for Local {
     }
 
     async fn progress(&self, asset: &Asset, job: Uuid) -> anyhow::Result<Progress> {
-        let row = self.app.meta.job(asset.org, job).await?;
-        let c = self.app.meta.job_counts(job).await?;
+        let row = self.app.meta().job(asset.org, job).await?;
+        let c = self.app.meta().job_counts(job).await?;
         let n = |x: i64| u64::try_from(x).unwrap_or(0);
         Ok(Progress {
             total: n(c.total),
@@ -170,19 +170,19 @@ impl Backend for Local {
     }
 
     async fn cancel(&self, asset: &Asset, job: Uuid) -> anyhow::Result<()> {
-        self.app.jobs.cancel(asset.org, job).await?;
+        self.app.jobs().cancel(asset.org, job).await?;
         Ok(())
     }
 
     async fn is_cached(&self, asset: &Asset, url: &str) -> anyhow::Result<bool> {
         let req = image_request_for(&self.app, asset.org, query_part(url))?;
-        Ok(self.app.compositor.is_cached(&req).await?)
+        Ok(self.app.compositor().is_cached(&req).await?)
     }
 
     async fn composite(&self, asset: &Asset, url: &str) -> anyhow::Result<Made> {
         let mut req = image_request_for(&self.app, asset.org, query_part(url))?;
         req.patient = true;
-        let img = self.app.compositor.image(req).await?;
+        let img = self.app.compositor().image(req).await?;
         Ok(match img.source {
             Source::Memory | Source::Store => Made::Cached,
             Source::Composed | Source::Fallback => Made::Encoded,
@@ -191,12 +191,12 @@ impl Backend for Local {
 
     async fn urls(&self, asset: &Asset, queries: &[String]) -> anyhow::Result<Vec<String>> {
         let live = self.asset(asset.id).await?;
-        let buster = &self.app.settings.http.cache_buster;
+        let buster = &self.app.settings().http.cache_buster;
         queries
             .iter()
             .map(|q| {
                 image_request_for(&self.app, asset.org, q).with_context(|| format!("image {q}"))?;
-                Ok(pinned_url(&self.app.signer, &live, buster, q))
+                Ok(pinned_url(&self.app.signer(), &live, buster, q))
             })
             .collect()
     }

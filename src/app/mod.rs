@@ -24,26 +24,26 @@ use tokio_util::task::TaskTracker;
 
 /// Everything a running server needs.
 pub struct App {
-    pub settings: Settings,
-    pub meta: Arc<Meta>,
-    pub store: BlobStore,
-    pub assets: Arc<AssetRegistry>,
-    pub files: FileService,
-    pub layers: Arc<LayerService>,
-    pub configurations: SavedConfigurations,
-    pub compositor: Compositor,
-    pub jobs: Arc<Jobs>,
+    settings: Settings,
+    meta: Arc<Meta>,
+    store: BlobStore,
+    assets: Arc<AssetRegistry>,
+    files: FileService,
+    layers: Arc<LayerService>,
+    configurations: SavedConfigurations,
+    compositor: Compositor,
+    jobs: Arc<Jobs>,
     /// Finishes runs: of this process's render slots (when running them)
     /// and of remote render nodes (the worker protocol, always).
-    pub worker: Arc<Worker>,
-    pub webhooks: Arc<Webhooks>,
-    pub signer: crate::signing::Signer,
+    worker: Arc<Worker>,
+    webhooks: Arc<Webhooks>,
+    signer: crate::signing::Signer,
     /// What sizes URLs anyone can change may ask for; the presets.
-    pub sizes: crate::sizes::SizePolicy,
+    sizes: crate::sizes::SizePolicy,
     /// The composite tier's byte budget (`storage.composite_budget_bytes`;
     /// none when 0), swept in the background.
-    pub composite_budget: Option<Arc<crate::service::CompositeBudget>>,
-    pub tokens: Arc<crate::service::TokenService>,
+    composite_budget: Option<Arc<crate::service::CompositeBudget>>,
+    tokens: Arc<crate::service::TokenService>,
     /// Render workers (when `jobs.in_process`) and the webhook dispatcher.
     background: Background,
 }
@@ -305,6 +305,83 @@ impl App {
             composite_budget,
             background,
         })
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The metadata store: for tools and tests. Handlers never call it
+    /// (they reach records through the services; `tests/invariants.rs`).
+    pub fn meta(&self) -> &Arc<Meta> {
+        &self.meta
+    }
+
+    /// The object store: for tools and tests, as [`App::meta`].
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Asset versions: the live catalogue.
+    pub fn assets(&self) -> &Arc<AssetRegistry> {
+        &self.assets
+    }
+
+    /// Uploaded files.
+    pub fn files(&self) -> &FileService {
+        &self.files
+    }
+
+    /// Layer records.
+    pub fn layers(&self) -> &Arc<LayerService> {
+        &self.layers
+    }
+
+    /// Saved configurations.
+    pub fn configurations(&self) -> &SavedConfigurations {
+        &self.configurations
+    }
+
+    /// The image pipeline.
+    pub fn compositor(&self) -> &Compositor {
+        &self.compositor
+    }
+
+    /// The render queue.
+    pub fn jobs(&self) -> &Arc<Jobs> {
+        &self.jobs
+    }
+
+    /// Finishes runs: of this process's render slots (when running them)
+    /// and of remote render nodes (the worker protocol, always).
+    pub fn worker(&self) -> &Arc<Worker> {
+        &self.worker
+    }
+
+    /// Webhook subscriptions and deliveries.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
+    }
+
+    /// Signs and verifies image URLs.
+    pub fn signer(&self) -> &crate::signing::Signer {
+        &self.signer
+    }
+
+    /// What sizes URLs anyone can change may ask for; the presets.
+    pub fn sizes(&self) -> &crate::sizes::SizePolicy {
+        &self.sizes
+    }
+
+    /// The composite tier's budget, when `storage.composite_budget_bytes` sets one.
+    pub fn composite_budget(&self) -> Option<&Arc<crate::service::CompositeBudget>> {
+        self.composite_budget.as_ref()
+    }
+
+    /// API tokens.
+    pub fn tokens(&self) -> &Arc<crate::service::TokenService> {
+        &self.tokens
     }
 
     /// The live catalogue.
