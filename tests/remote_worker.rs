@@ -5,11 +5,14 @@
 //! good upload finishing the waiting request, a run whose lease expired
 //! losing its task to the next claim (409 for everything it sends after),
 //! and `jobs::node::Node`, the client `layercake worker --server` runs,
-//! rendering a miss end to end.
+//! rendering a miss end to end, and going on after a renderer panicked
+//! (that run failed, the node still serving).
 
 mod common;
 
 use common::{Counting, SOFA, Server, enc, settings, solid_png, status_and_body};
+use layercake::compose::LayerImage;
+use layercake::render::{BuiltinRenderer, RenderError, RenderRequest, Renderer, Renderers};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -298,19 +301,22 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
     f.server.stop().await;
 }
 
-#[tokio::test]
-async fn a_node_renders_misses_end_to_end() {
-    let f = fixture(30).await;
-    // In this process: the isolated built-in would run the test binary.
-    let mut render = f.server.app.settings().render.clone();
-    render.isolate_builtin = false;
-    let renderers = layercake::render::Renderers::from_settings(&render, None).unwrap();
+/// A remote node of `f`'s server with `slots` and `renderers`, running
+/// until the token is cancelled.
+fn start_node(
+    f: &Fixture,
+    slots: usize,
+    renderers: Renderers,
+) -> (
+    tokio_util::task::TaskTracker,
+    tokio_util::sync::CancellationToken,
+) {
     let node = Arc::new(
         layercake::jobs::node::Node::new(
             layercake::jobs::node::NodeSettings {
                 server: f.server.base.clone(),
                 token: f.worker.clone(),
-                slots: 2,
+                slots,
                 claim_wait: Duration::from_secs(2),
                 assets: None,
             },
@@ -321,10 +327,84 @@ async fn a_node_renders_misses_end_to_end() {
     let tracker = tokio_util::task::TaskTracker::new();
     let stop = tokio_util::sync::CancellationToken::new();
     node.spawn(&tracker, &stop);
+    (tracker, stop)
+}
+
+#[tokio::test]
+async fn a_node_renders_misses_end_to_end() {
+    let f = fixture(30).await;
+    // In this process: the isolated built-in would run the test binary.
+    let mut render = f.server.app.settings().render.clone();
+    render.isolate_builtin = false;
+    let renderers = Renderers::from_settings(&render, None).unwrap();
+    let (tracker, stop) = start_node(&f, 2, renderers);
     let config = json!({"Body": "Navy", "Legs": "Chrome Sled"});
     assert_eq!(f.miss(&config).await.unwrap(), 200);
     let layers = f.server.app.meta().task_counts().await.unwrap();
     assert_eq!(layers, (0, 0), "nothing left pending or running");
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    f.server.stop().await;
+}
+
+/// Draws as the built-in, but panics on anything asked for in navy.
+struct PanicsOnNavy(BuiltinRenderer);
+
+#[async_trait::async_trait]
+impl Renderer for PanicsOnNavy {
+    async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
+        if format!("{:?}", req.values).contains("Navy") {
+            panic!("a bug in the renderer");
+        }
+        self.0.render(req).await
+    }
+}
+
+#[tokio::test]
+async fn a_renderer_panic_on_a_node_is_a_failed_run_and_the_node_goes_on() {
+    let f = fixture(30).await;
+    let render = f.server.app.settings().render.clone();
+    let panics = Arc::new(PanicsOnNavy(BuiltinRenderer::new(render.max_pixels)));
+    let renderers = Renderers::from_settings(&render, Some(panics)).unwrap();
+    // One slot: were it lost to the panic, nothing would render after.
+    let (tracker, stop) = start_node(&f, 1, renderers);
+    let url = f.server.url(&format!(
+        "/api/fast-compositor?assetId={SOFA}&configuration={}&width=64",
+        enc(&json!({"Body": "Navy"}))
+    ));
+    let (status, e) = status_and_body(f.client.get(url).bearer_auth(&f.private)).await;
+    assert_eq!(status, 502, "the request learns the render failed: {e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the renderer panicked"), "{e}");
+    // The same node, with its one slot, renders the next miss.
+    assert_eq!(f.miss(&json!({"Body": "Forest"})).await.unwrap(), 200);
+    assert_eq!(
+        f.server.app.meta().task_counts().await.unwrap(),
+        (0, 0),
+        "nothing left pending or running"
+    );
+    // The panic failed its run for good, at the first attempt.
+    let (status, tasks) = status_and_body(
+        f.client
+            .get(f.server.url("/api/jobs/tasks?perPage=100"))
+            .bearer_auth(&f.private),
+    )
+    .await;
+    assert_eq!(status, 200, "{tasks}");
+    let panicked: Vec<&Value> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["error"].as_str().is_some_and(|e| e.contains("panicked")))
+        .collect();
+    assert_eq!(panicked.len(), 1, "{tasks}");
+    let t = panicked[0];
+    assert_eq!(
+        (t["status"].as_str(), t["runResult"].as_str(), t["attempts"].as_i64()),
+        (Some("stopped"), Some("Failed"), Some(1)),
+        "{t}"
+    );
     stop.cancel();
     tracker.close();
     tracker.wait().await;

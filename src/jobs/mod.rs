@@ -14,19 +14,31 @@
 //!
 //! - [`Jobs`] creates jobs (joining active tasks for the same key), waits
 //!   for tasks, cancels jobs, and reports stopped jobs to webhooks.
-//! - `worker`: the pool that claims tasks, renders them with the asset's
-//!   backend (`render::Renderers`), validates the output, stores it
-//!   (never overwriting), records the layer, and retries with backoff.
+//! - `execute`: the one task executor, for in-process workers and remote
+//!   nodes alike: a run under a lease (database or HTTP) rendered with the
+//!   asset's backend (`render::Renderers`) under its timeout, validated and
+//!   encoded, with one heartbeat loop and one panic boundary.
+//! - `worker`: the pool that claims tasks from the database and runs them
+//!   with the executor (its lease: `worker::DbLease`); `keep`: how a layer
+//!   is stored (never overwriting a usable one) and recorded; the retries
+//!   with backoff.
+//! - `node` (a remote render node: the executor over the worker protocol)
+//!   and `remote` (the server's half of that protocol).
+//! - `wakeups`: who waits for what, in this process and across processes.
 //! - `plan`: batch planning for `POST /api/jobs`: configurations × views →
 //!   the distinct layer keys.
 
 pub mod batch;
+mod execute;
+mod keep;
 pub mod node;
 pub mod plan;
 pub mod records;
 pub mod remote;
+mod wakeups;
 mod worker;
 
+pub use execute::{validate, validate_placement};
 pub use worker::{Worker, WorkerLimits};
 
 use crate::catalog::Asset;
@@ -35,7 +47,7 @@ use crate::config::JobsSettings;
 use crate::error::Error;
 use crate::keys::{Configuration, Key};
 use crate::meta::{JobRow, Meta, NewTask};
-use crate::render::{RenderError, RenderRequest};
+use crate::render::RenderRequest;
 use crate::telemetry;
 use crate::webhooks::Webhooks;
 use serde::{Deserialize, Serialize};
@@ -43,9 +55,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uuid::Uuid;
+use wakeups::Watch;
 
 /// One layer to produce.
 #[derive(Debug, Clone)]
@@ -257,83 +268,6 @@ impl Jobs {
         }
     }
 
-    /// Hears the wake-ups other processes send (on PostgreSQL, with
-    /// `jobs.notify`): work queued wakes this process's idle workers and
-    /// long-polling remote claims, a task stopped wakes the requests here
-    /// that wait for it. A dropped connection is made again; polling
-    /// covers what was missed.
-    pub fn spawn_listener(self: &Arc<Self>, tracker: &TaskTracker, stop: &CancellationToken) {
-        if !self.settings.notify || !self.meta.can_notify() {
-            return;
-        }
-        let (me, stop) = (Arc::clone(self), stop.clone());
-        tracker.spawn(async move {
-            let mut wait = Duration::from_millis(250);
-            while !stop.is_cancelled() {
-                let mut listener = match me.meta.listen().await {
-                    Ok(Some(l)) => l,
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot LISTEN for wake-ups; polling meanwhile");
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(wait) => {}
-                        }
-                        wait = (wait * 2).min(Duration::from_secs(10));
-                        continue;
-                    }
-                };
-                wait = Duration::from_millis(250);
-                loop {
-                    let next = tokio::select! {
-                        () = stop.cancelled() => return,
-                        n = listener.next() => n,
-                    };
-                    match next {
-                        Ok(Some(payload)) => me.heard(&payload),
-                        // Reconnected: what was sent meanwhile is lost.
-                        Ok(None) => me.work.notify_waiters(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "wake-up connection lost; connecting again");
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    /// One wake-up from another process: `<origin> work` or
-    /// `<origin> done <task>`.
-    fn heard(&self, payload: &str) {
-        let mut words = payload.split(' ');
-        if words.next() == Some(self.origin.to_string().as_str()) {
-            return;
-        }
-        match (
-            words.next(),
-            words.next().and_then(|t| Uuid::parse_str(t).ok()),
-        ) {
-            (Some("work"), None) => self.work.notify_waiters(),
-            (Some("done"), Some(task)) => self.wake_waiters(task),
-            _ => tracing::debug!(payload, "unknown wake-up ignored"),
-        }
-    }
-
-    /// Tells the other processes (best effort; they poll too).
-    fn announce(&self, what: String) {
-        if !self.settings.notify || !self.meta.can_notify() {
-            return;
-        }
-        let meta = Arc::clone(&self.meta);
-        let payload = format!("{} {what}", self.origin);
-        tokio::spawn(async move {
-            if let Err(e) = meta.notify(&payload).await {
-                tracing::debug!(error = %e, "wake-up not sent; the others poll");
-            }
-        });
-    }
-
     pub fn meta(&self) -> &Arc<Meta> {
         &self.meta
     }
@@ -515,28 +449,6 @@ impl Jobs {
         }
     }
 
-    /// Called by a worker of this process when a task stopped or went back
-    /// to pending: wakes who waits for it here and on the other processes.
-    pub(crate) fn task_changed(&self, id: Uuid) {
-        self.wake_waiters(id);
-        self.announce(format!("done {id}"));
-    }
-
-    fn wake_waiters(&self, id: Uuid) {
-        let n = {
-            let map = self.done.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&id).cloned()
-        };
-        if let Some(n) = n {
-            n.notify_waiters();
-        }
-    }
-
-    /// Resolves when work may have been queued in this process.
-    pub(crate) fn work_queued(&self) -> tokio::sync::futures::Notified<'_> {
-        self.work.notified()
-    }
-
     /// Cancels job `id` (see `Meta::cancel_job`) and answers it as it is now.
     ///
     /// # Errors
@@ -568,63 +480,6 @@ impl Jobs {
             .unwrap_or(serde_json::Value::Null);
         self.webhooks.emit(job.org_id, "job.stopped", data).await;
     }
-}
-
-/// A waiter's registration for a task's wake-ups; removed when the last
-/// waiter of the task goes (also on cancellation or error).
-struct Watch<'a> {
-    jobs: &'a Jobs,
-    id: Uuid,
-    notify: Arc<Notify>,
-}
-
-impl<'a> Watch<'a> {
-    fn new(jobs: &'a Jobs, id: Uuid) -> Watch<'a> {
-        let mut map = jobs.done.lock().unwrap_or_else(|p| p.into_inner());
-        let notify = Arc::clone(map.entry(id).or_default());
-        Watch { jobs, id, notify }
-    }
-}
-
-impl Drop for Watch<'_> {
-    fn drop(&mut self) {
-        let mut map = self.jobs.done.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this waiter hold it: nobody else is waiting.
-        if Arc::strong_count(&self.notify) == 2 {
-            map.remove(&self.id);
-        }
-    }
-}
-
-/// Checks a renderer's output against what was asked for.
-///
-/// # Errors
-/// [`RenderError::Rejected`] naming the mismatch.
-pub fn validate(req: &RenderRequest, out: &LayerImage) -> Result<(), RenderError> {
-    if (out.canvas_width, out.canvas_height) != (req.width, req.height) {
-        return Err(RenderError::Rejected(format!(
-            "output canvas is {}x{}, expected {}x{}",
-            out.canvas_width, out.canvas_height, req.width, req.height
-        )));
-    }
-    validate_placement(out).map_err(RenderError::Rejected)
-}
-
-/// Checks that a layer's box lies inside its canvas and its pixels are all there.
-///
-/// # Errors
-/// A sentence naming the mismatch.
-pub fn validate_placement(out: &LayerImage) -> Result<(), String> {
-    let img = &out.image;
-    let fits = u64::from(out.x) + u64::from(img.width) <= u64::from(out.canvas_width)
-        && u64::from(out.y) + u64::from(img.height) <= u64::from(out.canvas_height);
-    if !fits || img.data.len() != img.width as usize * img.height as usize * 4 {
-        return Err(format!(
-            "the {}x{} image at ({},{}) does not fit the {}x{} canvas",
-            img.width, img.height, out.x, out.y, out.canvas_width, out.canvas_height
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,26 +8,31 @@
 //! Each of `slots` loops: claim (long-poll), rebuild the render request
 //! from the task's parameters and the asset bundle that came with it
 //! (cached per asset version), check that it gives the task's layer key,
-//! render under the backend's timeout while a heartbeat renews the lease
-//! every third of it, validate the output against the canvas, encode it
-//! and upload it. A heartbeat answered 409 means the task went to another
-//! worker: the render is dropped. Failures are reported with whether they
-//! may pass, and the server decides on retries as for any worker.
+//! then hand the run to the task executor (`execute`, the same as an
+//! in-process worker's) through an HTTP lease (`HttpLease`): it renders
+//! under the backend's timeout while the heartbeat renews the lease every
+//! third of it, validates the output against the canvas and encodes it;
+//! the lease uploads it. A heartbeat answered 409 means the task went to
+//! another worker: the render is dropped. A renderer that panics is a
+//! failed run, and the node goes on. Failures are reported with whether
+//! they may pass, and the server decides on retries as for any worker.
 //!
 //! When the server cannot be reached, a claim backs off exponentially (to
 //! `MAX_BACKOFF`, with jitter) and tries again for as long as the node
 //! runs; an upload or a failure report is tried `REPORT_ATTEMPTS` times
 //! and then given up (the lease expires and the task is rendered again).
 
-use super::{LayerJob, TaskParams, validate};
+use super::execute::{self, Encoded, Failure, Lease, Renewal, Start};
+use super::{LayerJob, TaskParams};
 use crate::catalog::{Asset, Limits, load_asset_bundle};
-use crate::compose::layerfile;
-use crate::render::{RenderError, Renderers};
+use crate::render::Renderers;
 use crate::telemetry;
-use crate::wire::worker::{ClaimRequest, ClaimedTask, Lease, RunAccepted, RunFailure};
+use crate::wire::worker::{ClaimRequest, ClaimedTask, RunAccepted, RunFailure};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -91,18 +96,12 @@ impl Node {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("http client: {e}"))?;
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
         Ok(Node {
             settings: NodeSettings { server, ..settings },
             renderers,
             client,
             assets: Mutex::new(HashMap::new()),
-            name: format!("{host}/{}", std::process::id()),
+            name: execute::worker_name(),
         })
     }
 
@@ -110,18 +109,29 @@ impl Node {
     /// and end after their current render and upload.
     pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, stop: &CancellationToken) {
         let slots = self.settings.slots.max(1);
+        let permits = Arc::new(Semaphore::new(slots));
         for slot in 0..slots {
-            let (me, stop) = (Arc::clone(self), stop.clone());
-            tracker.spawn(async move { me.slot(slot, stop).await });
+            let (me, stop, permits) = (Arc::clone(self), stop.clone(), Arc::clone(&permits));
+            tracker.spawn(async move { me.slot(slot, permits, stop).await });
         }
         metrics::counter!(telemetry::RENDERS_DUPLICATE).increment(0);
         tracing::info!(worker = %self.name, server = %self.settings.server, slots, backends = ?self.renderers.names(), "remote render node started");
     }
 
-    async fn slot(self: Arc<Self>, slot: usize, stop: CancellationToken) {
+    /// One render at a time. As a local worker's, the permit goes with the
+    /// render itself, so a render that outlives its timeout still counts
+    /// against `slots` until it really ends.
+    async fn slot(self: Arc<Self>, slot: usize, permits: Arc<Semaphore>, stop: CancellationToken) {
         let name = format!("{}/{slot}", self.name);
         let mut backoff = Duration::ZERO;
         while !stop.is_cancelled() {
+            let permit = tokio::select! {
+                () = stop.cancelled() => break,
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let claimed = tokio::select! {
                 () = stop.cancelled() => break,
                 c = self.claim(&name) => c,
@@ -129,7 +139,7 @@ impl Node {
             match claimed {
                 Ok(Some(task)) => {
                     backoff = Duration::ZERO;
-                    self.run(task).await;
+                    self.run(task, permit).await;
                 }
                 Ok(None) => backoff = Duration::ZERO,
                 Err(e) => {
@@ -169,71 +179,30 @@ impl Node {
         }
     }
 
-    /// Renders a claimed task and reports how it went.
-    async fn run(&self, task: ClaimedTask) {
-        let started = Instant::now();
-        let lost = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeats(
-            self.client.clone(),
-            self.url(&format!("/api/jobs/worker/runs/{}/heartbeat", task.run_id)),
-            self.settings.token.clone(),
-            Duration::from_secs(task.lease_seconds.max(3)),
-            lost.clone(),
-        ));
-        let rendered = tokio::select! {
-            r = self.render(&task) => Some(r),
-            () = lost.cancelled() => None,
+    /// Carries a claimed task to its end with the task executor.
+    async fn run(&self, task: ClaimedTask, permit: OwnedSemaphorePermit) {
+        let lease = HttpLease {
+            period: Duration::from_secs(task.lease_seconds.max(3)),
+            heartbeat: format!("/api/jobs/worker/runs/{}/heartbeat", task.run_id),
+            node: self,
+            task,
         };
-        heartbeat.abort();
-        let Some(rendered) = rendered else {
-            tracing::warn!(task = %task.task_id, "lease lost; another worker owns the task now; render dropped");
-            return;
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        let label = match rendered {
-            Ok(file) => self.upload(&task, file).await,
-            Err(e) => self.fail(&task, &e).await,
-        };
-        if let Some(label) = label {
-            metrics::counter!(telemetry::RENDERS, "result" => label).increment(1);
-            metrics::histogram!(telemetry::RENDER_DURATION).record(seconds);
-        }
-    }
-
-    /// Renders the task and encodes the layer file.
-    async fn render(&self, task: &ClaimedTask) -> Result<Vec<u8>, RenderError> {
-        let job = self.job_of(task)?;
-        let (renderer, timeout) = self.renderers.for_asset(&job.request.asset)?;
-        let req = job.request.clone();
-        let out = match tokio::time::timeout(timeout, renderer.render(&req)).await {
-            Err(_) => return Err(RenderError::Timeout(timeout)),
-            Ok(out) => out?,
-        };
-        validate(&job.request, &out)?;
-        tokio::task::spawn_blocking(move || layerfile::encode(&out))
-            .await
-            .map_err(|e| RenderError::Failed(format!("encode task: {e}")))?
-            .map_err(|e| RenderError::Failed(format!("layer encode: {e}")))
+        execute::run(&lease, &self.renderers, Some(permit)).await;
     }
 
     /// The render request of a claimed task, checked against its key.
-    fn job_of(&self, task: &ClaimedTask) -> Result<LayerJob, RenderError> {
+    fn job_of(&self, task: &ClaimedTask) -> Result<LayerJob, Failure> {
         let params: TaskParams = serde_json::from_value(task.parameters.clone())
-            .map_err(|e| RenderError::Rejected(format!("unreadable task parameters: {e}")))?;
+            .map_err(|e| Failure::permanent(format!("unreadable task parameters: {e}")))?;
         let asset = self.asset(&params, task)?;
-        let job = params.request(asset).map_err(RenderError::Rejected)?;
+        let job = params.request(asset).map_err(Failure::permanent)?;
         if job.key.hex() != task.layer_key {
-            // Another version of layercake's keys on this node: another
-            // worker may take the retry.
-            return Err(RenderError::Failed(format!(
-                "this node builds layer key {} for the task, not {}: it runs another version of layercake's keys",
-                job.key, task.layer_key
-            )));
+            return Err(Failure::key_mismatch(&job.key, &task.layer_key));
         }
         Ok(job)
     }
 
-    fn asset(&self, params: &TaskParams, task: &ClaimedTask) -> Result<Arc<Asset>, RenderError> {
+    fn asset(&self, params: &TaskParams, task: &ClaimedTask) -> Result<Arc<Asset>, Failure> {
         let at = (params.asset_id, params.asset_version);
         if let Some(a) = self.lock().get(&at) {
             return Ok(Arc::clone(a));
@@ -244,7 +213,7 @@ impl Node {
             &task.asset.files,
             &Limits::NONE,
         )
-        .map_err(|e| RenderError::Rejected(format!("the asset that came with the task: {e}")))?;
+        .map_err(|e| Failure::permanent(format!("the asset that came with the task: {e}")))?;
         asset.version = params.asset_version;
         let asset = Arc::new(asset);
         let mut map = self.lock();
@@ -262,9 +231,9 @@ impl Node {
 
     /// Uploads the layer file; the render counter's label, or `None` when
     /// the task went to another worker or the server was not reached.
-    async fn upload(&self, task: &ClaimedTask, file: Vec<u8>) -> Option<&'static str> {
+    async fn upload(&self, task: &ClaimedTask, file: Bytes) -> Option<&'static str> {
         let path = format!("/api/jobs/worker/runs/{}/result", task.run_id);
-        match self.report(&path, "image/png", file).await {
+        match self.report(&path, "image/png", file.into()).await {
             Ok(_) => {
                 tracing::info!(task = %task.task_id, layer = %task.title, attempt = task.attempt, "rendered layer; uploaded");
                 Some("success")
@@ -280,11 +249,13 @@ impl Node {
         }
     }
 
-    async fn fail(&self, task: &ClaimedTask, e: &RenderError) -> Option<&'static str> {
-        tracing::warn!(task = %task.task_id, layer = %task.title, attempt = task.attempt, error = %e, "render failed");
+    /// Reports a failed run; the render counter's label, or `None` when
+    /// the server was not reached.
+    async fn fail(&self, task: &ClaimedTask, f: &Failure) -> Option<&'static str> {
+        tracing::warn!(task = %task.task_id, layer = %task.title, attempt = task.attempt, error = %f.message, "render failed");
         let body = RunFailure {
-            error: e.to_string(),
-            transient: e.is_transient(),
+            error: f.message.clone(),
+            transient: f.transient,
         };
         let path = format!("/api/jobs/worker/runs/{}/failure", task.run_id);
         let sent = self
@@ -399,40 +370,70 @@ async fn answer(path: &str, r: reqwest::Response) -> Result<Option<bytes::Bytes>
     }
 }
 
-/// Renews the lease every third of it until aborted; fires `lost` when
-/// the server says the run no longer holds its task.
-async fn heartbeats(
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    lease: Duration,
-    lost: CancellationToken,
-) {
-    let mut every = lease / 3;
-    loop {
-        tokio::time::sleep(every).await;
-        let sent = client
-            .post(&url)
-            .bearer_auth(&token)
-            .timeout(lease / 3)
-            .send()
+/// A run of this node, held by the server: renewed with heartbeats,
+/// ended by uploading the layer file or reporting the failure.
+struct HttpLease<'a> {
+    node: &'a Node,
+    task: ClaimedTask,
+    period: Duration,
+    /// The heartbeat's path.
+    heartbeat: String,
+}
+
+#[async_trait::async_trait]
+impl Lease for HttpLease<'_> {
+    /// The layer file, uploaded when the run ends.
+    type Kept = Bytes;
+
+    fn task_id(&self) -> Uuid {
+        self.task.task_id
+    }
+
+    fn period(&self) -> Duration {
+        self.period
+    }
+
+    async fn renew(&self) -> Renewal {
+        let node = self.node;
+        let answer = node
+            .call(
+                reqwest::Method::POST,
+                &self.heartbeat,
+                "application/json",
+                Vec::new(),
+                self.period / 3,
+            )
             .await;
-        match sent {
-            Ok(r) => match answer(&url, r).await {
-                Ok(Some(bytes)) => {
-                    if let Ok(l) = serde_json::from_slice::<Lease>(&bytes) {
-                        every = Duration::from_secs(l.lease_seconds.max(3)) / 3;
-                    }
-                }
-                Ok(None) => {}
-                Err(CallError::Lost(_) | CallError::Refused(_)) => {
-                    lost.cancel();
-                    return;
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
+        match answer {
+            Ok(Some(bytes)) => Renewal::Kept(
+                serde_json::from_slice::<crate::wire::worker::Lease>(&bytes)
+                    .ok()
+                    .map(|l| Duration::from_secs(l.lease_seconds.max(3))),
+            ),
+            Ok(None) => Renewal::Kept(None),
+            Err(CallError::Lost(_) | CallError::Refused(_)) => Renewal::Lost,
+            Err(CallError::Unreachable(e)) => Renewal::Failed(e),
         }
+    }
+
+    async fn start(&self) -> Result<Start<Bytes>, Failure> {
+        self.node.job_of(&self.task).map(Start::Render)
+    }
+
+    async fn keep(&self, _: &LayerJob, layer: Encoded) -> Result<Bytes, Failure> {
+        Ok(layer.bytes)
+    }
+
+    async fn end(&self, result: Result<Bytes, Failure>) -> Option<&'static str> {
+        match result {
+            Ok(file) => self.node.upload(&self.task, file).await,
+            Err(f) => self.node.fail(&self.task, &f).await,
+        }
+    }
+
+    /// Nothing to report: the run is no longer the task's.
+    async fn dropped(&self, _: Failure) -> Option<&'static str> {
+        None
     }
 }
 

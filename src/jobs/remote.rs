@@ -13,8 +13,9 @@
 //! - A result is the layer file (PNG), checked exactly as a local render's
 //!   output: bytes (`render.max_output_bytes`, by the route), the pixel
 //!   budget from the PNG header before any pixel is inflated, then the
-//!   canvas and placement. Then it is stored and recorded by the same code
-//!   as a local render's (`Worker::keep`).
+//!   canvas and placement (`execute::encode`, as a local render's). Then it
+//!   is stored and recorded by the same code as a local render's
+//!   (`Worker::keep`).
 //! - Every call names its run; a run that is no longer the task's current
 //!   one (its lease expired and another worker took it, or the job was
 //!   cancelled) is a conflict, and nothing of it is kept.
@@ -22,7 +23,8 @@
 //! Renders are counted (`layercake_renders_total`) where they run: by the
 //! node, not here.
 
-use super::worker::{Failure, Made};
+use super::execute::{Failure, encode};
+use super::keep::Made;
 use super::{TaskParams, Worker};
 use crate::catalog::Asset;
 use crate::compose::layerfile;
@@ -191,14 +193,15 @@ impl Worker {
             Ok(l) => l,
             // As for a command's output: the next attempt may do better.
             Err(e) => {
-                let f = Failure {
-                    message: format!("{}: the uploaded layer: {e}", run.worker),
-                    transient: true,
-                };
+                let f = Failure::transient(format!("{}: the uploaded layer: {e}", run.worker));
                 return Err(self.refuse(&task, &run, f, started).await);
             }
         };
-        match self.keep(&job, &task, &run, layer, false).await {
+        let kept = match encode(&job, layer).await {
+            Ok(encoded) => self.keep(&job, &task, &run, encoded).await,
+            Err(f) => Err(f),
+        };
+        match kept {
             Ok(made) => {
                 let files = match &made {
                     Made::Rendered(f) => f.clone(),
