@@ -259,6 +259,55 @@ async fn a_renderer_that_always_fails_gives_502_and_a_stopped_job_with_failures(
     server.stop().await;
 }
 
+/// Draws as the built-in, but panics on anything asked for in navy.
+struct PanicsOnNavy(BuiltinRenderer);
+
+#[async_trait]
+impl Renderer for PanicsOnNavy {
+    async fn render(&self, req: &RenderRequest) -> Result<LayerImage, RenderError> {
+        if format!("{:?}", req.values).contains("Navy") {
+            panic!("a bug in the renderer");
+        }
+        self.0.render(req).await
+    }
+}
+
+#[tokio::test]
+async fn a_renderer_that_panics_fails_its_run_for_good_and_the_worker_goes_on() {
+    let mut s = fast_retries();
+    // One slot: were it lost to the panic, nothing would render after.
+    s.render.concurrency = 1;
+    let server = Server::start(s, Arc::new(PanicsOnNavy(BuiltinRenderer::new(1 << 26)))).await;
+    let client = reqwest::Client::new();
+    let navy = server.url(&image_url(&json!({"Body": "Navy"}), "&width=200"));
+    let r = client.get(&navy).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let forest = server.url(&image_url(&json!({"Body": "Forest"}), "&width=200"));
+    let r = client.get(&forest).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the slot still renders");
+    let tasks = get_json(&client, &server.url("/api/jobs/tasks?perPage=100"), 200).await;
+    let panicked: Vec<&Value> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("the renderer panicked"))
+        })
+        .collect();
+    assert_eq!(panicked.len(), 1, "{tasks}");
+    assert_eq!(
+        (
+            panicked[0]["runResult"].as_str(),
+            panicked[0]["attempts"].as_i64()
+        ),
+        (Some("Failed"), Some(1)),
+        "failed for good at the first attempt: {tasks}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_batch_of_every_combination_renders_only_the_distinct_layers() {
     let renders = Counting::new();

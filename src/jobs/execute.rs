@@ -367,7 +367,11 @@ mod tests {
         async fn renew(&self) -> Renewal {
             *self.renewed.lock().unwrap() += 1;
             let mut r = self.renewals.lock().unwrap();
-            if r.is_empty() { Renewal::Kept(None) } else { r.remove(0) }
+            if r.is_empty() {
+                Renewal::Kept(None)
+            } else {
+                r.remove(0)
+            }
         }
         async fn start(&self) -> Result<Start<usize>, Failure> {
             assert!(!self.panics, "a bug before the render");
@@ -422,7 +426,10 @@ mod tests {
             (Fake::Panics, false, "the renderer panicked"),
             (Fake::Draws, true, "the render panicked"),
         ] {
-            let lease = Recording { panics, ..Recording::default() };
+            let lease = Recording {
+                panics,
+                ..Recording::default()
+            };
             run(&lease, &renderers(renderer), None).await;
             let f = ended(&lease).unwrap_err();
             assert!(f.message.contains(says), "{f:?}");
@@ -449,7 +456,11 @@ mod tests {
             Renewal::Lost,
         ]);
         run(&lease, &renderers(Fake::Hangs), None).await;
-        assert_eq!(*lease.renewed.lock().unwrap(), 3, "renewed until lost, then no more");
+        assert_eq!(
+            *lease.renewed.lock().unwrap(),
+            3,
+            "renewed until lost, then no more"
+        );
         assert_eq!(*lease.dropped.lock().unwrap(), Some(Failure::lease_lost()));
         assert!(lease.ended.lock().unwrap().is_none());
     }
@@ -468,7 +479,10 @@ mod tests {
     #[test]
     fn failures_say_whether_they_may_pass() {
         let table = [
-            (Failure::from(RenderError::Timeout(Duration::from_secs(1))), true),
+            (
+                Failure::from(RenderError::Timeout(Duration::from_secs(1))),
+                true,
+            ),
             (Failure::from(RenderError::Failed("farm down".into())), true),
             (Failure::from(RenderError::Rejected("400".into())), false),
             (Failure::from(Error::unavailable("store down")), true),
@@ -480,6 +494,10 @@ mod tests {
         for (f, transient) in table {
             assert_eq!(f.transient, transient, "{f:?}");
         }
-        assert!(Failure::key_mismatch("abc", "def").message.contains("layer key abc for the task, not def"));
+        assert!(
+            Failure::key_mismatch("abc", "def")
+                .message
+                .contains("layer key abc for the task, not def")
+        );
     }
 }

@@ -11,7 +11,6 @@ use crate::error::Error;
 use crate::meta::{Existing, RunRow, TaskRow};
 use crate::telemetry;
 use bytes::Bytes;
-use std::sync::Arc;
 use uuid::Uuid;
 
 impl Worker {
@@ -108,7 +107,10 @@ impl Worker {
     ) -> Result<Made, Failure> {
         let path = job.path();
         let origin = origin(task);
-        let Encoded { layer, bytes: encoded } = encoded;
+        let Encoded {
+            layer,
+            bytes: encoded,
+        } = encoded;
         // Never overwrite a usable layer: one stored meanwhile (registered,
         // or by a worker that lost its lease) wins.
         if self

@@ -329,10 +329,12 @@ impl Lease for DbLease<'_> {
     async fn start(&self) -> Result<Start<Made>, Failure> {
         let (w, task) = (self.worker, &self.task);
         let job = w.job_of(task).await?;
-        Ok(match w.reuse_stored(&job, task, &self.run, self.existing).await? {
-            Some(made) => Start::Kept(made),
-            None => Start::Render(job),
-        })
+        Ok(
+            match w.reuse_stored(&job, task, &self.run, self.existing).await? {
+                Some(made) => Start::Kept(made),
+                None => Start::Render(job),
+            },
+        )
     }
 
     async fn keep(&self, job: &LayerJob, layer: Encoded) -> Result<Made, Failure> {
