@@ -296,43 +296,7 @@ impl Jobs {
         layers: &[LayerJob],
         respect_failures: bool,
     ) -> Result<Submitted, Error> {
-        if !layers.is_empty() {
-            // A queue with room takes a whole job; a job bigger than the
-            // bound is taken only by an empty queue.
-            // Layers with an active task only join it: they add nothing.
-            let (pending, _) = self.meta.task_counts().await?;
-            let keys: Vec<String> = layers.iter().map(|l| l.key.hex()).collect();
-            let joining = if pending > 0 {
-                self.meta.active_among(&keys).await?
-            } else {
-                0
-            };
-            let adding = i64::try_from(layers.len())
-                .unwrap_or(i64::MAX)
-                .saturating_sub(joining);
-            if pending > 0
-                && adding > 0
-                && pending.saturating_add(adding) > self.settings.max_pending
-            {
-                metrics::counter!(crate::telemetry::REJECTED, "reason" => "render-queue")
-                    .increment(1);
-                return Err(Error::overloaded(format!(
-                    "over capacity: {pending} renders are queued; retry shortly"
-                )));
-            }
-            // One org's flood fills its own share, not everyone's queue.
-            if pending > 0 && adding > 0 {
-                let mine = self.meta.pending_of(spec.org).await?;
-                if mine > 0 && mine.saturating_add(adding) > self.settings.max_pending_per_org {
-                    metrics::counter!(crate::telemetry::REJECTED, "reason" => "org-share")
-                        .increment(1);
-                    return Err(Error::overloaded(format!(
-                        "over this org's share of the render queue: {mine} of its renders are queued (jobs.max_pending_per_org = {}); retry shortly",
-                        self.settings.max_pending_per_org
-                    )));
-                }
-            }
-        }
+        self.admit(spec.org, layers).await?;
         if respect_failures {
             let ttl = Duration::from_secs(self.settings.failure_ttl_secs);
             let since = self.meta.now().saturating_sub(crate::meta::micros(ttl));
@@ -386,6 +350,47 @@ impl Jobs {
             tasks: queued.tasks,
             reused: queued.reused,
         })
+    }
+
+    /// Whether the queue takes `layers` for `org`: a queue with room takes
+    /// a whole job; a job bigger than the bound is taken only by an empty
+    /// queue; layers with an active task only join it (they add nothing).
+    ///
+    /// # Errors
+    /// [`Error::Overloaded`] over `jobs.max_pending`, or over
+    /// `jobs.max_pending_per_org` for `org`; store failures.
+    async fn admit(&self, org: Uuid, layers: &[LayerJob]) -> Result<(), Error> {
+        if layers.is_empty() {
+            return Ok(());
+        }
+        let (pending, _) = self.meta.task_counts().await?;
+        let keys: Vec<String> = layers.iter().map(|l| l.key.hex()).collect();
+        let joining = if pending > 0 {
+            self.meta.active_among(&keys).await?
+        } else {
+            0
+        };
+        let adding = i64::try_from(layers.len())
+            .unwrap_or(i64::MAX)
+            .saturating_sub(joining);
+        if pending > 0 && adding > 0 && pending.saturating_add(adding) > self.settings.max_pending {
+            metrics::counter!(crate::telemetry::REJECTED, "reason" => "render-queue").increment(1);
+            return Err(Error::overloaded(format!(
+                "over capacity: {pending} renders are queued; retry shortly"
+            )));
+        }
+        // One org's flood fills its own share, not everyone's queue.
+        if pending > 0 && adding > 0 {
+            let mine = self.meta.pending_of(org).await?;
+            if mine > 0 && mine.saturating_add(adding) > self.settings.max_pending_per_org {
+                metrics::counter!(crate::telemetry::REJECTED, "reason" => "org-share").increment(1);
+                return Err(Error::overloaded(format!(
+                    "over this org's share of the render queue: {mine} of its renders are queued (jobs.max_pending_per_org = {}); retry shortly",
+                    self.settings.max_pending_per_org
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Waits until task `id` stops, for at most `limit`, and says whether
