@@ -7,7 +7,7 @@
 
 use crate::app::{load_catalog, open_stores};
 use crate::config::Settings;
-use crate::http::pinned_url;
+use crate::app::image::pinned_url;
 use crate::service::AssetRegistry;
 use crate::signing::Signer;
 use anyhow::{anyhow, bail};

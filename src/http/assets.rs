@@ -7,7 +7,7 @@ use super::auth::{Caller, Reader};
 use super::body;
 use super::error::ApiError;
 use super::page::Page;
-use super::params::{Params, parse_uuid};
+use crate::app::params::{Params, parse_uuid};
 use crate::app::App;
 use crate::wire::{AssetList, ErrorBody, asset_json};
 use axum::Json;

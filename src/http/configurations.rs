@@ -6,7 +6,7 @@ use super::body;
 use super::error::ApiError;
 use super::files::multipart_error;
 use super::page::Page;
-use super::params::Params;
+use crate::app::params::Params;
 use crate::app::App;
 use crate::error::Error;
 use crate::service::NewConfiguration;

@@ -3,7 +3,7 @@
 
 use super::auth::{Caller, CallerKind, Reader};
 use super::error::ApiError;
-use super::params::parse_uuid;
+use crate::app::params::parse_uuid;
 use crate::app::App;
 use crate::error::Error;
 use crate::wire::{ErrorBody, FileJson, FilesJson};

@@ -17,8 +17,7 @@
 
 use super::auth::Reader;
 use super::carousel::{token_param, with_token};
-use super::compositor::pinned_url;
-use super::urls::query_of;
+use crate::app::image::{pinned_url, query_of};
 use crate::app::App;
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;

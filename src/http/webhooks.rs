@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
 use super::page::Page;
-use super::params::{Params, parse_uuid};
+use crate::app::params::{Params, parse_uuid};
 use crate::app::App;
 use crate::error::Error;
 use crate::meta::{AttemptRow, DeliveryRow, WebhookRow};

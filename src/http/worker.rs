@@ -16,7 +16,7 @@
 use super::auth::WorkerCaller;
 use super::body;
 use super::error::ApiError;
-use super::params::parse_uuid;
+use crate::app::params::parse_uuid;
 use crate::app::App;
 use crate::error::Error;
 use crate::jobs::remote::ClaimFilter;

@@ -24,7 +24,7 @@ pub mod feed;
 
 use crate::catalog::Asset;
 use crate::config::Settings;
-use crate::http::query_of;
+use crate::app::image::query_of;
 use crate::jobs::plan;
 use anyhow::{Context, bail};
 use backend::{Backend, Counts, Local, Made, Remote};
