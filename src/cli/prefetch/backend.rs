@@ -3,9 +3,9 @@
 //! layercake server over HTTP with a private token ([`Remote`]).
 
 use crate::app::App;
+use crate::app::image::{pinned_url, request_for};
 use crate::catalog::Asset;
 use crate::config::Settings;
-use crate::app::image::{pinned_url, request_for};
 use crate::jobs::{batch, plan};
 use crate::pipeline::Source;
 use anyhow::{Context, anyhow, bail};
