@@ -108,7 +108,7 @@ fn defaults_and_views() {
     )
     .unwrap();
     assert_eq!(req.view, 2);
-    let o = req.output;
+    let o = req.output.clone();
     assert_eq!((o.width, o.height, o.crop), (None, None, None));
     assert_eq!(
         (o.format, o.fit, o.quality),
