@@ -5,9 +5,9 @@
 //! view, pins the URL to that definition (`v`) and signs it with the first
 //! key of `signing.keys`.
 
+use crate::app::image::pinned_url;
 use crate::app::{load_catalog, open_stores};
 use crate::config::Settings;
-use crate::http::pinned_url;
 use crate::service::AssetRegistry;
 use crate::signing::Signer;
 use anyhow::{anyhow, bail};

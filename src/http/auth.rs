@@ -105,7 +105,7 @@ impl Caller {
         if let Some(q) = parts.uri.query()
             && let Some((_, org)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "orgId")
         {
-            let org = super::params::parse_uuid("orgId", &org)?;
+            let org = crate::app::params::parse_uuid("orgId", &org)?;
             if org != grant.org {
                 return Err(Error::Forbidden("orgId is not the token's org".into()));
             }

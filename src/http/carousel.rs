@@ -14,11 +14,10 @@
 //!   the arrow keys, the frame shown and its neighbours loaded first.
 
 use super::auth::{Caller, Reader};
-use super::compositor::pinned_url;
 use super::error::ApiError;
-use super::params::{Params, parse_uuid};
-use super::urls::query_of;
 use crate::app::App;
+use crate::app::image::{pinned_url, query_of};
+use crate::app::params::{Params, parse_uuid};
 use crate::catalog::Asset;
 use crate::error::Error;
 use crate::keys::Configuration;

@@ -3,8 +3,8 @@
 
 use super::auth::{Caller, CallerKind, Reader};
 use super::error::ApiError;
-use super::params::parse_uuid;
 use crate::app::App;
+use crate::app::params::parse_uuid;
 use crate::error::Error;
 use crate::wire::{ErrorBody, FileJson, FilesJson};
 use axum::Json;

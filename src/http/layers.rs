@@ -3,12 +3,12 @@
 
 use super::auth::{Caller, Reader};
 use super::body;
-use super::compositor::check_output_size;
 use super::error::ApiError;
 use super::origin::PublicBase;
 use super::page::Page;
-use super::params::{Params, parse_uuid};
 use crate::app::App;
+use crate::app::image::check_output_size;
+use crate::app::params::{Params, parse_uuid};
 use crate::compose::{Fit, Format, Output};
 use crate::error::Error;
 use crate::meta::LayerFilter;

@@ -1,7 +1,8 @@
 //! The HTTP edge: axum routes, one file per resource.
 //!
 //! - `compositor`: `/api/fast-compositor` (the image path); `urls`:
-//!   `POST /api/urls` (signed image URLs).
+//!   `POST /api/urls` (signed image URLs). Both call `app::image`, which
+//!   parses and resolves the image request.
 //! - `layers`, `files`, `configurations`, `assets`: the record services.
 //! - `jobs`: jobs, tasks, runs; batch renders and cancellation.
 //! - `worker`: the worker protocol of remote render nodes (worker tokens).
@@ -15,7 +16,8 @@
 //!   `WorkerCaller` for the worker protocol (worker tokens only).
 //! - `guard`: body media types, and loopback `Host`/`Origin` in development mode.
 //! - `server`: connections (hyper-util: header-read timeout, connection cap).
-//! - `params`, `page`, `body`: query, pagination and JSON body parsing.
+//! - `page`, `body`: pagination and JSON body parsing (query parameters:
+//!   `app::params`).
 //! - `origin`: the public base URL of absolute links (`http.public_url`,
 //!   or `Host` and forwarded headers from trusted proxies).
 //! - `wire`: the JSON shapes clients see.
@@ -28,7 +30,6 @@
 //! let in-flight requests finish (hyper-util's graceful shutdown), then wait for
 //! background writes of composites (`Compositor::flush`).
 
-mod accept;
 mod assets;
 mod auth;
 mod body;
@@ -46,16 +47,13 @@ mod openapi;
 mod ops;
 mod origin;
 mod page;
-mod params;
 mod plp;
 mod server;
 mod urls;
 mod webhooks;
 mod worker;
 
-pub use compositor::{CACHE_HEADER, image_request_for, pinned_url};
 pub use error::ApiError;
-pub use urls::query_of;
 
 use crate::app::App;
 use axum::Router;

@@ -2,7 +2,7 @@
 //! 30, capped at 100) and `sort` (`+field` or `-field`), answered as
 //! `{count, page, perPage, sort, <resource>: [...]}`.
 
-use super::params::Params;
+use crate::app::params::Params;
 use crate::error::Error;
 
 pub const DEFAULT_PER_PAGE: usize = 30;

@@ -17,9 +17,8 @@
 
 use super::auth::Reader;
 use super::carousel::{token_param, with_token};
-use super::compositor::pinned_url;
-use super::urls::query_of;
 use crate::app::App;
+use crate::app::image::{pinned_url, query_of};
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
 use axum::extract::{RawQuery, State};

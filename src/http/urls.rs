@@ -4,9 +4,9 @@
 
 use super::auth::Caller;
 use super::body;
-use super::compositor::{image_request_for, pinned_url};
 use super::error::ApiError;
 use crate::app::App;
+use crate::app::image::{pinned_url, query_of, request_for};
 use crate::error::Error;
 use crate::wire::ErrorBody;
 use axum::Json;
@@ -35,36 +35,6 @@ pub struct UrlsResponse {
     pub urls: Vec<String>,
     /// Whether the URLs carry a signature.
     pub signed: bool,
-}
-
-/// The query string of one image's parameters (canonical order).
-///
-/// # Errors
-/// 422 naming a parameter that is neither a string, a number, a boolean
-/// nor (for JSON-valued ones) an object.
-pub fn query_of(params: &serde_json::Map<String, Value>) -> Result<String, Error> {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    let mut keys: Vec<&String> = params.keys().collect();
-    keys.sort();
-    for k in keys {
-        if matches!(k.as_str(), "signature" | "v" | "bearer_token") {
-            return Err(Error::invalid(k.as_str(), "is set by the server"));
-        }
-        let v = match &params[k] {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            v @ Value::Object(_) => v.to_string(),
-            _ => {
-                return Err(Error::invalid(
-                    k.as_str(),
-                    "must be a string, number, boolean or object",
-                ));
-            }
-        };
-        q.append_pair(k, &v);
-    }
-    Ok(q.finish())
 }
 
 /// Signed image URLs for a batch.
@@ -99,7 +69,7 @@ pub async fn create(
     let mut urls = Vec::with_capacity(b.images.len());
     for (i, image) in b.images.iter().enumerate() {
         let query = query_of(image).map_err(|e| at(i, e))?;
-        let request = image_request_for(&app, caller.org, &query).map_err(|e| at(i, e))?;
+        let request = request_for(&app, caller.org, &query).map_err(|e| at(i, e))?;
         urls.push(pinned_url(
             &app.signer(),
             &request.asset,

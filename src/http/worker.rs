@@ -16,8 +16,8 @@
 use super::auth::WorkerCaller;
 use super::body;
 use super::error::ApiError;
-use super::params::parse_uuid;
 use crate::app::App;
+use crate::app::params::parse_uuid;
 use crate::error::Error;
 use crate::jobs::remote::ClaimFilter;
 use crate::wire::ErrorBody;

@@ -3,9 +3,9 @@
 //! layercake server over HTTP with a private token ([`Remote`]).
 
 use crate::app::App;
+use crate::app::image::{pinned_url, request_for};
 use crate::catalog::Asset;
 use crate::config::Settings;
-use crate::http::{image_request_for, pinned_url};
 use crate::jobs::{batch, plan};
 use crate::pipeline::Source;
 use anyhow::{Context, anyhow, bail};
@@ -175,12 +175,12 @@ impl Backend for Local {
     }
 
     async fn is_cached(&self, asset: &Asset, url: &str) -> anyhow::Result<bool> {
-        let req = image_request_for(&self.app, asset.org, query_part(url))?;
+        let req = request_for(&self.app, asset.org, query_part(url))?;
         Ok(self.app.compositor().is_cached(&req).await?)
     }
 
     async fn composite(&self, asset: &Asset, url: &str) -> anyhow::Result<Made> {
-        let mut req = image_request_for(&self.app, asset.org, query_part(url))?;
+        let mut req = request_for(&self.app, asset.org, query_part(url))?;
         req.patient = true;
         let img = self.app.compositor().image(req).await?;
         Ok(match img.source {
@@ -195,7 +195,7 @@ impl Backend for Local {
         queries
             .iter()
             .map(|q| {
-                image_request_for(&self.app, asset.org, q).with_context(|| format!("image {q}"))?;
+                request_for(&self.app, asset.org, q).with_context(|| format!("image {q}"))?;
                 Ok(pinned_url(&self.app.signer(), &live, buster, q))
             })
             .collect()
@@ -420,7 +420,7 @@ impl Backend for Remote {
             let status = r.status();
             let source = r
                 .headers()
-                .get(crate::http::CACHE_HEADER)
+                .get(crate::app::image::CACHE_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();

@@ -22,9 +22,9 @@
 mod backend;
 pub mod feed;
 
+use crate::app::image::query_of;
 use crate::catalog::Asset;
 use crate::config::Settings;
-use crate::http::query_of;
 use crate::jobs::plan;
 use anyhow::{Context, bail};
 use backend::{Backend, Counts, Local, Made, Remote};
