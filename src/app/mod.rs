@@ -6,6 +6,9 @@
 //! catalogue, opening the stores, reconciling asset versions) happens here,
 //! with errors that say which setting led to them.
 
+pub mod batch;
+pub mod health;
+
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Settings;
 use crate::error::Error;

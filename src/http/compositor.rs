@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::error::Error;
 use crate::keys::{self, Configuration};
-use crate::meta::ConfigurationRow;
+use crate::service::ConfigurationRow;
 use crate::pipeline::ImageRequest;
 use crate::signing::Verdict;
 use crate::sizes::Exactness;
