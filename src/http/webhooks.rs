@@ -18,7 +18,7 @@ use crate::wire::webhooks::{
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 use utoipa::ToSchema;
