@@ -11,11 +11,12 @@ use crate::catalog::Asset;
 use crate::config::JobsSettings;
 use crate::error::Error;
 use crate::jobs::batch;
-use crate::jobs::plan::{self, BatchRequest};
+use crate::jobs::plan;
 use std::sync::Arc;
 use uuid::Uuid;
 
 pub use crate::jobs::batch::Summary;
+pub use crate::jobs::plan::BatchRequest;
 
 /// How big a batch may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::config::{Overrides, Settings};
-use crate::jobs::plan::BatchRequest;
 
 const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 

@@ -4,11 +4,10 @@
 
 use super::backend::{Backend, Counts, Made, Progress};
 use crate::app::App;
-use crate::app::batch::{self, BatchLimits, Mode};
+use crate::app::batch::{self, BatchLimits, BatchRequest, Mode};
 use crate::catalog::Asset;
 use crate::config::Settings;
 use crate::http::{image_request_for, pinned_url};
-use crate::jobs::plan;
 use crate::pipeline::Source;
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
@@ -57,7 +56,7 @@ impl Backend for Local {
         dry_run: bool,
     ) -> anyhow::Result<(Counts, Vec<Uuid>)> {
         let asset = self.asset(asset.id).await?;
-        let request = plan::BatchRequest {
+        let request = BatchRequest {
             asset_id: asset.id.to_string(),
             configurations: Some(configurations.to_vec()),
             all: false,
