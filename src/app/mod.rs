@@ -6,6 +6,8 @@
 //! catalogue, opening the stores, reconciling asset versions) happens here,
 //! with errors that say which setting led to them.
 
+pub mod batch;
+pub mod health;
 pub mod image;
 pub mod params;
 

@@ -13,7 +13,7 @@
 
 use crate::app::{Background, Core, Role};
 use crate::config::Settings;
-use crate::meta::Meta;
+use crate::jobs::Jobs;
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,11 +93,12 @@ pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<(
         let Core {
             meta,
             store,
+            jobs,
             background,
             ..
         } = Core::start(&settings, Role::Worker, None).await?;
         if let Some(addr) = metrics_listen {
-            serve_metrics(addr, Some(Arc::clone(&meta)), &background).await?;
+            serve_metrics(addr, Some(jobs), &background).await?;
         }
         tracing::info!(store = store.url(), "layercake worker running");
         super::serve::shutdown_signal().await;
@@ -114,7 +115,7 @@ pub fn run(settings: Settings, metrics_listen: Option<&str>) -> anyhow::Result<(
 /// render counters and queue wait are recorded where renders run.
 async fn serve_metrics(
     addr: &str,
-    meta: Option<Arc<Meta>>,
+    jobs: Option<Arc<Jobs>>,
     background: &Background,
 ) -> anyhow::Result<()> {
     let handle = crate::telemetry::handle()
@@ -127,7 +128,7 @@ async fn serve_metrics(
     tracing::info!(addr = %bound, "worker metrics on http://{bound}/metrics");
     let stop = background.token().clone();
     background.tracker().spawn(async move {
-        let served = crate::http::serve_worker_ops(listener, meta, handle.clone(), async move {
+        let served = crate::http::serve_worker_ops(listener, jobs, handle.clone(), async move {
             stop.cancelled().await;
         })
         .await;

@@ -7,7 +7,7 @@
 //! org's id is a 404).
 //!
 //! - No token was ever created: **development mode**. Every request acts
-//!   for the default org (`meta::DEFAULT_ORG`), tokens are ignored, and
+//!   for the default org (`service::DEFAULT_ORG`), tokens are ignored, and
 //!   `serve` refuses to listen beyond loopback.
 //! - Otherwise: no token is 401; an unknown or revoked one is 401; a
 //!   public token on a write, from an origin it does not list (`Origin`,
@@ -25,7 +25,7 @@
 use super::error::ApiError;
 use crate::app::App;
 use crate::error::Error;
-use crate::meta::DEFAULT_ORG;
+use crate::service::DEFAULT_ORG;
 use crate::service::tokens::origin_of;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

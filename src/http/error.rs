@@ -136,12 +136,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::meta::MetaError> for ApiError {
-    fn from(e: crate::meta::MetaError) -> ApiError {
-        ApiError(Error::from(e))
-    }
-}
-
 /// The error boundary (see the module docs). Runs inside the request's
 /// trace span, so the log line carries the request id as well.
 pub async fn boundary(req: Request, next: Next) -> Response {

@@ -8,11 +8,10 @@ use super::error::ApiError;
 use super::page::Page;
 use crate::app::App;
 use crate::app::params::{Params, parse_uuid};
+use crate::app::batch::{self, BatchRequest};
 use crate::error::Error;
-use crate::jobs::batch;
-use crate::jobs::plan::{self, BatchRequest};
 use crate::jobs::records::{JobRecord, RunRecord, TaskRecord};
-use crate::wire::jobs::{JobJson, RunJson, TaskJson};
+use crate::wire::jobs::{DryRunJson, JobJson, RunJson, TaskJson};
 use crate::wire::{ErrorBody, FileJson};
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -91,36 +90,20 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: BatchRequest = body::parse(&bytes)?;
-    let dry_run = b.dry_run;
-    let asset = app
-        .assets()
-        .get(caller.org, parse_uuid("assetId", &b.asset_id)?)?;
-    let max = app.settings().jobs.max_batch_configurations;
-    let max_keys = app.settings().jobs.max_plan_keys;
-    let planned = {
-        let asset = Arc::clone(&asset);
-        app.compositor()
-            .cpu(move || {
-                let (configs, views) = b.expand(&asset, max, max_keys)?;
-                Ok::<_, Error>(plan::plan(&asset, &configs, &views))
-            })
-            .await??
+    let mode = batch::Mode::dry_run(b.dry_run);
+    let limits = batch::BatchLimits::of(&app.settings().jobs);
+    let outcome = batch::submit(&app, caller.org, b, limits, mode).await?;
+    let Some(job) = outcome.job else {
+        let dry = DryRunJson {
+            dry_run: true,
+            parameters: outcome.summary.json(),
+        };
+        let dry = serde_json::to_value(dry)
+            .map_err(|e| Error::Internal(format!("dry run JSON: {e}")))?;
+        return Ok((StatusCode::OK, Json(dry)));
     };
-    let missing = app.jobs().missing(&app.store(), &planned).await?;
-    if dry_run {
-        return Ok((
-            StatusCode::OK,
-            Json(serde_json::json!({
-                "dryRun": true,
-                "parameters": batch::summary(&asset, &planned, missing.layers.len()),
-            })),
-        ));
-    }
-    let spec = batch::spec(caller.org, &asset, &planned, &missing);
-    let job = app.jobs().submit(spec, &missing.layers, false).await?.job;
-    tracing::info!(job = %job.id, asset = %asset.id, configurations = planned.configurations, layers = planned.layers.len(), tasks = missing.layers.len(), "batch job queued");
     let job = serde_json::to_value(job_json(
-        &app.jobs().job_record(caller.org, job.id).await?,
+        &app.jobs().job_record(caller.org, job).await?,
         app.jobs().now(),
     ))
     .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;

@@ -11,7 +11,7 @@ use crate::app::image::check_output_size;
 use crate::app::params::{Params, parse_uuid};
 use crate::compose::{Fit, Format, Output};
 use crate::error::Error;
-use crate::meta::LayerFilter;
+use crate::service::LayerFilter;
 use crate::service::layers::{DEFAULT_BRANCH, canonical_layer_config, hash_of};
 use crate::service::{LayerQuery, NewLayer};
 use crate::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson, layer_file_path};

@@ -227,7 +227,7 @@ pub fn ops_router(app: Arc<App>) -> Router {
 /// I/O errors of the listener.
 pub async fn serve_worker_ops(
     listener: tokio::net::TcpListener,
-    meta: Option<Arc<crate::meta::Meta>>,
+    jobs: Option<Arc<crate::jobs::Jobs>>,
     handle: metrics_exporter_prometheus::PrometheusHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -235,10 +235,10 @@ pub async fn serve_worker_ops(
         .route(
             "/metrics",
             get(move || {
-                let (meta, handle) = (meta.clone(), handle.clone());
+                let (jobs, handle) = (jobs.clone(), handle.clone());
                 async move {
-                    if let Some(meta) = &meta {
-                        crate::jobs::record_queue_depth(meta).await;
+                    if let Some(jobs) = &jobs {
+                        jobs.record_queue_depth().await;
                     }
                     (
                         [(axum::http::header::CONTENT_TYPE, ops::PROMETHEUS_TEXT)],

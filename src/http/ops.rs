@@ -5,7 +5,6 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::app::App;
-use crate::compose::{Format, PremulImage};
 use crate::error::Error;
 use crate::telemetry;
 use axum::Json;
@@ -76,19 +75,7 @@ pub async fn metrics(State(app): State<Arc<App>>, parts: Parts) -> Result<Respon
     let handle = telemetry::handle()
         .ok_or_else(|| Error::Internal("another metrics recorder is installed".into()))?;
     // Gauges read at scrape time: what is queued, what the caches hold.
-    crate::jobs::record_queue_depth(&app.meta()).await;
-    let held = app.compositor().cache_bytes();
-    for (cache, bytes) in [
-        ("stand-ins", held.stand_ins),
-        ("composites", held.composites),
-        ("layers", held.layers),
-        ("flattened", held.flattened),
-    ] {
-        metrics::gauge!(telemetry::CACHE_BYTES, "cache" => cache).set(bytes as f64);
-    }
-    if let Some(disk) = app.store().status().disk_bytes {
-        metrics::gauge!(telemetry::CACHE_BYTES, "cache" => "disk").set(disk as f64);
-    }
+    crate::app::health::record_gauges(&app).await;
     Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()).into_response())
 }
 
@@ -107,37 +94,13 @@ pub async fn readyz(
     State(app): State<Arc<App>>,
     parts: Parts,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.meta()
-        .ping()
-        .await
-        .map_err(|e| Error::unavailable(format!("metadata store: {e}")))?;
-    // An unreachable object store degrades the node rather than taking it
-    // out of rotation: its memory and disk tiers still serve hits, and
-    // every node shares the store, so all would go unready at once.
-    let store_error = app.store().probe().await.err().map(|e| e.to_string());
-    let probe = PremulImage {
-        width: 1,
-        height: 1,
-        data: vec![0, 0, 0, 255],
-    };
-    // Not through the compose slots: a busy node is still a ready one.
-    tokio::task::spawn_blocking(move || crate::compose::encode(probe, Format::Png, None))
-        .await
-        .map_err(|e| Error::Internal(format!("probe task: {e}")))?
-        .map_err(|e| Error::unavailable(format!("the image encoder fails: {e}")))?;
-    let status = if store_error.is_some() {
-        "degraded"
-    } else {
-        "ready"
-    };
+    let ready = crate::app::health::readiness(&app).await?;
     if !sees_details(&app, &parts).await {
-        return Ok(Json(serde_json::json!({"status": status})));
+        return Ok(Json(serde_json::json!({"status": ready.status()})));
     }
-    let mut store = serde_json::to_value(app.store().status()).unwrap_or_default();
-    if let Some(e) = store_error {
-        store["error"] = e.into();
-    }
-    Ok(Json(serde_json::json!({"status": status, "store": store})))
+    Ok(Json(
+        serde_json::json!({"status": ready.status(), "store": ready.store}),
+    ))
 }
 
 /// `GET /api/<service>/healthcheck` of each service of the contract: 200

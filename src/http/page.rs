@@ -63,8 +63,8 @@ impl Page {
     }
 
     /// The page as a window of a `createdAt`-ordered listing.
-    pub fn window(&self) -> crate::meta::Window {
-        crate::meta::Window {
+    pub fn window(&self) -> crate::service::Window {
+        crate::service::Window {
             offset: self.offset(),
             limit: self.per_page,
             descending: self.descending,

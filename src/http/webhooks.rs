@@ -10,13 +10,15 @@ use super::page::Page;
 use crate::app::App;
 use crate::app::params::{Params, parse_uuid};
 use crate::error::Error;
-use crate::meta::{AttemptRow, DeliveryRow, WebhookRow};
 use crate::webhooks::WebhookInput;
-use crate::wire::{ErrorBody, rfc3339};
+use crate::wire::ErrorBody;
+use crate::wire::webhooks::{
+    DeliveryJson, DeliveryList, WebhookJson, WebhookList, WebhookOne, WebhookUpdated,
+};
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -41,136 +43,6 @@ pub struct WebhookBody {
     /// Create only.
     #[schema(min_length = 16)]
     pub secret: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookJson {
-    pub id: String,
-    pub org_id: String,
-    pub topic: String,
-    pub address: String,
-    #[schema(value_type = Object)]
-    pub filter: Value,
-    pub created_at: String,
-    pub updated_at: String,
-    /// Set by DELETE (a soft delete); `null` while live.
-    pub deleted_at: Option<String>,
-    /// The signing secret: only in the answer to the create.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-impl WebhookJson {
-    fn new(h: &WebhookRow, with_secret: bool) -> WebhookJson {
-        WebhookJson {
-            id: h.id.to_string(),
-            org_id: h.org_id.to_string(),
-            topic: h.topic.clone(),
-            address: h.address.clone(),
-            filter: crate::webhooks::filter_json(&h.filter),
-            created_at: rfc3339(h.created_at),
-            updated_at: rfc3339(h.updated_at),
-            deleted_at: h.deleted_at.map(rfc3339),
-            secret: with_secret.then(|| h.secret.clone()),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookList {
-    pub count: usize,
-    pub page: usize,
-    pub per_page: usize,
-    pub sort: String,
-    pub webhooks: Vec<WebhookJson>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AttemptJson {
-    pub attempt: i64,
-    /// The receiver's status, `null` when it did not answer.
-    pub status_code: Option<i64>,
-    pub error: Option<String>,
-    pub duration_ms: i64,
-    pub created_at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryJson {
-    pub id: String,
-    pub topic: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    /// The exact body sent.
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub created_at: String,
-    pub updated_at: String,
-    pub attempt_log: Vec<AttemptJson>,
-}
-
-impl DeliveryJson {
-    fn new(d: &DeliveryRow, attempts: &[AttemptRow]) -> DeliveryJson {
-        DeliveryJson {
-            id: d.id.to_string(),
-            topic: d.topic.clone(),
-            status: d.status.clone(),
-            attempts: d.attempts,
-            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
-            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
-            created_at: rfc3339(d.created_at),
-            updated_at: rfc3339(d.updated_at),
-            attempt_log: attempts
-                .iter()
-                .map(|a| AttemptJson {
-                    attempt: a.attempt,
-                    status_code: a.status_code,
-                    error: a.error.clone(),
-                    duration_ms: a.duration_ms,
-                    created_at: rfc3339(a.created_at),
-                })
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryList {
-    pub count: usize,
-    pub page: usize,
-    pub per_page: usize,
-    pub sort: String,
-    pub deliveries: Vec<DeliveryJson>,
-}
-
-/// `{"webhook": …}`: one webhook, as the published client reads it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookOne {
-    pub webhook: WebhookJson,
-}
-
-/// The answer to an update: `{"webhook": …, "webhooks": [the same]}`,
-/// because the published client types `updateById` as a webhook list while
-/// every other answer about one webhook is `{"webhook"}`; both parse.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookUpdated {
-    pub webhook: WebhookJson,
-    pub webhooks: Vec<WebhookJson>,
-}
-
-impl WebhookOne {
-    fn new(h: &WebhookRow, with_secret: bool) -> Json<WebhookOne> {
-        Json(WebhookOne {
-            webhook: WebhookJson::new(h, with_secret),
-        })
-    }
 }
 
 /// The body's fields as the service takes them; `orgId` must be the caller's.
@@ -207,7 +79,7 @@ pub async fn create(
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
     let row = app.webhooks().create(caller.org, input(&caller, b)?).await?;
-    Ok((StatusCode::CREATED, WebhookOne::new(&row, true)))
+    Ok((StatusCode::CREATED, Json(WebhookOne::new(&row, true))))
 }
 
 /// List webhooks (soft-deleted ones with `deleted=true`).
@@ -234,8 +106,8 @@ pub async fn list(
         }
     };
     let (count, rows) = app
-        .meta()
-        .webhooks(caller.org, deleted, page.window())
+        .webhooks()
+        .list(caller.org, deleted, page.window())
         .await?;
     Ok(Json(WebhookList {
         count,
@@ -256,7 +128,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookOne>, ApiError> {
     let h = app.webhooks().get(caller.org, parse_uuid("id", &id)?).await?;
-    Ok(WebhookOne::new(&h, false))
+    Ok(Json(WebhookOne::new(&h, false)))
 }
 
 /// Change a webhook's topic, address or filter (the fields given).
@@ -314,7 +186,7 @@ async fn set_deleted(
 ) -> Result<Json<WebhookOne>, ApiError> {
     let id = parse_uuid("id", id)?;
     let h = app.webhooks().set_deleted(caller.org, id, deleted).await?;
-    Ok(WebhookOne::new(&h, false))
+    Ok(Json(WebhookOne::new(&h, false)))
 }
 
 /// Deliveries of a webhook, each with every attempt (status, error, time).

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::keys::Key;
 use crate::meta::Meta;
 use crate::store::BlobStore;
+use crate::wire::jobs::BatchPlanJson;
 use futures::StreamExt;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -65,22 +66,54 @@ pub async fn missing(store: &BlobStore, meta: &Meta, plan: &Plan) -> Result<Miss
     Ok(out)
 }
 
-/// The plan in numbers, as a batch job's `parameters` report it.
-pub fn summary(asset: &Asset, plan: &Plan, missing: usize) -> serde_json::Value {
-    let views: Vec<&str> = plan
-        .views
-        .iter()
-        .map(|v| asset.views[*v].name.as_str())
-        .collect();
-    serde_json::json!({
-        "assetId": asset.id,
-        "assetVersion": asset.version,
-        "configurations": plan.configurations,
-        "views": views,
-        "layers": plan.layers.len(),
-        "cached": plan.layers.len() - missing,
-        "tasks": missing,
-    })
+/// A batch's plan in numbers: what a batch job's `parameters` report (as
+/// [`BatchPlanJson`]) and what a dry run answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub asset_id: Uuid,
+    pub asset_version: u32,
+    /// Distinct configurations planned.
+    pub configurations: usize,
+    /// The views' names, in plan order.
+    pub views: Vec<String>,
+    /// Distinct layer keys.
+    pub layers: usize,
+    /// Of those, already stored.
+    pub cached: usize,
+    /// Of those, to render (`layers - cached`).
+    pub tasks: usize,
+}
+
+impl Summary {
+    /// Its JSON shape (the contract's, in `wire`).
+    pub fn json(&self) -> BatchPlanJson {
+        BatchPlanJson {
+            asset_id: self.asset_id.to_string(),
+            asset_version: self.asset_version,
+            cached: self.cached,
+            configurations: self.configurations,
+            layers: self.layers,
+            tasks: self.tasks,
+            views: self.views.clone(),
+        }
+    }
+}
+
+/// The plan in numbers, `missing` of its layers not stored.
+pub fn summary(asset: &Asset, plan: &Plan, missing: usize) -> Summary {
+    Summary {
+        asset_id: asset.id,
+        asset_version: asset.version,
+        configurations: plan.configurations,
+        views: plan
+            .views
+            .iter()
+            .map(|v| asset.views[*v].name.clone())
+            .collect(),
+        layers: plan.layers.len(),
+        cached: plan.layers.len().saturating_sub(missing),
+        tasks: missing,
+    }
 }
 
 /// The batch job rendering the `missing` layers of `plan`.
@@ -94,7 +127,7 @@ pub fn spec(org: Uuid, asset: &Asset, plan: &Plan, missing: &Missing) -> JobSpec
             plan.views.len()
         ),
         kind: "batch".into(),
-        parameters: summary(asset, plan, missing.layers.len()),
+        parameters: summary(asset, plan, missing.layers.len()).json().to_value(),
         priority: PRIORITY_BATCH,
         rerender: missing.lost.clone(),
     }

@@ -276,6 +276,11 @@ impl Jobs {
         &self.settings
     }
 
+    /// Sets the queue depth gauges (see [`record_queue_depth`]).
+    pub async fn record_queue_depth(&self) {
+        record_queue_depth(&self.meta).await;
+    }
+
     pub(crate) fn webhooks(&self) -> &Arc<Webhooks> {
         &self.webhooks
     }

@@ -38,6 +38,7 @@ use crate::config::WebhookSettings;
 use crate::error::Error;
 use crate::meta::{AttemptRow, DeliveryRow, Meta, WebhookRow, Window};
 use crate::wire::rfc3339;
+pub use crate::wire::webhooks::filter_json;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -92,20 +93,6 @@ pub fn matches(filter: &serde_json::Value, data: &serde_json::Value) -> bool {
         }
         _ => data.get(k) == Some(v),
     })
-}
-
-/// A stored filter as answered: `status` always there (empty: any), as the
-/// published client's schema requires.
-pub fn filter_json(stored: &str) -> serde_json::Value {
-    let mut f = match serde_json::from_str(stored) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    f.entry("status").or_insert_with(|| serde_json::json!([]));
-    if let Some(t) = f.get_mut("type").filter(|t| !t.is_array()) {
-        *t = serde_json::Value::Array(vec![t.take()]);
-    }
-    serde_json::Value::Object(f)
 }
 
 /// A webhook as a client creates or updates it.
@@ -288,6 +275,19 @@ impl Webhooks {
                 .map_err(|m| Error::invalid("address", m))?;
         }
         Ok(a.to_string())
+    }
+
+    /// A page of `org`'s webhooks; soft-deleted ones too with `deleted`.
+    ///
+    /// # Errors
+    /// Metadata failures.
+    pub async fn list(
+        &self,
+        org: Uuid,
+        deleted: bool,
+        w: Window,
+    ) -> Result<(usize, Vec<WebhookRow>), Error> {
+        Ok(self.meta.webhooks(org, deleted, w).await?)
     }
 
     /// # Errors

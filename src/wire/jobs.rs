@@ -1,10 +1,11 @@
 //! The job, task and run objects, as the API answers them and as
 //! `job.stopped` events carry them. Field names follow the contract;
-//! layercake's additions are marked.
+//! layercake's additions are marked. Also a batch's plan (`parameters`
+//! of a batch job, and the answer to a dry run).
 
 use super::{FileJson, NO_ID, rfc3339};
 use crate::meta::{JobCounts, JobRow, RunRow, TaskRow};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -207,5 +208,79 @@ impl RunJson {
             worker: r.worker.clone(),
             attempt: r.attempt,
         }
+    }
+}
+
+/// A batch's plan in numbers: a batch job's `parameters`, and what a dry
+/// run answers. Fields in alphabetical order: the JSON (a `json!` object
+/// before) keeps the byte order clients and tests saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchPlanJson {
+    #[schema(format = Uuid)]
+    pub asset_id: String,
+    pub asset_version: u32,
+    /// Distinct layers already stored.
+    pub cached: usize,
+    /// Distinct configurations planned.
+    pub configurations: usize,
+    /// Distinct layer keys.
+    pub layers: usize,
+    /// Layers to render (`layers - cached`).
+    pub tasks: usize,
+    /// The views' names, in plan order.
+    pub views: Vec<String>,
+}
+
+impl BatchPlanJson {
+    /// As a JSON value (what a job's `parameters` keep).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The answer to `POST /api/jobs` with `dryRun: true`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunJson {
+    /// Always `true`.
+    pub dry_run: bool,
+    pub parameters: BatchPlanJson,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchPlanJson, DryRunJson};
+
+    fn plan() -> BatchPlanJson {
+        BatchPlanJson {
+            asset_id: "03a29397-2265-40cd-8c45-41a1c4e12574".into(),
+            asset_version: 2,
+            cached: 3,
+            configurations: 4,
+            layers: 10,
+            tasks: 7,
+            views: vec!["Front".into(), "Side".into()],
+        }
+    }
+
+    /// The bytes the `json!` objects made before the plan was typed.
+    #[test]
+    fn a_plan_serialises_as_the_json_object_did() {
+        let p = plan();
+        let before = serde_json::json!({
+            "assetId": p.asset_id, "assetVersion": 2, "configurations": 4,
+            "views": ["Front", "Side"], "layers": 10, "cached": 3, "tasks": 7,
+        });
+        assert_eq!(serde_json::to_string(&p).unwrap(), before.to_string());
+        assert_eq!(p.to_value(), before);
+        let dry = DryRunJson {
+            dry_run: true,
+            parameters: p,
+        };
+        let before = serde_json::json!({"dryRun": true, "parameters": before});
+        assert_eq!(serde_json::to_string(&dry).unwrap(), before.to_string());
+        let back: BatchPlanJson = serde_json::from_value(before["parameters"].clone()).unwrap();
+        assert_eq!(back, plan());
     }
 }

@@ -12,10 +12,12 @@
 //! sits below the domain (it knows records, not services), so the domain
 //! can build event payloads without depending on `http`.
 //!
-//! - `jobs`: the job, task and run objects.
+//! - `jobs`: the job, task and run objects; a batch's plan.
+//! - `webhooks`: webhooks, their deliveries and attempts.
 //! - `worker`: the worker protocol's bodies (remote render nodes).
 
 pub mod jobs;
+pub mod webhooks;
 pub mod worker;
 
 use crate::catalog::Asset;

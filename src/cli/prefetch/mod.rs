@@ -14,32 +14,36 @@
 //! 5. With `--output`, the final image URLs (pinned, signed when signing is
 //!    configured) as CSV or JSONL.
 //!
-//! It works on a data dir ([`backend::Local`]) or against a server
-//! (`--server URL --token T`, [`backend::Remote`]). A second run finds
+//! It works on a data dir ([`local::Local`]) or against a server
+//! (`--server URL --token T`, [`remote::Remote`]), both behind
+//! [`backend::Backend`]. Here: the arguments and the run; `inputs` reads
+//! what to cover, `progress` follows renders and composites, `output`
+//! writes the URLs. A second run finds
 //! everything done and does nothing; Ctrl-C cancels what is queued and
 //! keeps what is done; the exit status is 1 when anything failed.
 
 mod backend;
 pub mod feed;
+mod inputs;
+mod local;
+mod output;
+mod progress;
+mod remote;
 
 use crate::app::image::query_of;
 use crate::catalog::Asset;
 use crate::config::Settings;
-use crate::jobs::plan;
-use anyhow::{Context, bail};
-use backend::{Backend, Counts, Local, Made, Remote};
+use anyhow::bail;
+use backend::{Backend, Counts};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use local::Local;
+use remote::Remote;
 use serde_json::{Map, Value};
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-/// Configurations `--all` may expand to.
-const MAX_COMBINATIONS: usize = 100_000;
 
 #[derive(Debug, clap::Args)]
 pub struct PrefetchArgs {
@@ -177,6 +181,33 @@ struct Totals {
     interrupted: bool,
 }
 
+impl Totals {
+    /// The closing line: what was done (or, interrupted, done so far).
+    fn report(&self, args: &PrefetchArgs, secs: f64) {
+        println!(
+            "{}: {} configurations, {} distinct layers ({} were cached, {} rendered, {} failed){} in {secs:.2} s",
+            if self.interrupted {
+                "interrupted"
+            } else {
+                "done"
+            },
+            self.plan.configurations,
+            self.plan.layers,
+            self.plan.cached,
+            self.rendered,
+            self.render_failures,
+            if args.composites {
+                format!(
+                    "; {} composites ({} were cached, {} encoded, {} failed)",
+                    self.composites, self.cached, self.encoded, self.composite_failures
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
 /// What one asset's plan found.
 struct Planned {
     counts: Counts,
@@ -184,32 +215,7 @@ struct Planned {
 }
 
 pub fn run(settings: Settings, mut args: PrefetchArgs) -> anyhow::Result<()> {
-    if args.all == args.feed.is_some() {
-        bail!("give either --asset ID --all or --feed FILE");
-    }
-    for f in &args.formats {
-        if !matches!(f.as_str(), "png" | "jpg" | "jpeg" | "webp" | "avif") {
-            bail!("--formats: unknown format \"{f}\" (png, jpg, webp, avif)");
-        }
-    }
-    let max = settings.http.max_dimension;
-    if let Some(w) = args.sizes.iter().find(|w| **w == 0 || **w > max) {
-        bail!("--sizes: {w} is not between 1 and {max} (http.max_dimension)");
-    }
-    if let Some(path) = &args.output {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !matches!(
-            ext.to_ascii_lowercase().as_str(),
-            "csv" | "jsonl" | "ndjson"
-        ) {
-            bail!("--output {}: name a .csv or .jsonl file", path.display());
-        }
-    }
-    if args.base.is_empty()
-        && let Some(server) = &args.server
-    {
-        args.base = server.trim_end_matches('/').to_string();
-    }
+    check(&settings, &mut args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -238,6 +244,38 @@ pub fn run(settings: Settings, mut args: PrefetchArgs) -> anyhow::Result<()> {
     })?;
     if failed {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The arguments checked (before anything opens); `--base` defaults to
+/// `--server`.
+fn check(settings: &Settings, args: &mut PrefetchArgs) -> anyhow::Result<()> {
+    if args.all == args.feed.is_some() {
+        bail!("give either --asset ID --all or --feed FILE");
+    }
+    for f in &args.formats {
+        if !matches!(f.as_str(), "png" | "jpg" | "jpeg" | "webp" | "avif") {
+            bail!("--formats: unknown format \"{f}\" (png, jpg, webp, avif)");
+        }
+    }
+    let max = settings.http.max_dimension;
+    if let Some(w) = args.sizes.iter().find(|w| **w == 0 || **w > max) {
+        bail!("--sizes: {w} is not between 1 and {max} (http.max_dimension)");
+    }
+    if let Some(path) = &args.output {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(
+            ext.to_ascii_lowercase().as_str(),
+            "csv" | "jsonl" | "ndjson"
+        ) {
+            bail!("--output {}: name a .csv or .jsonl file", path.display());
+        }
+    }
+    if args.base.is_empty()
+        && let Some(server) = &args.server
+    {
+        args.base = server.trim_end_matches('/').to_string();
     }
     Ok(())
 }
@@ -299,7 +337,7 @@ async fn prefetch(
     let started = Instant::now();
     let mut totals = Totals::default();
     let planning = async {
-        let work = inputs(backend, args).await?;
+        let work = inputs::inputs(backend, args).await?;
         let mut plans = Vec::new();
         for w in &work {
             plans.push(plan_one(backend, args, w).await?);
@@ -314,17 +352,14 @@ async fn prefetch(
         }
     };
     for p in &plans {
-        totals.plan.configurations += p.counts.configurations;
-        totals.plan.layers += p.counts.layers;
-        totals.plan.cached += p.counts.cached;
-        totals.plan.tasks += p.counts.tasks;
+        totals.plan.add(p.counts);
     }
     if args.dry_run {
         println!("dry run: nothing rendered");
         return Ok(false);
     }
     for (w, p) in work.iter().zip(&plans) {
-        if interrupt.is_cancelled() || !render(backend, w, p.counts, &mut totals, interrupt).await?
+        if interrupt.is_cancelled() || !progress::render(backend, w, p.counts, &mut totals, interrupt).await?
         {
             totals.interrupted = true;
             break;
@@ -332,7 +367,7 @@ async fn prefetch(
     }
     if args.composites && !totals.interrupted {
         for (w, p) in work.iter().zip(&plans) {
-            if !composites(backend, args, w, &p.images, &mut totals, interrupt).await {
+            if !progress::composites(backend, args, w, &p.images, &mut totals, interrupt).await {
                 totals.interrupted = true;
                 break;
             }
@@ -341,438 +376,9 @@ async fn prefetch(
     if let Some(path) = &args.output
         && !totals.interrupted
     {
-        write_output(args, path, &work, &plans)?;
+        output::write_output(args, path, &work, &plans)?;
     }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{}: {} configurations, {} distinct layers ({} were cached, {} rendered, {} failed){} in {secs:.2} s",
-        if totals.interrupted {
-            "interrupted"
-        } else {
-            "done"
-        },
-        totals.plan.configurations,
-        totals.plan.layers,
-        totals.plan.cached,
-        totals.rendered,
-        totals.render_failures,
-        if args.composites {
-            format!(
-                "; {} composites ({} were cached, {} encoded, {} failed)",
-                totals.composites, totals.cached, totals.encoded, totals.composite_failures
-            )
-        } else {
-            String::new()
-        }
-    );
+    totals.report(args, started.elapsed().as_secs_f64());
     Ok(totals.interrupted || totals.render_failures > 0 || totals.composite_failures > 0)
 }
 
-/// The assets, configurations and views the arguments name.
-async fn inputs(backend: &dyn Backend, args: &PrefetchArgs) -> anyhow::Result<Vec<Work>> {
-    let mut by_asset: Vec<(Arc<Asset>, Vec<Row>)> = Vec::new();
-    if let Some(path) = &args.feed {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        let name = path.display().to_string();
-        let assets = FeedAssets::collect(backend, &name, &text, args.asset).await?;
-        let entries = feed::parse(&path.display().to_string(), &text, args.asset, &assets)?;
-        for e in entries {
-            let asset = assets.get(e.asset)?;
-            match by_asset.iter_mut().find(|(a, _)| a.id == e.asset) {
-                Some((_, list)) => list.push((e.id, e.configuration)),
-                None => by_asset.push((asset, vec![(e.id, e.configuration)])),
-            }
-        }
-    } else if let Some(id) = args.asset {
-        let asset = backend.asset(id).await?;
-        let filter = where_filter(&asset, &args.where_)?;
-        let configs = plan::combinations(&asset, filter.as_ref(), MAX_COMBINATIONS)?;
-        let list = configs
-            .iter()
-            .map(|c| match serde_json::from_str(&c.canonical(&asset)) {
-                Ok(Value::Object(m)) => Ok((None, m)),
-                _ => bail!("configuration {} is not an object", c.canonical(&asset)),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        by_asset.push((asset, list));
-    }
-    by_asset
-        .into_iter()
-        .map(|(asset, configurations)| {
-            let stages = views(&asset, &args.views)?;
-            Ok(Work {
-                asset,
-                configurations,
-                stages,
-            })
-        })
-        .collect()
-}
-
-/// `--where Body=Navy,Rust` as the batch's `where` object.
-fn where_filter(asset: &Asset, wheres: &[String]) -> anyhow::Result<Option<Map<String, Value>>> {
-    if wheres.is_empty() {
-        return Ok(None);
-    }
-    let mut out = Map::new();
-    for w in wheres {
-        let Some((name, values)) = w.split_once('=') else {
-            bail!("--where {w}: expected ATTR=V1,V2");
-        };
-        let Some((_, attr)) = asset.attribute(name.trim()) else {
-            bail!("--where {w}: {} has no attribute \"{name}\"", asset.name);
-        };
-        let values = values
-            .split(',')
-            .map(|v| {
-                feed::cell(&attr.kind, v.trim()).map_err(|m| anyhow::anyhow!("--where {w}: {m}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        out.insert(name.trim().to_string(), Value::Array(values));
-    }
-    Ok(Some(out))
-}
-
-/// The named views (all when none), as (name, stage configuration).
-fn views(asset: &Asset, names: &[String]) -> anyhow::Result<Vec<(String, Value)>> {
-    let all: Vec<&str> = asset.views.iter().map(|v| v.name.as_str()).collect();
-    let pick = |name: &str| {
-        asset
-            .views
-            .iter()
-            .find(|v| v.name == name)
-            .map(|v| (v.name.clone(), Value::Object(v.stage.clone())))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--views: {} has no view \"{name}\" ({})",
-                    asset.name,
-                    all.join(", ")
-                )
-            })
-    };
-    if names.is_empty() {
-        return all.iter().map(|n| pick(n)).collect();
-    }
-    let mut out: Vec<(String, Value)> = Vec::new();
-    for name in names {
-        let group = match name.as_str() {
-            _ if all.contains(&name.as_str()) => None,
-            "turntable" => Some(asset.turntable()),
-            "stills" => Some(asset.stills()),
-            _ => None,
-        };
-        let picked = match group {
-            Some(ix) => ix
-                .iter()
-                .map(|&i| pick(&asset.views[i].name))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-            None => vec![pick(name)?],
-        };
-        for p in picked {
-            if !out.iter().any(|(n, _)| *n == p.0) {
-                out.push(p);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The assets a feed names, fetched once each.
-struct FeedAssets(Vec<Arc<Asset>>);
-
-impl FeedAssets {
-    /// `--asset` and the feed's `assetId` values, each fetched once. A
-    /// lookup that fails is reported here; the parser then names the line.
-    async fn collect(
-        backend: &dyn Backend,
-        file: &str,
-        text: &str,
-        default: Option<Uuid>,
-    ) -> anyhow::Result<FeedAssets> {
-        let mut ids: Vec<Uuid> = default.into_iter().collect();
-        for id in feed::asset_ids(file, text) {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        let mut assets = Vec::new();
-        for id in ids {
-            match backend.asset(id).await {
-                Ok(a) => assets.push(a),
-                Err(e) => eprintln!("asset {id}: {e:#}"),
-            }
-        }
-        Ok(FeedAssets(assets))
-    }
-
-    fn get(&self, id: Uuid) -> anyhow::Result<Arc<Asset>> {
-        self.0
-            .iter()
-            .find(|a| a.id == id)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("unknown asset {id}"))
-    }
-}
-
-impl feed::Assets for FeedAssets {
-    fn asset(&self, id: Uuid) -> Option<Arc<Asset>> {
-        self.get(id).ok()
-    }
-}
-
-/// A progress bar (on stderr) when stdout is a terminal; plain lines on
-/// stderr, when the count moves and at most every 2 s, elsewhere (logs, CI).
-struct Meter {
-    bar: Option<ProgressBar>,
-    what: &'static str,
-    total: u64,
-    started: Instant,
-    last_line: Instant,
-    last_done: Option<u64>,
-}
-
-impl Meter {
-    fn new(what: &'static str, total: u64) -> Meter {
-        let bar = std::io::stdout().is_terminal().then(|| {
-            let b = ProgressBar::new(total);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            b.set_prefix(what);
-            b
-        });
-        Meter {
-            bar,
-            what,
-            total,
-            started: Instant::now(),
-            last_line: Instant::now(),
-            last_done: None,
-        }
-    }
-
-    fn set(&mut self, done: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-            return;
-        }
-        let moved = self.last_done != Some(done);
-        let first = self.last_done.is_none();
-        if !(first
-            || (moved
-                && (done == self.total || self.last_line.elapsed() >= Duration::from_secs(2))))
-        {
-            return;
-        }
-        self.last_line = Instant::now();
-        self.last_done = Some(done);
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = done as f64 / secs;
-        let eta = if rate > 0.0 {
-            (self.total - done.min(self.total)) as f64 / rate
-        } else {
-            0.0
-        };
-        eprintln!(
-            "{}: {done}/{} ({rate:.1}/s, ETA {eta:.0} s)",
-            self.what, self.total
-        );
-        let _ = std::io::stderr().flush();
-    }
-
-    /// A message that does not garble the bar.
-    fn println(&self, line: &str) {
-        match &self.bar {
-            Some(b) => b.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish();
-        }
-    }
-}
-
-/// Where the jobs are, summed; a failed poll is retried for a while (a
-/// server restarting, a timeout) before the run gives up.
-async fn poll(
-    backend: &dyn Backend,
-    asset: &Asset,
-    jobs: &[Uuid],
-) -> anyhow::Result<backend::Progress> {
-    let mut sum = backend::Progress {
-        stopped: true,
-        ..Default::default()
-    };
-    for job in jobs {
-        let mut tries = 0;
-        let p = loop {
-            match backend.progress(asset, *job).await {
-                Ok(p) => break p,
-                Err(e) if tries < 30 => {
-                    tries += 1;
-                    eprintln!("job {job}: {e:#}; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        sum.total += p.total;
-        sum.successes += p.successes;
-        sum.failures += p.failures;
-        sum.stopped &= p.stopped;
-    }
-    Ok(sum)
-}
-
-/// Queues and follows one asset's renders; `false` when interrupted (the
-/// jobs are cancelled: what is rendered stays).
-async fn render(
-    backend: &dyn Backend,
-    w: &Work,
-    planned: Counts,
-    totals: &mut Totals,
-    interrupt: &CancellationToken,
-) -> anyhow::Result<bool> {
-    if planned.tasks == 0 {
-        // Nothing missing when planned: queue no (empty) job.
-        return Ok(true);
-    }
-    let (counts, jobs) = w.batch(backend, false).await?;
-    if jobs.is_empty() {
-        return Ok(true);
-    }
-    let mut meter = Meter::new("renders", counts.tasks);
-    loop {
-        let p = poll(backend, &w.asset, &jobs).await?;
-        meter.set(p.successes + p.failures);
-        if p.stopped {
-            meter.finish();
-            totals.rendered += p.successes;
-            totals.render_failures += p.failures;
-            if p.failures > 0 {
-                meter.println(&format!(
-                    "{} of {} renders failed: see GET /api/jobs/{{id}} for {jobs:?}",
-                    p.failures, p.total
-                ));
-            }
-            return Ok(true);
-        }
-        tokio::select! {
-            () = interrupt.cancelled() => {
-                meter.finish();
-                meter.println("interrupted: cancelling the queued renders; finished ones are kept");
-                for job in &jobs {
-                    backend.cancel(&w.asset, *job).await?;
-                }
-                let p = poll(backend, &w.asset, &jobs).await?;
-                totals.rendered += p.successes;
-                totals.render_failures += p.failures;
-                return Ok(false);
-            }
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
-}
-
-/// Encodes one asset's composites; `false` when interrupted.
-async fn composites(
-    backend: &dyn Backend,
-    args: &PrefetchArgs,
-    w: &Work,
-    images: &[Image],
-    totals: &mut Totals,
-    interrupt: &CancellationToken,
-) -> bool {
-    let mut meter = Meter::new("composites", images.len() as u64);
-    let mut stream = futures::stream::iter(
-        images
-            .iter()
-            .map(|i| async move { (i, backend.composite(&w.asset, &i.url).await) }),
-    )
-    .buffer_unordered(args.concurrency.max(1));
-    let mut done = 0;
-    loop {
-        tokio::select! {
-            () = interrupt.cancelled() => {
-                meter.finish();
-                meter.println("interrupted: composites made so far are kept");
-                return false;
-            }
-            next = stream.next() => match next {
-                None => break,
-                Some((image, result)) => {
-                    done += 1;
-                    totals.composites += 1;
-                    match result {
-                        Ok(Made::Cached) => totals.cached += 1,
-                        Ok(Made::Encoded) => totals.encoded += 1,
-                        Err(e) => {
-                            totals.composite_failures += 1;
-                            meter.println(&format!("composite {} failed: {e:#}", image.url));
-                        }
-                    }
-                    meter.set(done);
-                }
-            }
-        }
-    }
-    meter.finish();
-    true
-}
-
-/// The image URLs, one line each, as CSV or JSONL (by the file's
-/// extension), written to a temporary file and renamed into place.
-fn write_output(
-    args: &PrefetchArgs,
-    path: &Path,
-    work: &[Work],
-    plans: &[Planned],
-) -> anyhow::Result<()> {
-    let jsonl = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"));
-    let mut out = Vec::new();
-    if !jsonl {
-        out.extend_from_slice(b"id,assetId,view,width,format,configuration,url\n");
-    }
-    let mut n = 0;
-    for (w, p) in work.iter().zip(plans) {
-        for i in &p.images {
-            n += 1;
-            let url = format!("{}{}", args.base, i.url);
-            if jsonl {
-                let line = serde_json::json!({
-                    "id": i.id, "assetId": w.asset.id, "view": i.view, "width": i.width,
-                    "format": i.format, "configuration": i.configuration, "url": url,
-                });
-                out.extend_from_slice(line.to_string().as_bytes());
-                out.push(b'\n');
-            } else {
-                let mut row = csv::Writer::from_writer(Vec::new());
-                row.write_record([
-                    i.id.clone().unwrap_or_default(),
-                    w.asset.id.to_string(),
-                    i.view.clone(),
-                    i.width.map(|x| x.to_string()).unwrap_or_default(),
-                    i.format.clone(),
-                    Value::Object(i.configuration.clone()).to_string(),
-                    url,
-                ])?;
-                out.extend_from_slice(&row.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
-            }
-        }
-    }
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, &out).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
-    println!("wrote {n} image URLs to {}", path.display());
-    Ok(())
-}
