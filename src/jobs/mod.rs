@@ -34,7 +34,7 @@ use crate::compose::LayerImage;
 use crate::config::JobsSettings;
 use crate::error::Error;
 use crate::keys::{Configuration, Key};
-use crate::meta::{JobRow, Meta, NewTask};
+use crate::meta::{JobRow, Meta, NewTask, SchedulerState, Status, TaskResult};
 use crate::render::{RenderError, RenderRequest};
 use crate::telemetry;
 use crate::webhooks::Webhooks;
@@ -427,8 +427,8 @@ impl Jobs {
             org_id: spec.org,
             title: spec.title,
             kind: spec.kind,
-            status: String::new(),
-            scheduler_state: String::new(),
+            status: Status::Pending,
+            scheduler_state: SchedulerState::Scheduling,
             parameters: spec.parameters.to_string(),
             priority: spec.priority,
             created_by: None,
@@ -441,7 +441,7 @@ impl Jobs {
             metrics::counter!(crate::telemetry::RENDERS_REUSED, "at" => "queue")
                 .increment(reused as u64);
         }
-        if queued.job.status == "stopped" {
+        if queued.job.status == Status::Stopped {
             self.job_stopped(&queued.job).await;
         } else {
             self.work.notify_waiters();
@@ -472,7 +472,7 @@ impl Jobs {
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.meta.task_by_id(id).await {
-                Ok(t) if t.status == "stopped" => {
+                Ok(t) if t.status == Status::Stopped => {
                     if waited {
                         // How late this process heard of it: a wake-up's
                         // delay (tens of ms at most with NOTIFY), else up
@@ -480,10 +480,10 @@ impl Jobs {
                         metrics::histogram!(telemetry::WAKE_DELAY)
                             .record((self.meta.now() - t.updated_at).max(0) as f64 / 1e6);
                     }
-                    return match t.run_result.as_deref() {
-                        Some("success") if t.reused_layer.is_some() => Ok(Ended::Reused),
-                        Some("success") => Ok(Ended::Rendered),
-                        Some("cancelled") => Err(Error::unavailable(format!(
+                    return match t.run_result {
+                        Some(TaskResult::Success) if t.reused_layer.is_some() => Ok(Ended::Reused),
+                        Some(TaskResult::Success) => Ok(Ended::Rendered),
+                        Some(TaskResult::Cancelled) => Err(Error::unavailable(format!(
                             "the render of {} was cancelled; retry",
                             t.title
                         ))),

@@ -165,7 +165,7 @@ impl Backend for Local {
             total: n(c.total),
             successes: n(c.successes),
             failures: n(c.failures),
-            stopped: row.status == "stopped",
+            stopped: row.status == crate::meta::Status::Stopped,
         })
     }
 
