@@ -13,8 +13,8 @@ use crate::app::App;
 use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::error::Error;
 use crate::keys::{self, Configuration};
-use crate::meta::ConfigurationRow;
 use crate::pipeline::ImageRequest;
+use crate::service::SavedConfiguration;
 use crate::signing::Verdict;
 use crate::sizes::Exactness;
 use crate::wire::ErrorBody;
@@ -271,7 +271,7 @@ pub fn image_request(
     app: &App,
     org: Uuid,
     p: &Params,
-    saved: Option<&ConfigurationRow>,
+    saved: Option<&SavedConfiguration>,
     accept: Option<&str>,
     exactness: Exactness,
 ) -> Result<ImageRequest, Error> {
@@ -285,10 +285,10 @@ pub fn image_request(
     ])?;
     let id = match (p.str("assetId"), saved) {
         (Some(a), None) => super::params::parse_uuid("assetId", a)?,
-        (None, Some(c)) => super::params::parse_uuid("configurationId", &c.product_id)?,
+        (None, Some(c)) => c.product_id,
         (Some(a), Some(c)) => {
             let id = super::params::parse_uuid("assetId", a)?;
-            if id.to_string() != c.product_id {
+            if id != c.product_id {
                 return Err(Error::invalid(
                     "configurationId",
                     format!("is a configuration of {}, not of asset {id}", c.product_id),
@@ -309,8 +309,7 @@ pub fn image_request(
                 ),
             ));
         }
-        Some(c) => serde_json::from_str(&c.variant)
-            .map_err(|e| Error::Internal(format!("saved configuration {}: {e}", c.id)))?,
+        Some(c) => c.variant.clone(),
         None => p.json("configuration")?.unwrap_or(serde_json::Value::Null),
     };
     let config = Configuration::parse(&asset, &config_json)

@@ -541,11 +541,11 @@ impl Jobs {
     ///
     /// # Errors
     /// 404 when the org has no such job.
-    pub async fn cancel(&self, org: Uuid, id: Uuid) -> Result<JobRow, Error> {
+    pub async fn cancel(&self, org: Uuid, id: Uuid) -> Result<records::JobRecord, Error> {
         if let Some(job) = self.meta.cancel_job(org, id).await? {
             self.job_stopped(&job).await;
         }
-        Ok(self.meta.job(org, id).await?)
+        self.job_record(org, id).await
     }
 
     /// Reports a stopped job (the `job.stopped` event).
@@ -564,7 +564,7 @@ impl Jobs {
             failures = counts.failures,
             "job stopped"
         );
-        let data = serde_json::to_value(crate::wire::jobs::JobJson::new(job, &counts, None))
+        let data = serde_json::to_value(records::job_json(&job.clone().into(), &counts, None))
             .unwrap_or(serde_json::Value::Null);
         self.webhooks.emit(job.org_id, "job.stopped", data).await;
     }
