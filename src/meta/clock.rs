@@ -59,11 +59,9 @@ impl Meta {
             }
         }
     }
-
 }
 
 /// A duration in the store's time unit (microseconds), saturating.
 pub fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
-

@@ -90,4 +90,3 @@ fn is_transient(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
-

@@ -5,9 +5,12 @@
 //! One interface, [`Meta`], over sqlx's `Any` driver with portable SQL
 //! (`$N` placeholders, TEXT ids, BIGINT microsecond times, JSON as TEXT),
 //! so the embedded SQLite file and a shared PostgreSQL differ only in the
-//! URL. Migrations (`migrations/`) run at open. Only this module imports
-//! sqlx; its errors are translated into [`MetaError`] here. Deciding what
-//! a record means (validation, keys, objects) is `service`'s business.
+//! URL. Migrations (`migrations/`) run at open (`open`). Only this module
+//! imports sqlx; its errors are translated into [`MetaError`] in `error`.
+//! States are enums with their stored spellings (`states`: an unknown
+//! spelling reads as [`MetaError::Corrupt`]); `sql` holds the query
+//! helpers, `clock` the store's time. Deciding what a record means
+//! (validation, keys, objects) is `service`'s business.
 
 mod assets;
 mod clock;
@@ -46,6 +49,8 @@ pub use states::{DeliveryStatus, RunResult, SchedulerState, Status, TaskResult};
 
 use clock::Clock;
 use error::translate;
+#[cfg(test)]
+use open::with_database;
 use sql::{Where, int, opt_int, opt_text, placeholders, text, uuid};
 use sqlx::AnyPool;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -61,7 +66,6 @@ pub fn backoff(attempt: i64, base: u64, max: u64) -> std::time::Duration {
 
 /// The org every record belongs to in embedded (single-tenant) mode.
 pub const DEFAULT_ORG: Uuid = Uuid::from_u128(0x420e2093_8bf9_4d82_b236_277c2b65a13c);
-
 
 /// The metadata store.
 pub struct Meta {

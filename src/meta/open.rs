@@ -91,7 +91,6 @@ impl Meta {
         Ok(meta)
     }
 
-
     /// Checks that the store answers (for readiness).
     ///
     /// # Errors
@@ -165,4 +164,3 @@ pub fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
-

@@ -128,16 +128,17 @@ pub(super) fn state<T: Spelled>(row: &AnyRow, col: &str) -> Result<T, MetaError>
 
 /// The state in nullable column `col` of `row`.
 pub(super) fn opt_state<T: Spelled>(row: &AnyRow, col: &str) -> Result<Option<T>, MetaError> {
-    opt_text(row, col)?
-        .map(|s| decode(col, &s))
-        .transpose()
+    opt_text(row, col)?.map(|s| decode(col, &s)).transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn round_trips<T: Spelled + PartialEq + std::fmt::Debug>(all: &[T], spell: fn(T) -> &'static str) {
+    fn round_trips<T: Spelled + PartialEq + std::fmt::Debug>(
+        all: &[T],
+        spell: fn(T) -> &'static str,
+    ) {
         for &v in all {
             assert_eq!(decode::<T>("c", spell(v)).ok(), Some(v), "{v:?}");
         }
@@ -155,21 +156,45 @@ mod tests {
     #[test]
     fn the_spellings_are_the_stored_ones() {
         let table: &[(&str, &[&str])] = &[
-            ("status", &Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            (
+                "status",
+                &Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ),
             (
                 "scheduler",
-                &SchedulerState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                &SchedulerState::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
             ),
-            ("task", &TaskResult::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
-            ("run", &RunResult::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            (
+                "task",
+                &TaskResult::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "run",
+                &RunResult::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            ),
             (
                 "delivery",
-                &DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                &DeliveryStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
             ),
         ];
         let expected: &[(&str, &[&str])] = &[
             ("status", &["pending", "running", "stopped"]),
-            ("scheduler", &["scheduling", "scheduled", "finished", "cancelled"]),
+            (
+                "scheduler",
+                &["scheduling", "scheduled", "finished", "cancelled"],
+            ),
             ("task", &["success", "failure", "cancelled"]),
             ("run", &["Success", "Failed"]),
             ("delivery", &["pending", "delivered", "failed"]),

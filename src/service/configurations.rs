@@ -318,7 +318,10 @@ mod tests {
         for (r, part) in cases {
             match SavedConfiguration::of_row(r) {
                 Err(Error::Internal(m)) => {
-                    assert!(m.starts_with(&format!("saved configuration {id}: {part}: ")), "{m}");
+                    assert!(
+                        m.starts_with(&format!("saved configuration {id}: {part}: ")),
+                        "{m}"
+                    );
                 }
                 other => panic!("{part}: {other:?}"),
             }

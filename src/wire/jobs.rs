@@ -115,4 +115,3 @@ pub struct RunJson {
 pub struct RunResults {
     pub files: Vec<FileJson>,
 }
-

@@ -26,7 +26,11 @@ impl TaskRecord {
 
 impl RunRecord {
     pub fn json(&self, now: i64) -> RunJson {
-        run_json(&self.run, self.files.iter().map(FileJson::from_row).collect(), now)
+        run_json(
+            &self.run,
+            self.files.iter().map(FileJson::from_row).collect(),
+            now,
+        )
     }
 }
 
@@ -162,17 +166,53 @@ mod tests {
         // (result, error, stopped_at, code, message, wall clock ms, progress)
         let cases = [
             (None, None, None, None, None, 2000, 0.0),
-            (Some(RunResult::Success), None, Some(1_500_000), Some("Success"), Some("rendered"), 500, 100.0),
-            (Some(RunResult::Failed), Some("boom"), Some(1_500_000), Some("Failed"), Some("boom"), 500, 100.0),
-            (Some(RunResult::Failed), None, Some(1_500_000), Some("Failed"), Some("failed"), 500, 100.0),
-            (Some(RunResult::Failed), None, Some(900_000), Some("Failed"), Some("failed"), 0, 100.0),
+            (
+                Some(RunResult::Success),
+                None,
+                Some(1_500_000),
+                Some("Success"),
+                Some("rendered"),
+                500,
+                100.0,
+            ),
+            (
+                Some(RunResult::Failed),
+                Some("boom"),
+                Some(1_500_000),
+                Some("Failed"),
+                Some("boom"),
+                500,
+                100.0,
+            ),
+            (
+                Some(RunResult::Failed),
+                None,
+                Some(1_500_000),
+                Some("Failed"),
+                Some("failed"),
+                500,
+                100.0,
+            ),
+            (
+                Some(RunResult::Failed),
+                None,
+                Some(900_000),
+                Some("Failed"),
+                Some("failed"),
+                0,
+                100.0,
+            ),
         ];
         for (result, error, stopped, code, message, ms, progress) in cases {
             let j = run_json(&run(result, error, stopped), Vec::new(), 3_000_000);
             assert_eq!(j.result_code.as_deref(), code, "{result:?}");
             assert_eq!(j.result_message.as_deref(), message, "{result:?}");
             assert_eq!(j.error, error.unwrap_or(""));
-            assert_eq!((j.wall_clock_time, j.progress), (ms, progress), "{result:?}");
+            assert_eq!(
+                (j.wall_clock_time, j.progress),
+                (ms, progress),
+                "{result:?}"
+            );
         }
     }
 
@@ -200,7 +240,10 @@ mod tests {
             };
             let j = job_json(&job, &c, None);
             assert_eq!(j.task_progress, want);
-            assert_eq!((j.status.as_str(), j.scheduler_state.as_str()), ("running", "scheduled"));
+            assert_eq!(
+                (j.status.as_str(), j.scheduler_state.as_str()),
+                ("running", "scheduled")
+            );
         }
     }
 }

@@ -6,7 +6,8 @@ use super::{
 };
 use crate::meta::states::opt_state;
 use crate::meta::{
-    Meta, MetaError, Status, TaskResult, Where, Window, int, opt_text, placeholders, translate, uuid,
+    Meta, MetaError, Status, TaskResult, Where, Window, int, opt_text, placeholders, translate,
+    uuid,
 };
 use uuid::Uuid;
 

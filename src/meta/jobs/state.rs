@@ -196,9 +196,12 @@ impl Meta {
             Outcome::Success { .. } | Outcome::Reused(_) => {
                 (Status::Stopped, Some(TaskResult::Success), None, None)
             }
-            Outcome::Retry { error, not_before } if wanted => {
-                (Status::Pending, None, Some(error.clone()), Some(*not_before))
-            }
+            Outcome::Retry { error, not_before } if wanted => (
+                Status::Pending,
+                None,
+                Some(error.clone()),
+                Some(*not_before),
+            ),
             Outcome::Retry { error, .. } => (
                 Status::Stopped,
                 Some(TaskResult::Cancelled),

@@ -82,11 +82,18 @@ async fn a_task_for_a_recorded_key_stops_at_once_reusing_the_record() {
             .await
             .unwrap();
         assert_eq!(q.reused, vec![true, false]);
-        assert_eq!(q.job.status.as_str(), "pending", "one task is still to render");
+        assert_eq!(
+            q.job.status.as_str(),
+            "pending",
+            "one task is still to render"
+        );
         // A registered layer (no task made it): a task stopped at once.
         let reused = meta.task_by_id(q.tasks[0]).await.unwrap();
         assert_eq!(
-            (reused.status.as_str(), reused.run_result.map(TaskResult::as_str)),
+            (
+                reused.status.as_str(),
+                reused.run_result.map(TaskResult::as_str)
+            ),
             ("stopped", Some("success"))
         );
         assert_eq!(reused.reused_layer, Some(recorded.id.to_string()));
@@ -246,7 +253,11 @@ async fn concurrent_claimers_never_get_one_task() {
             .unwrap();
         assert_eq!(runs, 24, "{}: one run per task", backend(&meta));
         assert_eq!(
-            meta.job(DEFAULT_ORG, q.job.id).await.unwrap().status.as_str(),
+            meta.job(DEFAULT_ORG, q.job.id)
+                .await
+                .unwrap()
+                .status
+                .as_str(),
             "running"
         );
     }
@@ -308,7 +319,11 @@ async fn a_renewed_lease_holds_and_an_expired_one_is_taken_over_exactly_once() {
             .unwrap();
         assert!(!late.owned && late.stopped_jobs.is_empty());
         assert_eq!(
-            meta.task_by_id(first.task.id).await.unwrap().status.as_str(),
+            meta.task_by_id(first.task.id)
+                .await
+                .unwrap()
+                .status
+                .as_str(),
             "running"
         );
 
@@ -344,7 +359,10 @@ async fn a_retry_waits_for_its_backoff_then_runs_out_of_attempts() {
         };
         let f = meta.finish_run(c.task.id, c.run.id, &retry).await.unwrap();
         assert!(f.owned && f.stopped_jobs.is_empty());
-        assert_eq!(meta.task_by_id(c.task.id).await.unwrap().status.as_str(), "pending");
+        assert_eq!(
+            meta.task_by_id(c.task.id).await.unwrap().status.as_str(),
+            "pending"
+        );
         meta.advance(backoff - Duration::from_secs(1));
         assert!(
             claim(&meta, "a").await.is_none(),
@@ -518,7 +536,10 @@ async fn a_cancel_racing_a_claim_leaves_one_consistent_outcome() {
                     assert!(f.owned && f.stopped_jobs.is_empty());
                 }
                 None => assert_eq!(
-                    (task.status.as_str(), task.run_result.map(TaskResult::as_str)),
+                    (
+                        task.status.as_str(),
+                        task.run_result.map(TaskResult::as_str)
+                    ),
                     ("stopped", Some("cancelled")),
                     "{}: round {round}",
                     backend(&meta)
@@ -671,7 +692,11 @@ async fn a_job_whose_tasks_fail_to_link_never_stays_scheduling() {
             "stopped once"
         );
         assert_eq!(
-            meta.job(DEFAULT_ORG, live.job.id).await.unwrap().status.as_str(),
+            meta.job(DEFAULT_ORG, live.job.id)
+                .await
+                .unwrap()
+                .status
+                .as_str(),
             "pending"
         );
     }
@@ -722,5 +747,45 @@ async fn a_claim_for_some_assets_takes_only_their_tasks() {
         }
         rest.sort();
         assert_eq!(rest, ["a", "old"], "{}", backend(&meta));
+    }
+}
+
+#[tokio::test]
+async fn a_state_spelled_unknown_in_the_database_is_corrupt_not_a_panic() {
+    for meta in stores().await {
+        let q = meta
+            .create_job(&job(&meta), &[new_task("odd", false)])
+            .await
+            .unwrap();
+        let task = q.tasks[0];
+        assert_eq!(meta.task_by_id(task).await.unwrap().status, Status::Pending);
+        for (sql, col) in [
+            ("UPDATE tasks SET status = 'paused' WHERE id = $1", "status"),
+            (
+                "UPDATE tasks SET status = 'stopped', run_result = 'meh' WHERE id = $1",
+                "run_result",
+            ),
+        ] {
+            sqlx::query(sql)
+                .bind(task.to_string())
+                .execute(&meta.pool)
+                .await
+                .unwrap();
+            match meta.task_by_id(task).await {
+                Err(MetaError::Corrupt(m)) => {
+                    assert!(m.starts_with(col), "{}: {m}", backend(&meta))
+                }
+                other => panic!("{}: {col}: {other:?}", backend(&meta)),
+            }
+        }
+        sqlx::query("UPDATE jobs SET scheduler_state = 'later' WHERE id = $1")
+            .bind(q.job.id.to_string())
+            .execute(&meta.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            meta.job(DEFAULT_ORG, q.job.id).await,
+            Err(MetaError::Corrupt(_))
+        ));
     }
 }
