@@ -155,51 +155,34 @@ mod tests {
 
     #[test]
     fn the_spellings_are_the_stored_ones() {
-        let table: &[(&str, &[&str])] = &[
+        fn spellings<T: Copy>(all: &[T], spell: fn(T) -> &'static str) -> Vec<&'static str> {
+            all.iter().map(|&v| spell(v)).collect()
+        }
+        let cases: [(Vec<&str>, &[&str]); 5] = [
             (
-                "status",
-                &Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                spellings(Status::ALL, Status::as_str),
+                &["pending", "running", "stopped"],
             ),
             (
-                "scheduler",
-                &SchedulerState::ALL
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            (
-                "task",
-                &TaskResult::ALL
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            (
-                "run",
-                &RunResult::ALL
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            (
-                "delivery",
-                &DeliveryStatus::ALL
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ];
-        let expected: &[(&str, &[&str])] = &[
-            ("status", &["pending", "running", "stopped"]),
-            (
-                "scheduler",
+                spellings(SchedulerState::ALL, SchedulerState::as_str),
                 &["scheduling", "scheduled", "finished", "cancelled"],
             ),
-            ("task", &["success", "failure", "cancelled"]),
-            ("run", &["Success", "Failed"]),
-            ("delivery", &["pending", "delivered", "failed"]),
+            (
+                spellings(TaskResult::ALL, TaskResult::as_str),
+                &["success", "failure", "cancelled"],
+            ),
+            (
+                spellings(RunResult::ALL, RunResult::as_str),
+                &["Success", "Failed"],
+            ),
+            (
+                spellings(DeliveryStatus::ALL, DeliveryStatus::as_str),
+                &["pending", "delivered", "failed"],
+            ),
         ];
-        assert_eq!(table, expected);
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
         assert_eq!(Status::Stopped.to_string(), "stopped");
     }
 
