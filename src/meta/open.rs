@@ -103,7 +103,7 @@ impl Meta {
             .map_err(translate)
     }
 
-    async fn ensure_org(&self, id: Uuid, name: &str) -> Result<(), MetaError> {
+    pub(super) async fn ensure_org(&self, id: Uuid, name: &str) -> Result<(), MetaError> {
         sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
             .bind(id.to_string())
             .bind(name.to_string())

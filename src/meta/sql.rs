@@ -18,7 +18,7 @@ pub(super) enum Bind {
 /// Builds `WHERE a = $1 AND b = $2 ...` with numbered placeholders.
 #[derive(Debug, Default)]
 pub(super) struct Where {
-    clauses: Vec<String>,
+    pub(super) clauses: Vec<String>,
     binds: Vec<Bind>,
 }
 
