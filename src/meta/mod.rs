@@ -50,7 +50,7 @@ pub use states::{DeliveryStatus, RunResult, SchedulerState, Status, TaskResult};
 use clock::Clock;
 use error::translate;
 #[cfg(test)]
-use open::with_database;
+use open::{MIGRATOR, with_database};
 use sql::{Where, int, opt_int, opt_text, placeholders, text, uuid};
 use sqlx::AnyPool;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -8,7 +8,7 @@ use sqlx::any::AnyPoolOptions;
 use std::sync::atomic::{AtomicI64, Ordering};
 use uuid::Uuid;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Meta {
     /// Opens (creating if needed) and migrates the store at `url`:

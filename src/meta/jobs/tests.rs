@@ -340,7 +340,7 @@ async fn a_renewed_lease_holds_and_an_expired_one_is_taken_over_exactly_once() {
             done.stopped_jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
             vec![q.job.id]
         );
-        assert_eq!(done.stopped_jobs[0].scheduler_state, "finished");
+        assert_eq!(done.stopped_jobs[0].scheduler_state.as_str(), "finished");
     }
 }
 
@@ -662,7 +662,8 @@ async fn a_job_whose_tasks_fail_to_link_never_stays_scheduling() {
             meta.job(DEFAULT_ORG, stuck.id)
                 .await
                 .unwrap()
-                .scheduler_state,
+                .scheduler_state
+                .as_str(),
             "scheduling"
         );
         restore(&meta, "lc_no_links", "job_tasks").await;
@@ -686,7 +687,7 @@ async fn a_job_whose_tasks_fail_to_link_never_stays_scheduling() {
             "{}",
             backend(&meta)
         );
-        assert_eq!(reaped[0].scheduler_state, "cancelled");
+        assert_eq!(reaped[0].scheduler_state.as_str(), "cancelled");
         assert!(
             meta.stop_idle_jobs(timeout).await.unwrap().is_empty(),
             "stopped once"
