@@ -254,7 +254,7 @@ async fn webhooks_to_loopback_are_refused_when_saved_and_when_delivered() {
     for hook in [literal, named] {
         loop {
             let (_, ds) = server.app.meta().deliveries(hook, WINDOW).await.unwrap();
-            if ds.len() == 1 && ds[0].status == "failed" {
+            if ds.len() == 1 && ds[0].status == layercake::meta::DeliveryStatus::Failed {
                 assert_eq!(ds[0].attempts, 1, "a refusal is not retried");
                 let attempts = server.app.meta().attempts(ds[0].id).await.unwrap();
                 let error = attempts[0].error.clone().unwrap_or_default();

@@ -206,7 +206,7 @@ async fn an_upload_is_checked_like_a_local_render_and_finishes_the_request() {
         .task_by_id(task["taskId"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap();
-    assert_eq!(t.run_result.as_deref(), Some("failure"));
+    assert_eq!(t.run_result.map(|r| r.as_str()), Some("failure"));
     assert!(t.error.unwrap().contains("canvas"));
     assert_eq!(
         red.await.unwrap(),
@@ -292,7 +292,7 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
         .task_by_id(second["taskId"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap();
-    assert_eq!(t.status, "pending");
+    assert_eq!(t.status.as_str(), "pending");
     assert!(
         t.error
             .unwrap()

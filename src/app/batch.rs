@@ -148,7 +148,7 @@ pub async fn progress(app: &App, org: Uuid, job: Uuid) -> Result<Progress, Error
         total: n(c.total),
         successes: n(c.successes),
         failures: n(c.failures),
-        stopped: row.status == "stopped",
+        stopped: row.status == crate::jobs::records::Status::Stopped,
     })
 }
 

@@ -58,9 +58,7 @@ pub async fn create(
             ..NewConfiguration::default()
         }
     };
-    Ok(Json(ConfigurationJson::from_row(
-        &app.configurations().save(caller.org, n).await?,
-    )))
+    Ok(Json(app.configurations().save(caller.org, n).await?.json()))
 }
 
 async fn from_form(
@@ -128,7 +126,7 @@ pub async fn list(
         page: page.page,
         per_page: page.per_page,
         sort: page.sort(),
-        configurations: rows.iter().map(ConfigurationJson::from_row).collect(),
+        configurations: rows.iter().map(|c| c.json()).collect(),
     }))
 }
 
@@ -141,7 +139,5 @@ pub async fn get(
     Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<ConfigurationJson>, ApiError> {
-    Ok(Json(ConfigurationJson::from_row(
-        &app.configurations().get(caller.org, &id).await?,
-    )))
+    Ok(Json(app.configurations().get(caller.org, &id).await?.json()))
 }

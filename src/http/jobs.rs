@@ -10,9 +10,9 @@ use crate::app::App;
 use crate::app::params::{Params, parse_uuid};
 use crate::app::batch::{self, BatchRequest};
 use crate::error::Error;
-use crate::jobs::records::{JobRecord, RunRecord, TaskRecord};
+use crate::jobs::records::Status;
 use crate::wire::jobs::{DryRunJson, JobJson, RunJson, TaskJson};
-use crate::wire::{ErrorBody, FileJson};
+use crate::wire::ErrorBody;
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -51,26 +51,6 @@ pub struct RunList {
     pub runs: Vec<RunJson>,
 }
 
-fn job_json(r: &JobRecord, now: i64) -> JobJson {
-    let runs = r
-        .runs
-        .as_ref()
-        .map(|runs| runs.iter().map(|x| run_json(x, now)).collect());
-    JobJson::new(&r.job, &r.counts, runs)
-}
-
-fn run_json(r: &RunRecord, now: i64) -> RunJson {
-    RunJson::new(
-        &r.run,
-        r.files.iter().map(FileJson::from_row).collect(),
-        now,
-    )
-}
-
-fn task_json(r: &TaskRecord, now: i64) -> TaskJson {
-    TaskJson::new(&r.task, r.runs.iter().map(|x| run_json(x, now)).collect())
-}
-
 /// Render a batch: configurations (or every combination of an asset) on
 /// some or all views. Plans the distinct layer keys first and queues only
 /// the layers not already stored; the job's `parameters` report the plan.
@@ -102,10 +82,12 @@ pub async fn create(
             .map_err(|e| Error::Internal(format!("dry run JSON: {e}")))?;
         return Ok((StatusCode::OK, Json(dry)));
     };
-    let job = serde_json::to_value(job_json(
-        &app.jobs().job_record(caller.org, job).await?,
-        app.jobs().now(),
-    ))
+    let job = serde_json::to_value(
+        app.jobs()
+            .job_record(caller.org, job)
+            .await?
+            .json(app.jobs().now()),
+    )
     .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
     Ok((StatusCode::CREATED, Json(job)))
 }
@@ -131,7 +113,7 @@ pub async fn list(
         .job_records(caller.org, status, page.window())
         .await?;
     let now = app.jobs().now();
-    let jobs = rows.iter().map(|r| job_json(r, now)).collect();
+    let jobs = rows.iter().map(|r| r.json(now)).collect();
     Ok(Json(JobList {
         count,
         page: page.page,
@@ -141,8 +123,9 @@ pub async fn list(
     }))
 }
 
-fn status_param<'a>(p: &'a Params, name: &str) -> Result<Option<&'a str>, Error> {
-    p.one_of(name, &["pending", "running", "stopped"])
+fn status_param(p: &Params, name: &str) -> Result<Option<Status>, Error> {
+    let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+    Ok(p.one_of(name, &all)?.and_then(Status::parse))
 }
 
 /// One job, with the runs of its tasks.
@@ -158,7 +141,7 @@ pub async fn get(
         .jobs()
         .job_record(caller.org, parse_uuid("id", &id)?)
         .await?;
-    Ok(Json(job_json(&r, app.jobs().now())))
+    Ok(Json(r.json(app.jobs().now())))
 }
 
 /// Cancel a job: its pending tasks that no other job wants stop; running
@@ -171,11 +154,8 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
-    let job = app.jobs().cancel(caller.org, parse_uuid("id", &id)?).await?;
-    Ok(Json(job_json(
-        &app.jobs().job_record(caller.org, job.id).await?,
-        app.jobs().now(),
-    )))
+    let r = app.jobs().cancel(caller.org, parse_uuid("id", &id)?).await?;
+    Ok(Json(r.json(app.jobs().now())))
 }
 
 /// List tasks.
@@ -200,7 +180,7 @@ pub async fn tasks(
         .task_records(caller.org, job, status, page.window())
         .await?;
     let now = app.jobs().now();
-    let tasks = rows.iter().map(|r| task_json(r, now)).collect();
+    let tasks = rows.iter().map(|r| r.json(now)).collect();
     Ok(Json(TaskList {
         count,
         page: page.page,
@@ -223,7 +203,7 @@ pub async fn task(
         .jobs()
         .task_record(caller.org, parse_uuid("id", &id)?)
         .await?;
-    Ok(Json(task_json(&r, app.jobs().now())))
+    Ok(Json(r.json(app.jobs().now())))
 }
 
 /// List runs of a job's tasks or of one task.
@@ -251,7 +231,7 @@ pub async fn runs(
         page: page.page,
         per_page: page.per_page,
         sort: page.sort(),
-        runs: rows.iter().map(|r| run_json(r, now)).collect(),
+        runs: rows.iter().map(|r| r.json(now)).collect(),
     }))
 }
 
@@ -268,5 +248,5 @@ pub async fn run(
         .jobs()
         .run_record(caller.org, parse_uuid("id", &id)?)
         .await?;
-    Ok(Json(run_json(&r, app.jobs().now())))
+    Ok(Json(r.json(app.jobs().now())))
 }

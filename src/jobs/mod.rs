@@ -46,7 +46,7 @@ use crate::compose::LayerImage;
 use crate::config::JobsSettings;
 use crate::error::Error;
 use crate::keys::{Configuration, Key};
-use crate::meta::{JobRow, Meta, NewTask};
+use crate::meta::{JobRow, Meta, NewTask, SchedulerState, Status, TaskResult};
 use crate::render::RenderRequest;
 use crate::telemetry;
 use crate::webhooks::Webhooks;
@@ -330,8 +330,8 @@ impl Jobs {
             org_id: spec.org,
             title: spec.title,
             kind: spec.kind,
-            status: String::new(),
-            scheduler_state: String::new(),
+            status: Status::Pending,
+            scheduler_state: SchedulerState::Scheduling,
             parameters: spec.parameters.to_string(),
             priority: spec.priority,
             created_by: None,
@@ -344,7 +344,7 @@ impl Jobs {
             metrics::counter!(crate::telemetry::RENDERS_REUSED, "at" => "queue")
                 .increment(reused as u64);
         }
-        if queued.job.status == "stopped" {
+        if queued.job.status == Status::Stopped {
             self.job_stopped(&queued.job).await;
         } else {
             self.work.notify_waiters();
@@ -416,7 +416,7 @@ impl Jobs {
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.meta.task_by_id(id).await {
-                Ok(t) if t.status == "stopped" => {
+                Ok(t) if t.status == Status::Stopped => {
                     if waited {
                         // How late this process heard of it: a wake-up's
                         // delay (tens of ms at most with NOTIFY), else up
@@ -424,10 +424,10 @@ impl Jobs {
                         metrics::histogram!(telemetry::WAKE_DELAY)
                             .record((self.meta.now() - t.updated_at).max(0) as f64 / 1e6);
                     }
-                    return match t.run_result.as_deref() {
-                        Some("success") if t.reused_layer.is_some() => Ok(Ended::Reused),
-                        Some("success") => Ok(Ended::Rendered),
-                        Some("cancelled") => Err(Error::unavailable(format!(
+                    return match t.run_result {
+                        Some(TaskResult::Success) if t.reused_layer.is_some() => Ok(Ended::Reused),
+                        Some(TaskResult::Success) => Ok(Ended::Rendered),
+                        Some(TaskResult::Cancelled) => Err(Error::unavailable(format!(
                             "the render of {} was cancelled; retry",
                             t.title
                         ))),
@@ -463,11 +463,11 @@ impl Jobs {
     ///
     /// # Errors
     /// 404 when the org has no such job.
-    pub async fn cancel(&self, org: Uuid, id: Uuid) -> Result<JobRow, Error> {
+    pub async fn cancel(&self, org: Uuid, id: Uuid) -> Result<records::JobRecord, Error> {
         if let Some(job) = self.meta.cancel_job(org, id).await? {
             self.job_stopped(&job).await;
         }
-        Ok(self.meta.job(org, id).await?)
+        self.job_record(org, id).await
     }
 
     /// Reports a stopped job (the `job.stopped` event).
@@ -486,7 +486,7 @@ impl Jobs {
             failures = counts.failures,
             "job stopped"
         );
-        let data = serde_json::to_value(crate::wire::jobs::JobJson::new(job, &counts, None))
+        let data = serde_json::to_value(records::job_json(&job.clone().into(), &counts, None))
             .unwrap_or(serde_json::Value::Null);
         self.webhooks.emit(job.org_id, "job.stopped", data).await;
     }

@@ -254,7 +254,7 @@ impl Worker {
         let run = self.meta.run_by_id(run_id).await?;
         let task = self.meta.task_by_id(run.task_id).await?;
         if run.stopped_at.is_some()
-            || task.status != "running"
+            || task.status != crate::meta::Status::Running
             || task.run_id.as_deref() != Some(run_id.to_string().as_str())
         {
             return Err(lost(run_id));

@@ -4,8 +4,10 @@
 //! under a lease by whichever process dispatches, so an event survives a
 //! restart and is not sent twice by two processes at once.
 
+use super::states::state;
 use super::{
-    Meta, MetaError, Where, Window, int, opt_int, opt_text, placeholders, text, translate, uuid,
+    DeliveryStatus, Meta, MetaError, Where, Window, int, opt_int, opt_text, placeholders, text,
+    translate, uuid,
 };
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -32,8 +34,7 @@ pub struct DeliveryRow {
     pub topic: String,
     /// The exact JSON body sent (and signed).
     pub payload: String,
-    /// pending | delivered | failed
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub created_at: i64,
@@ -78,7 +79,7 @@ fn delivery_row(r: &AnyRow) -> Result<DeliveryRow, MetaError> {
         webhook_id: uuid(r, "webhook_id")?,
         topic: text(r, "topic")?,
         payload: text(r, "payload")?,
-        status: text(r, "status")?,
+        status: state(r, "status")?,
         attempts: int(r, "attempts")?,
         next_attempt_at: int(r, "next_attempt_at")?,
         created_at: int(r, "created_at")?,
@@ -304,16 +305,16 @@ impl Meta {
         let now = self.now();
         let mut tx = self.pool.begin().await.map_err(translate)?;
         let status = match (delivered, retry_at) {
-            (true, _) => "delivered",
-            (false, Some(_)) => "pending",
-            (false, None) => "failed",
+            (true, _) => DeliveryStatus::Delivered,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
         };
         let owned = sqlx::query(
             "UPDATE webhook_deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
              lease_expires = NULL, updated_at = $4 WHERE id = $1 AND attempts = $5 AND status = 'pending'",
         )
         .bind(d.id.to_string())
-        .bind(status.to_string())
+        .bind(status.as_str())
         .bind(retry_at)
         .bind(now)
         .bind(d.attempts)

@@ -17,7 +17,7 @@ pub mod tokens;
 
 pub use assets::{AssetRegistry, ReplacedLayers};
 pub use composites::{CompositeBudget, Sweep};
-pub use configurations::{NewConfiguration, SavedConfigurations};
+pub use configurations::{NewConfiguration, SavedConfiguration, SavedConfigurations};
 pub use files::FileService;
 pub use layers::{LayerQuery, LayerService, NewLayer};
 pub use tokens::{Grant, TokenService};

@@ -36,7 +36,7 @@ mod dispatch;
 
 use crate::config::WebhookSettings;
 use crate::error::Error;
-use crate::meta::{AttemptRow, DeliveryRow, Meta, WebhookRow, Window};
+use crate::meta::{AttemptRow, DeliveryRow, DeliveryStatus, Meta, WebhookRow, Window};
 use crate::wire::rfc3339;
 pub use crate::wire::webhooks::filter_json;
 use hmac::{Hmac, Mac};
@@ -177,7 +177,7 @@ impl Webhooks {
                 webhook_id: h.id,
                 topic: topic.to_string(),
                 payload: payload.to_string(),
-                status: "pending".into(),
+                status: DeliveryStatus::Pending,
                 attempts: 0,
                 next_attempt_at: now,
                 created_at: now,

@@ -1,10 +1,10 @@
 //! The job, task and run objects, as the API answers them and as
 //! `job.stopped` events carry them. Field names follow the contract;
-//! layercake's additions are marked. Also a batch's plan (`parameters`
-//! of a batch job, and the answer to a dry run).
+//! layercake's additions are marked (`jobs::records` fills them from its
+//! typed records). Also a batch's plan (`parameters` of a batch job, and
+//! the answer to a dry run).
 
-use super::{FileJson, NO_ID, rfc3339};
-use crate::meta::{JobCounts, JobRow, RunRow, TaskRow};
+use super::FileJson;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -41,36 +41,6 @@ pub struct JobJson {
     /// fetch the job for them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<Vec<RunJson>>,
-}
-
-impl JobJson {
-    pub fn new(j: &JobRow, c: &JobCounts, runs: Option<Vec<RunJson>>) -> JobJson {
-        JobJson {
-            id: j.id.to_string(),
-            org_id: j.org_id.to_string(),
-            title: j.title.clone(),
-            kind: j.kind.clone(),
-            status: j.status.clone(),
-            scheduler_state: j.scheduler_state.clone(),
-            parameters: serde_json::from_str(&j.parameters).unwrap_or(Value::Null),
-            priority: j.priority,
-            created_by: j.created_by.clone(),
-            created_at: rfc3339(j.created_at),
-            updated_at: rfc3339(j.updated_at),
-            task_count: c.total,
-            task_status_pending: c.pending,
-            task_status_running: c.running,
-            task_status_stopped: c.stopped,
-            task_result_successes: c.successes,
-            task_result_failures: c.failures,
-            task_progress: if c.total == 0 {
-                100.0
-            } else {
-                c.stopped as f64 * 100.0 / c.total as f64
-            },
-            runs,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,39 +80,6 @@ pub struct TaskJson {
     pub error: Option<String>,
 }
 
-impl TaskJson {
-    pub fn new(t: &TaskRow, runs: Vec<RunJson>) -> TaskJson {
-        TaskJson {
-            id: t.id.to_string(),
-            org_id: t.org_id.to_string(),
-            job_id: t.job_id.to_string(),
-            branch: String::new(),
-            created_by: NO_ID.into(),
-            created_at: rfc3339(t.created_at),
-            updated_at: rfc3339(t.updated_at),
-            kind: t.kind.clone(),
-            parameters: t.parameters.clone(),
-            title: t.title.clone(),
-            status: t.status.clone(),
-            run_status: t.status.clone(),
-            run_result: t.run_result.as_deref().map(|r| {
-                match r {
-                    "success" => "Success",
-                    "cancelled" => "Cancelled",
-                    _ => "Failed",
-                }
-                .to_string()
-            }),
-            report_progress: false,
-            runs,
-            layer_key: t.layer_key.clone(),
-            attempts: t.attempts,
-            max_attempts: t.max_attempts,
-            error: t.error.clone(),
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunJson {
@@ -179,38 +116,6 @@ pub struct RunJson {
 pub struct RunResults {
     pub files: Vec<FileJson>,
 }
-
-impl RunJson {
-    pub fn new(r: &RunRow, files: Vec<FileJson>, now: i64) -> RunJson {
-        let end = r.stopped_at.unwrap_or(now);
-        RunJson {
-            id: r.id.to_string(),
-            org_id: r.org_id.to_string(),
-            job_id: r.job_id.to_string(),
-            task_id: r.task_id.to_string(),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-            started_at: rfc3339(r.started_at),
-            stopped_at: r.stopped_at.map(rfc3339),
-            wall_clock_time: (end - r.started_at).max(0) / 1000,
-            results: RunResults { files },
-            result_code: r.result_code.clone(),
-            result_message: r.result_code.as_ref().map(|c| {
-                if c == "Success" {
-                    "rendered".to_string()
-                } else {
-                    r.error.clone().unwrap_or_else(|| "failed".into())
-                }
-            }),
-            error: r.error.clone().unwrap_or_default(),
-            report_progress: false,
-            progress: if r.stopped_at.is_some() { 100.0 } else { 0.0 },
-            worker: r.worker.clone(),
-            attempt: r.attempt,
-        }
-    }
-}
-
 /// A batch's plan in numbers: a batch job's `parameters`, and what a dry
 /// run answers. Fields in alphabetical order: the JSON (a `json!` object
 /// before) keeps the byte order clients and tests saw.

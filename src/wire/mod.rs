@@ -21,7 +21,7 @@ pub mod webhooks;
 pub mod worker;
 
 use crate::catalog::Asset;
-use crate::meta::{ConfigurationRow, FileRow, LayerRow};
+use crate::meta::{FileRow, LayerRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -248,30 +248,6 @@ pub struct ConfigurationJson {
     pub publish_file_id: Option<String>,
     pub creator: Option<String>,
     pub created_at: String,
-}
-
-impl ConfigurationJson {
-    pub fn from_row(c: &ConfigurationRow) -> ConfigurationJson {
-        ConfigurationJson {
-            id: c.id.to_string(),
-            short_id: c.short_id.clone(),
-            org_id: c.org_id.to_string(),
-            product_id: c.product_id.clone(),
-            product_version: c.product_version.clone(),
-            variant: json_text(&c.variant),
-            metadata: json_text(&c.metadata),
-            attachments: json_text(&c.attachments),
-            scene_graph_state: None,
-            customer_id: c.customer_id.clone(),
-            identifier: c.identifier.clone(),
-            scope: c.scope.clone(),
-            thumbnail: c.thumbnail.clone(),
-            session_id: c.session_id.clone(),
-            publish_file_id: None,
-            creator: c.creator.clone(),
-            created_at: rfc3339(c.created_at),
-        }
-    }
 }
 
 /// `POST /api/configurations` JSON body (multipart carries the same names).

@@ -86,9 +86,10 @@ impl DeliveryJson {
         DeliveryJson {
             id: d.id.to_string(),
             topic: d.topic.clone(),
-            status: d.status.clone(),
+            status: d.status.to_string(),
             attempts: d.attempts,
-            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+            next_attempt_at: (d.status == crate::meta::DeliveryStatus::Pending)
+                .then(|| rfc3339(d.next_attempt_at)),
             payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),

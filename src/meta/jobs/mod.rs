@@ -21,7 +21,11 @@ mod submit;
 #[cfg(test)]
 mod tests;
 
-use super::{MetaError, int, opt_int, opt_text, text, translate, uuid};
+use super::states::{opt_state, state};
+use super::{
+    MetaError, RunResult, SchedulerState, Status, TaskResult, int, opt_int, opt_text, text, translate,
+    uuid,
+};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -32,11 +36,10 @@ pub struct JobRow {
     pub org_id: Uuid,
     pub title: String,
     pub kind: String,
-    /// pending | running | stopped
-    pub status: String,
-    /// scheduled | finished | cancelled
-    pub scheduler_state: String,
-    /// JSON.
+    pub status: Status,
+    pub scheduler_state: SchedulerState,
+    /// JSON: what the job's creator recorded (a batch's plan, a miss's
+    /// request); read as JSON by the jobs' records.
     pub parameters: String,
     pub priority: i64,
     pub created_by: Option<String>,
@@ -63,13 +66,13 @@ pub struct TaskRow {
     pub layer_key: String,
     pub kind: String,
     pub title: String,
-    /// JSON.
+    /// JSON: the render's `jobs::TaskParams`, kept as text (meta is below
+    /// the type; `jobs` reads it) and answered verbatim by the API.
     pub parameters: String,
     pub priority: i64,
-    /// pending | running | stopped
-    pub status: String,
-    /// success | failure | cancelled, once stopped.
-    pub run_result: Option<String>,
+    pub status: Status,
+    /// Once stopped.
+    pub run_result: Option<TaskResult>,
     pub attempts: i64,
     pub max_attempts: i64,
     pub not_before: i64,
@@ -97,8 +100,8 @@ pub struct RunRow {
     pub attempt: i64,
     pub started_at: i64,
     pub stopped_at: Option<i64>,
-    /// Success | Failed, once stopped.
-    pub result_code: Option<String>,
+    /// Once stopped.
+    pub result_code: Option<RunResult>,
     pub error: Option<String>,
     /// File ids of the results.
     pub files: Vec<Uuid>,
@@ -201,8 +204,8 @@ fn job_row(r: &AnyRow) -> Result<JobRow, MetaError> {
         org_id: uuid(r, "org_id")?,
         title: text(r, "title")?,
         kind: text(r, "type")?,
-        status: text(r, "status")?,
-        scheduler_state: text(r, "scheduler_state")?,
+        status: state(r, "status")?,
+        scheduler_state: state(r, "scheduler_state")?,
         parameters: text(r, "parameters")?,
         priority: int(r, "priority")?,
         created_by: opt_text(r, "created_by")?,
@@ -221,8 +224,8 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, MetaError> {
         title: text(r, "title")?,
         parameters: text(r, "parameters")?,
         priority: int(r, "priority")?,
-        status: text(r, "status")?,
-        run_result: opt_text(r, "run_result")?,
+        status: state(r, "status")?,
+        run_result: opt_state(r, "run_result")?,
         attempts: int(r, "attempts")?,
         max_attempts: int(r, "max_attempts")?,
         not_before: int(r, "not_before")?,
@@ -249,7 +252,7 @@ fn run_row(r: &AnyRow) -> Result<RunRow, MetaError> {
         attempt: int(r, "attempt")?,
         started_at: int(r, "started_at")?,
         stopped_at: opt_int(r, "stopped_at")?,
-        result_code: opt_text(r, "result_code")?,
+        result_code: opt_state(r, "result_code")?,
         error: opt_text(r, "error")?,
         files,
         created_at: int(r, "created_at")?,

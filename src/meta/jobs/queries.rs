@@ -4,7 +4,11 @@ use super::{
     JOB_COLUMNS, JobCounts, JobRow, RUN_COLUMNS, RunRow, TASK_COLUMNS, TaskRow, job_row, run_row,
     task_row,
 };
-use crate::meta::{Meta, MetaError, Where, Window, int, opt_text, placeholders, translate, uuid};
+use crate::meta::states::opt_state;
+use crate::meta::{
+    Meta, MetaError, Status, TaskResult, Where, Window, int, opt_text, placeholders, translate,
+    uuid,
+};
 use uuid::Uuid;
 
 impl Meta {
@@ -28,7 +32,7 @@ impl Meta {
         .await
         .map_err(translate)?;
         match r {
-            Some(r) if opt_text(&r, "run_result")?.as_deref() == Some("failure") => Ok(Some(
+            Some(r) if opt_state(&r, "run_result")? == Some(TaskResult::Failure) => Ok(Some(
                 opt_text(&r, "error")?.unwrap_or_else(|| "unknown error".into()),
             )),
             _ => Ok(None),
@@ -54,11 +58,12 @@ impl Meta {
     pub async fn jobs(
         &self,
         org: Uuid,
-        status: Option<&str>,
+        status: Option<Status>,
         w: Window,
     ) -> Result<(usize, Vec<JobRow>), MetaError> {
         let mut f = Where::default();
-        f.eq("org_id", Some(org)).eq("status", status);
+        f.eq("org_id", Some(org))
+            .eq("status", status.map(Status::as_str));
         self.page("jobs", JOB_COLUMNS, &f, Some(w), job_row).await
     }
 
@@ -121,7 +126,7 @@ impl Meta {
         &self,
         org: Uuid,
         job: Option<Uuid>,
-        status: Option<&str>,
+        status: Option<Status>,
         w: Option<Window>,
     ) -> Result<(usize, Vec<TaskRow>), MetaError> {
         let mut f = Where::default();
@@ -130,7 +135,7 @@ impl Meta {
                 "id IN (SELECT task_id FROM job_tasks WHERE job_id = {})",
                 job,
             )
-            .eq("status", status);
+            .eq("status", status.map(Status::as_str));
         self.page("tasks", TASK_COLUMNS, &f, w, task_row).await
     }
 

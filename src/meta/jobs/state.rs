@@ -6,7 +6,7 @@ use super::{
     job_row, lock_linked_jobs, stop_finished_jobs, task_row,
 };
 use crate::meta::layers::existing_layer;
-use crate::meta::{Meta, MetaError, translate};
+use crate::meta::{Meta, MetaError, RunResult, Status, TaskResult, translate};
 use uuid::Uuid;
 
 impl Meta {
@@ -194,18 +194,26 @@ impl Meta {
         .is_some();
         let (status, result, error, not_before) = match outcome {
             Outcome::Success { .. } | Outcome::Reused(_) => {
-                ("stopped", Some("success"), None, None)
+                (Status::Stopped, Some(TaskResult::Success), None, None)
             }
-            Outcome::Retry { error, not_before } if wanted => {
-                ("pending", None, Some(error.clone()), Some(*not_before))
-            }
+            Outcome::Retry { error, not_before } if wanted => (
+                Status::Pending,
+                None,
+                Some(error.clone()),
+                Some(*not_before),
+            ),
             Outcome::Retry { error, .. } => (
-                "stopped",
-                Some("cancelled"),
+                Status::Stopped,
+                Some(TaskResult::Cancelled),
                 Some(format!("{error} (not retried: its jobs were cancelled)")),
                 None,
             ),
-            Outcome::Fail { error } => ("stopped", Some("failure"), Some(error.clone()), None),
+            Outcome::Fail { error } => (
+                Status::Stopped,
+                Some(TaskResult::Failure),
+                Some(error.clone()),
+                None,
+            ),
         };
         let reused = match outcome {
             Outcome::Reused(e) => Some(e.layer.to_string()),
@@ -218,8 +226,8 @@ impl Meta {
         )
         .bind(task.to_string())
         .bind(run.to_string())
-        .bind(status)
-        .bind(result)
+        .bind(status.as_str())
+        .bind(result.map(TaskResult::as_str))
         .bind(error.clone())
         .bind(not_before)
         .bind(now)
@@ -242,17 +250,20 @@ impl Meta {
         )
         .bind(run.to_string())
         .bind(now)
-        .bind(if matches!(outcome, Outcome::Success { .. } | Outcome::Reused(_)) {
-            "Success"
-        } else {
-            "Failed"
-        })
+        .bind(
+            if matches!(outcome, Outcome::Success { .. } | Outcome::Reused(_)) {
+                RunResult::Success
+            } else {
+                RunResult::Failed
+            }
+            .as_str(),
+        )
         .bind(error)
         .bind(files)
         .execute(&mut *tx)
         .await
         .map_err(translate)?;
-        let stopped_jobs = if owned && status == "stopped" {
+        let stopped_jobs = if owned && status == Status::Stopped {
             stop_finished_jobs(&mut tx, task, now).await?
         } else {
             Vec::new()

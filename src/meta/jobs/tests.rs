@@ -47,8 +47,8 @@ fn job(meta: &Meta) -> JobRow {
         org_id: DEFAULT_ORG,
         title: "t".into(),
         kind: "render".into(),
-        status: String::new(),
-        scheduler_state: String::new(),
+        status: Status::Pending,
+        scheduler_state: SchedulerState::Scheduling,
         parameters: "{}".into(),
         priority: 0,
         created_by: None,
@@ -82,11 +82,18 @@ async fn a_task_for_a_recorded_key_stops_at_once_reusing_the_record() {
             .await
             .unwrap();
         assert_eq!(q.reused, vec![true, false]);
-        assert_eq!(q.job.status, "pending", "one task is still to render");
+        assert_eq!(
+            q.job.status.as_str(),
+            "pending",
+            "one task is still to render"
+        );
         // A registered layer (no task made it): a task stopped at once.
         let reused = meta.task_by_id(q.tasks[0]).await.unwrap();
         assert_eq!(
-            (reused.status.as_str(), reused.run_result.as_deref()),
+            (
+                reused.status.as_str(),
+                reused.run_result.map(TaskResult::as_str)
+            ),
             ("stopped", Some("success"))
         );
         assert_eq!(reused.reused_layer, Some(recorded.id.to_string()));
@@ -119,7 +126,7 @@ async fn a_task_for_a_recorded_key_stops_at_once_reusing_the_record() {
             .await
             .unwrap();
         assert_eq!((q2.tasks[0], q2.reused[0]), (c.task.id, true));
-        assert_eq!(q2.job.status, "stopped");
+        assert_eq!(q2.job.status.as_str(), "stopped");
         let (n, _) = meta.tasks(DEFAULT_ORG, None, None, None).await.unwrap();
         assert_eq!(n, 2, "one task per key");
         assert_eq!(meta.job_counts(q2.job.id).await.unwrap().successes, 1);
@@ -175,10 +182,10 @@ async fn a_claim_that_finds_its_key_recorded_finishes_with_that_layer() {
         assert!(f.owned);
         assert_eq!(f.stopped_jobs.len(), 1, "the job stops, once");
         let t = meta.task_by_id(c.task.id).await.unwrap();
-        assert_eq!(t.run_result.as_deref(), Some("success"));
+        assert_eq!(t.run_result.map(TaskResult::as_str), Some("success"));
         assert_eq!(t.reused_layer, Some(recorded.id.to_string()));
         let run = meta.run(DEFAULT_ORG, c.run.id).await.unwrap();
-        assert_eq!(run.result_code.as_deref(), Some("Success"));
+        assert_eq!(run.result_code.map(RunResult::as_str), Some("Success"));
         assert_eq!(run.files, vec![recorded.file_id]);
         let counts = meta.job_counts(q.job.id).await.unwrap();
         assert_eq!((counts.successes, counts.failures), (1, 0));
@@ -246,7 +253,11 @@ async fn concurrent_claimers_never_get_one_task() {
             .unwrap();
         assert_eq!(runs, 24, "{}: one run per task", backend(&meta));
         assert_eq!(
-            meta.job(DEFAULT_ORG, q.job.id).await.unwrap().status,
+            meta.job(DEFAULT_ORG, q.job.id)
+                .await
+                .unwrap()
+                .status
+                .as_str(),
             "running"
         );
     }
@@ -288,7 +299,7 @@ async fn a_renewed_lease_holds_and_an_expired_one_is_taken_over_exactly_once() {
         let second = won.pop().unwrap();
         assert_eq!((second.task.id, second.task.attempts), (first.task.id, 2));
         let abandoned = meta.run(DEFAULT_ORG, first.run.id).await.unwrap();
-        assert_eq!(abandoned.result_code.as_deref(), Some("Failed"));
+        assert_eq!(abandoned.result_code.map(RunResult::as_str), Some("Failed"));
         assert!(abandoned.stopped_at.is_some());
 
         // The first worker comes back: it holds nothing any more.
@@ -308,7 +319,11 @@ async fn a_renewed_lease_holds_and_an_expired_one_is_taken_over_exactly_once() {
             .unwrap();
         assert!(!late.owned && late.stopped_jobs.is_empty());
         assert_eq!(
-            meta.task_by_id(first.task.id).await.unwrap().status,
+            meta.task_by_id(first.task.id)
+                .await
+                .unwrap()
+                .status
+                .as_str(),
             "running"
         );
 
@@ -325,7 +340,7 @@ async fn a_renewed_lease_holds_and_an_expired_one_is_taken_over_exactly_once() {
             done.stopped_jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
             vec![q.job.id]
         );
-        assert_eq!(done.stopped_jobs[0].scheduler_state, "finished");
+        assert_eq!(done.stopped_jobs[0].scheduler_state.as_str(), "finished");
     }
 }
 
@@ -344,7 +359,10 @@ async fn a_retry_waits_for_its_backoff_then_runs_out_of_attempts() {
         };
         let f = meta.finish_run(c.task.id, c.run.id, &retry).await.unwrap();
         assert!(f.owned && f.stopped_jobs.is_empty());
-        assert_eq!(meta.task_by_id(c.task.id).await.unwrap().status, "pending");
+        assert_eq!(
+            meta.task_by_id(c.task.id).await.unwrap().status.as_str(),
+            "pending"
+        );
         meta.advance(backoff - Duration::from_secs(1));
         assert!(
             claim(&meta, "a").await.is_none(),
@@ -376,7 +394,7 @@ async fn a_retry_waits_for_its_backoff_then_runs_out_of_attempts() {
         );
         let t = meta.task_by_id(c.task.id).await.unwrap();
         assert_eq!(
-            (t.status.as_str(), t.run_result.as_deref()),
+            (t.status.as_str(), t.run_result.map(TaskResult::as_str)),
             ("stopped", Some("failure"))
         );
         let counts = meta.job_counts(q.job.id).await.unwrap();
@@ -463,7 +481,7 @@ async fn a_cancel_stops_pending_tasks_and_lets_running_ones_finish_unretried() {
             "stopped once"
         );
         let third = meta.task_by_id(q.tasks[2]).await.unwrap();
-        assert_eq!(third.run_result.as_deref(), Some("cancelled"));
+        assert_eq!(third.run_result.map(TaskResult::as_str), Some("cancelled"));
         assert!(claim(&meta, "c").await.is_none());
 
         let ok = meta
@@ -481,7 +499,7 @@ async fn a_cancel_stops_pending_tasks_and_lets_running_ones_finish_unretried() {
         meta.finish_run(b.task.id, b.run.id, &retry).await.unwrap();
         let t = meta.task_by_id(b.task.id).await.unwrap();
         assert_eq!(
-            (t.status.as_str(), t.run_result.as_deref()),
+            (t.status.as_str(), t.run_result.map(TaskResult::as_str)),
             ("stopped", Some("cancelled"))
         );
         assert!(
@@ -518,7 +536,10 @@ async fn a_cancel_racing_a_claim_leaves_one_consistent_outcome() {
                     assert!(f.owned && f.stopped_jobs.is_empty());
                 }
                 None => assert_eq!(
-                    (task.status.as_str(), task.run_result.as_deref()),
+                    (
+                        task.status.as_str(),
+                        task.run_result.map(TaskResult::as_str)
+                    ),
                     ("stopped", Some("cancelled")),
                     "{}: round {round}",
                     backend(&meta)
@@ -548,7 +569,7 @@ async fn jobs_sharing_a_task_are_linked_and_unlinked_by_cancel() {
         assert_eq!(a.tasks, b.tasks, "one task per key");
         meta.cancel_job(DEFAULT_ORG, a.job.id).await.unwrap();
         assert_eq!(
-            meta.task_by_id(a.tasks[0]).await.unwrap().status,
+            meta.task_by_id(a.tasks[0]).await.unwrap().status.as_str(),
             "pending",
             "b still wants it"
         );
@@ -574,7 +595,7 @@ async fn jobs_sharing_a_task_are_linked_and_unlinked_by_cancel() {
         meta.cancel_job(DEFAULT_ORG, y.job.id).await.unwrap();
         let t = meta.task_by_id(x.tasks[0]).await.unwrap();
         assert_eq!(
-            t.run_result.as_deref(),
+            t.run_result.map(TaskResult::as_str),
             Some("cancelled"),
             "no live job wants it"
         );
@@ -641,7 +662,8 @@ async fn a_job_whose_tasks_fail_to_link_never_stays_scheduling() {
             meta.job(DEFAULT_ORG, stuck.id)
                 .await
                 .unwrap()
-                .scheduler_state,
+                .scheduler_state
+                .as_str(),
             "scheduling"
         );
         restore(&meta, "lc_no_links", "job_tasks").await;
@@ -665,13 +687,17 @@ async fn a_job_whose_tasks_fail_to_link_never_stays_scheduling() {
             "{}",
             backend(&meta)
         );
-        assert_eq!(reaped[0].scheduler_state, "cancelled");
+        assert_eq!(reaped[0].scheduler_state.as_str(), "cancelled");
         assert!(
             meta.stop_idle_jobs(timeout).await.unwrap().is_empty(),
             "stopped once"
         );
         assert_eq!(
-            meta.job(DEFAULT_ORG, live.job.id).await.unwrap().status,
+            meta.job(DEFAULT_ORG, live.job.id)
+                .await
+                .unwrap()
+                .status
+                .as_str(),
             "pending"
         );
     }
@@ -722,5 +748,45 @@ async fn a_claim_for_some_assets_takes_only_their_tasks() {
         }
         rest.sort();
         assert_eq!(rest, ["a", "old"], "{}", backend(&meta));
+    }
+}
+
+#[tokio::test]
+async fn a_state_spelled_unknown_in_the_database_is_corrupt_not_a_panic() {
+    for meta in stores().await {
+        let q = meta
+            .create_job(&job(&meta), &[new_task("odd", false)])
+            .await
+            .unwrap();
+        let task = q.tasks[0];
+        assert_eq!(meta.task_by_id(task).await.unwrap().status, Status::Pending);
+        for (sql, col) in [
+            ("UPDATE tasks SET status = 'paused' WHERE id = $1", "status"),
+            (
+                "UPDATE tasks SET status = 'stopped', run_result = 'meh' WHERE id = $1",
+                "run_result",
+            ),
+        ] {
+            sqlx::query(sql)
+                .bind(task.to_string())
+                .execute(&meta.pool)
+                .await
+                .unwrap();
+            match meta.task_by_id(task).await {
+                Err(MetaError::Corrupt(m)) => {
+                    assert!(m.starts_with(col), "{}: {m}", backend(&meta))
+                }
+                other => panic!("{}: {col}: {other:?}", backend(&meta)),
+            }
+        }
+        sqlx::query("UPDATE jobs SET scheduler_state = 'later' WHERE id = $1")
+            .bind(q.job.id.to_string())
+            .execute(&meta.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            meta.job(DEFAULT_ORG, q.job.id).await,
+            Err(MetaError::Corrupt(_))
+        ));
     }
 }

@@ -2,12 +2,23 @@
 //! counters (and runs), tasks with their runs, runs with their files. Each
 //! page costs a fixed number of queries (the page, then one query each for
 //! counters, runs and files), however many rows it holds.
+//!
+//! [`Job`], [`Task`] and [`Run`] are the domain records: typed states
+//! (`Status`, `SchedulerState`, `TaskResult`, `RunResult`, re-exported
+//! here), a job's parameters as JSON; no `meta` row leaves this module.
+//! `json` turns them into the contract's shapes (`wire::jobs`).
+
+mod json;
+
+pub use json::job_json;
 
 use super::Jobs;
 use crate::error::Error;
-use crate::meta::{FileRow, JobCounts, JobRow, RunRow, TaskRow, Window};
+use crate::meta::{FileRow, JobRow, RunRow, TaskRow, Window};
 use std::collections::HashMap;
 use uuid::Uuid;
+
+pub use crate::meta::{JobCounts, RunResult, SchedulerState, Status, TaskResult};
 
 /// Runs listed with a job at most (the rest are in `GET /api/jobs/runs`).
 pub const MAX_RUNS_WITH_JOB: usize = 1000;
@@ -15,16 +26,133 @@ pub const MAX_RUNS_WITH_JOB: usize = 1000;
 /// otherwise carry up to 100,000 runs).
 pub const MAX_RUNS_WITH_LISTED_JOB: usize = 20;
 
+/// A job: a compositor miss (`render`) or a batch (`batch`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub title: String,
+    pub kind: String,
+    pub status: Status,
+    pub scheduler_state: SchedulerState,
+    /// What its creator recorded (a batch's plan); `null` when unreadable.
+    pub parameters: serde_json::Value,
+    pub priority: i64,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<JobRow> for Job {
+    fn from(j: JobRow) -> Job {
+        Job {
+            parameters: serde_json::from_str(&j.parameters).unwrap_or(serde_json::Value::Null),
+            id: j.id,
+            org_id: j.org_id,
+            title: j.title,
+            kind: j.kind,
+            status: j.status,
+            scheduler_state: j.scheduler_state,
+            priority: j.priority,
+            created_by: j.created_by,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// A task: one layer key to render, for every job that wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub job_id: Uuid,
+    pub layer_key: String,
+    pub kind: String,
+    pub title: String,
+    /// The render's parameters (`TaskParams`) as stored: the contract
+    /// answers them as a JSON string, verbatim.
+    pub parameters: String,
+    pub status: Status,
+    /// Once stopped.
+    pub result: Option<TaskResult>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// The last failure, if any.
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<TaskRow> for Task {
+    fn from(t: TaskRow) -> Task {
+        Task {
+            id: t.id,
+            org_id: t.org_id,
+            job_id: t.job_id,
+            layer_key: t.layer_key,
+            kind: t.kind,
+            title: t.title,
+            parameters: t.parameters,
+            status: t.status,
+            result: t.run_result,
+            attempts: t.attempts,
+            max_attempts: t.max_attempts,
+            error: t.error,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// A run: one attempt of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub job_id: Uuid,
+    pub task_id: Uuid,
+    /// `host/pid/slot` of the worker that ran it.
+    pub worker: String,
+    pub attempt: i64,
+    pub started_at: i64,
+    pub stopped_at: Option<i64>,
+    /// Once stopped.
+    pub result: Option<RunResult>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<RunRow> for Run {
+    fn from(r: RunRow) -> Run {
+        Run {
+            id: r.id,
+            org_id: r.org_id,
+            job_id: r.job_id,
+            task_id: r.task_id,
+            worker: r.worker,
+            attempt: r.attempt,
+            started_at: r.started_at,
+            stopped_at: r.stopped_at,
+            result: r.result_code,
+            error: r.error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunRecord {
-    pub run: RunRow,
+    pub run: Run,
     /// The files it made that still exist, in the run's order.
     pub files: Vec<FileRow>,
 }
 
 #[derive(Debug, Clone)]
 pub struct JobRecord {
-    pub job: JobRow,
+    pub job: Job,
     pub counts: JobCounts,
     /// The runs of its tasks (oldest first, at most [`MAX_RUNS_WITH_JOB`],
     /// or [`MAX_RUNS_WITH_LISTED_JOB`] in a list).
@@ -33,7 +161,7 @@ pub struct JobRecord {
 
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
-    pub task: TaskRow,
+    pub task: Task,
     pub runs: Vec<RunRecord>,
 }
 
@@ -57,7 +185,7 @@ impl Jobs {
         };
         let (_, runs) = self.meta.runs(org, Some(job.id), None, Some(w)).await?;
         Ok(JobRecord {
-            job,
+            job: job.into(),
             counts,
             runs: Some(self.with_files(org, runs).await?),
         })
@@ -70,7 +198,7 @@ impl Jobs {
     pub async fn job_records(
         &self,
         org: Uuid,
-        status: Option<&str>,
+        status: Option<Status>,
         w: Window,
     ) -> Result<(usize, Vec<JobRecord>), Error> {
         let (count, rows) = self.meta.jobs(org, status, w).await?;
@@ -94,7 +222,7 @@ impl Jobs {
             .map(|job| JobRecord {
                 counts: counts.remove(&job.id).unwrap_or_default(),
                 runs: Some(by_job.remove(&job.id).unwrap_or_default()),
-                job,
+                job: job.into(),
             })
             .collect();
         Ok((count, records))
@@ -108,7 +236,7 @@ impl Jobs {
         let task = self.meta.task(org, id).await?;
         let runs = self.meta.runs_of_tasks(org, &[task.id]).await?;
         Ok(TaskRecord {
-            task,
+            task: task.into(),
             runs: self.with_files(org, runs).await?,
         })
     }
@@ -121,7 +249,7 @@ impl Jobs {
         &self,
         org: Uuid,
         job: Option<Uuid>,
-        status: Option<&str>,
+        status: Option<Status>,
         w: Window,
     ) -> Result<(usize, Vec<TaskRecord>), Error> {
         let (count, rows) = self.meta.tasks(org, job, status, Some(w)).await?;
@@ -135,7 +263,7 @@ impl Jobs {
             .into_iter()
             .map(|task| TaskRecord {
                 runs: by_task.remove(&task.id).unwrap_or_default(),
-                task,
+                task: task.into(),
             })
             .collect();
         Ok((count, records))
@@ -188,7 +316,7 @@ impl Jobs {
                     .iter()
                     .filter_map(|id| files.get(id).cloned())
                     .collect(),
-                run,
+                run: run.into(),
             })
             .collect())
     }
