@@ -11,8 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+pub mod eventually;
 pub mod postgres;
 pub mod seaweed;
+
+pub use eventually::{Guard, eventually, eventually_blocking, eventually_some, finishes};
 
 pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
