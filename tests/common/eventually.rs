@@ -19,9 +19,10 @@ pub const TRIES: u32 = 1200;
 /// (plus the time the looks themselves take).
 pub const PAUSE: Duration = Duration::from_millis(50);
 
+/// The guard's failure: `what` (the event waited for) never came.
 fn never(what: &str) -> ! {
     panic!(
-        "never happened: {what} (hang guard: {TRIES} looks {}ms apart)",
+        "hang guard: still waiting for {what} after {TRIES} looks {}ms apart",
         PAUSE.as_millis()
     )
 }
@@ -97,13 +98,22 @@ impl Guard {
         Guard::default()
     }
 
-    /// Pauses before the next look; panics naming `what` (what has not
-    /// happened yet) once the looks are spent.
+    /// Pauses before the next look; panics naming `what` (the event
+    /// still waited for) once the looks are spent.
     pub async fn wait(&mut self, what: &str) {
         if self.left == 0 {
             never(what)
         }
         self.left -= 1;
         tokio::time::sleep(PAUSE).await;
+    }
+
+    /// [`Guard::wait`] blocking the thread.
+    pub fn wait_blocking(&mut self, what: &str) {
+        if self.left == 0 {
+            never(what)
+        }
+        self.left -= 1;
+        std::thread::sleep(PAUSE);
     }
 }
