@@ -2,6 +2,7 @@
 //! field, fingerprints, and the caps on catalogue files.
 
 use super::*;
+use crate::catalog::Value;
 
 #[test]
 fn a_bundle_rebuilds_the_same_asset_without_the_catalogue_files() {

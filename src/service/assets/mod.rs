@@ -17,7 +17,7 @@
 use crate::catalog::{Asset, Catalog, Limits, SharedCatalog, load_asset_str};
 use crate::error::Error;
 use crate::keys::Key;
-use crate::meta::{AssetVersionRow, DEFAULT_ORG, Meta};
+use crate::meta::{DEFAULT_ORG, Meta};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
