@@ -9,7 +9,7 @@ use common::{SOFA, base_of, enc, peak_rss_kib, solid_png, start_binary};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+
 
 const KEY: &str = "binary-test-signing-key-0123456789abcdef";
 

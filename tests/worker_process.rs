@@ -9,7 +9,7 @@ use common::{
     base_of, enc, get_json, metric, render_script, running_commands, start_binary as start,
 };
 use serde_json::json;
-use std::time::{Duration, Instant};
+
 
 #[tokio::test]
 async fn a_task_of_a_killed_worker_is_finished_by_another() {

@@ -15,6 +15,8 @@ pub mod eventually;
 pub mod postgres;
 pub mod seaweed;
 
+// Each test file uses some of them.
+#[allow(unused_imports)]
 pub use eventually::{Guard, eventually, eventually_blocking, eventually_some, finishes};
 
 pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";

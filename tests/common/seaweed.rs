@@ -10,7 +10,6 @@
 use layercake::config::Settings;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const KEY: &str = "layercake-test";
 const SECRET: &str = "layercake-test-secret";
