@@ -10,7 +10,6 @@ use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 
-
 const KEY: &str = "binary-test-signing-key-0123456789abcdef";
 
 fn layercake(args: &[&str], config: &Path, data: &Path) -> std::process::Output {

@@ -264,7 +264,9 @@ async fn webhooks_to_loopback_are_refused_when_saved_and_when_delivered() {
                 );
                 break;
             }
-            guard.wait(&format!("the refusal of hook {hook}: {ds:?}")).await;
+            guard
+                .wait(&format!("the refusal of hook {hook}: {ds:?}"))
+                .await;
         }
     }
     assert_eq!(
@@ -370,9 +372,10 @@ async fn one_orgs_slow_receivers_do_not_hold_up_another_orgs_deliveries() {
         .await;
     // The slow org's receiver holds its deliveries until released below:
     // one that waited behind them would never come.
-    common::eventually("the other org's delivery (waiting behind the slow org's?)", || async {
-        quick.got.load(Ordering::SeqCst) >= 1
-    })
+    common::eventually(
+        "the other org's delivery (waiting behind the slow org's?)",
+        || async { quick.got.load(Ordering::SeqCst) >= 1 },
+    )
     .await;
     assert_eq!(
         slow.got.load(Ordering::SeqCst),
@@ -464,7 +467,11 @@ async fn slow_and_idle_clients_are_timed_out_and_excess_connections_refused() {
         String::from_utf8_lossy(&buf[..n])
     );
     // Nothing else closes an idle connection: kept open, it would hang.
-    common::finishes("the idle keep-alive connection closed", until_closed(&mut socket)).await;
+    common::finishes(
+        "the idle keep-alive connection closed",
+        until_closed(&mut socket),
+    )
+    .await;
 
     // At the cap, one more connection is answered 503 at once, while the
     // client already connected goes on being served.
@@ -482,9 +489,12 @@ async fn slow_and_idle_clients_are_timed_out_and_excess_connections_refused() {
     // reaches its end), it does not hold the connection for a slot.
     let mut extra = TcpStream::connect(&addr).await.unwrap();
     let mut answer = Vec::new();
-    common::finishes("the refused connection's end", extra.read_to_end(&mut answer))
-        .await
-        .unwrap();
+    common::finishes(
+        "the refused connection's end",
+        extra.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap();
     let answer = String::from_utf8_lossy(&answer).to_string();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");

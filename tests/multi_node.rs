@@ -369,7 +369,9 @@ request_timeout_secs = 180
         if !mine.is_empty() {
             break mine;
         }
-        guard.wait(&format!("the remote worker taking a task: {t}")).await;
+        guard
+            .wait(&format!("the remote worker taking a task: {t}"))
+            .await;
     };
     remote.0.kill().unwrap();
     remote.0.wait().unwrap();

@@ -208,7 +208,8 @@ async fn a_slow_command_is_killed_at_its_timeout() {
     let mut backend = command(&script);
     backend.timeout_secs = Some(1);
     let server = Server::start(with_backend("script", backend), Arc::new(Counting::new())).await;
-    let (status, e) = common::finishes("the answer to a render past its timeout", get(&server)).await;
+    let (status, e) =
+        common::finishes("the answer to a render past its timeout", get(&server)).await;
     assert_eq!(status, 502, "{e}");
     assert_fixed_502(&e);
     assert!(run_errors(&server).await.contains("longer than"));
@@ -318,7 +319,8 @@ async fn a_render_farm_that_never_answers_fails_the_run_at_its_timeout() {
     let server = Server::start(with_backend("farm", backend), Arc::new(Counting::new())).await;
     // The farm never answers: an answer at all is the timeout's doing,
     // and the run's error says so.
-    let (status, e) = common::finishes("the answer to a render the farm never sends", get(&server)).await;
+    let (status, e) =
+        common::finishes("the answer to a render the farm never sends", get(&server)).await;
     assert_eq!(status, 502, "{e}");
     assert_fixed_502(&e);
     let msg = run_errors(&server).await;

@@ -191,7 +191,9 @@ async fn a_corrupt_object_in_the_bucket_is_deleted_and_made_again() {
         if sound && composites.len() == 1 && layers.len() == first_renders.total() {
             break;
         }
-        guard.wait(&format!("sound replacements in the bucket: {layers:?}")).await;
+        guard
+            .wait(&format!("sound replacements in the bucket: {layers:?}"))
+            .await;
     }
 }
 

@@ -283,7 +283,9 @@ refresh_ms = 200
     assert_eq!(pixel(b.clone()).await, Some([10, 200, 30, 255]));
     let mut guard = common::Guard::new();
     while pixel(a.clone()).await != Some([10, 200, 30, 255]) {
-        guard.wait("A composing from the layer registered through B").await;
+        guard
+            .wait("A composing from the layer registered through B")
+            .await;
     }
 }
 

@@ -10,7 +10,6 @@ use common::{
 };
 use serde_json::json;
 
-
 #[tokio::test]
 async fn a_task_of_a_killed_worker_is_finished_by_another() {
     let dir = tempfile::tempdir().unwrap();
