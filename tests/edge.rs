@@ -8,7 +8,7 @@ mod common;
 use common::{Counting, SOFA, Server, image_url, metric, settings, upload};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const K1: &str = "first-signing-key-0123456789abcdef0123";
 const K2: &str = "second-signing-key-0123456789abcdef012";

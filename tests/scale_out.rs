@@ -22,7 +22,6 @@ use common::{
 };
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 fn image(base: &str, config: &Value, width: u32) -> String {
     format!(
