@@ -1,10 +1,12 @@
 //! The real `layercake` binary: the README's commands, a restart on the same
 //! data dir, and a clean exit on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
@@ -59,15 +61,9 @@ fn sigterm(child: &Child) {
     assert!(ok);
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(start.elapsed() < within, "did not exit within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The child's exit status, once it has exited (under the hang guard).
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    common::eventually_blocking("the server exits", || child.try_wait().unwrap())
 }
 
 #[tokio::test]
@@ -107,7 +103,7 @@ async fn readme_example_then_hit_then_restart_serves_from_the_store() {
     assert!(page.contains("<img"));
 
     sigterm(&server.child);
-    let status = wait_exit(&mut server.child, Duration::from_secs(20));
+    let status = wait_exit(&mut server.child);
     assert!(status.success(), "exit status {status}");
     drop(server);
 

@@ -9,7 +9,6 @@ use common::{SOFA, base_of, enc, peak_rss_kib, solid_png, start_binary};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const KEY: &str = "binary-test-signing-key-0123456789abcdef";
 
@@ -195,8 +194,7 @@ async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
         let (c, u) = (client.clone(), url.clone());
         async move { c.get(&u).send().await.map(|r| r.status().as_u16()) }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    common::eventually("a render started", || async {
         let t: serde_json::Value = client
             .get(format!("{base}/api/jobs/tasks?runStatus=running"))
             .send()
@@ -205,12 +203,9 @@ async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
             .json()
             .await
             .unwrap();
-        if t["count"].as_i64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no render started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        t["count"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
     let pid = i32::try_from(serve.0.id()).unwrap();
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -219,14 +214,7 @@ async fn sigterm_during_a_render_finishes_the_request_and_exits_0() {
         200,
         "the request under way completes"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = serve.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::eventually_blocking("the server exits", || serve.0.try_wait().unwrap());
     assert!(status.success(), "exit status {status}");
 }
 

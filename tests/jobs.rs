@@ -70,15 +70,11 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, V
 
 /// Polls a job until it stops.
 async fn stopped_job(client: &reqwest::Client, server: &Server, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    common::eventually_some(&format!("job {id} stopped"), || async {
         let job = get_json(client, &server.url(&format!("/api/jobs/{id}")), 200).await;
-        if job["status"] == "stopped" {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job {id} never stopped: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (job["status"] == "stopped").then_some(job)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -410,11 +406,10 @@ async fn cancelling_a_batch_stops_its_pending_tasks() {
             .as_i64()
             .unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while renders.total() == 0 || running().await == 0 {
-        assert!(Instant::now() < deadline, "no render started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually("a render started", || async {
+        renders.total() > 0 && running().await > 0
+    })
+    .await;
     let (status, cancelled) = post_json(
         &client,
         &server.url(&format!("/api/jobs/{id}/cancel")),
@@ -444,14 +439,10 @@ async fn cancelling_a_batch_stops_its_pending_tasks() {
     );
     // The running render finishes, and it is the only one.
     renders.release();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while running().await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the running render never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually("the running render finished", || async {
+        running().await == 0
+    })
+    .await;
     assert_eq!(renders.total(), 1, "only the running render ran");
     let done = get_json(&client, &server.url(&format!("/api/jobs/{id}")), 200).await;
     assert_eq!(done["taskResultSuccesses"], 1, "{done}");

@@ -319,11 +319,7 @@ fn ctrl_c_keeps_what_is_done_and_the_next_run_finishes_the_rest() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "prefetch did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually_blocking("prefetch stops on SIGINT", || child.try_wait().unwrap());
     let first = child.wait_with_output().unwrap();
     let err = reader.join().unwrap();
     let out = String::from_utf8_lossy(&first.stdout).into_owned();

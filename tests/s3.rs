@@ -183,7 +183,7 @@ async fn a_corrupt_object_in_the_bucket_is_deleted_and_made_again() {
     b.stop().await;
     // Give the background composite write a moment to land, then check
     // that the bucket holds sound replacements of both.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut guard = common::Guard::new();
     loop {
         let layers = objects(&s3, &prefix, &format!("layers/{SOFA}/v1")).await;
         let composites = objects(&s3, &prefix, &format!("composites/{SOFA}")).await;
@@ -191,11 +191,9 @@ async fn a_corrupt_object_in_the_bucket_is_deleted_and_made_again() {
         if sound && composites.len() == 1 && layers.len() == first_renders.total() {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not replaced: {layers:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        guard
+            .wait(&format!("sound replacements in the bucket: {layers:?}"))
+            .await;
     }
 }
 

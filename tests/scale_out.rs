@@ -22,7 +22,6 @@ use common::{
 };
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 fn image(base: &str, config: &Value, width: u32) -> String {
     format!(
@@ -130,7 +129,7 @@ refresh_ms = 200
             (r.status().as_u16(), r.bytes().await.unwrap())
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut guard = common::Guard::new();
     let running = loop {
         let t = get_json(
             &client,
@@ -141,8 +140,7 @@ refresh_ms = 200
         if let Some(id) = t["tasks"][0]["id"].as_str() {
             break id.to_string();
         }
-        assert!(Instant::now() < deadline, "no render started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        guard.wait("a render started").await;
     };
     doomed.0.kill().unwrap();
     doomed.0.wait().unwrap();
@@ -162,10 +160,9 @@ refresh_ms = 200
 
     // What B made, A serves from S3 (once B's background write of the
     // composite has landed), and a new size from S3 layers: no task.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut guard = common::Guard::new();
     while objects(&s3, &format!("{prefix}/composites/")).await < 2 {
-        assert!(Instant::now() < deadline, "B's composite never reached S3");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        guard.wait("B's composite in S3").await;
     }
     let before = tasks(&client, &a).await.len();
     let r = client.get(image(&a, &navy, 100)).send().await.unwrap();
@@ -187,14 +184,13 @@ refresh_ms = 200
     assert_eq!(r.status(), 201);
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut guard = common::Guard::new();
     let job = loop {
         let j = get_json(&client, &format!("{b}/api/jobs/{id}"), 200).await;
         if j["status"] == "stopped" {
             break j;
         }
-        assert!(Instant::now() < deadline, "the batch never stopped: {j}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        guard.wait(&format!("the batch stopped: {j}")).await;
     };
     let p = &job["parameters"];
     assert_eq!(p["configurations"], 12, "{job}");
@@ -250,13 +246,9 @@ refresh_ms = 200
             Some(img.get_pixel(1, 1).0)
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut guard = common::Guard::new();
     while pixel(a.clone()).await != Some([0x20, 0x40, 0x80, 255]) {
-        assert!(
-            Instant::now() < deadline,
-            "A never served the mug made through B"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        guard.wait("A serving the mug made through B").await;
     }
     let r = client
         .put(&mug)
@@ -266,13 +258,9 @@ refresh_ms = 200
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut guard = common::Guard::new();
     while pixel(a.clone()).await != Some([0x80, 0x20, 0x40, 255]) {
-        assert!(
-            Instant::now() < deadline,
-            "A kept serving the mug's old version"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        guard.wait("A serving the mug's new version").await;
     }
 
     // A layer image registered through B replaces the one A holds in memory.
@@ -292,13 +280,11 @@ refresh_ms = 200
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(pixel(b.clone()).await, Some([10, 200, 30, 255]));
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut guard = common::Guard::new();
     while pixel(a.clone()).await != Some([10, 200, 30, 255]) {
-        assert!(
-            Instant::now() < deadline,
-            "A kept composing from its old copy of the layer"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        guard
+            .wait("A composing from the layer registered through B")
+            .await;
     }
 }
 

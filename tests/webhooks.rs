@@ -12,7 +12,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 #[derive(Clone, Default)]
 struct Receiver {
@@ -53,7 +52,7 @@ impl Receiver {
     }
 
     async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, Bytes)> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut guard = common::Guard::new();
         loop {
             let got = self.got.lock().unwrap().clone();
             if got.len() >= n {
@@ -63,11 +62,9 @@ impl Receiver {
                 .iter()
                 .map(|(h, _)| h["x-layercake-topic"].clone())
                 .collect();
-            assert!(
-                Instant::now() < deadline,
-                "never got {n} deliveries: {topics:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            guard
+                .wait(&format!("{n} deliveries (got {topics:?})"))
+                .await;
         }
     }
 }
@@ -190,7 +187,7 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
 
     // Every attempt is logged and listable.
     let id = hook["webhook"]["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut guard = common::Guard::new();
     let log = loop {
         let log = get_json(
             &client,
@@ -198,10 +195,12 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
             200,
         )
         .await;
-        if log["deliveries"][0]["status"] == "delivered" || Instant::now() > deadline {
+        if log["deliveries"][0]["status"] == "delivered" {
             break log;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        guard
+            .wait(&format!("the delivery logged as delivered: {log}"))
+            .await;
     };
     assert_eq!(log["count"], 1);
     let d = &log["deliveries"][0];

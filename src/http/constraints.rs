@@ -154,11 +154,30 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
     doc
 }
 
+/// One operation of the document: its parameters' schemas, and the error
+/// statuses it can answer.
 fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
     if (method, path) == ("post", "/api/files") {
         op["requestBody"]["content"]["multipart/form-data"]["schema"] = upload_form();
         op["requestBody"]["required"] = json!(true);
     }
+    let has_query = refine_parameters(path, op, s);
+    let errors = error_statuses(path, method, op, has_query);
+    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+        for (status, description) in errors {
+            responses.entry(status).or_insert_with(|| {
+                json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                })
+            });
+        }
+    }
+}
+
+/// Gives the operation's query and path parameters their declared
+/// schemas; whether it takes any query parameter.
+fn refine_parameters(path: &str, op: &mut Value, s: &Settings) -> bool {
     let mut has_query = false;
     if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
         for p in params.iter_mut() {
@@ -195,9 +214,20 @@ fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
             }
         }
     }
+    has_query
+}
+
+/// The error statuses (and their descriptions) the shared layers can
+/// answer for this operation.
+fn error_statuses(
+    path: &str,
+    method: &str,
+    op: &Value,
+    has_query: bool,
+) -> Vec<(&'static str, &'static str)> {
     let has_body = op.get("requestBody").is_some();
     let has_id = path.contains('{');
-    let mut errors: Vec<(&str, &str)> = Vec::new();
+    let mut errors: Vec<(&'static str, &'static str)> = Vec::new();
     if has_query || has_body || has_id {
         errors.push(("400", "Malformed parameter or body (names it)"));
         errors.push(("422", "Invalid value (names it)"));
@@ -235,16 +265,7 @@ fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
         "503",
         "Not ready, or past the request deadline; Retry-After",
     ));
-    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
-        for (status, description) in errors {
-            responses.entry(status).or_insert_with(|| {
-                json!({
-                    "description": description,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-                })
-            });
-        }
-    }
+    errors
 }
 
 #[cfg(test)]

@@ -122,36 +122,13 @@ pub(super) async fn run(
     let mut ended = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
-        let socket = shared.try_clone()?;
-        let (router, limits) = (router.clone(), limits.clone());
-        let (stop, release) = (stop.clone(), release.clone());
-        let (done, ended_rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
-        let thread = std::thread::Builder::new()
-            .name(format!("layercake-http-{i}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = done.send(Err(e));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match TcpListener::from_std(socket) {
-                        Ok(listener) => {
-                            accept(listener, router, limits, stop.cancelled_owned()).await;
-                            let _ = done.send(Ok(()));
-                        }
-                        Err(e) => {
-                            let _ = done.send(Err(e));
-                        }
-                    }
-                    release.cancelled().await;
-                });
-            })?;
+        let (thread, ended_rx) = spawn_thread(
+            i,
+            shared.try_clone()?,
+            (router.clone(), limits.clone()),
+            stop.clone(),
+            release.clone(),
+        )?;
         handles.push(thread);
         ended.push(ended_rx);
     }
@@ -160,7 +137,64 @@ pub(super) async fn run(
         release,
         threads: handles,
     };
-    // Until the shutdown, unless a thread could not start serving.
+    match first_failure(ended, shutdown, &stop).await {
+        Some(e) => {
+            edge.close().await;
+            Err(e)
+        }
+        None => Ok(edge),
+    }
+}
+
+/// What a serving thread reports when it stops accepting (or could not start).
+type Ended = tokio::sync::oneshot::Receiver<std::io::Result<()>>;
+
+/// Thread `i`: a single-threaded runtime accepting from `socket` until
+/// `stop`, then holding its connections' tasks until `release`.
+fn spawn_thread(
+    i: usize,
+    socket: std::net::TcpListener,
+    (router, limits): (Router, Limits),
+    stop: CancellationToken,
+    release: CancellationToken,
+) -> std::io::Result<(std::thread::JoinHandle<()>, Ended)> {
+    let (done, ended_rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name(format!("layercake-http-{i}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match TcpListener::from_std(socket) {
+                    Ok(listener) => {
+                        accept(listener, router, limits, stop.cancelled_owned()).await;
+                        let _ = done.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                    }
+                }
+                release.cancelled().await;
+            });
+        })?;
+    Ok((thread, ended_rx))
+}
+
+/// Waits until the shutdown, unless a thread could not start serving;
+/// then stops every thread accepting and returns the first error.
+async fn first_failure(
+    ended: Vec<Ended>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: &CancellationToken,
+) -> Option<std::io::Error> {
     let mut ended = futures::future::select_all(ended);
     tokio::pin!(shutdown);
     let early = tokio::select! {
@@ -178,13 +212,7 @@ pub(super) async fn run(
             failed.get_or_insert(e);
         }
     }
-    match failed {
-        Some(e) => {
-            edge.close().await;
-            Err(e)
-        }
-        None => Ok(edge),
-    }
+    failed
 }
 
 /// Accepts connections on `listener` and serves them on this runtime

