@@ -224,3 +224,66 @@ proptest! {
         }
     }
 }
+
+/// The output part of a composite key, spelled as `pipeline` spelled it
+/// before the part became typed: `output` (canonical), then `;buster=<b>`.
+fn image_key(a: &Asset, cfg: &Configuration, view: usize, output: &crate::compose::Output, buster: &str) -> Key {
+    let mut what = output.canonical();
+    if !buster.is_empty() {
+        what.push_str(";buster=");
+        what.push_str(buster);
+    }
+    composite_key(a, cfg, view, &what)
+}
+
+/// The flattened stack's key, spelled as `pipeline` spelled it before the
+/// part became typed: `flattened`, `;crop=x,y,w,h`, `;buster=<b>`.
+fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<crate::compose::Rect>, buster: &str) -> Key {
+    let mut what = String::from("flattened");
+    if let Some(c) = crop {
+        what.push_str(&format!(";crop={},{},{},{}", c.x, c.y, c.width, c.height));
+    }
+    if !buster.is_empty() {
+        what.push_str(";buster=");
+        what.push_str(buster);
+    }
+    composite_key(a, cfg, view, &what)
+}
+
+/// Pinned: the output part of the composite key (an encoded image, with
+/// and without the cache buster; the flattened stack, with and without a
+/// crop and a buster). Computed by the code that concatenated these parts
+/// in `pipeline`; stored objects are addressed by them.
+#[test]
+fn output_parts_are_pinned() {
+    use crate::compose::{Fit, Format, Output, Rect};
+    let a = asset();
+    let cfg = Configuration::parse(&a, &json!({"Size": 2.5, "Tint": "#102030"})).unwrap();
+    let crop = Rect { x: 1, y: 2, width: 3, height: 4 };
+    let output = Output {
+        width: Some(512),
+        height: Some(256),
+        fit: Fit::Cover,
+        crop: Some(crop),
+        format: Format::Webp,
+        quality: Some(80),
+    };
+    assert_eq!(output.canonical(), "fmt=webp;q=80;w=512;h=256;fit=cover;crop=1,2,3,4");
+    let png = Output { width: None, height: None, fit: Fit::Contain, crop: None, format: Format::Png, quality: None };
+    let cases: [(&str, Key, &str); 8] = [
+        ("image", image_key(&a, &cfg, 1, &output, ""), "0"),
+        ("image + buster", image_key(&a, &cfg, 1, &output, "b7"), "0"),
+        ("png", image_key(&a, &cfg, 1, &png, ""), PINNED_COMPOSITE),
+        ("png + buster", image_key(&a, &cfg, 1, &png, "v2.x_y-z"), "0"),
+        ("flattened", flattened_key(&a, &cfg, 1, None, ""), "0"),
+        ("flattened + crop", flattened_key(&a, &cfg, 1, Some(crop), ""), "0"),
+        ("flattened + buster", flattened_key(&a, &cfg, 1, None, "b7"), "0"),
+        ("flattened + crop + buster", flattened_key(&a, &cfg, 1, Some(crop), "b7"), "0"),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (what, key, want) in cases {
+        println!("{what}: {}", key.hex());
+        assert_eq!(key.hex(), want, "{what}");
+        assert!(seen.insert(key), "{what}: a key of its own");
+    }
+}

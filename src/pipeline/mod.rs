@@ -397,3 +397,40 @@ impl Compositor {
         self.inner.writes.reopen();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, DEMO_ASSET_ID};
+    use crate::compose::{Fit, Rect};
+
+    /// Pinned (stored objects are addressed by these keys): a request's
+    /// composite and flattened keys, with and without crop and buster.
+    #[test]
+    fn request_keys_are_pinned() {
+        let catalog = Catalog::demo().unwrap();
+        let sofa = Arc::clone(catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap());
+        let cfg = Configuration::defaults(&sofa);
+        let output = |crop| Output {
+            width: Some(400),
+            height: Some(300),
+            fit: Fit::Cover,
+            crop,
+            format: Format::Webp,
+            quality: Some(80),
+        };
+        let crop = Some(Rect { x: 10, y: 20, width: 300, height: 200 });
+        let cases = [
+            (None, "", "0", "0"),
+            (None, "b7", "0", "0"),
+            (crop, "", "0", "0"),
+            (crop, "b7", "0", "0"),
+        ];
+        for (crop, buster, key, flattened) in cases {
+            let req = ImageRequest::new(Arc::clone(&sofa), cfg.clone(), 1, output(crop), buster);
+            println!("{crop:?} {buster:?}: {} {}", req.key().hex(), req.flattened_key().hex());
+            assert_eq!(req.key().hex(), key, "{crop:?} {buster:?}");
+            assert_eq!(req.flattened_key().hex(), flattened, "{crop:?} {buster:?}");
+        }
+    }
+}
