@@ -128,7 +128,7 @@ async fn a_miss_that_queues_after_its_layers_were_rendered_renders_nothing() {
     // Only the first request that gets there is held.
     let set = server
         .app
-        .compositor
+        .compositor()
         .hold_before_queueing(Arc::new(move || {
             let first = reached.lock().unwrap().take();
             let hold = Arc::clone(&hold);

@@ -247,7 +247,7 @@ async fn webhooks_to_loopback_are_refused_when_saved_and_when_delivered() {
     let named = stored_hook(&server, org, &format!("http://localhost:{port}/hook")).await;
     server
         .app
-        .webhooks
+        .webhooks()
         .emit(org, "job.stopped", json!({"id": "x"}))
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -289,7 +289,7 @@ async fn webhooks_to_loopback_are_refused_when_saved_and_when_delivered() {
     assert_eq!(status, 201, "{e}");
     server
         .app
-        .webhooks
+        .webhooks()
         .emit(org, "job.stopped", json!({"id": "y"}))
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -359,7 +359,7 @@ async fn one_orgs_slow_receivers_do_not_hold_up_another_orgs_deliveries() {
     for i in 0..12 {
         server
             .app
-            .webhooks
+            .webhooks()
             .emit(slow_org, "job.stopped", json!({"n": i}))
             .await;
     }
@@ -374,7 +374,7 @@ async fn one_orgs_slow_receivers_do_not_hold_up_another_orgs_deliveries() {
     }
     server
         .app
-        .webhooks
+        .webhooks()
         .emit(quick_org, "job.stopped", json!({"n": 0}))
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -605,7 +605,7 @@ async fn development_mode_is_not_reachable_from_a_browser() {
     // With a token, Host is the operator's business (a CDN, any name).
     let (private, _) = server
         .app
-        .tokens
+        .tokens()
         .create(None, "ci", false, &[])
         .await
         .unwrap();
@@ -707,7 +707,7 @@ async fn error_bodies_leak_nothing_and_readiness_details_need_a_private_token() 
 
     let (private, _) = server
         .app
-        .tokens
+        .tokens()
         .create(None, "ci", false, &[])
         .await
         .unwrap();
@@ -766,7 +766,7 @@ async fn a_served_upload_is_read_by_its_private_owner() {
     let f = upload(&client, &server.base, "notes.txt", b"hello".to_vec()).await;
     let (private, _) = server
         .app
-        .tokens
+        .tokens()
         .create(None, "ci", false, &[])
         .await
         .unwrap();

@@ -64,12 +64,12 @@ async fn a_memory_hit_asks_nothing_of_the_stores() {
     let (private, _) = app.tokens().create(None, "ci", false, &[]).await.unwrap();
     let shop = "https://shop.example";
     let (public, _) = app
-        .tokens
+        .tokens()
         .create(None, "shop", true, &[shop.into()])
         .await
         .unwrap();
     let saved = app
-        .configurations
+        .configurations()
         .save(
             DEFAULT_ORG,
             NewConfiguration {

@@ -33,7 +33,7 @@ async fn fixture(lease_secs: u64) -> Fixture {
     let server = Server::start(s, Arc::new(Counting::new())).await;
     let (private, _) = server
         .app
-        .tokens
+        .tokens()
         .create(None, "ci", false, &[])
         .await
         .unwrap();
@@ -199,7 +199,7 @@ async fn an_upload_is_checked_like_a_local_render_and_finishes_the_request() {
     let t = f
         .server
         .app
-        .meta
+        .meta()
         .task_by_id(task["taskId"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap();
@@ -285,7 +285,7 @@ async fn a_run_that_stops_renewing_loses_its_task_to_the_next_claim() {
     let t = f
         .server
         .app
-        .meta
+        .meta()
         .task_by_id(second["taskId"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap();

@@ -61,7 +61,7 @@ async fn counting_sizes_makes_few_composites_and_the_store_keeps_within_its_budg
     let app = &server.app;
     let (private, _) = app.tokens().create(None, "ci", false, &[]).await.unwrap();
     let (public, _) = app
-        .tokens
+        .tokens()
         .create(None, "shop", true, &["https://shop.example".into()])
         .await
         .unwrap();

@@ -75,7 +75,7 @@ async fn from_form(
             let declared = field.content_type().map(str::to_string);
             let bytes = field.bytes().await.map_err(multipart_error)?;
             let f = app
-                .files
+                .files()
                 .upload(org, Some(&filename), declared.as_deref(), bytes)
                 .await?;
             n.attachments

@@ -60,7 +60,7 @@ pub async fn upload(
         let declared = field.content_type().map(str::to_string);
         let bytes = field.bytes().await.map_err(multipart_error)?;
         let row = app
-            .files
+            .files()
             .upload(caller.org, filename.as_deref(), declared.as_deref(), bytes)
             .await?;
         files.push(FileJson::from_row(&row));

@@ -93,7 +93,7 @@ pub async fn create(
     let b: BatchRequest = body::parse(&bytes)?;
     let dry_run = b.dry_run;
     let asset = app
-        .assets
+        .assets()
         .get(caller.org, parse_uuid("assetId", &b.asset_id)?)?;
     let max = app.settings().jobs.max_batch_configurations;
     let max_keys = app.settings().jobs.max_plan_keys;
@@ -144,7 +144,7 @@ pub async fn list(
     let page = Page::parse(&p, &["createdAt"])?;
     let status = status_param(&p, "status")?;
     let (count, rows) = app
-        .jobs
+        .jobs()
         .job_records(caller.org, status, page.window())
         .await?;
     let now = app.jobs().now();
@@ -172,7 +172,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
     let r = app
-        .jobs
+        .jobs()
         .job_record(caller.org, parse_uuid("id", &id)?)
         .await?;
     Ok(Json(job_json(&r, app.jobs().now())))
@@ -213,7 +213,7 @@ pub async fn tasks(
     let job = p.uuid("jobId")?;
     let status = status_param(&p, "runStatus")?;
     let (count, rows) = app
-        .jobs
+        .jobs()
         .task_records(caller.org, job, status, page.window())
         .await?;
     let now = app.jobs().now();
@@ -237,7 +237,7 @@ pub async fn task(
     Path(id): Path<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
     let r = app
-        .jobs
+        .jobs()
         .task_record(caller.org, parse_uuid("id", &id)?)
         .await?;
     Ok(Json(task_json(&r, app.jobs().now())))
@@ -259,7 +259,7 @@ pub async fn runs(
     let page = Page::parse(&p, &["createdAt"])?;
     let (job, task): (Option<Uuid>, Option<Uuid>) = (p.uuid("jobId")?, p.uuid("taskId")?);
     let (count, rows) = app
-        .jobs
+        .jobs()
         .run_records(caller.org, job, task, page.window())
         .await?;
     let now = app.jobs().now();
@@ -282,7 +282,7 @@ pub async fn run(
     Path(id): Path<String>,
 ) -> Result<Json<RunJson>, ApiError> {
     let r = app
-        .jobs
+        .jobs()
         .run_record(caller.org, parse_uuid("id", &id)?)
         .await?;
     Ok(Json(run_json(&r, app.jobs().now())))

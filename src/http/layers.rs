@@ -113,7 +113,7 @@ pub async fn list(
     let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (count, rows) = app
-        .layers
+        .layers()
         .list(caller.org, &query(&app, caller.org, &p)?, page.window())
         .await?;
     Ok(Json(LayerList {
@@ -154,7 +154,7 @@ pub async fn latest(
     let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     p.none_empty(&["resultType"])?;
     let row = app
-        .layers
+        .layers()
         .latest(caller.org, &query(&app, caller.org, &p)?)
         .await?;
     let optimization = p.json("optimization")?;
@@ -183,7 +183,7 @@ pub async fn latest(
                     };
                     let offset = (at("offsetX"), at("offsetY"));
                     let transformed = app
-                        .compositor
+                        .compositor()
                         .cpu(move || {
                             crate::pipeline::transform_layer(&bytes, canvas, offset, &out, max)
                         })

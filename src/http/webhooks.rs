@@ -234,7 +234,7 @@ pub async fn list(
         }
     };
     let (count, rows) = app
-        .meta
+        .meta()
         .webhooks(caller.org, deleted, page.window())
         .await?;
     Ok(Json(WebhookList {
@@ -273,7 +273,7 @@ pub async fn update(
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
     let row = app
-        .webhooks
+        .webhooks()
         .update(caller.org, id, input(&caller, b)?)
         .await?;
     Ok(Json(WebhookUpdated {
@@ -330,7 +330,7 @@ pub async fn deliveries(
     let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
     let (count, rows) = app
-        .webhooks
+        .webhooks()
         .deliveries(caller.org, parse_uuid("id", &id)?, page.window())
         .await?;
     let deliveries = rows

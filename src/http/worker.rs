@@ -75,7 +75,7 @@ pub async fn claim(
         c.assets.as_deref(),
     );
     let claimed = app
-        .worker
+        .worker()
         .claim_remote(name, &filter, Duration::from_secs(wait))
         .await?;
     Ok(match claimed {

@@ -150,7 +150,7 @@ impl Backend for Local {
         let spec = batch::spec(asset.org, &asset, &planned, &missing);
         let job = self
             .app
-            .jobs
+            .jobs()
             .submit(spec, &missing.layers, false)
             .await?
             .job;
