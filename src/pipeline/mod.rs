@@ -421,16 +421,43 @@ mod tests {
         };
         let crop = Some(Rect { x: 10, y: 20, width: 300, height: 200 });
         let cases = [
-            (None, "", "0", "0"),
-            (None, "b7", "0", "0"),
-            (crop, "", "0", "0"),
-            (crop, "b7", "0", "0"),
+            (
+                None,
+                "",
+                "423b3776abfd361eb9f12b6eec5fe2577fa65ed3b9ce3baa374e14dc602efefe",
+                "a923531498bfda7ed734c6489bb37ae65370bc1dad5c5e4fb95c0101eb11fcec",
+            ),
+            (
+                None,
+                "b7",
+                "db9ef2b51795ff3c9d8c90a191d9ae7a73c6b0abf7a4959dc220c952603272f2",
+                "b193778322e36ad6ed7a53842d150fad5ce6f76fc4f5ba8d5bbfea35ef70fd29",
+            ),
+            (
+                crop,
+                "",
+                "5bb034fa26f7ba11ac52af8f07367287fff92f935a175b76d22ecdc845d08d4f",
+                "1cf2b9aff6a6ad9e52d2a708dc7ef2a7ef81e385026db1d6daad0e0e8ddf8372",
+            ),
+            (
+                crop,
+                "b7",
+                "a6a51b28d15679b907320453277b4e53cbb3457ce5a6a8f8ab5f9abae592f4c0",
+                "d2b2d750737cc6054fe49bb80799802358ca41ce22b67d76424ce14a2553ab45",
+            ),
         ];
+        let request = |crop, buster| ImageRequest::new(Arc::clone(&sofa), cfg.clone(), 1, output(crop), buster);
+        let got: Vec<String> = cases
+            .iter()
+            .map(|&(crop, buster, ..)| {
+                let req = request(crop, buster);
+                format!("{crop:?} {buster:?}: {} {}", req.key().hex(), req.flattened_key().hex())
+            })
+            .collect();
         for (crop, buster, key, flattened) in cases {
-            let req = ImageRequest::new(Arc::clone(&sofa), cfg.clone(), 1, output(crop), buster);
-            println!("{crop:?} {buster:?}: {} {}", req.key().hex(), req.flattened_key().hex());
-            assert_eq!(req.key().hex(), key, "{crop:?} {buster:?}");
-            assert_eq!(req.flattened_key().hex(), flattened, "{crop:?} {buster:?}");
+            let req = request(crop, buster);
+            assert_eq!(req.key().hex(), key, "{crop:?} {buster:?}; all: {got:#?}");
+            assert_eq!(req.flattened_key().hex(), flattened, "{crop:?} {buster:?}; all: {got:#?}");
         }
     }
 }
