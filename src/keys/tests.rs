@@ -1,5 +1,6 @@
 use super::*;
 use crate::catalog::{self, Catalog, DEMO_ASSET_ID};
+use crate::compose::{Fit, Format, Output, Rect};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -79,9 +80,34 @@ fn respell(asset: &Asset, cfg: &[(&str, serde_json::Value)], order: &[usize], st
     format!("{{ {} }}", parts.join(" , "))
 }
 
+/// A PNG `w` pixels wide.
+fn wide(w: u32) -> Output {
+    Output {
+        width: Some(w),
+        ..wide_png()
+    }
+}
+
+/// A PNG at the canvas size (canonically `fmt=png`).
+fn wide_png() -> Output {
+    Output {
+        width: None,
+        height: None,
+        fit: Fit::Contain,
+        crop: None,
+        format: Format::Png,
+        quality: None,
+    }
+}
+
+/// `output` as an image's output part, without a cache buster.
+fn image(output: &Output) -> OutputPart<'_> {
+    OutputPart::Image { output, buster: "" }
+}
+
 fn composite(asset: &Asset, text: &str) -> Key {
     let cfg = Configuration::parse(asset, &serde_json::from_str(text).unwrap()).unwrap();
-    composite_key(asset, &cfg, 0, "w=512")
+    composite_key(asset, &cfg, 0, &image(&wide(512)))
 }
 
 proptest! {
@@ -102,7 +128,7 @@ proptest! {
         let a = asset();
         let px = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &x, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
         let py = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &y, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
-        let (kx, ky) = (composite_key(&a, &px, 0, "w=512"), composite_key(&a, &py, 0, "w=512"));
+        let (kx, ky) = (composite_key(&a, &px, 0, &image(&wide(512))), composite_key(&a, &py, 0, &image(&wide(512))));
         prop_assert_eq!(px == py, kx == ky);
     }
 
@@ -124,9 +150,9 @@ proptest! {
 fn output_view_size_version_and_layer_enter_the_keys() {
     let a = asset();
     let cfg = Configuration::defaults(&a);
-    let base = composite_key(&a, &cfg, 0, "w=512");
-    assert_ne!(base, composite_key(&a, &cfg, 1, "w=512"));
-    assert_ne!(base, composite_key(&a, &cfg, 0, "w=513"));
+    let base = composite_key(&a, &cfg, 0, &image(&wide(512)));
+    assert_ne!(base, composite_key(&a, &cfg, 1, &image(&wide(512))));
+    assert_ne!(base, composite_key(&a, &cfg, 0, &image(&wide(513))));
     let l = layer_key(&a, 0, 0, &cfg, (8, 8));
     assert_ne!(l, layer_key(&a, 0, 1, &cfg, (8, 8)));
     assert_ne!(l, layer_key(&a, 0, 0, &cfg, (8, 9)));
@@ -134,7 +160,7 @@ fn output_view_size_version_and_layer_enter_the_keys() {
     let mut doc = serde_json::to_value(&a.spec).unwrap();
     doc["version"] = json!(4);
     let b = catalog::load_asset_str("mug", &doc.to_string(), &catalog::Limits::default()).unwrap();
-    assert_ne!(base, composite_key(&b, &cfg, 0, "w=512"));
+    assert_ne!(base, composite_key(&b, &cfg, 0, &image(&wide(512))));
     assert_ne!(l, layer_key(&b, 0, 0, &cfg, (8, 8)));
 }
 
@@ -184,7 +210,7 @@ fn demo_keys_are_pinned() {
         r#"{"Camera":0}"#
     );
     assert_eq!(
-        composite_key(sofa, &cfg, 0, "fmt=png"),
+        composite_key(sofa, &cfg, 0, &image(&wide_png())),
         Key(*blake3::hash(input.as_bytes()).as_bytes())
     );
     let a = asset();
@@ -194,7 +220,7 @@ fn demo_keys_are_pinned() {
         r#"{"Color":"Red","Engraved":false,"Size":2.5,"Tint":{"b":48,"g":32,"r":16}}"#
     );
     assert_eq!(
-        composite_key(&a, &cfg, 1, "fmt=png").hex(),
+        composite_key(&a, &cfg, 1, &image(&wide_png())).hex(),
         PINNED_COMPOSITE
     );
     assert_eq!(layer_key(&a, 1, 1, &cfg, (8, 8)).hex(), PINNED_LAYER);
@@ -225,29 +251,14 @@ proptest! {
     }
 }
 
-/// The output part of a composite key, spelled as `pipeline` spelled it
-/// before the part became typed: `output` (canonical), then `;buster=<b>`.
-fn image_key(a: &Asset, cfg: &Configuration, view: usize, output: &crate::compose::Output, buster: &str) -> Key {
-    let mut what = output.canonical();
-    if !buster.is_empty() {
-        what.push_str(";buster=");
-        what.push_str(buster);
-    }
-    composite_key(a, cfg, view, &what)
+/// An encoded image's key, with cache buster `buster` (empty: none).
+fn image_key(a: &Asset, cfg: &Configuration, view: usize, output: &Output, buster: &str) -> Key {
+    composite_key(a, cfg, view, &OutputPart::Image { output, buster })
 }
 
-/// The flattened stack's key, spelled as `pipeline` spelled it before the
-/// part became typed: `flattened`, `;crop=x,y,w,h`, `;buster=<b>`.
-fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<crate::compose::Rect>, buster: &str) -> Key {
-    let mut what = String::from("flattened");
-    if let Some(c) = crop {
-        what.push_str(&format!(";crop={},{},{},{}", c.x, c.y, c.width, c.height));
-    }
-    if !buster.is_empty() {
-        what.push_str(";buster=");
-        what.push_str(buster);
-    }
-    composite_key(a, cfg, view, &what)
+/// The flattened stack's key, cropped to `crop`, with cache buster `buster`.
+fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<Rect>, buster: &str) -> Key {
+    composite_key(a, cfg, view, &OutputPart::Flattened { crop, buster })
 }
 
 /// Pinned: the output part of the composite key (an encoded image, with
@@ -256,7 +267,6 @@ fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<crate
 /// in `pipeline`; stored objects are addressed by them.
 #[test]
 fn output_parts_are_pinned() {
-    use crate::compose::{Fit, Format, Output, Rect};
     let a = asset();
     let cfg = Configuration::parse(&a, &json!({"Size": 2.5, "Tint": "#102030"})).unwrap();
     let crop = Rect { x: 1, y: 2, width: 3, height: 4 };
@@ -285,5 +295,35 @@ fn output_parts_are_pinned() {
     for (what, key, want) in cases {
         assert_eq!(key.hex(), want, "{what}; all: {got:#?}");
         assert!(seen.insert(key), "{what}: a key of its own");
+    }
+}
+
+/// The demo sofa's visible layers: legs by `Legs`, the skirt by `Skirt`;
+/// each with the key and the `dependsOn` values a render of it sees.
+#[test]
+fn visible_layers_are_listed_bottom_to_top_with_their_keys() {
+    let catalog = Catalog::demo().unwrap();
+    let sofa = catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap();
+    let cases = [
+        (json!({}), vec!["Backdrop", "Shadow", "Legs: Tapered Oak", "Body", "Pillows"]),
+        (
+            json!({"Legs": "Chrome Sled", "Skirt": true}),
+            vec!["Backdrop", "Shadow", "Legs: Chrome Sled", "Body", "Skirt", "Pillows"],
+        ),
+    ];
+    let size = (sofa.width, sofa.height);
+    for (json, want) in cases {
+        let cfg = Configuration::parse(sofa, &json).unwrap();
+        for view in 0..sofa.views.len() {
+            let listed: Vec<LayerIdentity> = visible_layers(sofa, &cfg, view, size).collect();
+            let names: Vec<&str> = listed.iter().map(|l| sofa.layers[l.layer].name.as_str()).collect();
+            assert_eq!(names, want, "{json}");
+            for l in &listed {
+                assert_eq!((l.view, l.size), (view, size));
+                assert_eq!(l.key, layer_key(sofa, l.layer, view, &cfg, size));
+                assert_eq!(l.values, cfg.subset(&sofa.layers[l.layer].depends_on));
+                assert_eq!(*l, LayerIdentity::of(sofa, l.layer, view, &cfg, size));
+            }
+        }
     }
 }

@@ -37,12 +37,11 @@ use crate::catalog::Asset;
 use crate::compose::{Format, LayerImage, Output};
 use crate::error::Error;
 use crate::jobs::Jobs;
-use crate::keys::{self, Configuration, Key};
+use crate::keys::{self, Configuration, Key, OutputPart};
 use crate::store::{BlobStore, Encoded, Ledger, MemoryTiers, composite_path};
 use crate::telemetry;
 use admission::Admit;
 use bytes::Bytes;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -74,12 +73,11 @@ impl ImageRequest {
         output: Output,
         buster: &str,
     ) -> ImageRequest {
-        let mut canonical = output.canonical();
-        if !buster.is_empty() {
-            canonical.push_str(";buster=");
-            canonical.push_str(buster);
-        }
-        let key = keys::composite_key(&asset, &config, view, &canonical);
+        let part = OutputPart::Image {
+            output: &output,
+            buster,
+        };
+        let key = keys::composite_key(&asset, &config, view, &part);
         ImageRequest {
             asset,
             config,
@@ -99,15 +97,11 @@ impl ImageRequest {
     /// crop, if any, applied; no size, fit or format): every size and
     /// format of one image shares it.
     pub fn flattened_key(&self) -> Key {
-        let mut what = String::from("flattened");
-        if let Some(c) = self.output.crop {
-            let _ = write!(what, ";crop={},{},{},{}", c.x, c.y, c.width, c.height);
-        }
-        if !self.buster.is_empty() {
-            what.push_str(";buster=");
-            what.push_str(&self.buster);
-        }
-        keys::composite_key(&self.asset, &self.config, self.view, &what)
+        let part = OutputPart::Flattened {
+            crop: self.output.crop,
+            buster: &self.buster,
+        };
+        keys::composite_key(&self.asset, &self.config, self.view, &part)
     }
 }
 

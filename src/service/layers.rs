@@ -352,7 +352,8 @@ impl LayerService {
             .await??;
         let (image, encoded) = encoded;
 
-        let key = keys::layer_key(&asset, layer, view, &config, canvas);
+        let id = keys::LayerIdentity::of(&asset, layer, view, &config, canvas);
+        let key = id.key;
         let path = layer_path(asset.id, asset.version, &key);
         let (store, files) = (self.store.clone(), self.files.clone());
         compositor
@@ -373,7 +374,7 @@ impl LayerService {
             &asset,
             layer,
             view,
-            config.canonical_subset(&asset, &l.depends_on),
+            Configuration::canonical_pairs(&asset, &id.values),
             file.id,
             key,
             "upload",
