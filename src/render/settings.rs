@@ -169,6 +169,9 @@ mod tests {
         s.backend = "farm".into();
         let e = s.check_backends().unwrap_err();
         assert!(e.starts_with("render.backend: \"farm\""), "{e}");
+        // At start, the same check, the same sentence.
+        let at_start = crate::render::Renderers::from_settings(&s, None).err();
+        assert_eq!(at_start, Some(e));
         s.backends.insert("farm".into(), backend("kind = \"http\"\nurl = \"http://f\""));
         assert_eq!(s.check_backends(), Ok(()));
     }
