@@ -2,7 +2,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use layercake::catalog::{Catalog, DEMO_ASSET_ID};
-use layercake::keys::{self, Configuration};
+use layercake::compose::{Fit, Format, Output};
+use layercake::keys::{self, Configuration, OutputPart};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -18,17 +19,28 @@ fn bench(c: &mut Criterion) {
             Configuration::parse(sofa, &serde_json::from_str(black_box(&text)).unwrap()).unwrap()
         })
     });
+    let output = Output {
+        width: Some(400),
+        height: None,
+        fit: Fit::Contain,
+        crop: None,
+        format: Format::Webp,
+        quality: Some(80),
+    };
+    let part = OutputPart::Image {
+        output: &output,
+        buster: "",
+    };
     g.bench_function("composite_key", |b| {
-        b.iter(|| keys::composite_key(sofa, black_box(&cfg), 1, "fmt=webp;q=80;w=400"))
+        b.iter(|| keys::composite_key(sofa, black_box(&cfg), 1, &part))
     });
     g.bench_function("layer_key", |b| {
         b.iter(|| keys::layer_key(sofa, 7, 1, black_box(&cfg), (1200, 1200)))
     });
     g.bench_function("all_layer_keys_of_a_configuration", |b| {
         b.iter(|| {
-            (0..sofa.layers.len())
-                .filter(|&i| sofa.layers[i].is_visible(cfg.values()))
-                .map(|i| keys::layer_key(sofa, i, 1, black_box(&cfg), (1200, 1200)))
+            keys::visible_layers(sofa, black_box(&cfg), 1, (1200, 1200))
+                .map(|l| l.key)
                 .collect::<Vec<_>>()
         })
     });

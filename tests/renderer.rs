@@ -47,20 +47,8 @@ fn the_demo_has_360_configurations_and_25_layer_images_per_view() {
     for view in 0..asset.views.len() {
         let mut keys = HashSet::new();
         for cfg in &configs {
-            for (i, _) in asset
-                .layers
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.is_visible(cfg.values()))
-            {
-                keys.insert(keys::layer_key(
-                    &asset,
-                    i,
-                    view,
-                    cfg,
-                    (asset.width, asset.height),
-                ));
-            }
+            let size = (asset.width, asset.height);
+            keys.extend(keys::visible_layers(&asset, cfg, view, size).map(|l| l.key));
         }
         // backdrop 1 + shadow 1 + legs 5 + body 6 + skirt 6 + pillows 6
         assert_eq!(keys.len(), 25, "view {view}");

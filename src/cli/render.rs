@@ -9,10 +9,10 @@ use crate::app::load_catalog;
 use crate::compose::{Format, Rect, compose, encode};
 use crate::config::Settings;
 use crate::render::blender::{BlenderRenderer, Target};
-use crate::render::{RenderRequest, Renderers};
+use crate::jobs::LayerJob;
+use crate::render::Renderers;
 use anyhow::{Context, anyhow, bail};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
@@ -70,23 +70,13 @@ pub fn run(settings: Settings, args: RenderArgs) -> anyhow::Result<()> {
         let renderers = Renderers::from_settings(&settings.render, None).map_err(|e| anyhow!(e))?;
         let (renderer, _) = renderers.for_asset(&asset)?;
         let mut out = Vec::new();
-        for (i, layer) in asset.layers.iter().enumerate() {
-            if !layer.is_visible(config.values()) {
-                continue;
-            }
-            let req = RenderRequest {
-                asset: Arc::clone(&asset),
-                layer: i,
-                view,
-                values: config.subset(&layer.depends_on),
-                width: asset.width,
-                height: asset.height,
-            };
+        for job in LayerJob::visible(&asset, &config, view) {
+            let name = &asset.layers[job.request.layer].name;
             out.push(
                 renderer
-                    .render(&req)
+                    .render(&job.request)
                     .await
-                    .with_context(|| format!("layer \"{}\"", layer.name))?,
+                    .with_context(|| format!("layer \"{name}\""))?,
             );
         }
         Ok(out)

@@ -66,6 +66,32 @@ pub struct LayerJob {
 }
 
 impl LayerJob {
+    /// The job for one layer `keys` identified (see `keys::visible_layers`).
+    pub fn new(asset: &Arc<Asset>, id: crate::keys::LayerIdentity) -> LayerJob {
+        LayerJob {
+            key: id.key,
+            request: RenderRequest {
+                asset: Arc::clone(asset),
+                layer: id.layer,
+                view: id.view,
+                values: id.values,
+                width: id.size.0,
+                height: id.size.1,
+            },
+        }
+    }
+
+    /// The jobs for the layers of `config` visible on `view`, at the
+    /// asset's canvas size, bottom to top.
+    pub fn visible<'a>(
+        asset: &'a Arc<Asset>,
+        config: &'a Configuration,
+        view: usize,
+    ) -> impl Iterator<Item = LayerJob> + 'a {
+        let size = (asset.width, asset.height);
+        crate::keys::visible_layers(asset, config, view, size).map(|id| LayerJob::new(asset, id))
+    }
+
     /// Where the layer's image is stored.
     pub fn path(&self) -> String {
         let asset = &self.request.asset;
@@ -181,19 +207,8 @@ impl TaskParams {
         let config = Configuration::parse(&asset, &self.configuration)
             .map_err(|e| format!("configuration: {e}"))?;
         let size = (self.width, self.height);
-        let key = crate::keys::layer_key(&asset, layer, view, &config, size);
-        let values = config.subset(&asset.layers[layer].depends_on);
-        Ok(LayerJob {
-            key,
-            request: RenderRequest {
-                asset,
-                layer,
-                view,
-                values,
-                width: size.0,
-                height: size.1,
-            },
-        })
+        let id = crate::keys::LayerIdentity::of(&asset, layer, view, &config, size);
+        Ok(LayerJob::new(&asset, id))
     }
 }
 

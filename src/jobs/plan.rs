@@ -6,10 +6,9 @@
 //! need 25 layers, not 3600.
 
 use super::LayerJob;
-use crate::catalog::{Asset, AttrKind, Value};
+use crate::catalog::{Asset, AttrKind};
 use crate::error::Error;
 use crate::keys::{self, Configuration};
-use crate::render::RenderRequest;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -225,31 +224,11 @@ pub fn combinations(
 
 /// The distinct visible layers of `configs` on `views`.
 pub fn plan(asset: &Arc<Asset>, configs: &[Configuration], views: &[usize]) -> Plan {
-    let size = (asset.width, asset.height);
     let mut seen = HashSet::new();
     let mut layers = Vec::new();
     for &view in views {
         for config in configs {
-            let values: &[Value] = config.values();
-            for (i, l) in asset.layers.iter().enumerate() {
-                if !l.is_visible(values) {
-                    continue;
-                }
-                let key = keys::layer_key(asset, i, view, config, size);
-                if seen.insert(key) {
-                    layers.push(LayerJob {
-                        key,
-                        request: RenderRequest {
-                            asset: Arc::clone(asset),
-                            layer: i,
-                            view,
-                            values: config.subset(&l.depends_on),
-                            width: size.0,
-                            height: size.1,
-                        },
-                    });
-                }
-            }
+            layers.extend(LayerJob::visible(asset, config, view).filter(|j| seen.insert(j.key)));
         }
     }
     Plan {

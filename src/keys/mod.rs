@@ -3,14 +3,22 @@
 //! A request's configuration is checked against its asset and put in
 //! canonical form ([`Configuration`]); from it come two kinds of blake3 key:
 //!
-//! - the **layer key**: asset id, version, the layer id and its recipe
-//!   fingerprint, the configuration *restricted to the layer's `dependsOn`*,
-//!   the view's stage configuration and the render size. One layer image
-//!   serves every configuration that agrees on those attributes.
-//! - the **composite key**: asset id, version, definition fingerprint and
-//!   layer epoch (bumped when a registered layer replaces an image), the
-//!   *full* canonical configuration (defaults filled in), the view and the
-//!   canonical output parameters (size, fit, crop, format, quality).
+//! - the **layer key** ([`layer_key`]): asset id, version, the layer id and
+//!   its recipe fingerprint, the configuration *restricted to the layer's
+//!   `dependsOn`*, the view's stage configuration and the render size. One
+//!   layer image serves every configuration that agrees on those
+//!   attributes. [`visible_layers`] lists a configuration's visible layers
+//!   on a view with their keys ([`LayerIdentity`]): every place that plans
+//!   or renders layers starts from it.
+//! - the **composite key** ([`composite_key`]): asset id, version,
+//!   definition fingerprint and layer epoch (bumped when a registered layer
+//!   replaces an image), the *full* canonical configuration (defaults filled
+//!   in), the view, and the output part ([`OutputPart`]): for an encoded
+//!   image its canonical output parameters (format, quality, width, height,
+//!   fit, crop, as `compose::Output::canonical` spells them) and the cache
+//!   buster (`http.cache_buster`, when set); for the flattened stack (the
+//!   layers stacked at canvas resolution, shared by every size and format
+//!   of one image) the crop and the cache buster.
 //!
 //! Identity is exactly those fields. Noise never enters a key: attribute
 //! order, `1` vs `1.0`, attributes omitted or `null` (they take their
@@ -18,17 +26,19 @@
 //!
 //! The hashed input is a few `name=value` lines behind a version salt
 //! (`layercake/layer/1`, `layercake/composite/2`); see [`layer_key`] and
-//! [`composite_key`]. Expected hashes are pinned in the tests below: a
-//! change that moves them invalidates every deployed cache and must bump
+//! [`composite_key`]. Expected hashes are pinned in the tests (`tests.rs`):
+//! a change that moves them invalidates every deployed cache and must bump
 //! the salt.
 //!
-//! This module depends on catalogue types and blake3 alone; it does no I/O.
+//! This module depends on catalogue types, `compose`'s output parameters
+//! and blake3 alone; it does no I/O.
 
 mod canonical;
 
 pub use canonical::canonical_json;
 
 use crate::catalog::{Asset, Value, ValueError};
+use crate::compose::{Output, Rect};
 use std::fmt;
 
 /// A 256-bit blake3 key, shown as 64 lowercase hex digits.
@@ -253,13 +263,106 @@ pub fn layer_key(
         .key()
 }
 
-/// The key of one composite image.
+/// One visible layer of a configuration on a view: what a render of it
+/// sees, and the key its image is stored under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerIdentity {
+    /// Index into `asset.layers`.
+    pub layer: usize,
+    /// Index into `asset.views`.
+    pub view: usize,
+    /// The render size (the canvas, for every layer the compositor stacks).
+    pub size: (u32, u32),
+    /// The configuration restricted to the layer's `dependsOn`.
+    pub values: Vec<(usize, Value)>,
+    /// [`layer_key`] of the above.
+    pub key: Key,
+}
+
+impl LayerIdentity {
+    /// Layer `layer` of `config` on `view` at `size`, visible or not (a
+    /// registered upload or a queued task names its layer itself).
+    pub fn of(
+        asset: &Asset,
+        layer: usize,
+        view: usize,
+        config: &Configuration,
+        size: (u32, u32),
+    ) -> LayerIdentity {
+        LayerIdentity {
+            layer,
+            view,
+            size,
+            values: config.subset(&asset.layers[layer].depends_on),
+            key: layer_key(asset, layer, view, config, size),
+        }
+    }
+}
+
+/// The layers of `config` visible on `view`, bottom to top, each with its
+/// key at `size`: the one list the compositor, the batch planner and
+/// `layercake render` stack or render.
+pub fn visible_layers<'a>(
+    asset: &'a Asset,
+    config: &'a Configuration,
+    view: usize,
+    size: (u32, u32),
+) -> impl Iterator<Item = LayerIdentity> + 'a {
+    asset
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_visible(config.values()))
+        .map(move |(i, _)| LayerIdentity::of(asset, i, view, config, size))
+}
+
+/// The output part of a composite key: what is made of the stacked layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputPart<'a> {
+    /// An encoded image: its output parameters (normalised, see
+    /// `Output::normalize`) and the cache buster (empty: none).
+    Image { output: &'a Output, buster: &'a str },
+    /// The layers stacked at canvas resolution, `crop` applied (no size,
+    /// fit or format: every size and format of one image shares it), and
+    /// the cache buster (empty: none).
+    Flattened { crop: Option<Rect>, buster: &'a str },
+}
+
+impl OutputPart<'_> {
+    /// The value of the `output=` line: `<Output::canonical>`, or
+    /// `flattened` then `;crop=<x>,<y>,<w>,<h>` when cropped; then
+    /// `;buster=<buster>` when there is one.
+    fn spelling(&self) -> String {
+        use fmt::Write as _;
+        let (mut s, buster) = match self {
+            OutputPart::Image { output, buster } => (output.canonical(), buster),
+            OutputPart::Flattened { crop, buster } => {
+                let mut s = String::from("flattened");
+                if let Some(c) = crop {
+                    let _ = write!(s, ";crop={},{},{},{}", c.x, c.y, c.width, c.height);
+                }
+                (s, buster)
+            }
+        };
+        if !buster.is_empty() {
+            let _ = write!(s, ";buster={buster}");
+        }
+        s
+    }
+}
+
+/// The key of one composite image (or of its flattened stack).
 ///
 /// Hashed input: `layercake/composite/2`, `asset=<uuid>`, `version=<n>`,
 /// `definition=<hex>`, `epoch=<n>`, `config=<canonical JSON, defaults filled in>`,
-/// `view=<canonical stage JSON>`, `output=<canonical output parameters>`
-/// (as `compose::Output::canonical` spells them).
-pub fn composite_key(asset: &Asset, config: &Configuration, view: usize, output: &str) -> Key {
+/// `view=<canonical stage JSON>`, `output=<the output part>` (see
+/// [`OutputPart`]).
+pub fn composite_key(
+    asset: &Asset,
+    config: &Configuration,
+    view: usize,
+    output: &OutputPart<'_>,
+) -> Key {
     Lines::new("layercake/composite/2")
         .line("asset", asset.id)
         .line("version", asset.version)
@@ -267,7 +370,7 @@ pub fn composite_key(asset: &Asset, config: &Configuration, view: usize, output:
         .line("epoch", asset.epoch)
         .line("config", config.canonical(asset))
         .line("view", &asset.views[view].stage_canonical)
-        .line("output", output)
+        .line("output", output.spelling())
         .key()
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::catalog::{self, Catalog, DEMO_ASSET_ID};
+use crate::compose::{Fit, Format, Output, Rect};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -79,9 +80,34 @@ fn respell(asset: &Asset, cfg: &[(&str, serde_json::Value)], order: &[usize], st
     format!("{{ {} }}", parts.join(" , "))
 }
 
+/// A PNG `w` pixels wide.
+fn wide(w: u32) -> Output {
+    Output {
+        width: Some(w),
+        ..wide_png()
+    }
+}
+
+/// A PNG at the canvas size (canonically `fmt=png`).
+fn wide_png() -> Output {
+    Output {
+        width: None,
+        height: None,
+        fit: Fit::Contain,
+        crop: None,
+        format: Format::Png,
+        quality: None,
+    }
+}
+
+/// `output` as an image's output part, without a cache buster.
+fn image(output: &Output) -> OutputPart<'_> {
+    OutputPart::Image { output, buster: "" }
+}
+
 fn composite(asset: &Asset, text: &str) -> Key {
     let cfg = Configuration::parse(asset, &serde_json::from_str(text).unwrap()).unwrap();
-    composite_key(asset, &cfg, 0, "w=512")
+    composite_key(asset, &cfg, 0, &image(&wide(512)))
 }
 
 proptest! {
@@ -102,7 +128,7 @@ proptest! {
         let a = asset();
         let px = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &x, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
         let py = Configuration::parse(&a, &serde_json::from_str(&respell(&a, &y, &[0, 1, 2, 3], 0)).unwrap()).unwrap();
-        let (kx, ky) = (composite_key(&a, &px, 0, "w=512"), composite_key(&a, &py, 0, "w=512"));
+        let (kx, ky) = (composite_key(&a, &px, 0, &image(&wide(512))), composite_key(&a, &py, 0, &image(&wide(512))));
         prop_assert_eq!(px == py, kx == ky);
     }
 
@@ -124,9 +150,9 @@ proptest! {
 fn output_view_size_version_and_layer_enter_the_keys() {
     let a = asset();
     let cfg = Configuration::defaults(&a);
-    let base = composite_key(&a, &cfg, 0, "w=512");
-    assert_ne!(base, composite_key(&a, &cfg, 1, "w=512"));
-    assert_ne!(base, composite_key(&a, &cfg, 0, "w=513"));
+    let base = composite_key(&a, &cfg, 0, &image(&wide(512)));
+    assert_ne!(base, composite_key(&a, &cfg, 1, &image(&wide(512))));
+    assert_ne!(base, composite_key(&a, &cfg, 0, &image(&wide(513))));
     let l = layer_key(&a, 0, 0, &cfg, (8, 8));
     assert_ne!(l, layer_key(&a, 0, 1, &cfg, (8, 8)));
     assert_ne!(l, layer_key(&a, 0, 0, &cfg, (8, 9)));
@@ -134,7 +160,7 @@ fn output_view_size_version_and_layer_enter_the_keys() {
     let mut doc = serde_json::to_value(&a.spec).unwrap();
     doc["version"] = json!(4);
     let b = catalog::load_asset_str("mug", &doc.to_string(), &catalog::Limits::default()).unwrap();
-    assert_ne!(base, composite_key(&b, &cfg, 0, "w=512"));
+    assert_ne!(base, composite_key(&b, &cfg, 0, &image(&wide(512))));
     assert_ne!(l, layer_key(&b, 0, 0, &cfg, (8, 8)));
 }
 
@@ -184,7 +210,7 @@ fn demo_keys_are_pinned() {
         r#"{"Camera":0}"#
     );
     assert_eq!(
-        composite_key(sofa, &cfg, 0, "fmt=png"),
+        composite_key(sofa, &cfg, 0, &image(&wide_png())),
         Key(*blake3::hash(input.as_bytes()).as_bytes())
     );
     let a = asset();
@@ -194,7 +220,7 @@ fn demo_keys_are_pinned() {
         r#"{"Color":"Red","Engraved":false,"Size":2.5,"Tint":{"b":48,"g":32,"r":16}}"#
     );
     assert_eq!(
-        composite_key(&a, &cfg, 1, "fmt=png").hex(),
+        composite_key(&a, &cfg, 1, &image(&wide_png())).hex(),
         PINNED_COMPOSITE
     );
     assert_eq!(layer_key(&a, 1, 1, &cfg, (8, 8)).hex(), PINNED_LAYER);
@@ -220,6 +246,83 @@ proptest! {
                     prop_assert!(input.get(&n).is_some(), "{} names {}", input, n);
                 }
                 Err(e) => prop_assert!(false, "{}: {}", input, e),
+            }
+        }
+    }
+}
+
+/// An encoded image's key, with cache buster `buster` (empty: none).
+fn image_key(a: &Asset, cfg: &Configuration, view: usize, output: &Output, buster: &str) -> Key {
+    composite_key(a, cfg, view, &OutputPart::Image { output, buster })
+}
+
+/// The flattened stack's key, cropped to `crop`, with cache buster `buster`.
+fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<Rect>, buster: &str) -> Key {
+    composite_key(a, cfg, view, &OutputPart::Flattened { crop, buster })
+}
+
+/// Pinned: the output part of the composite key (an encoded image, with
+/// and without the cache buster; the flattened stack, with and without a
+/// crop and a buster). Computed by the code that concatenated these parts
+/// in `pipeline`; stored objects are addressed by them.
+#[test]
+fn output_parts_are_pinned() {
+    let a = asset();
+    let cfg = Configuration::parse(&a, &json!({"Size": 2.5, "Tint": "#102030"})).unwrap();
+    let crop = Rect { x: 1, y: 2, width: 3, height: 4 };
+    let output = Output {
+        width: Some(512),
+        height: Some(256),
+        fit: Fit::Cover,
+        crop: Some(crop),
+        format: Format::Webp,
+        quality: Some(80),
+    };
+    assert_eq!(output.canonical(), "fmt=webp;q=80;w=512;h=256;fit=cover;crop=1,2,3,4");
+    let png = Output { width: None, height: None, fit: Fit::Contain, crop: None, format: Format::Png, quality: None };
+    let cases: [(&str, Key, &str); 8] = [
+        ("image", image_key(&a, &cfg, 1, &output, ""), "bbca3a99d515466533843054a102bd1b9a9a74057e6a3c781d3afbd01c7403eb"),
+        ("image + buster", image_key(&a, &cfg, 1, &output, "b7"), "984d331ddcc22569964b0b47433fc6e5c072c9994cda5cad50e7f9fd533f76fd"),
+        ("png", image_key(&a, &cfg, 1, &png, ""), PINNED_COMPOSITE),
+        ("png + buster", image_key(&a, &cfg, 1, &png, "v2.x_y-z"), "b25a945b5449675aa1141e075ccdebc8e15aa396c4290ccbd1abdb330f45e8c8"),
+        ("flattened", flattened_key(&a, &cfg, 1, None, ""), "400188f29ba59697be17daa7ac1ff9c657201e379ae8e396db9050b1964633c1"),
+        ("flattened + crop", flattened_key(&a, &cfg, 1, Some(crop), ""), "0d352d3f724cfd1504a6447cd956d1d022c94b2209480b24101a553605225f0c"),
+        ("flattened + buster", flattened_key(&a, &cfg, 1, None, "b7"), "d6187da9970c8c652dc707410b69a4c7d575bbb180fe4c9334a1dc830305d03c"),
+        ("flattened + crop + buster", flattened_key(&a, &cfg, 1, Some(crop), "b7"), "0761f82f50fbe11d93293c1ef408da4ebbe48ff0eebf1572a9d8b920abcae982"),
+    ];
+    let got: Vec<String> = cases.iter().map(|(what, key, _)| format!("{what}: {}", key.hex())).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (what, key, want) in cases {
+        assert_eq!(key.hex(), want, "{what}; all: {got:#?}");
+        assert!(seen.insert(key), "{what}: a key of its own");
+    }
+}
+
+/// The demo sofa's visible layers: legs by `Legs`, the skirt by `Skirt`;
+/// each with the key and the `dependsOn` values a render of it sees.
+#[test]
+fn visible_layers_are_listed_bottom_to_top_with_their_keys() {
+    let catalog = Catalog::demo().unwrap();
+    let sofa = catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap();
+    let cases = [
+        (json!({}), vec!["Backdrop", "Shadow", "Legs: Tapered Oak", "Body", "Pillows"]),
+        (
+            json!({"Legs": "Chrome Sled", "Skirt": true}),
+            vec!["Backdrop", "Shadow", "Legs: Chrome Sled", "Body", "Skirt", "Pillows"],
+        ),
+    ];
+    let size = (sofa.width, sofa.height);
+    for (json, want) in cases {
+        let cfg = Configuration::parse(sofa, &json).unwrap();
+        for view in 0..sofa.views.len() {
+            let listed: Vec<LayerIdentity> = visible_layers(sofa, &cfg, view, size).collect();
+            let names: Vec<&str> = listed.iter().map(|l| sofa.layers[l.layer].name.as_str()).collect();
+            assert_eq!(names, want, "{json}");
+            for l in &listed {
+                assert_eq!((l.view, l.size), (view, size));
+                assert_eq!(l.key, layer_key(sofa, l.layer, view, &cfg, size));
+                assert_eq!(l.values, cfg.subset(&sofa.layers[l.layer].depends_on));
+                assert_eq!(*l, LayerIdentity::of(sofa, l.layer, view, &cfg, size));
             }
         }
     }

@@ -7,8 +7,7 @@ use super::{Compositor, ImageRequest, Inner};
 use crate::compose::{LayerImage, layerfile};
 use crate::error::Error;
 use crate::jobs::{Ended, JobSpec, LayerJob, PRIORITY_INTERACTIVE};
-use crate::keys::{self, Key};
-use crate::render::RenderRequest;
+use crate::keys::Key;
 use crate::telemetry;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -22,24 +21,7 @@ impl Inner {
         req: &ImageRequest,
     ) -> Result<Vec<Arc<LayerImage>>, Error> {
         let asset = &req.asset;
-        let size = (asset.width, asset.height);
-        let planned: Vec<LayerJob> = asset
-            .layers
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.is_visible(req.config.values()))
-            .map(|(i, l)| LayerJob {
-                key: keys::layer_key(asset, i, req.view, &req.config, size),
-                request: RenderRequest {
-                    asset: Arc::clone(asset),
-                    layer: i,
-                    view: req.view,
-                    values: req.config.subset(&l.depends_on),
-                    width: size.0,
-                    height: size.1,
-                },
-            })
-            .collect();
+        let planned: Vec<LayerJob> = LayerJob::visible(asset, &req.config, req.view).collect();
         let found = futures::future::try_join_all(
             planned
                 .iter()

@@ -37,12 +37,11 @@ use crate::catalog::Asset;
 use crate::compose::{Format, LayerImage, Output};
 use crate::error::Error;
 use crate::jobs::Jobs;
-use crate::keys::{self, Configuration, Key};
+use crate::keys::{self, Configuration, Key, OutputPart};
 use crate::store::{BlobStore, Encoded, Ledger, MemoryTiers, composite_path};
 use crate::telemetry;
 use admission::Admit;
 use bytes::Bytes;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -74,12 +73,11 @@ impl ImageRequest {
         output: Output,
         buster: &str,
     ) -> ImageRequest {
-        let mut canonical = output.canonical();
-        if !buster.is_empty() {
-            canonical.push_str(";buster=");
-            canonical.push_str(buster);
-        }
-        let key = keys::composite_key(&asset, &config, view, &canonical);
+        let part = OutputPart::Image {
+            output: &output,
+            buster,
+        };
+        let key = keys::composite_key(&asset, &config, view, &part);
         ImageRequest {
             asset,
             config,
@@ -99,15 +97,11 @@ impl ImageRequest {
     /// crop, if any, applied; no size, fit or format): every size and
     /// format of one image shares it.
     pub fn flattened_key(&self) -> Key {
-        let mut what = String::from("flattened");
-        if let Some(c) = self.output.crop {
-            let _ = write!(what, ";crop={},{},{},{}", c.x, c.y, c.width, c.height);
-        }
-        if !self.buster.is_empty() {
-            what.push_str(";buster=");
-            what.push_str(&self.buster);
-        }
-        keys::composite_key(&self.asset, &self.config, self.view, &what)
+        let part = OutputPart::Flattened {
+            crop: self.output.crop,
+            buster: &self.buster,
+        };
+        keys::composite_key(&self.asset, &self.config, self.view, &part)
     }
 }
 
@@ -395,5 +389,69 @@ impl Compositor {
         self.inner.writes.close();
         self.inner.writes.wait().await;
         self.inner.writes.reopen();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, DEMO_ASSET_ID};
+    use crate::compose::{Fit, Rect};
+
+    /// Pinned (stored objects are addressed by these keys): a request's
+    /// composite and flattened keys, with and without crop and buster.
+    #[test]
+    fn request_keys_are_pinned() {
+        let catalog = Catalog::demo().unwrap();
+        let sofa = Arc::clone(catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap());
+        let cfg = Configuration::defaults(&sofa);
+        let output = |crop| Output {
+            width: Some(400),
+            height: Some(300),
+            fit: Fit::Cover,
+            crop,
+            format: Format::Webp,
+            quality: Some(80),
+        };
+        let crop = Some(Rect { x: 10, y: 20, width: 300, height: 200 });
+        let cases = [
+            (
+                None,
+                "",
+                "423b3776abfd361eb9f12b6eec5fe2577fa65ed3b9ce3baa374e14dc602efefe",
+                "a923531498bfda7ed734c6489bb37ae65370bc1dad5c5e4fb95c0101eb11fcec",
+            ),
+            (
+                None,
+                "b7",
+                "db9ef2b51795ff3c9d8c90a191d9ae7a73c6b0abf7a4959dc220c952603272f2",
+                "b193778322e36ad6ed7a53842d150fad5ce6f76fc4f5ba8d5bbfea35ef70fd29",
+            ),
+            (
+                crop,
+                "",
+                "5bb034fa26f7ba11ac52af8f07367287fff92f935a175b76d22ecdc845d08d4f",
+                "1cf2b9aff6a6ad9e52d2a708dc7ef2a7ef81e385026db1d6daad0e0e8ddf8372",
+            ),
+            (
+                crop,
+                "b7",
+                "a6a51b28d15679b907320453277b4e53cbb3457ce5a6a8f8ab5f9abae592f4c0",
+                "d2b2d750737cc6054fe49bb80799802358ca41ce22b67d76424ce14a2553ab45",
+            ),
+        ];
+        let request = |crop, buster| ImageRequest::new(Arc::clone(&sofa), cfg.clone(), 1, output(crop), buster);
+        let got: Vec<String> = cases
+            .iter()
+            .map(|&(crop, buster, ..)| {
+                let req = request(crop, buster);
+                format!("{crop:?} {buster:?}: {} {}", req.key().hex(), req.flattened_key().hex())
+            })
+            .collect();
+        for (crop, buster, key, flattened) in cases {
+            let req = request(crop, buster);
+            assert_eq!(req.key().hex(), key, "{crop:?} {buster:?}; all: {got:#?}");
+            assert_eq!(req.flattened_key().hex(), flattened, "{crop:?} {buster:?}; all: {got:#?}");
+        }
     }
 }

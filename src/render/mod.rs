@@ -121,13 +121,18 @@ fn builtin_renderer(s: &RenderSettings, timeout: std::time::Duration) -> Builtin
 
 impl Renderers {
     /// Backends from the configuration; `builtin` is `builtin` unless given.
+    /// This is where backends are built (Blender's private folder made):
+    /// when a process starts, never while settings are validated.
     ///
     /// # Errors
-    /// A message naming the backend whose settings are unusable.
+    /// A message starting with the key at fault: the settings'
+    /// ([`RenderSettings::check_backends`]), else `render.backends.<name>`
+    /// for a backend that cannot be built.
     pub fn from_settings(
         s: &RenderSettings,
         builtin: Option<Arc<dyn Renderer>>,
     ) -> Result<Renderers, String> {
+        s.check_backends()?;
         let mut backends = std::collections::HashMap::new();
         let default_timeout = std::time::Duration::from_secs(s.timeout_secs);
         backends.insert(
@@ -138,11 +143,7 @@ impl Renderers {
             ),
         );
         for (name, b) in &s.backends {
-            if b.timeout_secs == Some(0) {
-                return Err(format!(
-                    "render.backends.{name}.timeout_secs: must be at least 1"
-                ));
-            }
+            let built = |e: String| format!("render.backends.{name}: {e}");
             let timeout = std::time::Duration::from_secs(b.timeout_secs.unwrap_or(s.timeout_secs));
             let r: Arc<dyn Renderer> = match b.kind.as_str() {
                 "command" => Arc::new(CommandRenderer::new(
@@ -151,15 +152,17 @@ impl Renderers {
                     timeout,
                     s.max_pixels,
                     s.max_output_bytes,
-                )?),
-                "blender" => Arc::new(BlenderRenderer::configured(name, b, s)?),
+                )
+                .map_err(built)?),
+                "blender" => Arc::new(BlenderRenderer::configured(name, b, s).map_err(built)?),
                 "http" => Arc::new(HttpRenderer::new(
                     &b.url,
                     timeout,
                     b.retries,
                     s.max_pixels,
                     s.max_output_bytes,
-                )?),
+                )
+                .map_err(built)?),
                 other => {
                     return Err(format!(
                         "render.backends.{name}.kind: unknown kind \"{other}\""
@@ -168,12 +171,7 @@ impl Renderers {
             };
             backends.insert(name.clone(), (r, timeout));
         }
-        if !backends.contains_key(&s.backend) {
-            return Err(format!(
-                "render.backend: \"{}\" is neither builtin nor a configured backend",
-                s.backend
-            ));
-        }
+        // `check_backends` saw that `s.backend` is one of them.
         Ok(Renderers {
             default: s.backend.clone(),
             backends,

@@ -66,3 +66,113 @@ pub struct BackendSettings {
 fn default_retries() -> u32 {
     2
 }
+
+/// Backend kinds `[render.backends.<name>].kind` may name.
+pub const KINDS: [&str; 3] = ["command", "http", "blender"];
+
+impl RenderSettings {
+    /// Checks each backend's settings and the default backend's name by
+    /// their values alone: builds no backend, starts and creates nothing.
+    /// `Renderers::from_settings` runs it before building them.
+    ///
+    /// # Errors
+    /// A sentence starting with the key at fault
+    /// (`render.backends.<name>.<field>: ...`, `render.backend: ...`).
+    pub fn check_backends(&self) -> Result<(), String> {
+        for (name, b) in &self.backends {
+            b.check(name)?;
+        }
+        if self.backend != "builtin" && !self.backends.contains_key(&self.backend) {
+            return Err(format!(
+                "render.backend: \"{}\" is neither builtin nor a configured backend",
+                self.backend
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl BackendSettings {
+    /// Checks backend `name`'s settings (see [`RenderSettings::check_backends`]).
+    ///
+    /// # Errors
+    /// A sentence starting with `render.backends.<name>.<field>`.
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        let field = |f: &str| format!("render.backends.{name}.{f}");
+        if self.timeout_secs == Some(0) {
+            return Err(format!("{}: must be at least 1", field("timeout_secs")));
+        }
+        match self.kind.as_str() {
+            "command" if self.command.first().is_none_or(String::is_empty) => Err(format!(
+                "{}: a command backend needs `command = [\"program\", \"args\"...]`",
+                field("command")
+            )),
+            "http" if !(self.url.starts_with("http://") || self.url.starts_with("https://")) => {
+                Err(format!(
+                    "{}: \"{}\" is not an http:// or https:// URL",
+                    field("url"),
+                    self.url
+                ))
+            }
+            "blender" => super::blender::BlenderSettings::from_backend(name, self).map(|_| ()),
+            k if KINDS.contains(&k) => Ok(()),
+            other => Err(format!("{}: unknown kind \"{other}\"", field("kind"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(toml: &str) -> BackendSettings {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn backends_are_checked_by_name_without_building_them() {
+        let cases = [
+            ("kind = \"command\"\ncommand = [\"sh\"]", None),
+            ("kind = \"command\"", Some("render.backends.b.command: ")),
+            ("kind = \"command\"\ncommand = [\"\"]", Some("render.backends.b.command: ")),
+            ("kind = \"http\"\nurl = \"https://farm\"", None),
+            ("kind = \"http\"\nurl = \"ftp://farm\"", Some("render.backends.b.url: ")),
+            ("kind = \"blender\"", None),
+            ("kind = \"blender\"\nscale = 0", Some("render.backends.b.scale: ")),
+            ("kind = \"blender\"\ncommand = [\"\"]", Some("render.backends.b.command: ")),
+            ("kind = \"gpu\"", Some("render.backends.b.kind: unknown kind \"gpu\"")),
+            (
+                "kind = \"command\"\ncommand = [\"sh\"]\ntimeout_secs = 0",
+                Some("render.backends.b.timeout_secs: must be at least 1"),
+            ),
+        ];
+        for (toml, want) in cases {
+            let got = backend(toml).check("b");
+            match want {
+                None => assert_eq!(got, Ok(()), "{toml}"),
+                Some(prefix) => assert!(
+                    got.as_ref().is_err_and(|e| e.starts_with(prefix)),
+                    "{toml}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_backend_must_exist() {
+        let mut s: RenderSettings = toml::from_str(
+            "concurrency = 1\ntimeout_secs = 1\nisolate_builtin = false\nmax_pixels = 4096\n\
+             max_output_bytes = 1024\nmiss_wait_secs = 1\nbackend = \"builtin\"\n[backends]\n",
+        )
+        .unwrap();
+        assert_eq!(s.check_backends(), Ok(()));
+        s.backend = "farm".into();
+        let e = s.check_backends().unwrap_err();
+        assert!(e.starts_with("render.backend: \"farm\""), "{e}");
+        // At start, the same check, the same sentence.
+        let at_start = crate::render::Renderers::from_settings(&s, None).err();
+        assert_eq!(at_start, Some(e));
+        s.backends.insert("farm".into(), backend("kind = \"http\"\nurl = \"http://f\""));
+        assert_eq!(s.check_backends(), Ok(()));
+    }
+}

@@ -299,7 +299,8 @@ impl LayerService {
         let canvas = (asset.width, asset.height);
         let (image, encoded) = decode_upload(compositor, bytes, canvas, (ox, oy)).await?;
 
-        let key = keys::layer_key(&asset, layer, view, &config, canvas);
+        let id = keys::LayerIdentity::of(&asset, layer, view, &config, canvas);
+        let key = id.key;
         let path = layer_path(asset.id, asset.version, &key);
         let (store, files) = (self.store.clone(), self.files.clone());
         compositor
@@ -320,7 +321,7 @@ impl LayerService {
             &asset,
             layer,
             view,
-            config.canonical_subset(&asset, &l.depends_on),
+            Configuration::canonical_pairs(&asset, &id.values),
             file.id,
             key,
             "upload",
