@@ -246,36 +246,9 @@ impl App {
             flattened_bytes: settings.cache.flattened_bytes,
         });
         crate::telemetry::spawn_upkeep(background.tracker(), background.token());
-        let compositor = Compositor::new(
-            tiers,
-            store.clone(),
-            Arc::clone(&jobs),
-            Limits {
-                compose_concurrency: Settings::threads(settings.compose.concurrency),
-                miss_wait: Duration::from_secs(settings.render.miss_wait_secs),
-                max_layer_pixels: settings.render.max_pixels,
-                compose_max_waiting: settings.compose.max_waiting,
-                avif_budget: Duration::from_millis(settings.compose.avif_budget_ms),
-                avif_concurrency: settings.compose.avif_concurrency,
-                cpu_nice: settings.compose.nice,
-            },
-        )
-        .map_err(|e| AppError::Threads(format!("compose threads: {e}")))?;
+        let compositor = compositor(&settings, tiers, &store, &jobs)?;
         assets.on_replaced_layers(Arc::new(compositor.clone()));
-        let composite_budget = (settings.storage.composite_budget_bytes > 0).then(|| {
-            let budget = Arc::new(crate::service::CompositeBudget::new(
-                Arc::clone(&meta),
-                store.clone(),
-                settings.storage.composite_budget_bytes,
-            ));
-            compositor.report_to(Arc::clone(&budget) as Arc<dyn crate::store::Ledger>);
-            budget.spawn(
-                Duration::from_secs(settings.storage.composite_sweep_secs),
-                background.tracker(),
-                background.token(),
-            );
-            budget
-        });
+        let composite_budget = composite_budget(&settings, &meta, &store, &compositor, &background);
         if settings.catalog.refresh_ms > 0 {
             assets.spawn_refresh(
                 Duration::from_millis(settings.catalog.refresh_ms),
@@ -410,6 +383,55 @@ impl App {
         }
         self.meta.close().await;
     }
+}
+
+/// The compositor over `tiers`, with the limits of `[compose]` and `[render]`.
+fn compositor(
+    settings: &Settings,
+    tiers: MemoryTiers,
+    store: &BlobStore,
+    jobs: &Arc<Jobs>,
+) -> Result<Compositor, AppError> {
+    Compositor::new(
+        tiers,
+        store.clone(),
+        Arc::clone(jobs),
+        Limits {
+            compose_concurrency: Settings::threads(settings.compose.concurrency),
+            miss_wait: Duration::from_secs(settings.render.miss_wait_secs),
+            max_layer_pixels: settings.render.max_pixels,
+            compose_max_waiting: settings.compose.max_waiting,
+            avif_budget: Duration::from_millis(settings.compose.avif_budget_ms),
+            avif_concurrency: settings.compose.avif_concurrency,
+            cpu_nice: settings.compose.nice,
+        },
+    )
+    .map_err(|e| AppError::Threads(format!("compose threads: {e}")))
+}
+
+/// The composite tier's budget (`storage.composite_budget_bytes`; none
+/// when 0), reported to by `compositor` and swept in the background.
+fn composite_budget(
+    settings: &Settings,
+    meta: &Arc<Meta>,
+    store: &BlobStore,
+    compositor: &Compositor,
+    background: &Background,
+) -> Option<Arc<crate::service::CompositeBudget>> {
+    (settings.storage.composite_budget_bytes > 0).then(|| {
+        let budget = Arc::new(crate::service::CompositeBudget::new(
+            Arc::clone(meta),
+            store.clone(),
+            settings.storage.composite_budget_bytes,
+        ));
+        compositor.report_to(Arc::clone(&budget) as Arc<dyn crate::store::Ledger>);
+        budget.spawn(
+            Duration::from_secs(settings.storage.composite_sweep_secs),
+            background.tracker(),
+            background.token(),
+        );
+        budget
+    })
 }
 
 /// The catalogue files: the configured folder, or the built-in demo.

@@ -6,6 +6,10 @@
 //! checking an asset file and a backend's settings before serving them.
 
 use crate::app::load_catalog;
+use crate::catalog::Asset;
+use crate::compose::LayerImage;
+use crate::keys::Configuration;
+use std::sync::Arc;
 use crate::compose::{Format, Rect, compose, encode};
 use crate::config::Settings;
 use crate::render::blender::{BlenderRenderer, Target};
@@ -42,44 +46,10 @@ pub fn run(settings: Settings, args: RenderArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let layers = runtime.block_on(async {
         if args.full {
-            let backend = asset.spec.renderer.as_deref().unwrap_or_default();
-            let b = settings
-                .render
-                .backends
-                .get(backend)
-                .filter(|b| b.kind == "blender")
-                .ok_or_else(|| {
-                    anyhow!(
-                        "--full: {} is not drawn by a blender backend of this configuration",
-                        asset.name
-                    )
-                })?;
-            let renderer = BlenderRenderer::configured(backend, b, &settings.render)
-                .map_err(|e| anyhow!(e))?;
-            let image = renderer
-                .render_target(
-                    &asset,
-                    view,
-                    Target::Full {
-                        config: config.values(),
-                    },
-                )
-                .await?;
-            return Ok::<_, anyhow::Error>(vec![image]);
+            full_render(&settings, &asset, &config, view).await
+        } else {
+            layer_renders(&settings, &asset, &config, view).await
         }
-        let renderers = Renderers::from_settings(&settings.render, None).map_err(|e| anyhow!(e))?;
-        let (renderer, _) = renderers.for_asset(&asset)?;
-        let mut out = Vec::new();
-        for job in LayerJob::visible(&asset, &config, view) {
-            let name = &asset.layers[job.request.layer].name;
-            out.push(
-                renderer
-                    .render(&job.request)
-                    .await
-                    .with_context(|| format!("layer \"{name}\""))?,
-            );
-        }
-        Ok(out)
     })?;
     if layers.is_empty() {
         bail!(
@@ -110,4 +80,59 @@ pub fn run(settings: Settings, args: RenderArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One Blender render of the whole scene (`--full`).
+async fn full_render(
+    settings: &Settings,
+    asset: &Asset,
+    config: &Configuration,
+    view: usize,
+) -> anyhow::Result<Vec<LayerImage>> {
+    let backend = asset.spec.renderer.as_deref().unwrap_or_default();
+    let b = settings
+        .render
+        .backends
+        .get(backend)
+        .filter(|b| b.kind == "blender")
+        .ok_or_else(|| {
+            anyhow!(
+                "--full: {} is not drawn by a blender backend of this configuration",
+                asset.name
+            )
+        })?;
+    let renderer =
+        BlenderRenderer::configured(backend, b, &settings.render).map_err(|e| anyhow!(e))?;
+    let image = renderer
+        .render_target(
+            asset,
+            view,
+            Target::Full {
+                config: config.values(),
+            },
+        )
+        .await?;
+    Ok(vec![image])
+}
+
+/// Every visible layer, rendered by the asset's backend, bottom to top.
+async fn layer_renders(
+    settings: &Settings,
+    asset: &Arc<Asset>,
+    config: &Configuration,
+    view: usize,
+) -> anyhow::Result<Vec<LayerImage>> {
+    let renderers = Renderers::from_settings(&settings.render, None).map_err(|e| anyhow!(e))?;
+    let (renderer, _) = renderers.for_asset(asset)?;
+    let mut out = Vec::new();
+    for job in LayerJob::visible(asset, config, view) {
+        let name = &asset.layers[job.request.layer].name;
+        out.push(
+            renderer
+                .render(&job.request)
+                .await
+                .with_context(|| format!("layer \"{name}\""))?,
+        );
+    }
+    Ok(out)
 }

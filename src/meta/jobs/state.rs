@@ -70,44 +70,7 @@ impl Meta {
             return Ok(None);
         };
         let task = task_row(&r)?;
-        sqlx::query(
-            "UPDATE runs SET stopped_at = $2, result_code = 'Failed', updated_at = $2, \
-             error = 'the worker stopped renewing its lease (it crashed, hung or lost the database); the task was handed to another worker' \
-             WHERE task_id = $1 AND stopped_at IS NULL",
-        )
-        .bind(task.id.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(translate)?;
-        let run = RunRow {
-            id: run_id,
-            org_id: task.org_id,
-            job_id: task.job_id,
-            task_id: task.id,
-            worker: worker.to_string(),
-            attempt: task.attempts,
-            started_at: now,
-            stopped_at: None,
-            result_code: None,
-            error: None,
-            files: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        sqlx::query(&format!(
-            "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, '[]', $7, $7)"
-        ))
-        .bind(run.id.to_string())
-        .bind(run.org_id.to_string())
-        .bind(run.job_id.to_string())
-        .bind(run.task_id.to_string())
-        .bind(run.worker.clone())
-        .bind(run.attempt)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(translate)?;
+        let run = start_run(&mut tx, &task, run_id, worker, now).await?;
         let existing = if task.rerender {
             None
         } else {
@@ -192,29 +155,7 @@ impl Meta {
         .await
         .map_err(translate)?
         .is_some();
-        let (status, result, error, not_before) = match outcome {
-            Outcome::Success { .. } | Outcome::Reused(_) => {
-                (Status::Stopped, Some(TaskResult::Success), None, None)
-            }
-            Outcome::Retry { error, not_before } if wanted => (
-                Status::Pending,
-                None,
-                Some(error.clone()),
-                Some(*not_before),
-            ),
-            Outcome::Retry { error, .. } => (
-                Status::Stopped,
-                Some(TaskResult::Cancelled),
-                Some(format!("{error} (not retried: its jobs were cancelled)")),
-                None,
-            ),
-            Outcome::Fail { error } => (
-                Status::Stopped,
-                Some(TaskResult::Failure),
-                Some(error.clone()),
-                None,
-            ),
-        };
+        let (status, result, error, not_before) = task_outcome(outcome, wanted);
         let reused = match outcome {
             Outcome::Reused(e) => Some(e.layer.to_string()),
             _ => None,
@@ -237,32 +178,7 @@ impl Meta {
         .map_err(translate)?
         .rows_affected()
             == 1;
-        let files = match outcome {
-            Outcome::Success { files } => {
-                serde_json::to_string(files).unwrap_or_else(|_| "[]".into())
-            }
-            Outcome::Reused(e) => serde_json::to_string(&[e.file]).unwrap_or_else(|_| "[]".into()),
-            _ => "[]".into(),
-        };
-        sqlx::query(
-            "UPDATE runs SET stopped_at = $2, result_code = $3, error = $4, files = $5, updated_at = $2 \
-             WHERE id = $1 AND stopped_at IS NULL",
-        )
-        .bind(run.to_string())
-        .bind(now)
-        .bind(
-            if matches!(outcome, Outcome::Success { .. } | Outcome::Reused(_)) {
-                RunResult::Success
-            } else {
-                RunResult::Failed
-            }
-            .as_str(),
-        )
-        .bind(error)
-        .bind(files)
-        .execute(&mut *tx)
-        .await
-        .map_err(translate)?;
+        close_run(&mut tx, run, outcome, error, now).await?;
         let stopped_jobs = if owned && status == Status::Stopped {
             stop_finished_jobs(&mut tx, task, now).await?
         } else {
@@ -415,4 +331,122 @@ impl Meta {
         tx.commit().await.map_err(translate)?;
         job_row(&r).map(Some)
     }
+}
+
+/// Closes the runs of `task` that lost their lease, and opens run `run_id`
+/// of `worker` (in the claiming transaction).
+async fn start_run(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    task: &TaskRow,
+    run_id: Uuid,
+    worker: &str,
+    now: i64,
+) -> Result<RunRow, MetaError> {
+        sqlx::query(
+        "UPDATE runs SET stopped_at = $2, result_code = 'Failed', updated_at = $2, \
+         error = 'the worker stopped renewing its lease (it crashed, hung or lost the database); the task was handed to another worker' \
+         WHERE task_id = $1 AND stopped_at IS NULL",
+    )
+    .bind(task.id.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(translate)?;
+    let run = RunRow {
+        id: run_id,
+        org_id: task.org_id,
+        job_id: task.job_id,
+        task_id: task.id,
+        worker: worker.to_string(),
+        attempt: task.attempts,
+        started_at: now,
+        stopped_at: None,
+        result_code: None,
+        error: None,
+        files: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(&format!(
+        "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, '[]', $7, $7)"
+    ))
+    .bind(run.id.to_string())
+    .bind(run.org_id.to_string())
+    .bind(run.job_id.to_string())
+    .bind(run.task_id.to_string())
+    .bind(run.worker.clone())
+    .bind(run.attempt)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(translate)?;
+    Ok(run)
+}
+
+/// What a run's outcome makes of its task: status, result, error and the
+/// retry time; a retry of a task no live job wants is a cancellation.
+fn task_outcome(
+    outcome: &Outcome,
+    wanted: bool,
+) -> (Status, Option<TaskResult>, Option<String>, Option<i64>) {
+    match outcome {
+        Outcome::Success { .. } | Outcome::Reused(_) => {
+            (Status::Stopped, Some(TaskResult::Success), None, None)
+        }
+        Outcome::Retry { error, not_before } if wanted => (
+            Status::Pending,
+            None,
+            Some(error.clone()),
+            Some(*not_before),
+        ),
+        Outcome::Retry { error, .. } => (
+            Status::Stopped,
+            Some(TaskResult::Cancelled),
+            Some(format!("{error} (not retried: its jobs were cancelled)")),
+            None,
+        ),
+        Outcome::Fail { error } => (
+            Status::Stopped,
+            Some(TaskResult::Failure),
+            Some(error.clone()),
+            None,
+        ),
+    }
+}
+
+/// Closes run `run` with `outcome` (its result, error and files).
+async fn close_run(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: Uuid,
+    outcome: &Outcome,
+    error: Option<String>,
+    now: i64,
+) -> Result<(), MetaError> {
+        let files = match outcome {
+        Outcome::Success { files } => {
+            serde_json::to_string(files).unwrap_or_else(|_| "[]".into())
+        }
+        Outcome::Reused(e) => serde_json::to_string(&[e.file]).unwrap_or_else(|_| "[]".into()),
+        _ => "[]".into(),
+    };
+    sqlx::query(
+        "UPDATE runs SET stopped_at = $2, result_code = $3, error = $4, files = $5, updated_at = $2 \
+         WHERE id = $1 AND stopped_at IS NULL",
+    )
+    .bind(run.to_string())
+    .bind(now)
+    .bind(
+        if matches!(outcome, Outcome::Success { .. } | Outcome::Reused(_)) {
+            RunResult::Success
+        } else {
+            RunResult::Failed
+        }
+        .as_str(),
+    )
+    .bind(error)
+    .bind(files)
+    .execute(&mut **tx)
+    .await
+    .map_err(translate)?;
+    Ok(())
 }
