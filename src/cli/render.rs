@@ -8,9 +8,9 @@
 use crate::app::load_catalog;
 use crate::compose::{Format, Rect, compose, encode};
 use crate::config::Settings;
-use crate::render::blender::{BlenderRenderer, Target};
 use crate::jobs::LayerJob;
 use crate::render::Renderers;
+use crate::render::blender::{BlenderRenderer, Target};
 use anyhow::{Context, anyhow, bail};
 use std::path::PathBuf;
 
