@@ -12,9 +12,9 @@ use crate::keys::Configuration;
 use std::sync::Arc;
 use crate::compose::{Format, Rect, compose, encode};
 use crate::config::Settings;
-use crate::render::blender::{BlenderRenderer, Target};
 use crate::jobs::LayerJob;
 use crate::render::Renderers;
+use crate::render::blender::{BlenderRenderer, Target};
 use anyhow::{Context, anyhow, bail};
 use std::path::PathBuf;
 

@@ -150,10 +150,7 @@ impl PresetSettings {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !well_named {
-            return invalid(
-                &key,
-                "a preset name is 1 to 64 letters, digits, '-' or '_'",
-            );
+            return invalid(&key, "a preset name is 1 to 64 letters, digits, '-' or '_'");
         }
         for (side, v) in [("width", self.width), ("height", self.height)] {
             if let Some(v) = v

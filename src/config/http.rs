@@ -45,10 +45,7 @@ impl HttpSettings {
         if self.listen.parse::<SocketAddr>().is_err() {
             return invalid(
                 "http.listen",
-                format!(
-                    "\"{}\" is not an address like 127.0.0.1:8080",
-                    self.listen
-                ),
+                format!("\"{}\" is not an address like 127.0.0.1:8080", self.listen),
             );
         }
         if !(1..=16384).contains(&self.max_dimension) {
@@ -67,7 +64,10 @@ impl HttpSettings {
             );
         }
         for (key, v) in [
-            ("http.header_read_timeout_secs", self.header_read_timeout_secs),
+            (
+                "http.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
             ("http.send_timeout_secs", self.send_timeout_secs),
         ] {
             if v == 0 {

@@ -150,7 +150,10 @@ impl Settings {
         let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(f) = file {
             if !f.is_file() {
-                return Err(SettingsError::Load(format!("{}: no such file", f.display())));
+                return Err(SettingsError::Load(format!(
+                    "{}: no such file",
+                    f.display()
+                )));
             }
             fig = fig.merge(Toml::file(f));
         }
@@ -161,7 +164,9 @@ impl Settings {
         if let Some(d) = &flags.data_dir {
             fig = fig.merge(Serialized::default("storage.data_dir", d));
         }
-        let s: Settings = fig.extract().map_err(|e| SettingsError::Load(e.to_string()))?;
+        let s: Settings = fig
+            .extract()
+            .map_err(|e| SettingsError::Load(e.to_string()))?;
         s.validate()?;
         Ok(s)
     }

@@ -115,7 +115,10 @@ impl StorageSettings {
 ///
 /// # Errors
 /// [`SettingsError::Invalid`] naming `meta.url`.
-pub fn validate_stores(meta: &MetaSettings, storage: &StorageSettings) -> Result<(), SettingsError> {
+pub fn validate_stores(
+    meta: &MetaSettings,
+    storage: &StorageSettings,
+) -> Result<(), SettingsError> {
     if meta.in_memory() && storage.url != "memory://" {
         // Records (asset versions, layer epochs) would be forgotten while
         // the objects made under them stay: stale images after a restart.

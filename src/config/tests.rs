@@ -140,17 +140,25 @@ fn each_rule_names_its_key() {
     let cases: &[(&str, Break)] = &[
         ("http.listen", |s| s.http.listen = "nowhere".into()),
         ("http.max_dimension", |s| s.http.max_dimension = 0),
-        ("http.request_timeout_secs", |s| s.http.request_timeout_secs = 0),
+        ("http.request_timeout_secs", |s| {
+            s.http.request_timeout_secs = 0
+        }),
         ("http.max_query_bytes", |s| s.http.max_query_bytes = 255),
         ("http.max_body_bytes", |s| s.http.max_upload_bytes = 1023),
-        ("http.header_read_timeout_secs", |s| s.http.header_read_timeout_secs = 0),
+        ("http.header_read_timeout_secs", |s| {
+            s.http.header_read_timeout_secs = 0
+        }),
         ("http.send_timeout_secs", |s| s.http.send_timeout_secs = 0),
         ("http.max_connections", |s| s.http.max_connections = 0),
         ("http.io_threads", |s| s.http.io_threads = 257),
         ("http.ops_listen", |s| s.http.ops_listen = "9090".into()),
-        ("http.public_url", |s| s.http.public_url = "https://x/?q=1".into()),
+        ("http.public_url", |s| {
+            s.http.public_url = "https://x/?q=1".into()
+        }),
         ("http.public_url", |s| s.http.public_url = "ftp://x".into()),
-        ("http.trusted_proxies", |s| s.http.trusted_proxies = vec!["10.0.0.0/99".into()]),
+        ("http.trusted_proxies", |s| {
+            s.http.trusted_proxies = vec!["10.0.0.0/99".into()]
+        }),
         ("http.cache_buster", |s| s.http.cache_buster = "a b".into()),
         ("catalog.max_views", |s| s.catalog.max_scene_bytes = 0),
         ("catalog.max_views", |s| s.catalog.max_compose_bytes = 0),
@@ -158,10 +166,16 @@ fn each_rule_names_its_key() {
         ("meta.max_connections", |s| s.meta.max_connections = 0),
         ("meta.url", |s| s.meta.url = "sqlite::memory:".into()),
         ("storage.url", |s| s.storage.url = "s3:///x".into()),
-        ("storage.request_timeout_ms", |s| s.storage.connect_timeout_ms = 0),
-        ("storage.composite_sweep_secs", |s| s.storage.composite_sweep_secs = 0),
+        ("storage.request_timeout_ms", |s| {
+            s.storage.connect_timeout_ms = 0
+        }),
+        ("storage.composite_sweep_secs", |s| {
+            s.storage.composite_sweep_secs = 0
+        }),
         ("render.timeout_secs", |s| s.render.miss_wait_secs = 0),
-        ("render.max_output_bytes", |s| s.render.max_output_bytes = 1023),
+        ("render.max_output_bytes", |s| {
+            s.render.max_output_bytes = 1023
+        }),
         ("render.max_pixels", |s| s.render.max_pixels = 4095),
         ("render.backend", |s| s.render.backend = "farm".into()),
         ("render.backends.farm.url", |s| {
@@ -187,20 +201,30 @@ fn each_rule_names_its_key() {
         ("http.request_timeout_secs", |s| {
             s.http.request_timeout_secs = s.render.miss_wait_secs;
         }),
-        ("signing.keys[1]", |s| s.signing.keys = vec!["k".repeat(32), "short".into()]),
+        ("signing.keys[1]", |s| {
+            s.signing.keys = vec!["k".repeat(32), "short".into()]
+        }),
         ("signing.required", |s| s.signing.required = true),
         ("sizes.ladder", |s| s.sizes.ladder = vec![320, 0]),
         ("sizes.quality_step", |s| s.sizes.quality_step = 101),
         ("sizes.crop_step", |s| s.sizes.crop_step = 0),
         ("jobs.lease_secs", |s| s.jobs.lease_secs = 0),
-        ("jobs.scheduling_timeout_secs", |s| s.jobs.scheduling_timeout_secs = 0),
+        ("jobs.scheduling_timeout_secs", |s| {
+            s.jobs.scheduling_timeout_secs = 0
+        }),
         ("jobs.poll_ms", |s| s.jobs.poll_ms = 9),
         ("jobs.max_attempts", |s| s.jobs.max_attempts = 0),
-        ("jobs.max_pending_per_org", |s| s.jobs.max_pending_per_org = 0),
+        ("jobs.max_pending_per_org", |s| {
+            s.jobs.max_pending_per_org = 0
+        }),
         ("webhooks.max_attempts", |s| s.webhooks.max_attempts = 0),
-        ("webhooks.concurrency", |s| s.webhooks.per_org_concurrency = 0),
+        ("webhooks.concurrency", |s| {
+            s.webhooks.per_org_concurrency = 0
+        }),
         ("webhooks.timeout_secs", |s| s.webhooks.timeout_secs = 0),
-        ("compose.default_format", |s| s.compose.default_format = "gif".into()),
+        ("compose.default_format", |s| {
+            s.compose.default_format = "gif".into()
+        }),
         ("compose.avif_quality", |s| s.compose.avif_quality = 0),
         ("compose.nice", |s| s.compose.nice = 20),
         ("log.format", |s| s.log.format = "xml".into()),
@@ -210,7 +234,11 @@ fn each_rule_names_its_key() {
         break_it(&mut s);
         let e = s.validate().unwrap_err();
         assert_eq!(e.key(), Some(*key), "{e}");
-        assert!(e.to_string().starts_with(&format!("configuration: {key}: ")), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("configuration: {key}: ")),
+            "{e}"
+        );
     }
 }
 
@@ -237,8 +265,16 @@ fn render_backends_are_checked_without_being_built() {
 #[test]
 fn lower_modules_sentences_keep_their_key() {
     let cases = [
-        ("render", "render.backend: \"x\" is unknown", "render.backend"),
-        ("render", "render.backends.b: a private folder: denied", "render.backends.b"),
+        (
+            "render",
+            "render.backend: \"x\" is unknown",
+            "render.backend",
+        ),
+        (
+            "render",
+            "render.backends.b: a private folder: denied",
+            "render.backends.b",
+        ),
         ("render", "no key here", "render"),
         ("signing.keys", "some words: then a colon", "signing.keys"),
     ];

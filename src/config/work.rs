@@ -83,10 +83,18 @@ impl JobsSettings {
         let at_least_one = "must be at least 1";
         for (key, refused, rule) in [
             ("jobs.lease_secs", self.lease_secs < 1, at_least_one),
-            ("jobs.scheduling_timeout_secs", self.scheduling_timeout_secs < 1, at_least_one),
+            (
+                "jobs.scheduling_timeout_secs",
+                self.scheduling_timeout_secs < 1,
+                at_least_one,
+            ),
             ("jobs.poll_ms", self.poll_ms < 10, "must be at least 10"),
             ("jobs.max_attempts", self.max_attempts < 1, at_least_one),
-            ("jobs.max_pending_per_org", self.max_pending_per_org < 1, at_least_one),
+            (
+                "jobs.max_pending_per_org",
+                self.max_pending_per_org < 1,
+                at_least_one,
+            ),
         ] {
             if refused {
                 return invalid(key, rule);

@@ -257,7 +257,13 @@ fn image_key(a: &Asset, cfg: &Configuration, view: usize, output: &Output, buste
 }
 
 /// The flattened stack's key, cropped to `crop`, with cache buster `buster`.
-fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<Rect>, buster: &str) -> Key {
+fn flattened_key(
+    a: &Asset,
+    cfg: &Configuration,
+    view: usize,
+    crop: Option<Rect>,
+    buster: &str,
+) -> Key {
     composite_key(a, cfg, view, &OutputPart::Flattened { crop, buster })
 }
 
@@ -269,7 +275,12 @@ fn flattened_key(a: &Asset, cfg: &Configuration, view: usize, crop: Option<Rect>
 fn output_parts_are_pinned() {
     let a = asset();
     let cfg = Configuration::parse(&a, &json!({"Size": 2.5, "Tint": "#102030"})).unwrap();
-    let crop = Rect { x: 1, y: 2, width: 3, height: 4 };
+    let crop = Rect {
+        x: 1,
+        y: 2,
+        width: 3,
+        height: 4,
+    };
     let output = Output {
         width: Some(512),
         height: Some(256),
@@ -278,19 +289,60 @@ fn output_parts_are_pinned() {
         format: Format::Webp,
         quality: Some(80),
     };
-    assert_eq!(output.canonical(), "fmt=webp;q=80;w=512;h=256;fit=cover;crop=1,2,3,4");
-    let png = Output { width: None, height: None, fit: Fit::Contain, crop: None, format: Format::Png, quality: None };
+    assert_eq!(
+        output.canonical(),
+        "fmt=webp;q=80;w=512;h=256;fit=cover;crop=1,2,3,4"
+    );
+    let png = Output {
+        width: None,
+        height: None,
+        fit: Fit::Contain,
+        crop: None,
+        format: Format::Png,
+        quality: None,
+    };
     let cases: [(&str, Key, &str); 8] = [
-        ("image", image_key(&a, &cfg, 1, &output, ""), "bbca3a99d515466533843054a102bd1b9a9a74057e6a3c781d3afbd01c7403eb"),
-        ("image + buster", image_key(&a, &cfg, 1, &output, "b7"), "984d331ddcc22569964b0b47433fc6e5c072c9994cda5cad50e7f9fd533f76fd"),
+        (
+            "image",
+            image_key(&a, &cfg, 1, &output, ""),
+            "bbca3a99d515466533843054a102bd1b9a9a74057e6a3c781d3afbd01c7403eb",
+        ),
+        (
+            "image + buster",
+            image_key(&a, &cfg, 1, &output, "b7"),
+            "984d331ddcc22569964b0b47433fc6e5c072c9994cda5cad50e7f9fd533f76fd",
+        ),
         ("png", image_key(&a, &cfg, 1, &png, ""), PINNED_COMPOSITE),
-        ("png + buster", image_key(&a, &cfg, 1, &png, "v2.x_y-z"), "b25a945b5449675aa1141e075ccdebc8e15aa396c4290ccbd1abdb330f45e8c8"),
-        ("flattened", flattened_key(&a, &cfg, 1, None, ""), "400188f29ba59697be17daa7ac1ff9c657201e379ae8e396db9050b1964633c1"),
-        ("flattened + crop", flattened_key(&a, &cfg, 1, Some(crop), ""), "0d352d3f724cfd1504a6447cd956d1d022c94b2209480b24101a553605225f0c"),
-        ("flattened + buster", flattened_key(&a, &cfg, 1, None, "b7"), "d6187da9970c8c652dc707410b69a4c7d575bbb180fe4c9334a1dc830305d03c"),
-        ("flattened + crop + buster", flattened_key(&a, &cfg, 1, Some(crop), "b7"), "0761f82f50fbe11d93293c1ef408da4ebbe48ff0eebf1572a9d8b920abcae982"),
+        (
+            "png + buster",
+            image_key(&a, &cfg, 1, &png, "v2.x_y-z"),
+            "b25a945b5449675aa1141e075ccdebc8e15aa396c4290ccbd1abdb330f45e8c8",
+        ),
+        (
+            "flattened",
+            flattened_key(&a, &cfg, 1, None, ""),
+            "400188f29ba59697be17daa7ac1ff9c657201e379ae8e396db9050b1964633c1",
+        ),
+        (
+            "flattened + crop",
+            flattened_key(&a, &cfg, 1, Some(crop), ""),
+            "0d352d3f724cfd1504a6447cd956d1d022c94b2209480b24101a553605225f0c",
+        ),
+        (
+            "flattened + buster",
+            flattened_key(&a, &cfg, 1, None, "b7"),
+            "d6187da9970c8c652dc707410b69a4c7d575bbb180fe4c9334a1dc830305d03c",
+        ),
+        (
+            "flattened + crop + buster",
+            flattened_key(&a, &cfg, 1, Some(crop), "b7"),
+            "0761f82f50fbe11d93293c1ef408da4ebbe48ff0eebf1572a9d8b920abcae982",
+        ),
     ];
-    let got: Vec<String> = cases.iter().map(|(what, key, _)| format!("{what}: {}", key.hex())).collect();
+    let got: Vec<String> = cases
+        .iter()
+        .map(|(what, key, _)| format!("{what}: {}", key.hex()))
+        .collect();
     let mut seen = std::collections::HashSet::new();
     for (what, key, want) in cases {
         assert_eq!(key.hex(), want, "{what}; all: {got:#?}");
@@ -305,10 +357,20 @@ fn visible_layers_are_listed_bottom_to_top_with_their_keys() {
     let catalog = Catalog::demo().unwrap();
     let sofa = catalog.get(&DEMO_ASSET_ID.parse().unwrap()).unwrap();
     let cases = [
-        (json!({}), vec!["Backdrop", "Shadow", "Legs: Tapered Oak", "Body", "Pillows"]),
+        (
+            json!({}),
+            vec!["Backdrop", "Shadow", "Legs: Tapered Oak", "Body", "Pillows"],
+        ),
         (
             json!({"Legs": "Chrome Sled", "Skirt": true}),
-            vec!["Backdrop", "Shadow", "Legs: Chrome Sled", "Body", "Skirt", "Pillows"],
+            vec![
+                "Backdrop",
+                "Shadow",
+                "Legs: Chrome Sled",
+                "Body",
+                "Skirt",
+                "Pillows",
+            ],
         ),
     ];
     let size = (sofa.width, sofa.height);
@@ -316,7 +378,10 @@ fn visible_layers_are_listed_bottom_to_top_with_their_keys() {
         let cfg = Configuration::parse(sofa, &json).unwrap();
         for view in 0..sofa.views.len() {
             let listed: Vec<LayerIdentity> = visible_layers(sofa, &cfg, view, size).collect();
-            let names: Vec<&str> = listed.iter().map(|l| sofa.layers[l.layer].name.as_str()).collect();
+            let names: Vec<&str> = listed
+                .iter()
+                .map(|l| sofa.layers[l.layer].name.as_str())
+                .collect();
             assert_eq!(names, want, "{json}");
             for l in &listed {
                 assert_eq!((l.view, l.size), (view, size));

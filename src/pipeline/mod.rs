@@ -413,7 +413,12 @@ mod tests {
             format: Format::Webp,
             quality: Some(80),
         };
-        let crop = Some(Rect { x: 10, y: 20, width: 300, height: 200 });
+        let crop = Some(Rect {
+            x: 10,
+            y: 20,
+            width: 300,
+            height: 200,
+        });
         let cases = [
             (
                 None,
@@ -440,18 +445,28 @@ mod tests {
                 "d2b2d750737cc6054fe49bb80799802358ca41ce22b67d76424ce14a2553ab45",
             ),
         ];
-        let request = |crop, buster| ImageRequest::new(Arc::clone(&sofa), cfg.clone(), 1, output(crop), buster);
+        let request = |crop, buster| {
+            ImageRequest::new(Arc::clone(&sofa), cfg.clone(), 1, output(crop), buster)
+        };
         let got: Vec<String> = cases
             .iter()
             .map(|&(crop, buster, ..)| {
                 let req = request(crop, buster);
-                format!("{crop:?} {buster:?}: {} {}", req.key().hex(), req.flattened_key().hex())
+                format!(
+                    "{crop:?} {buster:?}: {} {}",
+                    req.key().hex(),
+                    req.flattened_key().hex()
+                )
             })
             .collect();
         for (crop, buster, key, flattened) in cases {
             let req = request(crop, buster);
             assert_eq!(req.key().hex(), key, "{crop:?} {buster:?}; all: {got:#?}");
-            assert_eq!(req.flattened_key().hex(), flattened, "{crop:?} {buster:?}; all: {got:#?}");
+            assert_eq!(
+                req.flattened_key().hex(),
+                flattened,
+                "{crop:?} {buster:?}; all: {got:#?}"
+            );
         }
     }
 }

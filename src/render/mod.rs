@@ -146,23 +146,21 @@ impl Renderers {
             let built = |e: String| format!("render.backends.{name}: {e}");
             let timeout = std::time::Duration::from_secs(b.timeout_secs.unwrap_or(s.timeout_secs));
             let r: Arc<dyn Renderer> = match b.kind.as_str() {
-                "command" => Arc::new(CommandRenderer::new(
-                    b.command.clone(),
-                    &b.pass_env,
-                    timeout,
-                    s.max_pixels,
-                    s.max_output_bytes,
-                )
-                .map_err(built)?),
+                "command" => Arc::new(
+                    CommandRenderer::new(
+                        b.command.clone(),
+                        &b.pass_env,
+                        timeout,
+                        s.max_pixels,
+                        s.max_output_bytes,
+                    )
+                    .map_err(built)?,
+                ),
                 "blender" => Arc::new(BlenderRenderer::configured(name, b, s).map_err(built)?),
-                "http" => Arc::new(HttpRenderer::new(
-                    &b.url,
-                    timeout,
-                    b.retries,
-                    s.max_pixels,
-                    s.max_output_bytes,
-                )
-                .map_err(built)?),
+                "http" => Arc::new(
+                    HttpRenderer::new(&b.url, timeout, b.retries, s.max_pixels, s.max_output_bytes)
+                        .map_err(built)?,
+                ),
                 other => {
                     return Err(format!(
                         "render.backends.{name}.kind: unknown kind \"{other}\""

@@ -134,13 +134,28 @@ mod tests {
         let cases = [
             ("kind = \"command\"\ncommand = [\"sh\"]", None),
             ("kind = \"command\"", Some("render.backends.b.command: ")),
-            ("kind = \"command\"\ncommand = [\"\"]", Some("render.backends.b.command: ")),
+            (
+                "kind = \"command\"\ncommand = [\"\"]",
+                Some("render.backends.b.command: "),
+            ),
             ("kind = \"http\"\nurl = \"https://farm\"", None),
-            ("kind = \"http\"\nurl = \"ftp://farm\"", Some("render.backends.b.url: ")),
+            (
+                "kind = \"http\"\nurl = \"ftp://farm\"",
+                Some("render.backends.b.url: "),
+            ),
             ("kind = \"blender\"", None),
-            ("kind = \"blender\"\nscale = 0", Some("render.backends.b.scale: ")),
-            ("kind = \"blender\"\ncommand = [\"\"]", Some("render.backends.b.command: ")),
-            ("kind = \"gpu\"", Some("render.backends.b.kind: unknown kind \"gpu\"")),
+            (
+                "kind = \"blender\"\nscale = 0",
+                Some("render.backends.b.scale: "),
+            ),
+            (
+                "kind = \"blender\"\ncommand = [\"\"]",
+                Some("render.backends.b.command: "),
+            ),
+            (
+                "kind = \"gpu\"",
+                Some("render.backends.b.kind: unknown kind \"gpu\""),
+            ),
             (
                 "kind = \"command\"\ncommand = [\"sh\"]\ntimeout_secs = 0",
                 Some("render.backends.b.timeout_secs: must be at least 1"),
@@ -172,7 +187,10 @@ mod tests {
         // At start, the same check, the same sentence.
         let at_start = crate::render::Renderers::from_settings(&s, None).err();
         assert_eq!(at_start, Some(e));
-        s.backends.insert("farm".into(), backend("kind = \"http\"\nurl = \"http://f\""));
+        s.backends.insert(
+            "farm".into(),
+            backend("kind = \"http\"\nurl = \"http://f\""),
+        );
         assert_eq!(s.check_backends(), Ok(()));
     }
 }
