@@ -209,9 +209,7 @@ fn token_paths(
 /// Whether an item carries `#[cfg(test)]`.
 fn is_test(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|a| {
-        a.path().is_ident("cfg")
-            && a.parse_args::<syn::Ident>()
-                .is_ok_and(|i| i == "test")
+        a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
     })
 }
 
@@ -270,7 +268,11 @@ fn parse(rel: &str, module: &str, text: &str) -> Source {
             && s.ident == "App"
         {
             for f in &s.fields {
-                let name = f.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+                let name = f
+                    .ident
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 app_fields.push((name, !matches!(f.vis, syn::Visibility::Inherited)));
             }
         }
@@ -336,7 +338,10 @@ fn upward_paths(srcs: &[Source]) -> Vec<String> {
     let mut found = Vec::new();
     for s in srcs {
         let Some(&(layer, group)) = at.get(s.module.as_str()) else {
-            found.push(format!("src/{}: module `{}` is in no layer", s.rel, s.module));
+            found.push(format!(
+                "src/{}: module `{}` is in no layer",
+                s.rel, s.module
+            ));
             continue;
         };
         for p in s.names.crate_paths() {
@@ -375,7 +380,10 @@ fn confined_crates(srcs: &[Source]) -> Vec<String> {
                 })
             });
             if named {
-                found.push(format!("src/{} ({}) names {name}, which belongs to {home}", s.rel, s.module));
+                found.push(format!(
+                    "src/{} ({}) names {name}, which belongs to {home}",
+                    s.rel, s.module
+                ));
             }
         }
     }
@@ -396,7 +404,10 @@ fn compose_io(srcs: &[Source]) -> Vec<String> {
     let mut found = Vec::new();
     for s in srcs.iter().filter(|s| s.module == "compose") {
         for p in &s.names.paths {
-            if forbidden.iter().any(|f| p.len() >= f.len() && p[..f.len()] == **f) {
+            if forbidden
+                .iter()
+                .any(|f| p.len() >= f.len() && p[..f.len()] == **f)
+            {
                 found.push(format!("src/{} uses {}", s.rel, p.join("::")));
             }
         }
@@ -428,7 +439,9 @@ fn cli_reaches_http(srcs: &[Source]) -> Vec<String> {
     for s in srcs.iter().filter(|s| s.module == "cli") {
         for p in s.names.crate_paths() {
             if p.first().is_some_and(|m| m == "http")
-                && !p.get(1).is_some_and(|f| CLI_FROM_HTTP.contains(&f.as_str()))
+                && !p
+                    .get(1)
+                    .is_some_and(|f| CLI_FROM_HTTP.contains(&f.as_str()))
             {
                 found.push(format!("src/{} uses crate::{}", s.rel, p.join("::")));
             }
@@ -439,10 +452,14 @@ fn cli_reaches_http(srcs: &[Source]) -> Vec<String> {
 
 fn statuses_outside_http_error(srcs: &[Source]) -> Vec<String> {
     let mut found = Vec::new();
-    for s in srcs.iter().filter(|s| s.module == "http" && s.rel != "http/error.rs") {
+    for s in srcs
+        .iter()
+        .filter(|s| s.module == "http" && s.rel != "http/error.rs")
+    {
         for p in &s.names.paths {
             if let Some(i) = p.iter().position(|x| x == "StatusCode")
-                && p.get(i + 1).is_some_and(|c| ERROR_STATUSES.contains(&c.as_str()))
+                && p.get(i + 1)
+                    .is_some_and(|c| ERROR_STATUSES.contains(&c.as_str()))
             {
                 found.push(format!("src/{} builds StatusCode::{}", s.rel, p[i + 1]));
             }
@@ -464,7 +481,13 @@ fn public_app_fields(srcs: &[Source]) -> Vec<String> {
 fn long_files(srcs: &[Source]) -> Vec<String> {
     srcs.iter()
         .filter(|s| s.code.len() > MAX_FILE_LINES)
-        .map(|s| format!("src/{}: {} code lines (limit {MAX_FILE_LINES})", s.rel, s.code.len()))
+        .map(|s| {
+            format!(
+                "src/{}: {} code lines (limit {MAX_FILE_LINES})",
+                s.rel,
+                s.code.len()
+            )
+        })
         .collect()
 }
 
@@ -504,7 +527,10 @@ fn long_functions(srcs: &[Source]) -> Vec<String> {
             {
                 let len = n - start + 1;
                 if len > MAX_FN_LINES {
-                    found.push(format!("src/{}: fn {name} is {len} code lines (limit {MAX_FN_LINES})", s.rel));
+                    found.push(format!(
+                        "src/{}: fn {name} is {len} code lines (limit {MAX_FN_LINES})",
+                        s.rel
+                    ));
                 }
                 open = None;
             }
@@ -519,7 +545,15 @@ fn item_start(line: &str) -> &str {
     let mut t = line.trim_start();
     loop {
         let before = t;
-        for q in ["pub(crate) ", "pub(super) ", "pub ", "async ", "const ", "unsafe ", "extern \"C\" "] {
+        for q in [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "async ",
+            "const ",
+            "unsafe ",
+            "extern \"C\" ",
+        ] {
             t = t.strip_prefix(q).unwrap_or(t);
         }
         if t == before {
@@ -564,8 +598,7 @@ fn wall_clock_asserts(tests: &[Source]) -> Vec<String> {
     let mut found = Vec::new();
     for s in tests {
         for (name, idents) in &s.names.macros {
-            if name.starts_with("assert")
-                && idents.iter().any(|i| i == "elapsed" || i == "Instant")
+            if name.starts_with("assert") && idents.iter().any(|i| i == "elapsed" || i == "Instant")
             {
                 found.push(format!("tests/{}: {name}! reads the clock", s.rel));
             }
@@ -580,12 +613,18 @@ fn assert_none(what: &str, found: Vec<String>) {
 
 #[test]
 fn modules_depend_downward_only() {
-    assert_none("upward or sideways dependencies", upward_paths(&sources("src")));
+    assert_none(
+        "upward or sideways dependencies",
+        upward_paths(&sources("src")),
+    );
 }
 
 #[test]
 fn outside_crates_stay_behind_their_module() {
-    assert_none("outside crates named outside their module", confined_crates(&sources("src")));
+    assert_none(
+        "outside crates named outside their module",
+        confined_crates(&sources("src")),
+    );
 }
 
 #[test]
@@ -603,7 +642,10 @@ fn edges_go_through_the_application_layer() {
 
 #[test]
 fn only_http_error_builds_error_statuses() {
-    assert_none("error statuses built outside http::error", statuses_outside_http_error(&sources("src")));
+    assert_none(
+        "error statuses built outside http::error",
+        statuses_outside_http_error(&sources("src")),
+    );
 }
 
 #[test]
@@ -623,12 +665,32 @@ fn timed_tests_use_events_not_the_clock() {
 /// lines, as real code is), reports it; and each sees the real tree.
 #[test]
 fn the_checks_catch_injected_violations() {
-    let one = |rel: &str, text: &str| vec![parse(rel, rel.split('/').next().unwrap().trim_end_matches(".rs"), text)];
-    let upward = one("pipeline/x.rs", "use crate::{\n    keys,\n    http::router,\n};");
-    assert_eq!(upward_paths(&upward).len(), 1, "{:?}", upward_paths(&upward));
-    let inline = one("jobs/x.rs", "fn f() { let _ = crate::service::\n    LayerService::new(); }");
+    let one = |rel: &str, text: &str| {
+        vec![parse(
+            rel,
+            rel.split('/').next().unwrap().trim_end_matches(".rs"),
+            text,
+        )]
+    };
+    let upward = one(
+        "pipeline/x.rs",
+        "use crate::{\n    keys,\n    http::router,\n};",
+    );
+    assert_eq!(
+        upward_paths(&upward).len(),
+        1,
+        "{:?}",
+        upward_paths(&upward)
+    );
+    let inline = one(
+        "jobs/x.rs",
+        "fn f() { let _ = crate::service::\n    LayerService::new(); }",
+    );
     assert_eq!(upward_paths(&inline).len(), 1);
-    let in_macro = one("keys/x.rs", "fn f() { tracing::info!(x = ?crate::meta::Meta::open); }");
+    let in_macro = one(
+        "keys/x.rs",
+        "fn f() { tracing::info!(x = ?crate::meta::Meta::open); }",
+    );
     assert_eq!(upward_paths(&in_macro).len(), 1);
     let tested = one("keys/x.rs", "#[cfg(test)]\nmod t { use crate::http::x; }");
     assert!(upward_paths(&tested).is_empty(), "test modules are out");
@@ -640,37 +702,73 @@ fn the_checks_catch_injected_violations() {
     let client = one("jobs/x.rs", "fn f(s: reqwest::StatusCode) {}");
     assert!(confined_crates(&client).is_empty());
 
-    let io = one("compose/x.rs", "fn f() { let _ = std::fs::\n    read(\"x\"); }");
+    let io = one(
+        "compose/x.rs",
+        "fn f() { let _ = std::fs::\n    read(\"x\"); }",
+    );
     assert_eq!(compose_io(&io).len(), 1);
 
-    let split_call = one("http/x.rs", "async fn h(app: App) { app\n    .meta()\n    .job(1).await; }");
+    let split_call = one(
+        "http/x.rs",
+        "async fn h(app: App) { app\n    .meta()\n    .job(1).await; }",
+    );
     assert_eq!(http_reaches_stores(&split_call).len(), 1);
     let meta_type = one("http/x.rs", "fn h(r: &crate::meta::ConfigurationRow) {}");
     assert_eq!(http_reaches_stores(&meta_type).len(), 1);
     let cli = one("cli/x.rs", "use crate::http::{serve, image_request_for};");
-    assert_eq!(cli_reaches_http(&cli), vec!["src/cli/x.rs uses crate::http::image_request_for"]);
+    assert_eq!(
+        cli_reaches_http(&cli),
+        vec!["src/cli/x.rs uses crate::http::image_request_for"]
+    );
     let fields = one("app/mod.rs", "pub struct App { settings: S, pub meta: M }");
     assert_eq!(public_app_fields(&fields).len(), 1);
-    let status = one("http/x.rs", "fn f() -> u16 { StatusCode::\n    NOT_FOUND.as_u16() }");
+    let status = one(
+        "http/x.rs",
+        "fn f() -> u16 { StatusCode::\n    NOT_FOUND.as_u16() }",
+    );
     assert_eq!(statuses_outside_http_error(&status).len(), 1);
 
-    let body = format!("fn long() {{\n{}}}\nfn short() {{ let s = \"}}\"; }}\n", "    x();\n".repeat(MAX_FN_LINES));
+    let body = format!(
+        "fn long() {{\n{}}}\nfn short() {{ let s = \"}}\"; }}\n",
+        "    x();\n".repeat(MAX_FN_LINES)
+    );
     let long = one("jobs/x.rs", &body);
-    assert_eq!(long_functions(&long).len(), 1, "{:?}", long_functions(&long));
-    let big = one("jobs/x.rs", &"const X: u8 = 0;\n".repeat(MAX_FILE_LINES + 1));
+    assert_eq!(
+        long_functions(&long).len(),
+        1,
+        "{:?}",
+        long_functions(&long)
+    );
+    let big = one(
+        "jobs/x.rs",
+        &"const X: u8 = 0;\n".repeat(MAX_FILE_LINES + 1),
+    );
     assert_eq!(long_files(&big).len(), 1);
 
-    let clock = one("x.rs", "#[test]\nfn t() { let s = Instant::now();\n assert!(\n s.elapsed() < D); }");
+    let clock = one(
+        "x.rs",
+        "#[test]\nfn t() { let s = Instant::now();\n assert!(\n s.elapsed() < D); }",
+    );
     assert_eq!(wall_clock_asserts(&clock).len(), 1);
 
     // And they see the real tree.
     let srcs = sources("src");
     assert!(srcs.len() > 50, "{} files", srcs.len());
     let meta = srcs.iter().find(|s| s.rel == "meta/mod.rs").unwrap();
-    assert!(meta.names.paths.iter().any(|p| p[0] == "sqlx"), "meta names sqlx");
+    assert!(
+        meta.names.paths.iter().any(|p| p[0] == "sqlx"),
+        "meta names sqlx"
+    );
     let app = srcs.iter().find(|s| s.rel == "app/mod.rs").unwrap();
     assert!(app.app_fields.len() > 5, "App's fields are read");
     let http = srcs.iter().filter(|s| s.module == "http");
-    assert!(http.flat_map(|s| s.names.crate_paths()).any(|p| p[0] == "pipeline" || p[0] == "app"));
-    assert!(sources("tests").iter().any(|s| s.names.macros.iter().any(|(m, _)| m == "assert")));
+    assert!(
+        http.flat_map(|s| s.names.crate_paths())
+            .any(|p| p[0] == "pipeline" || p[0] == "app")
+    );
+    assert!(
+        sources("tests")
+            .iter()
+            .any(|s| s.names.macros.iter().any(|(m, _)| m == "assert"))
+    );
 }

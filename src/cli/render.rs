@@ -8,15 +8,15 @@
 use crate::app::load_catalog;
 use crate::catalog::Asset;
 use crate::compose::LayerImage;
-use crate::keys::Configuration;
-use std::sync::Arc;
 use crate::compose::{Format, Rect, compose, encode};
 use crate::config::Settings;
 use crate::jobs::LayerJob;
+use crate::keys::Configuration;
 use crate::render::Renderers;
 use crate::render::blender::{BlenderRenderer, Target};
 use anyhow::{Context, anyhow, bail};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {

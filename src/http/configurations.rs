@@ -139,5 +139,7 @@ pub async fn get(
     Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<ConfigurationJson>, ApiError> {
-    Ok(Json(app.configurations().get(caller.org, &id).await?.json()))
+    Ok(Json(
+        app.configurations().get(caller.org, &id).await?.json(),
+    ))
 }

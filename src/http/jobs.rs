@@ -7,12 +7,12 @@ use super::body;
 use super::error::ApiError;
 use super::page::Page;
 use crate::app::App;
-use crate::app::params::{Params, parse_uuid};
 use crate::app::batch::{self, BatchRequest};
+use crate::app::params::{Params, parse_uuid};
 use crate::error::Error;
 use crate::jobs::records::Status;
-use crate::wire::jobs::{DryRunJson, JobJson, RunJson, TaskJson};
 use crate::wire::ErrorBody;
+use crate::wire::jobs::{DryRunJson, JobJson, RunJson, TaskJson};
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -78,8 +78,8 @@ pub async fn create(
             dry_run: true,
             parameters: outcome.summary.json(),
         };
-        let dry = serde_json::to_value(dry)
-            .map_err(|e| Error::Internal(format!("dry run JSON: {e}")))?;
+        let dry =
+            serde_json::to_value(dry).map_err(|e| Error::Internal(format!("dry run JSON: {e}")))?;
         return Ok((StatusCode::OK, Json(dry)));
     };
     let job = serde_json::to_value(
@@ -154,7 +154,10 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobJson>, ApiError> {
-    let r = app.jobs().cancel(caller.org, parse_uuid("id", &id)?).await?;
+    let r = app
+        .jobs()
+        .cancel(caller.org, parse_uuid("id", &id)?)
+        .await?;
     Ok(Json(r.json(app.jobs().now())))
 }
 

@@ -317,6 +317,8 @@ pub async fn create(
         branch: p.str("branch").unwrap_or(DEFAULT_BRANCH).to_string(),
     };
     Ok(Json(LayerJson::from_row(
-        &app.layers().register(caller.org, n, &app.compositor()).await?,
+        &app.layers()
+            .register(caller.org, n, &app.compositor())
+            .await?,
     )))
 }

@@ -83,7 +83,12 @@ fn image_urls(app: &App, asset: &Asset, config: &str, token: Option<&str>) -> (S
         p.insert("format".into(), "auto".into());
         let query = query_of(&p).unwrap_or_default();
         with_token(
-            pinned_url(&app.signer(), asset, &app.settings().http.cache_buster, &query),
+            pinned_url(
+                &app.signer(),
+                asset,
+                &app.settings().http.cache_buster,
+                &query,
+            ),
             token,
         )
     };

@@ -78,7 +78,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<WebhookOne>), ApiError> {
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
-    let row = app.webhooks().create(caller.org, input(&caller, b)?).await?;
+    let row = app
+        .webhooks()
+        .create(caller.org, input(&caller, b)?)
+        .await?;
     Ok((StatusCode::CREATED, Json(WebhookOne::new(&row, true))))
 }
 
@@ -127,7 +130,10 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookOne>, ApiError> {
-    let h = app.webhooks().get(caller.org, parse_uuid("id", &id)?).await?;
+    let h = app
+        .webhooks()
+        .get(caller.org, parse_uuid("id", &id)?)
+        .await?;
     Ok(Json(WebhookOne::new(&h, false)))
 }
 

@@ -56,7 +56,15 @@ async fn a_dry_run_plans_and_queues_nothing() {
     assert_eq!((s.cached, s.tasks), (0, s.layers));
     let (_, jobs) = app
         .jobs()
-        .job_records(org, None, crate::meta::Window { offset: 0, limit: 10, descending: false })
+        .job_records(
+            org,
+            None,
+            crate::meta::Window {
+                offset: 0,
+                limit: 10,
+                descending: false,
+            },
+        )
         .await
         .unwrap();
     assert!(jobs.is_empty());
@@ -99,7 +107,11 @@ async fn bad_requests_name_their_field() {
     let other = request(serde_json::json!({"assetId": uuid::Uuid::nil(), "all": true}));
     for (req, limits, want) in [
         (navy(), small, "all: more than 10 combinations"),
-        (navy(), few_keys, "configurations: 60 configurations x 1 views x"),
+        (
+            navy(),
+            few_keys,
+            "configurations: 60 configurations x 1 views x",
+        ),
         (nope, BatchLimits::NONE, "assetId: \"nope\" is not a UUID"),
         (other, BatchLimits::NONE, "not found"),
     ] {
@@ -110,9 +122,15 @@ async fn bad_requests_name_their_field() {
         assert!(e.contains(want), "{e}");
     }
     // Another org's asset is not found either.
-    let e = submit(&app, uuid::Uuid::nil(), navy(), BatchLimits::NONE, Mode::DryRun)
-        .await
-        .unwrap_err();
+    let e = submit(
+        &app,
+        uuid::Uuid::nil(),
+        navy(),
+        BatchLimits::NONE,
+        Mode::DryRun,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e}");
     app.shutdown().await;
 }

@@ -15,7 +15,10 @@ use uuid::Uuid;
 const MAX_COMBINATIONS: usize = 100_000;
 
 /// The assets, configurations and views the arguments name.
-pub(super) async fn inputs(backend: &dyn Backend, args: &PrefetchArgs) -> anyhow::Result<Vec<Work>> {
+pub(super) async fn inputs(
+    backend: &dyn Backend,
+    args: &PrefetchArgs,
+) -> anyhow::Result<Vec<Work>> {
     let mut by_asset: Vec<(Arc<Asset>, Vec<Row>)> = Vec::new();
     if let Some(path) = &args.feed {
         let text =

@@ -5,9 +5,9 @@
 use super::backend::{Backend, Counts, Made, Progress};
 use crate::app::App;
 use crate::app::batch::{self, BatchLimits, BatchRequest, Mode};
+use crate::app::image::{pinned_url, request_for};
 use crate::catalog::Asset;
 use crate::config::Settings;
-use crate::app::image::{pinned_url, request_for};
 use crate::pipeline::Source;
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;

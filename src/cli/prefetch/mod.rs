@@ -359,7 +359,8 @@ async fn prefetch(
         return Ok(false);
     }
     for (w, p) in work.iter().zip(&plans) {
-        if interrupt.is_cancelled() || !progress::render(backend, w, p.counts, &mut totals, interrupt).await?
+        if interrupt.is_cancelled()
+            || !progress::render(backend, w, p.counts, &mut totals, interrupt).await?
         {
             totals.interrupted = true;
             break;
@@ -381,4 +382,3 @@ async fn prefetch(
     totals.report(args, started.elapsed().as_secs_f64());
     Ok(totals.interrupted || totals.render_failures > 0 || totals.composite_failures > 0)
 }
-

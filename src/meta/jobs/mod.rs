@@ -23,8 +23,8 @@ mod tests;
 
 use super::states::{opt_state, state};
 use super::{
-    MetaError, RunResult, SchedulerState, Status, TaskResult, int, opt_int, opt_text, text, translate,
-    uuid,
+    MetaError, RunResult, SchedulerState, Status, TaskResult, int, opt_int, opt_text, text,
+    translate, uuid,
 };
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;

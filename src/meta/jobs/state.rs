@@ -342,7 +342,7 @@ async fn start_run(
     worker: &str,
     now: i64,
 ) -> Result<RunRow, MetaError> {
-        sqlx::query(
+    sqlx::query(
         "UPDATE runs SET stopped_at = $2, result_code = 'Failed', updated_at = $2, \
          error = 'the worker stopped renewing its lease (it crashed, hung or lost the database); the task was handed to another worker' \
          WHERE task_id = $1 AND stopped_at IS NULL",
@@ -422,10 +422,8 @@ async fn close_run(
     error: Option<String>,
     now: i64,
 ) -> Result<(), MetaError> {
-        let files = match outcome {
-        Outcome::Success { files } => {
-            serde_json::to_string(files).unwrap_or_else(|_| "[]".into())
-        }
+    let files = match outcome {
+        Outcome::Success { files } => serde_json::to_string(files).unwrap_or_else(|_| "[]".into()),
         Outcome::Reused(e) => serde_json::to_string(&[e.file]).unwrap_or_else(|_| "[]".into()),
         _ => "[]".into(),
     };
