@@ -233,8 +233,15 @@ fn strip_tests(items: &mut Vec<syn::Item>) {
 /// Code lines of `text`: comments and blank lines out, and everything
 /// from a `#[cfg(test)]` module on (test modules close their files).
 fn code_lines(text: &str) -> Vec<String> {
-    let text = match text.find("#[cfg(test)]\nmod ") {
-        Some(i) => &text[..i],
+    // A test module written inline closes its file; one declared
+    // (`mod tests;`) is a line like another.
+    let inline = text.match_indices("#[cfg(test)]\nmod ").find(|(i, _)| {
+        let rest = &text[*i..];
+        rest.find('{')
+            .is_some_and(|b| rest.find(';').is_none_or(|s| b < s))
+    });
+    let text = match inline {
+        Some((i, _)) => &text[..i],
         None => text,
     };
     let mut out = Vec::new();

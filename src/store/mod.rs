@@ -25,6 +25,7 @@ mod disk;
 pub mod envelope;
 mod flusher;
 mod ledger;
+mod listing;
 mod memory;
 mod outbox;
 mod paths;
@@ -42,7 +43,6 @@ pub use remote::{S3Options, Timeouts};
 use crate::telemetry;
 use breaker::Breaker;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path as ObjectPath};
 use paths::{content_addressed, kind_of};
 use std::path::PathBuf;
@@ -456,82 +456,6 @@ impl BlobStore {
                 Ok(())
             }
             Err(e) => Err(self.inner.breaker.failed("delete", path, &e)),
-        }
-    }
-
-    /// Every object under `prefix`: `(path, bytes)`, sizes as stored.
-    ///
-    /// # Errors
-    /// When the store cannot list.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        self.count();
-        self.inner.breaker.admit()?;
-        let prefix = ObjectPath::from(prefix);
-        match self
-            .inner
-            .remote
-            .list(Some(&prefix))
-            .map_ok(|m| (m.location.to_string(), m.size))
-            .try_collect()
-            .await
-        {
-            Ok(v) => {
-                self.inner.breaker.succeeded();
-                Ok(v)
-            }
-            Err(e) => Err(self.inner.breaker.failed("list", prefix.as_ref(), &e)),
-        }
-    }
-
-    /// The names of the "folders" directly under `prefix`.
-    ///
-    /// # Errors
-    /// When the store cannot list.
-    pub async fn folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.count();
-        self.inner.breaker.admit()?;
-        let prefix = ObjectPath::from(prefix);
-        match self.inner.remote.list_with_delimiter(Some(&prefix)).await {
-            Ok(l) => {
-                self.inner.breaker.succeeded();
-                Ok(l.common_prefixes
-                    .iter()
-                    .filter_map(|p| p.filename().map(str::to_string))
-                    .collect())
-            }
-            Err(e) => Err(self.inner.breaker.failed("list", prefix.as_ref(), &e)),
-        }
-    }
-
-    /// Checks that the store answers (a HEAD of an absent object).
-    ///
-    /// # Errors
-    /// When it does not.
-    pub async fn probe(&self) -> Result<(), StoreError> {
-        self.inner.breaker.admit()?;
-        match self
-            .inner
-            .remote
-            .head(&ObjectPath::from("readyz/probe"))
-            .await
-        {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => {
-                self.inner.breaker.succeeded();
-                Ok(())
-            }
-            Err(e) => Err(self.inner.breaker.failed("head", "readyz/probe", &e)),
-        }
-    }
-
-    pub fn status(&self) -> StoreStatus {
-        let (outbox_objects, outbox_bytes) =
-            self.inner.outbox.as_ref().map_or((0, 0), Outbox::totals);
-        StoreStatus {
-            url: self.inner.url.clone(),
-            up: self.is_up(),
-            outbox_objects,
-            outbox_bytes,
-            disk_bytes: self.inner.disk.as_ref().map(DiskTier::bytes),
         }
     }
 }
