@@ -23,6 +23,6 @@ pub use layers::{LayerQuery, LayerService, NewLayer};
 pub use tokens::{Grant, TokenService};
 
 /// The records' vocabulary of the services' methods, for their callers
-/// (the edges name no `meta` type): a page window, the layer filter, a
-/// saved configuration, and the org of development mode.
-pub use crate::meta::{ConfigurationRow, DEFAULT_ORG, LayerFilter, Window};
+/// (the edges name no `meta` type): a page window, the layer filter and
+/// the org of development mode.
+pub use crate::meta::{DEFAULT_ORG, LayerFilter, Window};
