@@ -69,18 +69,12 @@ pub async fn prepare(
         Some(key) => Some(app.configurations().get(org, key).await?),
         None => None,
     };
-    let text = saved
-        .as_ref()
-        .map(|c| (c.product_id.to_string(), c.variant.to_string()));
-    let saved = saved
-        .as_ref()
-        .zip(text.as_ref())
-        .map(|(c, (asset, values))| Saved {
-            id: c.id,
-            short_id: &c.short_id,
-            asset,
-            values,
-        });
+    let saved = saved.as_ref().map(|c| Saved {
+        id: c.id,
+        short_id: &c.short_id,
+        asset: c.product_id,
+        values: &c.variant,
+    });
     let q = ImageQuery::parse(&params)?;
     let request = resolve_for(app, org, &q, saved, exactness(verdict, asker), accept)?;
     // A signed URL pinned to the live definition names one image forever.

@@ -8,7 +8,6 @@
 //! key (the header never does).
 
 use super::query::{CropParams, FormatChoice, ImageQuery, Values};
-use crate::app::params::parse_uuid;
 use crate::catalog::Asset;
 use crate::compose::{self, Fit, Format, Output, Rect};
 use crate::config::ComposeSettings;
@@ -38,9 +37,9 @@ pub struct Saved<'a> {
     pub id: Uuid,
     pub short_id: &'a str,
     /// The asset it configures (`product_id`).
-    pub asset: &'a str,
-    /// Its attribute values, JSON.
-    pub values: &'a str,
+    pub asset: Uuid,
+    /// Its attribute values.
+    pub values: &'a serde_json::Value,
 }
 
 /// The asset a query names: `assetId`, else its saved configuration's.
@@ -51,8 +50,8 @@ pub struct Saved<'a> {
 pub fn asset_id(q: &ImageQuery, saved: Option<&Saved>) -> Result<Uuid, Error> {
     match (q.asset, saved) {
         (Some(id), None) => Ok(id),
-        (None, Some(c)) => parse_uuid("configurationId", c.asset),
-        (Some(id), Some(c)) if id.to_string() != c.asset => Err(Error::invalid(
+        (None, Some(c)) => Ok(c.asset),
+        (Some(id), Some(c)) if id != c.asset => Err(Error::invalid(
             "configurationId",
             format!("is a configuration of {}, not of asset {id}", c.asset),
         )),
@@ -110,8 +109,7 @@ fn values(q: &ImageQuery, saved: Option<&Saved>) -> Result<serde_json::Value, Er
                 c.short_id
             ),
         )),
-        (Values::Saved { .. }, Some(c)) => serde_json::from_str(c.values)
-            .map_err(|e| Error::Internal(format!("saved configuration {}: {e}", c.id))),
+        (Values::Saved { .. }, Some(c)) => Ok(c.values.clone()),
         (Values::Saved { key, .. }, None) => Err(Error::Internal(format!(
             "configurationId {key}: resolved without its saved configuration"
         ))),

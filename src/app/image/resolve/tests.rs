@@ -304,11 +304,11 @@ fn format_auto_comes_from_accept() {
 fn saved_configurations() {
     let f = fixture();
     let other = "11111111-2222-3333-4444-555555555555";
-    let saved = |asset: &'static str, values: &'static str| Saved {
+    let saved = |asset: &str, values: &str| Saved {
         id: Uuid::nil(),
         short_id: "abcdefghij",
-        asset,
-        values,
+        asset: Uuid::parse_str(asset).unwrap(),
+        values: Box::leak(Box::new(serde_json::from_str(values).unwrap())),
     };
     let sofa = saved(DEMO_ASSET_ID, r#"{"Body":"Navy"}"#);
     let q = |s: &str| ImageQuery::parse(&Params::parse(Some(s), 1000).unwrap()).unwrap();
@@ -327,10 +327,6 @@ fn saved_configurations() {
             "configurationId",
             format!("is a configuration of {other}, not of asset {sofa_id}")
         ))
-    );
-    assert_eq!(
-        asset_id(&by_id, Some(&saved("nope", "{}"))),
-        Err(Error::invalid("configurationId", "\"nope\" is not a UUID"))
     );
     assert_eq!(
         asset_id(&q(""), None),
@@ -370,8 +366,4 @@ fn saved_configurations() {
             "give configuration or configurationId, not both (abcdefghij)"
         )
     );
-    assert!(matches!(
-        run(&by_id, &saved(DEMO_ASSET_ID, "{nope")),
-        Err(Error::Internal(_))
-    ));
 }
