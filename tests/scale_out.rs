@@ -181,7 +181,7 @@ refresh_ms = 200
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 200);
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap();
     let mut guard = common::Guard::new();

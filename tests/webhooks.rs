@@ -129,7 +129,7 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
             .json(&json!({"topic": "job.stopped", "address": address})),
     )
     .await;
-    assert_eq!(status, 201, "{hook}");
+    assert_eq!(status, 200, "{hook}");
     let secret = hook["webhook"]["secret"].as_str().unwrap().to_string();
     assert!(hook["webhook"]["deletedAt"].is_null());
     // Only the body layer's creation, to a second webhook.
@@ -143,7 +143,7 @@ async fn job_stopped_is_signed_and_retried_after_a_500() {
         "assetId": SOFA, "configurations": [{}], "stageConfigurations": [{"Camera": 0}]
     })))
     .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 200);
 
     // 1 layer.created + the job.stopped answered 500 + its retry.
     let got = receiver.wait_for(3).await;
@@ -267,10 +267,17 @@ async fn webhook_records_update_soft_delete_and_restore() {
     );
     // Not a boolean: refused, not read as false.
     get_json(&client, &format!("{hooks}?deleted=maybe"), 400).await;
+    // Gone to reads by id (and its deliveries): only the listing with
+    // deleted=true shows it, until it is restored.
+    get_json(&client, &one, 404).await;
+    get_json(&client, &format!("{one}/deliveries"), 404).await;
+    let listed = get_json(&client, &format!("{hooks}?deleted=true"), 200).await;
+    assert!(listed["webhooks"][0]["deletedAt"].is_string(), "{listed}");
     let (status, restored) = send(client.post(format!("{one}/restore"))).await;
     assert_eq!(status, 200);
     assert!(restored["webhook"]["deletedAt"].is_null());
     assert_eq!(get_json(&client, &hooks, 200).await["count"], 1);
+    get_json(&client, &one, 200).await;
 
     get_json(
         &client,

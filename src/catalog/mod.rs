@@ -12,6 +12,7 @@ mod scene;
 pub mod spec;
 pub mod template;
 mod value;
+pub mod whole;
 
 #[cfg(test)]
 pub(crate) use load::props as load_props;

@@ -6,6 +6,7 @@
 //! Nothing here is checked beyond its shape; `load` turns a spec into a
 //! validated [`super::Asset`] and names the field when something is wrong.
 
+use super::whole;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -17,11 +18,14 @@ pub struct AssetSpec {
     pub id: String,
     pub name: String,
     /// Bumped whenever the definition changes; part of every key.
+    #[serde(deserialize_with = "whole::de")]
     pub version: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Canvas size of every view, in pixels.
+    #[serde(deserialize_with = "whole::de")]
     pub width: u32,
+    #[serde(deserialize_with = "whole::de")]
     pub height: u32,
     pub attributes: Vec<AttributeSpec>,
     /// Camera positions, selected by the request's `stageConfiguration`.
@@ -53,11 +57,19 @@ pub struct SceneSpec {
     pub floor: Option<String>,
     /// Cycles samples per pixel for this asset, over the backend's
     /// `samples`; part of every layer key (changing it renders again).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole::opt"
+    )]
     pub samples: Option<u32>,
     /// The noise seed for this asset, over the backend's `seed`; part of
     /// every layer key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole::opt"
+    )]
     pub seed: Option<u32>,
 }
 

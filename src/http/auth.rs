@@ -54,6 +54,9 @@ impl Caller {
     /// development mode (each route decides whether that may do anything).
     pub(super) async fn resolve(app: &App, parts: &Parts) -> Result<Option<Caller>, Error> {
         if app.tokens().development_mode().await? {
+            // Tokens are ignored here, but a malformed `bearer_token` is
+            // refused as it is outside development mode.
+            token(parts)?;
             return Ok(Some(Caller {
                 org: DEFAULT_ORG,
                 kind: CallerKind::Development,
@@ -193,6 +196,7 @@ impl FromRequestParts<Arc<App>> for WorkerCaller {
         app: &Arc<App>,
     ) -> Result<WorkerCaller, ApiError> {
         if app.tokens().development_mode().await.map_err(ApiError)? {
+            token(parts).map_err(ApiError)?;
             return Ok(WorkerCaller);
         }
         let Some(t) = token(parts).map_err(ApiError)? else {

@@ -50,6 +50,9 @@ fn parameter(path: &str, name: &str, s: &Settings) -> Option<Param> {
         "cropX" | "cropY" => int(0, u64::from(u32::MAX)),
         "cropWidth" | "cropHeight" => int(1, u64::from(u32::MAX)),
         "quality" => int(1, 100),
+        // `<version>.<epoch>`; any other text is a version that is not
+        // the live one (not an error), but `v=` is refused as empty.
+        "v" => Param::Schema(json!({"type": "string", "minLength": 1})),
         "format" if path.ends_with("carousel") || path == "/embed/spin" => {
             one_of(&["auto", "png", "jpg", "jpeg", "webp", "avif"])
         }
@@ -113,6 +116,94 @@ fn upload_form() -> Value {
     })
 }
 
+/// A webhook address as the document states it: http(s), a DNS name
+/// (labels of letters, digits, `-` and `_`) whose last label starts with a
+/// letter (so never an IP literal: the URL standard reads a numeric last
+/// label as an IPv4 address), an optional port, no credentials. (The
+/// server takes public IP literals too.)
+const ADDRESS: &str = concat!(
+    r"^https?://([A-Za-z0-9_-]{1,63}\.)+[A-Za-z][A-Za-z0-9_-]{0,62}\.?",
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?",
+    r"([/?#][^\s]*)?$"
+);
+
+/// The body of `POST /api/webhooks` (`create`) or `PUT /api/webhooks/{id}`:
+/// `topic` and `address` are required on create; `secret` is taken only
+/// there. What an address may name (public hosts only) is checked by the
+/// address policy, beyond what a schema can say.
+fn webhook_body(create: bool) -> Value {
+    let mut body = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "orgId": {"type": "string", "format": "uuid", "description": "The caller's org (the published client sends it); another org is 403."},
+            "topic": {"type": "string", "enum": crate::webhooks::TOPICS},
+            "address": {
+                "type": "string",
+                "pattern": ADDRESS,
+                "description": "Where deliveries are POSTed: an http(s) URL without credentials whose host is a DNS name (not under localhost) that resolves to public addresses when delivered.",
+            },
+            "filter": {
+                "type": "object",
+                "description": "Entries the event's data must match (arrays are any-of).",
+                "properties": {
+                    "status": {"type": "array", "items": {"type": "string", "enum": crate::webhooks::OUTCOMES}},
+                    "type": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                },
+            },
+        },
+    });
+    if create {
+        body["properties"]["secret"] = json!({
+            "type": "string",
+            "minLength": 16,
+            "description": "The HMAC key; generated when absent.",
+        });
+    }
+    // `null` is as absent (the published client sends it): unchanged on
+    // update; on create only where the field is optional.
+    let required: &[&str] = if create { &["topic", "address"] } else { &[] };
+    if let Some(props) = body["properties"].as_object_mut() {
+        for (name, schema) in props.iter_mut() {
+            if !required.contains(&name.as_str()) {
+                *schema = json!({"anyOf": [schema.take(), {"type": "null"}]});
+            }
+        }
+    }
+    if create {
+        body["required"] = json!(required);
+    }
+    body
+}
+
+/// The body of `PUT /api/assets/{id}`: an asset definition (the catalogue
+/// file format, templates inline). The top level is stated here; what the
+/// parts must say of each other (layers naming attributes that exist,
+/// defaults among the options, views naming stage attributes, templates
+/// that parse) is checked by the loader, which names the field.
+fn asset_body(s: &Settings) -> Value {
+    let max = s.http.max_dimension;
+    let list = |min: u64| json!({"type": "array", "minItems": min, "items": {"type": "object"}});
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "width", "height", "attributes", "views", "layers"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "description": "The path's id (absent: taken from the path)."},
+            "name": {"type": "string", "minLength": 1},
+            "version": {"type": "integer", "minimum": 1, "description": "Absent: 1; a changed definition becomes the next version whatever it says."},
+            "description": {"type": "string"},
+            "width": {"type": "integer", "minimum": 1, "maximum": max},
+            "height": {"type": "integer", "minimum": 1, "maximum": max},
+            "attributes": list(0),
+            "views": list(1),
+            "layers": list(1),
+            "renderer": {"type": "string", "minLength": 1},
+            "scene": {"type": "object"},
+        },
+    })
+}
+
 /// Routes that answer without a token (and so never 401/403).
 fn is_open(path: &str) -> bool {
     path.ends_with("/healthcheck") || matches!(path, "/api/openapi.json" | "/healthz" | "/readyz")
@@ -140,6 +231,28 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
             doc["paths"][*alias] = json!({ "get": op });
         }
     }
+    // Each image of POST /api/urls names its asset; the other parameters
+    // are the image route's (checked as that route checks them).
+    if let Some(images) = doc.pointer_mut("/components/schemas/UrlsRequest/properties/images") {
+        images["description"] = json!(format!(
+            "At most {} images (and the body within http.max_body_bytes).",
+            super::urls::MAX_IMAGES
+        ));
+        images["items"] = json!({
+            "type": "object",
+            "required": ["assetId"],
+            "properties": {"assetId": uuid()},
+            "additionalProperties": {"type": ["string", "number", "boolean", "object"]},
+        });
+    }
+    // A registered layer's stageId: a UUID, or "" / null for none.
+    if let Some(stage) = doc.pointer_mut("/components/schemas/NewLayerJson/properties/stageId") {
+        *stage = json!({"anyOf": [uuid(), {"type": "string", "enum": [""]}, {"type": "null"}]});
+    }
+    // The longest claim a node may ask for is the server's setting.
+    if let Some(wait) = doc.pointer_mut("/components/schemas/ClaimRequest/properties/waitSeconds") {
+        wait["maximum"] = json!(s.jobs.remote_claim_wait_secs);
+    }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -157,6 +270,16 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
 /// One operation of the document: its parameters' schemas, and the error
 /// statuses it can answer.
 fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
+    if path == "/api/webhooks" && method == "post"
+        || path == "/api/webhooks/{id}" && method == "put"
+    {
+        op["requestBody"]["content"]["application/json"]["schema"] = webhook_body(method == "post");
+        op["requestBody"]["required"] = json!(true);
+    }
+    if (method, path) == ("put", "/api/assets/{id}") {
+        op["requestBody"]["content"]["application/json"]["schema"] = asset_body(s);
+        op["requestBody"]["required"] = json!(true);
+    }
     if (method, path) == ("post", "/api/files") {
         op["requestBody"]["content"]["multipart/form-data"]["schema"] = upload_form();
         op["requestBody"]["required"] = json!(true);

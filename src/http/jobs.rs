@@ -12,10 +12,9 @@ use crate::app::params::{Params, parse_uuid};
 use crate::error::Error;
 use crate::jobs::records::Status;
 use crate::wire::ErrorBody;
-use crate::wire::jobs::{DryRunJson, JobJson, RunJson, TaskJson};
+use crate::wire::jobs::{DryRunJson, JobCreated, JobJson, RunJson, TaskJson};
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -57,8 +56,7 @@ pub struct RunList {
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs",
     request_body(content = BatchRequest, description = "Either `configurations` or `all: true` (with an optional `where`); `stageConfigurations` defaults to every view."),
     responses(
-        (status = 201, description = "The job; `parameters` holds the plan: configurations, views, layers (distinct), cached, tasks.", body = JobJson),
-        (status = 200, description = "With `dryRun: true`: `{\"dryRun\": true, \"parameters\": <the plan>}`, nothing queued."),
+        (status = 200, description = "The job, whose `parameters` hold the plan (configurations, views, layers (distinct), cached, tasks); with `dryRun: true`, `{\"dryRun\": true, \"parameters\": <the plan>}` and nothing queued. (200 as the platform's creates answer, e.g. saved configurations.)", body = JobCreated),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "Unknown asset", body = ErrorBody),
         (status = 422, description = "Invalid configuration, view, or too many combinations", body = ErrorBody),
@@ -67,29 +65,20 @@ pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     req: Request,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<Json<JobCreated>, ApiError> {
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: BatchRequest = body::parse(&bytes)?;
     let mode = batch::Mode::dry_run(b.dry_run);
     let limits = batch::BatchLimits::of(&app.settings().jobs);
     let outcome = batch::submit(&app, caller.org, b, limits, mode).await?;
     let Some(job) = outcome.job else {
-        let dry = DryRunJson {
+        return Ok(Json(JobCreated::DryRun(DryRunJson {
             dry_run: true,
             parameters: outcome.summary.json(),
-        };
-        let dry =
-            serde_json::to_value(dry).map_err(|e| Error::Internal(format!("dry run JSON: {e}")))?;
-        return Ok((StatusCode::OK, Json(dry)));
+        })));
     };
-    let job = serde_json::to_value(
-        app.jobs()
-            .job_record(caller.org, job)
-            .await?
-            .json(app.jobs().now()),
-    )
-    .map_err(|e| Error::Internal(format!("job JSON: {e}")))?;
-    Ok((StatusCode::CREATED, Json(job)))
+    let job = app.jobs().job_record(caller.org, job).await?;
+    Ok(Json(JobCreated::Job(job.json(app.jobs().now()))))
 }
 
 /// List jobs.

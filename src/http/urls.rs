@@ -17,7 +17,7 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// Most images one call may ask for.
-const MAX_IMAGES: usize = 10_000;
+pub(super) const MAX_IMAGES: usize = 10_000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,6 @@ use crate::wire::webhooks::{
 };
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -67,7 +66,7 @@ fn input(caller: &Caller, b: WebhookBody) -> Result<WebhookInput, Error> {
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks",
     request_body = WebhookBody,
     responses(
-        (status = 201, body = WebhookOne),
+        (status = 200, description = "The webhook with its secret (200 as the platform's creates answer).", body = WebhookOne),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, description = "address or topic missing or invalid", body = ErrorBody),
     ))]
@@ -75,14 +74,14 @@ pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     req: Request,
-) -> Result<(StatusCode, Json<WebhookOne>), ApiError> {
+) -> Result<Json<WebhookOne>, ApiError> {
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let b: WebhookBody = body::parse(&bytes)?;
     let row = app
         .webhooks()
         .create(caller.org, input(&caller, b)?)
         .await?;
-    Ok((StatusCode::CREATED, Json(WebhookOne::new(&row, true))))
+    Ok(Json(WebhookOne::new(&row, true)))
 }
 
 /// List webhooks (soft-deleted ones with `deleted=true`).
@@ -99,15 +98,7 @@ pub async fn list(
 ) -> Result<Json<WebhookList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let deleted = match p.raw("deleted") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(
-                Error::malformed("deleted", format!("\"{other}\" is not true or false")).into(),
-            );
-        }
-    };
+    let deleted = deleted_flag(&p)?;
     let (count, rows) = app
         .webhooks()
         .list(caller.org, deleted, page.window())
@@ -121,7 +112,20 @@ pub async fn list(
     }))
 }
 
-/// One webhook.
+/// `deleted=true|false` (default false).
+fn deleted_flag(p: &Params) -> Result<bool, Error> {
+    match p.raw("deleted") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(Error::malformed(
+            "deleted",
+            format!("\"{other}\" is not true or false"),
+        )),
+    }
+}
+
+/// One webhook; a soft-deleted one is 404 (it is in the listing with
+/// `deleted=true`, and `restore` brings it back).
 #[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path)),
     responses((status = 200, body = WebhookOne), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -132,7 +136,7 @@ pub async fn get(
 ) -> Result<Json<WebhookOne>, ApiError> {
     let h = app
         .webhooks()
-        .get(caller.org, parse_uuid("id", &id)?)
+        .read(caller.org, parse_uuid("id", &id)?)
         .await?;
     Ok(Json(WebhookOne::new(&h, false)))
 }
@@ -195,7 +199,8 @@ async fn set_deleted(
     Ok(Json(WebhookOne::new(&h, false)))
 }
 
-/// Deliveries of a webhook, each with every attempt (status, error, time).
+/// Deliveries of a webhook, each with every attempt (status, error, time);
+/// a soft-deleted webhook's are 404 until it is restored.
 #[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path), ("page" = Option<u32>, Query), ("perPage" = Option<u32>, Query), ("sort" = Option<String>, Query)),
     responses((status = 200, body = DeliveryList), (status = 404, body = ErrorBody)))]
@@ -207,9 +212,13 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
+    let h = app
+        .webhooks()
+        .read(caller.org, parse_uuid("id", &id)?)
+        .await?;
     let (count, rows) = app
         .webhooks()
-        .deliveries(caller.org, parse_uuid("id", &id)?, page.window())
+        .deliveries(caller.org, h.id, page.window())
         .await?;
     let deliveries = rows
         .iter()

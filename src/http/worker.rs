@@ -47,8 +47,13 @@ pub async fn claim(
 ) -> Result<Response, ApiError> {
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let c: ClaimRequest = body::parse(&bytes)?;
+    // As the document states it: up to MAX_NAME characters (as given), none
+    // a control character, not all white space.
     let name = c.worker.trim();
-    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || c.worker.chars().count() > MAX_NAME
+        || c.worker.chars().any(char::is_control)
+    {
         return Err(Error::invalid(
             "worker",
             format!("a name of 1 to {MAX_NAME} printable characters"),
@@ -147,8 +152,12 @@ pub async fn failure(
     let run = parse_uuid("runId", &run)?;
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let f: RunFailure = body::parse(&bytes)?;
-    if f.error.trim().is_empty() || f.error.len() > 4000 {
-        return Err(Error::invalid("error", "a reason of 1 to 4000 bytes").into());
+    if f.error.trim().is_empty() || f.error.chars().count() > 4000 {
+        return Err(Error::invalid(
+            "error",
+            "a reason of 1 to 4000 characters, not all white space",
+        )
+        .into());
     }
     Ok(Json(
         app.worker()

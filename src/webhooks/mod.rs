@@ -296,6 +296,21 @@ impl Webhooks {
         Ok(self.meta.webhook(org, id).await?)
     }
 
+    /// Webhook `id` as reads see it: a soft-deleted one is gone (it is in
+    /// the listing with `deleted`, and a restore brings it back).
+    ///
+    /// # Errors
+    /// 404 when `org` has no such webhook, or it is deleted.
+    pub async fn read(&self, org: Uuid, id: Uuid) -> Result<WebhookRow, Error> {
+        let h = self.meta.webhook(org, id).await?;
+        if h.deleted_at.is_some() {
+            return Err(Error::NotFound(format!(
+                "webhook {id} is deleted (see GET /api/webhooks?deleted=true; restore it to read it)"
+            )));
+        }
+        Ok(h)
+    }
+
     /// Soft-deletes (`deleted`) or restores webhook `id`; a restore counts
     /// against `webhooks.max_per_org` like a new webhook.
     ///
@@ -383,6 +398,24 @@ fn parse_address(a: &str) -> Result<reqwest::Url, Error> {
             "must be an http:// or https:// URL",
         ));
     }
+    if let Some(url::Host::Domain(d)) = url.host() {
+        // A name DNS can answer: labels of 1 to 63 letters, digits, `-`
+        // or `_` (the URL standard lets through `*`, `!` and the like).
+        let name = d.strip_suffix('.').unwrap_or(d);
+        let label = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if name.len() > 253 || !name.split('.').all(label) {
+            return Err(Error::invalid(
+                "address",
+                format!(
+                    "\"{d}\" is not a host name (letters, digits, - and _ in labels of 1 to 63)"
+                ),
+            ));
+        }
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::invalid(
             "address",
@@ -434,6 +467,30 @@ fn check_filter(f: Option<&serde_json::Value>) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_http_urls_of_host_names_without_credentials() {
+        for ok in [
+            "https://hooks.example.com/x?y=1",
+            "http://a.b2:8080",
+            "http://my_service.internal./p",
+            "http://93.184.216.34/hook",
+        ] {
+            assert!(parse_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://0.aa*",
+            "http://a!.example.com",
+            "mailto:x@y",
+            "https://u:p@example.com",
+            "not a url",
+        ] {
+            assert!(
+                matches!(parse_address(bad), Err(Error::Invalid { param, .. }) if param == "address"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn signature_is_hmac_sha256_hex() {

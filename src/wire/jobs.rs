@@ -153,6 +153,15 @@ pub struct DryRunJson {
     pub parameters: BatchPlanJson,
 }
 
+/// What `POST /api/jobs` answers (200 either way): the queued job, or
+/// with `dryRun: true` the plan alone.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum JobCreated {
+    Job(JobJson),
+    DryRun(DryRunJson),
+}
+
 #[cfg(test)]
 mod tests {
     use super::{BatchPlanJson, DryRunJson};

@@ -171,8 +171,10 @@ pub struct NewLayerJson {
     pub file_id: String,
     /// Must be the asset's canvas.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::catalog::whole::de")]
     pub width: u32,
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::catalog::whole::de")]
     pub height: u32,
     #[schema(format = Uuid)]
     pub job_id: Option<String>,

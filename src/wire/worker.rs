@@ -13,7 +13,12 @@ use uuid::Uuid;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimRequest {
     /// The worker's name, recorded on the run (e.g. `gpu-7/4112/0`).
-    #[schema(min_length = 1, max_length = 200)]
+    /// Printable characters only, not all white space.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub worker: String,
     /// The render backends this worker has (`builtin`, and the names of
     /// its `[render.backends.*]`): only tasks of assets drawn by one of
@@ -24,9 +29,14 @@ pub struct ClaimRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assets: Option<Vec<Uuid>>,
     /// How long to wait for a task before answering 204 (long-poll), at
-    /// most `jobs.remote_claim_wait_secs`; default that.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, maximum = 300)]
+    /// most `jobs.remote_claim_wait_secs` (the document states the
+    /// server's value); default that.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::catalog::whole::opt"
+    )]
+    #[schema(minimum = 0)]
     pub wait_seconds: Option<u64>,
 }
 
@@ -79,7 +89,7 @@ pub struct Lease {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunFailure {
     /// Why, as the run's error (the worker's name is added).
-    #[schema(min_length = 1, max_length = 4000)]
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub error: String,
     /// Whether another attempt may succeed (a timeout, a crash of the
     /// renderer): then the task is retried after its backoff while
