@@ -391,7 +391,7 @@ async fn one_orgs_flood_fills_only_its_share_of_the_render_queue() {
     };
     assert_eq!(
         batch(0).await.unwrap().status(),
-        201,
+        200,
         "a first job larger than the share is taken"
     );
     let r = batch(1).await.unwrap();
