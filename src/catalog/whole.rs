@@ -12,6 +12,19 @@ use serde::de::{Error, Unexpected, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
 
+/// The unsigned integer types a field may hold, with their largest value.
+pub trait Unsigned: TryFrom<u64> {
+    const MAX: u64;
+}
+
+impl Unsigned for u32 {
+    const MAX: u64 = u32::MAX as u64;
+}
+
+impl Unsigned for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
 /// A whole number that fits `T`.
 ///
 /// # Errors
@@ -19,7 +32,7 @@ use std::marker::PhantomData;
 pub fn de<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: TryFrom<u64>,
+    T: Unsigned,
 {
     d.deserialize_any(Whole(PhantomData))
 }
@@ -31,18 +44,18 @@ where
 pub fn opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: TryFrom<u64>,
+    T: Unsigned,
 {
     d.deserialize_option(Maybe(PhantomData))
 }
 
 struct Whole<T>(PhantomData<T>);
 
-impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
+impl<T: Unsigned> Visitor<'_> for Whole<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a whole number from 0 to {}", max::<T>())
+        write!(f, "a whole number from 0 to {}", T::MAX)
     }
 
     fn visit_u64<E: Error>(self, v: u64) -> Result<T, E> {
@@ -67,24 +80,9 @@ impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
     }
 }
 
-/// The largest value of `T` (for the message): found by halving from
-/// `u64::MAX`, since `TryFrom` is all that is known of `T`.
-fn max<T: TryFrom<u64>>() -> u64 {
-    let (mut lo, mut hi) = (0u64, u64::MAX);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if T::try_from(mid).is_ok() {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    lo
-}
-
 struct Maybe<T>(PhantomData<T>);
 
-impl<'de, T: TryFrom<u64>> Visitor<'de> for Maybe<T> {
+impl<'de, T: Unsigned> Visitor<'de> for Maybe<T> {
     type Value = Option<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {

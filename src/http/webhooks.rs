@@ -212,13 +212,9 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryList>, ApiError> {
     let p = Params::parse(q.as_deref(), app.settings().http.max_query_bytes)?;
     let page = Page::parse(&p, &["createdAt"])?;
-    let h = app
-        .webhooks()
-        .read(caller.org, parse_uuid("id", &id)?)
-        .await?;
     let (count, rows) = app
         .webhooks()
-        .deliveries(caller.org, h.id, page.window())
+        .deliveries(caller.org, parse_uuid("id", &id)?, page.window())
         .await?;
     let deliveries = rows
         .iter()

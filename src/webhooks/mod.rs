@@ -290,12 +290,6 @@ impl Webhooks {
         Ok(self.meta.webhooks(org, deleted, w).await?)
     }
 
-    /// # Errors
-    /// 404 when `org` has no such webhook.
-    pub async fn get(&self, org: Uuid, id: Uuid) -> Result<WebhookRow, Error> {
-        Ok(self.meta.webhook(org, id).await?)
-    }
-
     /// Webhook `id` as reads see it: a soft-deleted one is gone (it is in
     /// the listing with `deleted`, and a restore brings it back).
     ///
@@ -333,14 +327,14 @@ impl Webhooks {
     /// queries and a count, whatever the page size).
     ///
     /// # Errors
-    /// 404 when `org` has no such webhook.
+    /// 404 when `org` has no such webhook, or it is deleted.
     pub async fn deliveries(
         &self,
         org: Uuid,
         id: Uuid,
         w: Window,
     ) -> Result<(usize, Vec<(DeliveryRow, Vec<AttemptRow>)>), Error> {
-        let hook = self.meta.webhook(org, id).await?;
+        let hook = self.read(org, id).await?;
         let (count, rows) = self.meta.deliveries(hook.id, w).await?;
         let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
         let mut attempts = self.meta.attempts_among(&ids).await?;
