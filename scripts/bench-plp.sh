@@ -30,7 +30,8 @@ mode=svg
 if [ "$mode" = 3d ]; then
   asset=9c1f4e2a-7d3b-4a8e-b5c6-2e0f1a3d4b5c
   conf=$(mktemp --suffix=.toml)
-  sed "s/^scale = 100/scale = ${SCALE:-100}/" config/blender.toml > "$conf"
+  # Its paths are relative to its folder: made absolute for the copy.
+  sed -e "s/^scale = 100/scale = ${SCALE:-100}/" -e "s|= \"\.\./|= \"$PWD/|" config/blender.toml > "$conf"
   trap 'rm -f "$conf"' EXIT
   common=(--config "$conf")
 else

@@ -2,6 +2,7 @@
 //!
 //! Reading order, from pure logic to the edge:
 //!
+//! - [`spelling`]: the nearest known word, for errors that suggest it.
 //! - [`catalog`]: assets, attributes, views, layers, render recipes.
 //! - [`keys`]: canonical configurations and blake3 layer/composite keys.
 //! - [`compose`]: pixel kernels: "over", fit/resize, encoders, layer files.
@@ -36,6 +37,7 @@ pub mod render;
 pub mod service;
 pub mod signing;
 pub mod sizes;
+pub mod spelling;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

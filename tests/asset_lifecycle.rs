@@ -124,3 +124,86 @@ async fn a_registered_layer_stays_in_effect_after_a_restart() {
     assert_eq!(renderer.total(), 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_get_answer_puts_back_unchanged_and_views_take_their_own_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let id = "5b2d8e3f-9c4a-4d5e-8f6a-7b8c9d0e1f2a";
+    let server = Server::start(settings_in(dir.path()), Arc::new(Counting::new())).await;
+    let at = server.url(&format!("/api/assets/{id}"));
+    let svg = |fill: &str| {
+        format!(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='16' height='16'><rect width='16' height='16' fill='{fill}'/></svg>"
+        )
+    };
+    let definition = json!({
+        "name": "Tile", "width": 16, "height": 16,
+        "attributes": [],
+        "views": [{"name": "front", "stage": {"Camera": 0}}, {"name": "back", "stage": {"Camera": 1}}],
+        "layers": [{"id": "6c3e9f4a-0d5b-4e6f-9a7b-8c9d0e1f2a3b", "name": "Face",
+                    "render": {"templates": {"front": svg("#ff0000"), "back": svg("#0000ff")}}}]
+    });
+    let created = client
+        .put(&at)
+        .header("content-type", "application/json")
+        .body(definition.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // Each view draws its own template.
+    for (view, want) in [("front", [255, 0, 0, 255]), ("back", [0, 0, 255, 255])] {
+        let url = server.url(&format!("/api/fast-compositor?assetId={id}&view={view}&format=png"));
+        assert_eq!(pixel(&client, &url).await, want, "{view}");
+    }
+    // GET, then PUT the answer as it is: accepted, nothing changes.
+    let answer = get_json(&client, &at, 200).await;
+    assert_eq!(answer["version"], 1);
+    let again = client
+        .put(&at)
+        .header("content-type", "application/json")
+        .body(answer.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "an unchanged definition");
+    let after: serde_json::Value = serde_json::from_slice(&again.bytes().await.unwrap()).unwrap();
+    assert_eq!(after, answer, "the same version, the same record times");
+    // An edit of the GET answer is the next version.
+    let mut edited = answer.clone();
+    edited["layers"][0]["render"]["templates"]["back"] = json!(svg("#00ff00"));
+    assert_eq!(put(&client, &at, edited.to_string()).await["version"], 2);
+    let back = server.url(&format!("/api/fast-compositor?assetId={id}&view=back&format=png"));
+    assert_eq!(pixel(&client, &back).await, [0, 255, 0, 255]);
+    // The read-only orgId must be the caller's.
+    let mut foreign = answer.clone();
+    foreign["orgId"] = json!("0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f");
+    let r = client
+        .put(&at)
+        .header("content-type", "application/json")
+        .body(foreign.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("orgId"));
+    // A template for a view the asset does not have is named.
+    let mut stray = definition.clone();
+    stray["layers"][0]["render"]["templates"]["side"] = json!(svg("#000000"));
+    let r = client
+        .put(&at)
+        .header("content-type", "application/json")
+        .body(stray.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "layers[0].render: templates: \"side\" is not a view of this asset"
+    );
+    server.stop().await;
+}

@@ -1,6 +1,7 @@
 //! A catalogue folder edited between two runs on the same data dir: the
-//! edit becomes a new asset version, with new keys, even when the author
-//! forgot to bump `version` in the file; an unchanged file changes nothing.
+//! edit becomes a new asset version, with new keys (the server numbers
+//! versions; the file need not say one); an unchanged file changes
+//! nothing; the API cannot change a catalogue asset.
 
 mod common;
 
@@ -92,9 +93,41 @@ async fn an_edited_catalogue_file_becomes_a_new_version_with_new_keys() {
 
     // Unchanged since: a third run renders nothing and stays at version 2.
     let third = Counting::new();
-    let server = Server::start(s, Arc::new(third.clone())).await;
+    let server = Server::start(s.clone(), Arc::new(third.clone())).await;
     let r = client.get(server.url(&url_path)).send().await.unwrap();
     assert_eq!(r.headers()["x-layercake-cache"], "hit-store");
     assert_eq!(third.total(), 0);
+    // One source of truth: the API cannot change a catalogue asset; the
+    // refusal names the file and says how to change it.
+    let at = server.url(&format!("/api/assets/{}", common::SOFA));
+    let answer = client.get(&at).send().await.unwrap().text().await.unwrap();
+    let r = client
+        .put(&at)
+        .header("content-type", "application/json")
+        .body(answer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let message = r.text().await.unwrap();
+    assert!(
+        message.contains(&file.display().to_string()) && message.contains("edit that file"),
+        "{message}"
+    );
+    server.stop().await;
+
+    // The file's `version` is the server's business: without it, the same
+    // content is the same version.
+    doc.as_object_mut().unwrap().remove("version");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let fourth = Counting::new();
+    let server = Server::start(s, Arc::new(fourth.clone())).await;
+    let at = server.url(&format!("/api/assets/{}", common::SOFA));
+    let asset: serde_json::Value =
+        serde_json::from_str(&client.get(&at).send().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(asset["version"], 2);
+    let r = client.get(server.url(&url_path)).send().await.unwrap();
+    assert_eq!(r.headers()["x-layercake-cache"], "hit-store");
+    assert_eq!(fourth.total(), 0);
     server.stop().await;
 }

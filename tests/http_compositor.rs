@@ -276,6 +276,41 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
             "height",
         ),
         (server.url("/api/nothing-here"), 404, "no route"),
+        // A misspelt or unknown parameter is named, with the nearest known
+        // one, on the image route, its aliases and the pages.
+        (
+            q(&format!("assetId={SOFA}&widht=300")),
+            422,
+            "widht: unknown parameter; did you mean width?",
+        ),
+        (
+            server.url(&format!("/api/fast-compositor/?assetId={SOFA}&size=300")),
+            422,
+            "size: unknown parameter; this route takes assetId,",
+        ),
+        (
+            server.url(&format!("/api/carousel?assetId={SOFA}&widhts=320")),
+            422,
+            "did you mean widths?",
+        ),
+        (
+            server.url(&format!("/embed/spin?assetId={SOFA}&view=side")),
+            422,
+            "view: unknown parameter",
+        ),
+        (server.url("/?assetid=x"), 422, "assetid: unknown parameter"),
+        // Views by name, and every view error lists the names.
+        (q(&format!("assetId={SOFA}&view=top")), 422, "\"top\" is not a view of this asset (views: front {\"Camera\":0}, "),
+        (
+            q(&format!("assetId={SOFA}&stageConfiguration=%7B%22Camera%22%3A9%7D")),
+            422,
+            "side {\"Camera\":",
+        ),
+        (
+            q(&format!("assetId={SOFA}&view=side&stageConfiguration=%7B%22Camera%22%3A1%7D")),
+            422,
+            "view: give view or stageConfiguration, not both",
+        ),
     ];
     for (url, status, needle) in cases {
         let (got, code, message) = error_of(get(&client, &url).await).await;
@@ -292,6 +327,54 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
         };
         assert_eq!(code, want, "{url}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_view_by_name_and_ignored_parameters() {
+    let server = Server::start(settings(), Arc::new(Counting::new())).await;
+    let client = reqwest::Client::new();
+    let side = get(&client, &server.url(&image_url(&json!({}), "&view=side&width=64"))).await;
+    assert_eq!(side.status(), 200);
+    let side_etag = side.headers()["etag"].clone();
+    let side_bytes = side.bytes().await.unwrap();
+    // The same image as the side view's stage selects, and not the front.
+    let sofa: serde_json::Value =
+        serde_json::from_str(include_str!("../catalog/sofa.json")).unwrap();
+    let views = sofa["views"].as_array().unwrap();
+    let stage = views.iter().find(|v| v["name"] == "side").unwrap()["stage"].clone();
+    assert_ne!(stage, views[0]["stage"], "side is not the first view");
+    let staged = get(
+        &client,
+        &server.url(&image_url(
+            &json!({}),
+            &format!("&stageConfiguration={}&width=64", enc(&stage)),
+        )),
+    )
+    .await;
+    assert_eq!(staged.headers()["etag"], side_etag);
+    assert_eq!(staged.bytes().await.unwrap(), side_bytes);
+    let front = get(&client, &server.url(&image_url(&json!({}), "&width=64"))).await;
+    assert_ne!(front.headers()["etag"], side_etag);
+    // What marketing tools add is ignored (http.ignored_params), and does
+    // not change the image.
+    let decorated = get(
+        &client,
+        &server.url(&image_url(&json!({}), "&view=side&width=64&utm_source=mail&fbclid=x")),
+    )
+    .await;
+    assert_eq!(decorated.status(), 200);
+    assert_eq!(decorated.headers()["etag"], side_etag);
+    // The Threekit client's own parameters stay accepted.
+    let client_params = get(
+        &client,
+        &server.url(&image_url(
+            &json!({}),
+            "&width=64&skipResolveTags=true&cacheScope=x&cacheMaxAge=60&cacheKey=1&display=image",
+        )),
+    )
+    .await;
+    assert_eq!(client_params.status(), 200);
     server.stop().await;
 }
 

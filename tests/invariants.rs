@@ -19,8 +19,8 @@ use syn::visit_mut::{self, VisitMut};
 /// within a layer, only the members of one group (listed together) may
 /// name each other.
 const LAYERS: &[&[&[&str]]] = &[
-    // Pure leaves: pixels, metric names, URL signatures.
-    &[&["compose"], &["telemetry"], &["signing"]],
+    // Pure leaves: pixels, metric names, URL signatures, spelling hints.
+    &[&["compose"], &["telemetry"], &["signing"], &["spelling"]],
     // The model: assets and their keys.
     &[&["catalog", "keys"]],
     // Adapters to the outside: renderers, the object store, the database.

@@ -85,6 +85,31 @@ impl Params {
         }
     }
 
+    /// Refuses a parameter that is neither one of `known` nor matched by
+    /// `ignored` (names, or prefixes written `utm_*`: what CDNs and
+    /// marketing tools add to URLs, `http.ignored_params`). A misspelt
+    /// parameter is otherwise silently without effect: `widht=300` would
+    /// answer the full-size image.
+    ///
+    /// # Errors
+    /// 422 naming the first unknown parameter (by name) and the closest
+    /// known one, or listing them when none is close.
+    pub fn only(&self, known: &[&str], ignored: &[String]) -> Result<(), Error> {
+        let Some(name) = self
+            .values
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()) && !ignored.iter().any(|p| matches(p, k)))
+            .min()
+        else {
+            return Ok(());
+        };
+        let hint = match crate::spelling::closest(name, known.iter().copied()) {
+            Some(k) => format!("did you mean {k}?"),
+            None => format!("this route takes {}", known.join(", ")),
+        };
+        Err(Error::invalid(name, format!("unknown parameter; {hint}")))
+    }
+
     /// JSON-valued parameter.
     ///
     /// # Errors
@@ -113,6 +138,15 @@ impl Params {
     }
 }
 
+/// Whether `name` matches an `ignored_params` pattern: the name itself, or
+/// a prefix followed by `*`.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
 /// # Errors
 /// 422 naming `name` when `s` is not a UUID.
 pub fn parse_uuid(name: &str, s: &str) -> Result<Uuid, Error> {
@@ -122,6 +156,34 @@ pub fn parse_uuid(name: &str, s: &str) -> Result<Uuid, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_parameters_are_named_with_the_nearest_known_one() {
+        let known = ["assetId", "width", "height", "view", "configuration"];
+        let ignored = vec!["utm_*".to_string(), "fbclid".to_string()];
+        let refused = |q: &str| {
+            let p = Params::parse(Some(q), 1000).unwrap();
+            match p.only(&known, &ignored) {
+                Err(Error::Invalid { param, message }) => format!("{param}: {message}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        };
+        assert_eq!(refused("widht=300"), "widht: unknown parameter; did you mean width?");
+        assert_eq!(refused("assetid=x"), "assetid: unknown parameter; did you mean assetId?");
+        assert_eq!(refused("heigth=1"), "heigth: unknown parameter; did you mean height?");
+        assert_eq!(refused("veiw=side"), "veiw: unknown parameter; did you mean view?");
+        assert_eq!(
+            refused("size=300"),
+            "size: unknown parameter; this route takes assetId, width, height, view, configuration"
+        );
+        // The first unknown one by name, whatever the order in the URL.
+        assert!(refused("zz=1&widht=2").starts_with("widht:"));
+        let ok = Params::parse(Some("width=1&utm_source=x&utm_=y&fbclid=z"), 1000).unwrap();
+        assert!(ok.only(&known, &ignored).is_ok());
+        let near_miss = Params::parse(Some("fbclid2=z"), 1000).unwrap();
+        assert!(near_miss.only(&known, &ignored).is_err());
+    }
+
 
     #[test]
     fn parameters_are_decoded_and_checked() {

@@ -9,6 +9,7 @@
 mod load;
 mod sandbox;
 mod scene;
+pub mod schema;
 pub mod spec;
 pub mod template;
 mod value;
@@ -54,9 +55,10 @@ pub struct Asset {
     pub epoch: u64,
     pub created_at: i64,
     pub updated_at: i64,
-    /// When the catalogue file was last modified (microseconds since the
-    /// Unix epoch); `None` for the built-in demo and API definitions.
-    pub source_mtime: Option<i64>,
+    /// Where the definition came from when it is a catalogue file (its
+    /// path, or `built-in catalogue: sofa.json`); `None` for definitions
+    /// submitted over the API or sent to a render node.
+    pub origin: Option<String>,
     /// A 3D asset's scene file (the `blender` backend), shared by its layers.
     pub scene: Option<Arc<Scene>>,
 }

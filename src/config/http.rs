@@ -26,6 +26,7 @@ pub struct HttpSettings {
     pub ops_listen: String,
     pub public_url: String,
     pub trusted_proxies: Vec<String>,
+    pub ignored_params: Vec<String>,
 }
 
 impl HttpSettings {
@@ -53,6 +54,14 @@ impl HttpSettings {
         }
         if self.request_timeout_secs == 0 {
             return invalid("http.request_timeout_secs", "must be at least 1");
+        }
+        if let Some(bad) = self.ignored_params.iter().find(|p| !is_param_pattern(p)) {
+            return invalid(
+                "http.ignored_params",
+                format!(
+                    "\"{bad}\" is not a parameter name or a prefix ending in * (letters, digits, _ - . [ ])"
+                ),
+            );
         }
         if self.max_query_bytes < 256 {
             return invalid("http.max_query_bytes", "must be at least 256");
@@ -146,4 +155,14 @@ pub fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+/// A parameter name, or a prefix of one followed by `*` (`*` alone ignores
+/// every unknown parameter).
+fn is_param_pattern(p: &str) -> bool {
+    let name = p.strip_suffix('*').unwrap_or(p);
+    (p == "*" || !name.is_empty())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'))
 }

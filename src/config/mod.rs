@@ -123,6 +123,64 @@ impl SettingsError {
     }
 }
 
+/// `LAYERCAKE_` variables that belong to a command, not to the settings
+/// (as figment names them: lower case, without the prefix).
+const NOT_SETTINGS: [&str; 1] = ["worker_token"];
+
+/// A figment error as one sentence naming where the value came from (the
+/// file, or the environment variable itself), the key, and for an unknown
+/// key the nearest known one: `LAYERCAKE_RENDER_CONCURRENCY` is not a
+/// setting, `LAYERCAKE_RENDER__CONCURRENCY` is.
+fn load_error(e: figment::Error) -> SettingsError {
+    let mut out = Vec::new();
+    for e in e {
+        let key = e.path.clone();
+        let hint = match &e.kind {
+            figment::error::Kind::UnknownField(field, expected) => {
+                // The path ends with the unknown field.
+                let parent = &e.path[..e.path.len().saturating_sub(1)];
+                let near = crate::spelling::closest(field, expected.iter().copied()).map(|n| {
+                    let mut k = parent.to_vec();
+                    k.push(n.to_string());
+                    k
+                });
+                let split = (near.is_none() && parent.is_empty())
+                    .then(|| {
+                        expected
+                            .iter()
+                            .find(|s| field.starts_with(&format!("{s}_")))
+                            .map(|s| vec![s.to_string(), field[s.len() + 1..].to_string()])
+                    })
+                    .flatten();
+                Some((near.or(split), "unknown key"))
+            }
+            _ => None,
+        };
+        let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+        let name = |k: &[String]| {
+            if from_env {
+                format!("LAYERCAKE_{}", k.join("__").to_ascii_uppercase())
+            } else {
+                k.join(".")
+            }
+        };
+        let place = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+            Some(figment::Source::File(f)) => format!("{}: ", f.display()),
+            _ => String::new(),
+        };
+        let sentence = match hint {
+            Some((Some(near), what)) => {
+                format!("{place}{}: {what}; did you mean {}?", name(&key), name(&near))
+            }
+            Some((None, what)) => format!("{place}{}: {what}", name(&key)),
+            None if key.is_empty() => format!("{place}{}", e.kind),
+            None => format!("{place}{}: {}", name(&key), e.kind),
+        };
+        out.push(sentence);
+    }
+    SettingsError::Load(out.join("; "))
+}
+
 /// `Err(Invalid)` naming `key`.
 fn invalid<T>(key: &str, message: impl Into<String>) -> Result<T, SettingsError> {
     Err(SettingsError::Invalid {
@@ -155,18 +213,36 @@ impl Settings {
                     f.display()
                 )));
             }
-            fig = fig.merge(Toml::file(f));
+            fig = fig.merge(Toml::file_exact(f));
         }
-        fig = fig.merge(env);
+        // Variables of the binary's own that are not settings.
+        fig = fig.merge(env.ignore(&NOT_SETTINGS));
         if let Some(l) = &flags.listen {
             fig = fig.merge(Serialized::default("http.listen", l));
         }
         if let Some(d) = &flags.data_dir {
             fig = fig.merge(Serialized::default("storage.data_dir", d));
         }
-        let s: Settings = fig
-            .extract()
-            .map_err(|e| SettingsError::Load(e.to_string()))?;
+        let mut s: Settings = fig.extract().map_err(load_error)?;
+        // A path written in a file is relative to that file's folder, so
+        // `serve --config /etc/layercake/blender.toml` works from anywhere;
+        // one from the environment or a flag is relative to the working
+        // directory, as a shell user expects.
+        let base = |key: &str| match fig.find_metadata(key).and_then(|m| m.source.as_ref()) {
+            Some(figment::Source::File(f)) => f.parent().map(Path::to_path_buf),
+            _ => None,
+        };
+        if let Some(dir) = base("storage.data_dir")
+            && s.storage.data_dir.is_relative()
+        {
+            s.storage.data_dir = dir.join(&s.storage.data_dir);
+        }
+        if let Some(dir) = base("catalog.dir")
+            && !s.catalog.dir.is_empty()
+            && Path::new(&s.catalog.dir).is_relative()
+        {
+            s.catalog.dir = dir.join(&s.catalog.dir).display().to_string();
+        }
         s.validate()?;
         Ok(s)
     }

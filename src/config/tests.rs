@@ -45,7 +45,62 @@ fn environment_and_flags_override_in_order() {
         let e = Settings::load(None, &Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("listn"), "{e}");
+        // Named as the variable itself, with the key it was meant to be.
+        assert!(e.contains("LAYERCAKE_HTTP__LISTN"), "{e}");
+        assert!(e.contains("did you mean LAYERCAKE_HTTP__LISTEN?"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn paths_in_a_file_are_relative_to_its_folder() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_dir("conf")?;
+        jail.create_file(
+            "conf/c.toml",
+            "[storage]\ndata_dir = \"../state\"\n[catalog]\ndir = \"assets\"\n",
+        )?;
+        let s = Settings::load(Some(Path::new("conf/c.toml")), &Overrides::default()).unwrap();
+        assert_eq!(s.storage.data_dir, Path::new("conf/../state"));
+        assert_eq!(Path::new(&s.catalog.dir), Path::new("conf/assets"));
+        // Absolute paths stay; the environment and flags are relative to
+        // the working directory.
+        jail.create_file("conf/abs.toml", "[catalog]\ndir = \"/srv/assets\"\n")?;
+        let s = Settings::load(Some(Path::new("conf/abs.toml")), &Overrides::default()).unwrap();
+        assert_eq!(s.catalog.dir, "/srv/assets");
+        jail.set_env("LAYERCAKE_CATALOG__DIR", "mine");
+        let flags = Overrides {
+            listen: None,
+            data_dir: Some(PathBuf::from("here")),
+        };
+        let s = Settings::load(Some(Path::new("conf/c.toml")), &flags).unwrap();
+        assert_eq!(s.catalog.dir, "mine");
+        assert_eq!(s.storage.data_dir, Path::new("here"));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_worker_token_variable_is_not_a_setting_and_typos_get_the_nearest_key() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("LAYERCAKE_WORKER_TOKEN", "lc_worker_abc");
+        Settings::load(None, &Overrides::default()).expect("other commands start with it set");
+        jail.set_env("LAYERCAKE_RENDER_CONCURRENCY", "2");
+        let e = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "configuration: LAYERCAKE_RENDER_CONCURRENCY: unknown key; did you mean LAYERCAKE_RENDER__CONCURRENCY?"
+        );
+        jail.clear_env();
+        jail.set_env("LAYERCAKE_RENDER__CONCURENCY", "2");
+        let e = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+        assert!(e.ends_with("LAYERCAKE_RENDER__CONCURENCY: unknown key; did you mean LAYERCAKE_RENDER__CONCURRENCY?"), "{e}");
+        jail.clear_env();
+        jail.create_file("c.toml", "[http]\nmax_dimenson = 3\n")?;
+        let e = Settings::load(Some(Path::new("c.toml")), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("c.toml: http.max_dimenson: unknown key; did you mean http.max_dimension?"), "{e}");
         Ok(())
     });
 }
@@ -160,6 +215,8 @@ fn each_rule_names_its_key() {
             s.http.trusted_proxies = vec!["10.0.0.0/99".into()]
         }),
         ("http.cache_buster", |s| s.http.cache_buster = "a b".into()),
+        ("http.ignored_params", |s| s.http.ignored_params = vec!["utm_*x".into()]),
+        ("http.ignored_params", |s| s.http.ignored_params = vec![String::new()]),
         ("catalog.max_views", |s| s.catalog.max_scene_bytes = 0),
         ("catalog.max_views", |s| s.catalog.max_compose_bytes = 0),
         ("meta.url", |s| s.meta.url = "mysql://db".into()),

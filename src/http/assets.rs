@@ -1,4 +1,5 @@
-//! Assets: `GET /api/assets`, `GET /api/assets/{id}`, `PUT /api/assets/{id}`.
+//! Assets: `GET /api/assets`, `GET /api/assets/{id}`, `PUT /api/assets/{id}`,
+//! and `GET /api/assets/schema.json`, the format's JSON Schema.
 //!
 //! An asset is answered as its definition (the documented asset file
 //! format, as in `catalog/sofa.json`) plus `orgId`, `createdAt`, `updatedAt`.
@@ -57,6 +58,17 @@ pub async fn list(
     }))
 }
 
+/// The JSON Schema (draft 2020-12) of the asset definition format, with
+/// this server's caps: for editors (`"$schema"` in a catalogue file) and
+/// tools. Needs no token; it says nothing about any asset.
+#[utoipa::path(get, path = "/api/assets/schema.json", tag = "assets",
+    responses((status = 200, description = "The JSON Schema of an asset definition (docs/assets.md is its prose)", body = Object)))]
+pub async fn schema(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(crate::catalog::schema::asset_schema(
+        &app.settings().catalog.limits(),
+    ))
+}
+
 /// One asset, as its current definition.
 #[utoipa::path(get, path = "/api/assets/{id}", tag = "assets",
     params(("id" = String, Path, description = "Asset id (UUID).")),
@@ -76,11 +88,12 @@ pub async fn get(
 /// reused; an unchanged one changes nothing.
 #[utoipa::path(put, path = "/api/assets/{id}", tag = "assets",
     params(("id" = String, Path, description = "Asset id (UUID).")),
-    request_body(content = Object, description = "An asset definition (see catalog/sofa.json), templates inline."),
+    request_body(content = Object, description = "An asset definition (docs/assets.md; the schema is GET /api/assets/schema.json), templates inline. A GET answer can be sent back as is: its read-only fields are ignored (orgId must be yours)."),
     responses(
         (status = 200, description = "Replaced (or unchanged)", body = Object),
         (status = 201, description = "Created", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "The asset is defined by a catalogue file (the message names it): edit the file", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "Invalid definition; the message names the field", body = ErrorBody),
     ))]

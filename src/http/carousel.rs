@@ -148,6 +148,17 @@ pub fn carousel(
     })
 }
 
+/// Every parameter the carousel and spin routes take; any other is refused
+/// by name (`http.ignored_params` aside).
+const PARAMS: [&str; 6] = [
+    "assetId",
+    "configuration",
+    "widths",
+    "format",
+    "bearer_token",
+    "orgId",
+];
+
 /// The asset, configuration, widths and format of a carousel query.
 fn parse(
     app: &App,
@@ -156,6 +167,7 @@ fn parse(
 ) -> Result<(Arc<Asset>, Value, Vec<u32>, String), Error> {
     let org = caller.org;
     let p = Params::parse(query, app.settings().http.max_query_bytes)?;
+    p.only(&PARAMS, &app.settings().http.ignored_params)?;
     p.none_empty(&["format", "widths"])?;
     // A public token (whose page source anyone can read) gets the default
     // widths and format only: its URLs are signed, and a signature is the

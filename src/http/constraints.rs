@@ -58,6 +58,7 @@ fn parameter(path: &str, name: &str, s: &Settings) -> Option<Param> {
         }
         "format" => one_of(&["png", "jpg", "jpeg", "webp", "avif", "auto"]),
         "imageFitMode" => one_of(&["contain", "cover", "fitWidth", "fitHeight"]),
+        "view" => Param::Schema(json!({"type": "string", "pattern": "^[a-z0-9-]+$"})),
         "resultType" => one_of(&["file", "url", "json"]),
         "status" | "runStatus" => one_of(&["pending", "running", "stopped"]),
         "deleted" => Param::Schema(json!({"type": "boolean"})),
@@ -181,32 +182,38 @@ fn webhook_body(create: bool) -> Value {
 /// parts must say of each other (layers naming attributes that exist,
 /// defaults among the options, views naming stage attributes, templates
 /// that parse) is checked by the loader, which names the field.
-fn asset_body(s: &Settings) -> Value {
-    let max = s.http.max_dimension;
-    let list = |min: u64| json!({"type": "array", "minItems": min, "items": {"type": "object"}});
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["name", "width", "height", "attributes", "views", "layers"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid", "description": "The path's id (absent: taken from the path)."},
-            "name": {"type": "string", "minLength": 1},
-            "version": {"type": "integer", "minimum": 1, "description": "Absent: 1; a changed definition becomes the next version whatever it says."},
-            "description": {"type": "string"},
-            "width": {"type": "integer", "minimum": 1, "maximum": max},
-            "height": {"type": "integer", "minimum": 1, "maximum": max},
-            "attributes": list(0),
-            "views": list(1),
-            "layers": list(1),
-            "renderer": {"type": "string", "minLength": 1},
-            "scene": {"type": "object"},
-        },
-    })
+/// Puts the asset definition's schema (`catalog::schema`, with this
+/// server's caps) into the document's components as `AssetDefinition` and
+/// its parts, and returns a reference to it.
+fn asset_definition(doc: &mut Value, s: &Settings) -> Value {
+    let schema = crate::catalog::schema::asset_schema(&s.catalog.limits());
+    // The parts' references point into the components instead of `$defs`.
+    let text = schema
+        .to_string()
+        .replace("\"#/$defs/", "\"#/components/schemas/");
+    let Ok(Value::Object(mut schema)) = serde_json::from_str::<Value>(&text) else {
+        return json!({"type": "object"});
+    };
+    schema.remove("$schema");
+    let parts = schema.remove("$defs");
+    if let Some(components) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, part) in parts.iter().flat_map(|p| p.as_object()).flatten() {
+            components.insert(name.clone(), part.clone());
+        }
+        components.insert("AssetDefinition".into(), Value::Object(schema));
+    }
+    json!({"$ref": "#/components/schemas/AssetDefinition"})
 }
 
 /// Routes that answer without a token (and so never 401/403).
 fn is_open(path: &str) -> bool {
-    path.ends_with("/healthcheck") || matches!(path, "/api/openapi.json" | "/healthz" | "/readyz")
+    path.ends_with("/healthcheck") || matches!(
+            path,
+            "/api/openapi.json" | "/api/assets/schema.json" | "/healthz" | "/readyz"
+        )
 }
 
 /// Routes that compose, render or queue: they can be over capacity (429).
@@ -253,6 +260,21 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
     if let Some(wait) = doc.pointer_mut("/components/schemas/ClaimRequest/properties/waitSeconds") {
         wait["maximum"] = json!(s.jobs.remote_claim_wait_secs);
     }
+    // The asset definition: the body of PUT, the answer of GET and PUT.
+    let asset = asset_definition(&mut doc, s);
+    if let Some(items) = doc.pointer_mut("/components/schemas/AssetList/properties/assets") {
+        items["items"] = asset.clone();
+    }
+    if let Some(put) = doc.pointer_mut("/paths/~1api~1assets~1{id}/put") {
+        put["requestBody"]["content"]["application/json"]["schema"] = asset.clone();
+        put["requestBody"]["required"] = json!(true);
+    }
+    for (method, status) in [("get", "200"), ("put", "200"), ("put", "201")] {
+        let at = format!("/paths/~1api~1assets~1{{id}}/{method}/responses/{status}/content/application~1json");
+        if let Some(answer) = doc.pointer_mut(&at) {
+            answer["schema"] = asset.clone();
+        }
+    }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -274,10 +296,6 @@ fn refine_operation(path: &str, method: &str, op: &mut Value, s: &Settings) {
         || path == "/api/webhooks/{id}" && method == "put"
     {
         op["requestBody"]["content"]["application/json"]["schema"] = webhook_body(method == "post");
-        op["requestBody"]["required"] = json!(true);
-    }
-    if (method, path) == ("put", "/api/assets/{id}") {
-        op["requestBody"]["content"]["application/json"]["schema"] = asset_body(s);
         op["requestBody"]["required"] = json!(true);
     }
     if (method, path) == ("post", "/api/files") {

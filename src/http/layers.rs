@@ -14,7 +14,9 @@ use crate::error::Error;
 use crate::service::LayerFilter;
 use crate::service::layers::{DEFAULT_BRANCH, canonical_layer_config, hash_of};
 use crate::service::{LayerQuery, NewLayer};
-use crate::wire::{ErrorBody, LayerJson, LayerList, LayerUrl, NewLayerJson, layer_file_path};
+use crate::wire::{
+    ErrorBody, LatestLayer, LayerJson, LayerList, LayerUrl, NewLayerJson, layer_file_path,
+};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
@@ -142,7 +144,7 @@ pub async fn list(
         ("optimization" = Option<String>, Query, description = "URL-encoded JSON {width, height, format: png|jpg|webp, quality}: a transformed copy of the layer on its canvas."),
     ),
     responses(
-        (status = 200, description = "Layer JSON (with url), {url, metadata}, or image bytes", body = LayerJson),
+        (status = 200, description = "Layer JSON with url (resultType=json, the default), {url, metadata} (resultType=url), or the image bytes (resultType=file)", body = LatestLayer),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
     ))]
 pub async fn latest(
@@ -196,12 +198,12 @@ pub async fn latest(
         Some("url") => {
             let metadata = serde_json::from_str(&row.metadata).unwrap_or(serde_json::Value::Null);
             let url = base.url(&layer_file_path(&row));
-            Ok(Json(LayerUrl { url, metadata }).into_response())
+            Ok(Json(LatestLayer::Url(LayerUrl { url, metadata })).into_response())
         }
         Some(other) if other != "json" => {
             Err(Error::invalid("resultType", format!("\"{other}\": use file, url or json")).into())
         }
-        _ => Ok(Json(LayerJson::with_file(&row, &base.0)).into_response()),
+        _ => Ok(Json(LatestLayer::Layer(LayerJson::with_file(&row, &base.0))).into_response()),
     }
 }
 

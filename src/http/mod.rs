@@ -114,6 +114,7 @@ pub fn routes(app: &Arc<App>) -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .routes(routes!(configurations::get))
         .routes(routes!(ops::configurations_health))
         .routes(routes!(assets::list))
+        .routes(routes!(assets::schema))
         .routes(routes!(assets::get, assets::put))
         .routes(routes!(ops::assets_health))
         .routes(routes!(jobs::list, jobs::create))

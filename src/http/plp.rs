@@ -17,7 +17,9 @@
 
 use super::auth::Reader;
 use super::carousel::{token_param, with_token};
+use super::error::ApiError;
 use crate::app::App;
+use crate::app::params::Params;
 use crate::app::image::{pinned_url, query_of};
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
@@ -35,12 +37,15 @@ const TILE_WIDTHS: [u32; 4] = [320, 480, 640, 960];
 const TILE_SIZES: &str = "(max-width: 523px) 90vw, (max-width: 783px) 45vw, 280px";
 
 /// The demo product-listing page.
-#[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html")))]
+#[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "A parameter the page does not take, named")))]
 pub async fn page(
     State(app): State<Arc<App>>,
     Reader(caller): Reader,
     RawQuery(q): RawQuery,
-) -> Html<String> {
+) -> Result<Html<String>, ApiError> {
+    let http = &app.settings().http;
+    Params::parse(q.as_deref(), http.max_query_bytes)?
+        .only(&["bearer_token", "orgId"], &http.ignored_params)?;
     // A page loaded with `bearer_token` carries it into its image URLs and
     // carousel links (outside development mode they need it).
     let token = token_param(q.as_deref());
@@ -54,9 +59,9 @@ pub async fn page(
         }
     }
     let foot = FOOT.replacen("/*PENDING*/", super::carousel::PENDING, 1);
-    Html(format!(
+    Ok(Html(format!(
         "{HEAD}<main class=\"grid\">\n{tiles}</main>\n{foot}"
-    ))
+    )))
 }
 
 /// The attribute whose options are shown as colour swatches: the first

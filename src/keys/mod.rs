@@ -96,6 +96,8 @@ pub enum ConfigError {
     },
     #[error("the stage configuration {0} selects no view of this asset (views: {1})")]
     UnknownView(String, String),
+    #[error("\"{0}\" is not a view of this asset (views: {1})")]
+    UnknownViewName(String, String),
 }
 
 /// A full configuration: one checked value per attribute, in attribute order.
@@ -206,14 +208,29 @@ pub fn select_view(asset: &Asset, stage: &serde_json::Value) -> Result<usize, Co
         .views
         .iter()
         .position(|v| v.stage_canonical == want)
-        .ok_or_else(|| {
-            let all: Vec<&str> = asset
-                .views
-                .iter()
-                .map(|v| v.stage_canonical.as_str())
-                .collect();
-            ConfigError::UnknownView(want, all.join(", "))
-        })
+        .ok_or_else(|| ConfigError::UnknownView(want, view_list(asset)))
+}
+
+/// The view named `name`.
+///
+/// # Errors
+/// [`ConfigError::UnknownViewName`] listing the views.
+pub fn view_named(asset: &Asset, name: &str) -> Result<usize, ConfigError> {
+    asset
+        .views
+        .iter()
+        .position(|v| v.name == name)
+        .ok_or_else(|| ConfigError::UnknownViewName(name.to_string(), view_list(asset)))
+}
+
+/// The views by name with their stages: `front {"Camera":0}, side {"Camera":1}`.
+fn view_list(asset: &Asset) -> String {
+    let all: Vec<String> = asset
+        .views
+        .iter()
+        .map(|v| format!("{} {}", v.name, v.stage_canonical))
+        .collect();
+    all.join(", ")
 }
 
 /// Hashes `name=value` lines behind a salt line, without building the

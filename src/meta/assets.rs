@@ -177,19 +177,6 @@ impl Meta {
         .map_err(translate)
     }
 
-    /// The content fingerprint of the catalogue file for `asset_id` when last read.
-    ///
-    /// # Errors
-    /// [`MetaError`] from the store.
-    pub async fn catalog_import(&self, asset_id: Uuid) -> Result<Option<String>, MetaError> {
-        let r = sqlx::query("SELECT content_fp FROM catalog_imports WHERE asset_id = $1")
-            .bind(asset_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(translate)?;
-        r.as_ref().map(|r| text(r, "content_fp")).transpose()
-    }
-
     /// Notes what the catalogue file for `asset_id` looks like now.
     ///
     /// # Errors

@@ -316,6 +316,15 @@ pub struct AssetList {
     pub assets: Vec<Value>,
 }
 
+/// The JSON answers of `GET /api/layers/layer`: the layer with its `url`
+/// (`resultType=json`, the default), or `{url, metadata}` (`resultType=url`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LatestLayer {
+    Layer(LayerJson),
+    Url(LayerUrl),
+}
+
 /// `resultType=url` answer of `GET /api/layers/layer`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LayerUrl {

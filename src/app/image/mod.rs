@@ -75,7 +75,7 @@ pub async fn prepare(
         asset: c.product_id,
         values: &c.variant,
     });
-    let q = ImageQuery::parse(&params)?;
+    let q = ImageQuery::parse(&params, &app.settings().http.ignored_params)?;
     let request = resolve_for(app, org, &q, saved, exactness(verdict, asker), accept)?;
     // A signed URL pinned to the live definition names one image forever.
     let http = &app.settings().http;
@@ -103,7 +103,7 @@ pub fn request_for(app: &App, org: Uuid, query: &str) -> Result<ImageRequest, Er
             "give the configuration itself",
         ));
     }
-    let q = ImageQuery::parse(&params)?;
+    let q = ImageQuery::parse(&params, &app.settings().http.ignored_params)?;
     resolve_for(app, org, &q, None, Exactness::Exact, None)
 }
 

@@ -17,13 +17,47 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Word-valued or id parameters that may not be given empty.
-const NOT_EMPTY: [&str; 6] = [
+const NOT_EMPTY: [&str; 7] = [
     "format",
     "imageFitMode",
     "preset",
     "configurationId",
     "orgId",
     "v",
+    "view",
+];
+
+/// Every parameter the image route takes: its own, then those that are
+/// not the image's (the caller's token and org, a signature) and those the
+/// Threekit client sends that change nothing here (`cacheKey`, `display`,
+/// `skipResolveTags`, `cacheScope`, `cacheMaxAge`). Any other is refused
+/// by name (`http.ignored_params` aside).
+pub const PARAMS: [&str; 25] = [
+    "assetId",
+    "configuration",
+    "configurationId",
+    "view",
+    "stageConfiguration",
+    "stageId",
+    "preset",
+    "width",
+    "height",
+    "imageFitMode",
+    "cropX",
+    "cropY",
+    "cropWidth",
+    "cropHeight",
+    "format",
+    "quality",
+    "v",
+    "signature",
+    "bearer_token",
+    "orgId",
+    "cacheKey",
+    "display",
+    "skipResolveTags",
+    "cacheScope",
+    "cacheMaxAge",
 ];
 
 /// Where the attribute values come from.
@@ -99,6 +133,8 @@ pub struct ImageQuery {
     pub stage_id: Option<Uuid>,
     /// `stageConfiguration`: selects the view (`Null`: the first).
     pub stage: Value,
+    /// `view`: selects the view by name (instead of `stageConfiguration`).
+    pub view: Option<String>,
     /// `preset`: a name from `sizes.presets`.
     pub preset: Option<String>,
     pub crop: CropParams,
@@ -115,11 +151,13 @@ pub struct ImageQuery {
 }
 
 impl ImageQuery {
-    /// Checks every parameter of `p` for form.
+    /// Checks every parameter of `p` for form; a parameter the route does
+    /// not take is refused unless `ignored` (`http.ignored_params`) names it.
     ///
     /// # Errors
     /// 400 or 422 naming the first parameter at fault.
-    pub fn parse(p: &Params) -> Result<ImageQuery, Error> {
+    pub fn parse(p: &Params, ignored: &[String]) -> Result<ImageQuery, Error> {
+        p.only(&PARAMS, ignored)?;
         p.none_empty(&NOT_EMPTY)?;
         let asset = p
             .str("assetId")
@@ -137,6 +175,13 @@ impl ImageQuery {
             .map(|s| parse_uuid("stageId", s))
             .transpose()?;
         let stage = p.json("stageConfiguration")?.unwrap_or(Value::Null);
+        let view = p.str("view").map(str::to_string);
+        if view.is_some() && p.raw("stageConfiguration").is_some() {
+            return Err(Error::invalid(
+                "view",
+                "give view or stageConfiguration, not both",
+            ));
+        }
         let preset = p.str("preset").map(str::to_string);
         let crop = CropParams {
             x: p.u32("cropX")?,
@@ -153,6 +198,7 @@ impl ImageQuery {
             values,
             stage_id,
             stage,
+            view,
             preset,
             crop,
             width,
@@ -205,7 +251,7 @@ mod tests {
     const SOFA: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 
     fn parse(q: &str) -> Result<ImageQuery, Error> {
-        ImageQuery::parse(&Params::parse(Some(q), 10_000)?)
+        ImageQuery::parse(&Params::parse(Some(q), 10_000)?, &[])
     }
 
     /// `(param, 400?)` of a failed parse.

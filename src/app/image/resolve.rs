@@ -75,8 +75,13 @@ pub fn resolve(
 ) -> Result<ImageRequest, Error> {
     let config = Configuration::parse(&asset, &values(q, saved)?)
         .map_err(|e| Error::invalid("configuration", e.to_string()))?;
-    let view = keys::select_view(&asset, &q.stage)
-        .map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?;
+    let view = match &q.view {
+        Some(name) => {
+            keys::view_named(&asset, name).map_err(|e| Error::invalid("view", e.to_string()))?
+        }
+        None => keys::select_view(&asset, &q.stage)
+            .map_err(|e| Error::invalid("stageConfiguration", e.to_string()))?,
+    };
     let preset = q
         .preset
         .as_deref()

@@ -91,12 +91,14 @@ fn kind(a: &AttributeSpec, at: &At<'_>, err: &ErrFn<'_>) -> Result<AttrKind, Cat
         }
         AttributeType::Boolean => {
             only(a.values.is_some(), "values", "string")?;
-            only(a.min.is_some() || a.max.is_some(), "min", "number")?;
+            only(a.min.is_some(), "min", "number")?;
+            only(a.max.is_some(), "max", "number")?;
             AttrKind::Boolean
         }
         AttributeType::Color => {
             only(a.values.is_some(), "values", "string")?;
-            only(a.min.is_some() || a.max.is_some(), "min", "number")?;
+            only(a.min.is_some(), "min", "number")?;
+            only(a.max.is_some(), "max", "number")?;
             AttrKind::Color
         }
     })

@@ -20,6 +20,10 @@ pub(super) fn check_limits(
             check_template(t, limits)
                 .map_err(|m| err(format!("layers[{i}].render.template"), m))?;
         }
+        for (view, t) in l.render.templates.iter().flatten() {
+            check_template(t, limits)
+                .map_err(|m| err(format!("layers[{i}].render.templates.{view}"), m))?;
+        }
     }
     Ok(())
 }

@@ -41,10 +41,14 @@ pub(super) fn layers(
         let visible_when = visible_when(l, attrs, &at, err)?;
         let recipe = match (scene, &l.render.blender) {
             (Some(scene), Some(b)) => {
-                if l.render.svg.is_some() || l.render.template.is_some() {
+                if l.render.svg.is_some()
+                    || l.render.template.is_some()
+                    || l.render.templates.is_some()
+                {
                     return Err(err(
                         at(".render"),
-                        "a 3D layer draws the scene: no \"svg\" or \"template\"".into(),
+                        "a 3D layer draws the scene: no \"svg\", \"template\" or \"templates\""
+                            .into(),
                     ));
                 }
                 super::super::scene::check_layer(b, &at(".render"), scene)

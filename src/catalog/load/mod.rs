@@ -34,7 +34,7 @@ pub const DEMO_ASSET_ID: &str = "03a29397-2265-40cd-8c45-41a1c4e12574";
 const MAX_CANVAS_SIDE: u32 = 8192;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
+#[error("{file}: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
 pub struct CatalogError {
     pub file: String,
     /// Path of the offending field inside the document; empty for the file itself.
@@ -67,19 +67,20 @@ pub(super) fn demo() -> Result<Catalog, CatalogError> {
             let text = f
                 .contents_utf8()
                 .ok_or_else(|| CatalogError::new(&name, "", "not UTF-8"))?;
-            assets.push(parse(
-                &name,
-                text,
-                &Source::Embedded(&DEMO),
-                &Limits::default(),
-            )?);
+            let mut asset = parse(&name, text, &Source::Embedded(&DEMO), &Limits::default())?;
+            asset.origin = Some(format!("built-in catalogue: {name}"));
+            assets.push(asset);
         }
     }
     Catalog::from_assets(assets)
 }
 
 pub(super) fn from_dir(dir: &Path, limits: &Limits) -> Result<Catalog, CatalogError> {
-    let shown = dir.display().to_string();
+    // Absolute, so an error says which folder a relative path meant.
+    let shown = std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| CatalogError::new(&shown, "", format!("cannot read folder: {e}")))?;
     let mut paths = Vec::new();
@@ -97,11 +98,7 @@ pub(super) fn from_dir(dir: &Path, limits: &Limits) -> Result<Catalog, CatalogEr
         let text =
             std::fs::read_to_string(&p).map_err(|e| CatalogError::new(&name, "", e.to_string()))?;
         let mut asset = parse(&name, &text, &Source::Dir(dir), limits)?;
-        asset.source_mtime = std::fs::metadata(&p)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_micros() as i64);
+        asset.origin = Some(name);
         assets.push(asset);
     }
     let catalog = Catalog::from_assets(assets)?;
@@ -165,10 +162,11 @@ fn parse(file: &str, text: &str, src: &Source<'_>, limits: &Limits) -> Result<As
 /// views, layers) and builds the asset; the first problem found is the error.
 fn validate(
     file: &str,
-    spec: AssetSpec,
+    mut spec: AssetSpec,
     src: &Source<'_>,
     limits: &Limits,
 ) -> Result<Asset, CatalogError> {
+    spec.definition_only();
     let err = |field: String, msg: String| CatalogError::new(file, field, msg);
     caps::check_limits(&spec, limits, &err)?;
     let id = check_header(&spec, &err)?;
@@ -200,7 +198,7 @@ fn validate(
         epoch: 0,
         created_at: 0,
         updated_at: 0,
-        source_mtime: None,
+        origin: None,
         scene,
     })
 }
@@ -208,6 +206,12 @@ fn validate(
 /// The fields of the document itself: id, name, version, canvas size and
 /// the backend's name. Returns the id.
 fn check_header(spec: &AssetSpec, err: &ErrFn<'_>) -> Result<Uuid, CatalogError> {
+    if spec.id.is_empty() {
+        return Err(err(
+            "id".into(),
+            "is required: the asset's UUID (`uuidgen` makes one)".into(),
+        ));
+    }
     let id = Uuid::parse_str(&spec.id)
         .map_err(|_| err("id".into(), format!("\"{}\" is not a UUID", spec.id)))?;
     if spec.name.trim().is_empty() {

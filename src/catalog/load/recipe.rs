@@ -57,6 +57,8 @@ pub(super) fn recipe_3d(
     }
 }
 
+const ONE_WAY: &str = "give exactly one of \"svg\" (a file per view), \"template\" (one inline text) or \"templates\" (inline, per view)";
+
 /// Parses a layer's templates and fingerprints everything they can read:
 /// the template texts, the crop flag, the full definitions of the
 /// `dependsOn` attributes (options and their metadata, which `{{Attr.key}}`
@@ -84,32 +86,40 @@ pub(super) fn recipe(
     for v in views {
         h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
     }
+    if let Some(per_view) = &r.templates
+        && let Some(name) = per_view.keys().find(|n| !views.iter().any(|v| &v.name == *n))
+    {
+        return Err(err(format!("templates: \"{name}\" is not a view of this asset")));
+    }
     let mut templates = Vec::new();
     let mut read = Vec::new();
     // An inline template is the same text for every view: parsed once.
     let mut inline: Option<Arc<Template>> = None;
     for v in views {
-        let (origin, text) = match (&r.svg, &r.template) {
-            (Some(path), None) => {
+        let (origin, text) = match (&r.svg, &r.template, &r.templates) {
+            (None, Some(t), None) if inline.is_some() => {
+                h.update(&(t.len() as u64).to_le_bytes());
+                h.update(t.as_bytes());
+                templates.extend(inline.clone());
+                continue;
+            }
+            (Some(path), None, None) => {
                 let rel = path.replace("{view}", &v.name);
                 let text = files.read(&rel).map_err(err)?;
                 read.push((rel.clone(), Arc::<str>::from(text.as_str())));
                 (rel, text)
             }
-            (None, Some(t)) => {
-                if let Some(shared) = &inline {
-                    h.update(&(t.len() as u64).to_le_bytes());
-                    h.update(t.as_bytes());
-                    templates.push(Arc::clone(shared));
-                    continue;
-                }
-                ("the inline template".to_string(), t.clone())
-            }
-            _ => {
-                return Err(err(
-                    "give exactly one of \"svg\" (a file) or \"template\" (inline)".into(),
-                ));
-            }
+            (None, Some(t), None) => ("the inline template".to_string(), t.clone()),
+            (None, None, Some(per_view)) => (
+                format!("templates.{}", v.name),
+                per_view.get(&v.name).cloned().ok_or_else(|| {
+                    err(format!(
+                        "templates: no template for view \"{}\" (every view needs one)",
+                        v.name
+                    ))
+                })?,
+            ),
+            _ => return Err(err(ONE_WAY.into())),
         };
         let t = Arc::new(Template::parse(&text, attrs).map_err(|e| err(format!("{origin}: {e}")))?);
         if r.template.is_some() {

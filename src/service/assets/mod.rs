@@ -7,12 +7,11 @@
 //! revert to an earlier definition makes that earlier version live again,
 //! and its cached layers serve at once.
 //!
-//! At start, a catalogue file that differs from what it was when last read
-//! is an edit and becomes live, unless a newer API update exists (the
-//! file's modification time is older than that update): the most recent
-//! edit wins, whichever way it was made, and a restart with an unchanged
-//! file never undoes an API update. How a version is recorded (its number,
-//! a revert, a race between processes) is `record`'s.
+//! Each asset has one source of truth: an asset defined by a catalogue
+//! file is read-only over the API (409 naming the file), so at start the
+//! file's content is the live version, and the log says, per asset, where
+//! it came from and which version is live. How a version is recorded (its
+//! number, a revert, a race between processes) is `record`'s.
 
 use crate::catalog::{Asset, Catalog, Limits, SharedCatalog, load_asset_str};
 use crate::error::Error;
@@ -93,6 +92,7 @@ impl AssetRegistry {
             match meta.asset_version(*id, *version).await? {
                 Some(r) if r.source == FROM_API => match load_recorded(&r) {
                     Ok(a) => {
+                        tracing::info!(asset = %id, name = %a.name, version, "asset defined through the API");
                         live.insert(*id, a);
                     }
                     Err(e) => {
@@ -350,8 +350,20 @@ impl AssetRegistry {
             }
             Some(_) => {}
         }
-        if !obj.contains_key("version") {
-            obj.insert("version".into(), 1.into());
+        // A GET answer comes back as is: its `orgId` must be the caller's.
+        if let Some(o) = obj.get("orgId").filter(|o| !o.is_null())
+            && o.as_str().and_then(|s| Uuid::parse_str(s).ok()) != Some(org)
+        {
+            return Err(Error::invalid(
+                "orgId",
+                format!("{o} is not your organisation ({org}); leave it out or give your own"),
+            ));
+        }
+        if let Some(file) = self.files.get(&id) {
+            return Err(Error::Conflict(format!(
+                "asset {id} is defined by the catalogue file {}: edit that file and restart the server (the API cannot change a catalogue asset)",
+                file.origin.as_deref().unwrap_or("of this server")
+            )));
         }
         let mut asset = load_asset_str(&id.to_string(), &doc.to_string(), &self.limits)?;
         let _guard = self.writes.lock().await;

@@ -10,66 +10,47 @@ use crate::error::Error;
 use crate::keys::Key;
 use crate::meta::{AssetVersionRow, DEFAULT_ORG, Meta};
 
-/// What a catalogue file means at start, given the live version.
+/// What a catalogue file means at start: the file is the asset's one
+/// source of truth (the API refuses to change it), so its content is the
+/// live version: the recorded version with the same content (unchanged, or
+/// a revert), else the next one. A live version recorded through the API
+/// (before the file existed, or by a version that allowed it) is replaced,
+/// and the log says so.
 pub(super) async fn reconcile_file(
     meta: &Meta,
     file: &Asset,
     live: Option<u32>,
 ) -> Result<Asset, Error> {
     let fp = Key(file.fingerprint).hex();
-    let seen = meta.catalog_import(file.id).await?;
     let live_row = match live {
         Some(v) => meta.asset_version(file.id, v).await?,
         None => None,
     };
-    let asset = match &live_row {
-        // Unchanged since last read: the live version stands.
-        Some(row) if seen.as_deref() == Some(fp.as_str()) => live_asset(file, row),
-        // An API update newer than the file's edit stands.
-        Some(row)
-            if row.source == FROM_API && file.source_mtime.is_some_and(|t| t < row.created_at) =>
-        {
-            tracing::warn!(asset = %file.id, "catalogue file changed, but an API update is newer; keeping the API version");
-            live_asset(file, row)
-        }
-        _ => {
-            let mut a = file.clone();
-            let version = record_version(meta, &mut a, FROM_CATALOG).await?;
-            meta.set_live_version(a.id, version).await?;
-            tracing::info!(asset = %a.id, version, "catalogue file is live");
-            Some(a)
-        }
-    };
+    let origin = file.origin.as_deref().unwrap_or("a catalogue file");
+    if let Some(row) = &live_row
+        && row.content_fp == fp
+    {
+        tracing::info!(asset = %file.id, name = %file.name, version = row.version, file = origin, "asset from its catalogue file, unchanged");
+        return Ok(versioned(file, row.version));
+    }
+    let mut a = file.clone();
+    let version = record_version(meta, &mut a, FROM_CATALOG).await?;
+    meta.set_live_version(a.id, version).await?;
     meta.record_catalog_import(file.id, &fp).await?;
-    match asset {
-        Some(a) => Ok(a),
-        // The live API definition no longer loads: fall back to the file.
-        None => {
-            let mut a = file.clone();
-            let version = record_version(meta, &mut a, FROM_CATALOG).await?;
-            meta.set_live_version(a.id, version).await?;
-            Ok(a)
-        }
+    match &live_row {
+        Some(row) if row.source == FROM_API => tracing::warn!(
+            asset = %a.id, name = %a.name, version, replaced = row.version, file = origin,
+            "asset from its catalogue file; the version recorded through the API is replaced (a catalogue asset is edited in its file)"
+        ),
+        Some(row) => tracing::info!(asset = %a.id, name = %a.name, version, was = row.version, file = origin, "asset from its catalogue file, changed"),
+        None => tracing::info!(asset = %a.id, name = %a.name, version, file = origin, "asset from its catalogue file, new"),
     }
-}
-
-/// The live version as an asset: the file itself when it has that
-/// content, otherwise the recorded (API) definition.
-fn live_asset(file: &Asset, row: &AssetVersionRow) -> Option<Asset> {
-    if row.content_fp == Key(file.fingerprint).hex() {
-        return Some(versioned(file, row.version));
-    }
-    match load_recorded(row) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::error!(asset = %row.asset_id, version = row.version, error = %e, "recorded definition does not load");
-            None
-        }
-    }
+    Ok(a)
 }
 
 /// Gives `asset` its version number: the existing version with the same
-/// content if there is one (a revert), else a new one, recorded.
+/// content if there is one (a revert), else the next one, recorded. The
+/// number a document gives is not used: the server numbers versions.
 ///
 /// Processes sharing the metadata store (several `serve` starting at once
 /// on one catalogue) may race to record: a version number and a content
@@ -83,7 +64,6 @@ pub(super) async fn record_version(
 ) -> Result<u32, Error> {
     const ATTEMPTS: usize = 5;
     let fp = Key(asset.fingerprint).hex();
-    let wanted = asset.version;
     for attempt in 1..=ATTEMPTS {
         let version = match meta.asset_version_by_content(asset.id, &fp).await? {
             Some(existing) => existing.version,
@@ -92,7 +72,7 @@ pub(super) async fn record_version(
                     .latest_asset_versions_of(asset.id)
                     .await?
                     .map_or(0, |r| r.version);
-                let version = wanted.max(newest + 1);
+                let version = newest + 1;
                 asset.version = version;
                 asset.spec.version = version;
                 match meta

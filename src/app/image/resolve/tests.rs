@@ -53,7 +53,7 @@ impl Fixture {
     }
 
     fn run(&self, q: &str, exactness: Exactness, accept: Option<&str>) -> Result<Output, Error> {
-        let q = ImageQuery::parse(&Params::parse(Some(q), 100_000)?)?;
+        let q = ImageQuery::parse(&Params::parse(Some(q), 100_000)?, &[])?;
         let req = resolve(
             &q,
             Arc::clone(&self.asset),
@@ -96,6 +96,7 @@ fn defaults_and_views() {
     let f = fixture();
     let q = ImageQuery::parse(
         &Params::parse(Some("stageConfiguration=%7B%22Camera%22%3A2%7D"), 1000).unwrap(),
+        &[],
     )
     .unwrap();
     let req = resolve(
@@ -129,6 +130,36 @@ fn defaults_and_views() {
     )
     .unwrap();
     assert_ne!(req.key(), other.key());
+}
+
+#[test]
+fn a_view_by_name_is_the_view_its_stage_selects() {
+    let f = fixture();
+    let third = f.asset.views[2].name.clone();
+    let request = |q: &str| {
+        let q = ImageQuery::parse(&Params::parse(Some(q), 1000).unwrap(), &[]).unwrap();
+        resolve(&q, Arc::clone(&f.asset), None, &f.rules(), Exactness::Exact, None)
+    };
+    let by_name = request(&format!("view={third}")).unwrap();
+    let by_stage = request("stageConfiguration=%7B%22Camera%22%3A2%7D").unwrap();
+    assert_eq!(by_name.view, 2);
+    assert_eq!(by_name.key(), by_stage.key());
+    match request("view=top") {
+        Err(Error::Invalid { param, message }) => {
+            assert_eq!(param, "view");
+            for v in &f.asset.views {
+                assert!(message.contains(&v.name), "{message} lists {}", v.name);
+            }
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+    match request("stageConfiguration=%7B%22Camera%22%3A9%7D") {
+        Err(Error::Invalid { param, message }) => {
+            assert_eq!(param, "stageConfiguration");
+            assert!(message.contains(&format!("{third} {{\"Camera\":2}}")), "{message}");
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
 }
 
 #[test]
@@ -311,7 +342,7 @@ fn saved_configurations() {
         values: Box::leak(Box::new(serde_json::from_str(values).unwrap())),
     };
     let sofa = saved(DEMO_ASSET_ID, r#"{"Body":"Navy"}"#);
-    let q = |s: &str| ImageQuery::parse(&Params::parse(Some(s), 1000).unwrap()).unwrap();
+    let q = |s: &str| ImageQuery::parse(&Params::parse(Some(s), 1000).unwrap(), &[]).unwrap();
     let by_id = q("configurationId=abcdefghij");
     let sofa_id = Uuid::parse_str(DEMO_ASSET_ID).unwrap();
     // Which asset: assetId, else the saved configuration's.
