@@ -626,3 +626,70 @@ async fn composes_beyond_the_waiting_bound_get_429_while_hits_answer() {
     assert_eq!(r.headers()["x-layercake-cache"], "hit-memory");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn pages_never_publish_a_private_token() {
+    let server = Server::start(settings(), Arc::new(Counting::new())).await;
+    let client = reqwest::Client::new();
+    let tokens = &server.app.tokens();
+    let (private, _) = tokens.create(None, "ci", false, &[]).await.unwrap();
+    let (public, _) = tokens
+        .create(None, "shop", true, &["https://shop.example".into()])
+        .await
+        .unwrap();
+    let page = |server: &Server, path: &str, token: &str| {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        server.url(&format!("{path}{sep}bearer_token={token}"))
+    };
+    let spin = format!("/embed/spin?assetId={SOFA}");
+    let carousel = format!("/embed/carousel?assetId={SOFA}");
+    for path in ["/", spin.as_str(), carousel.as_str()] {
+        // A private token: refused, and a browser is told what to do.
+        let r = client
+            .get(page(&server, path, &private))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let body = r.text().await.unwrap();
+        assert!(body.contains("public token") && !body.contains(&private), "{path}: {body}");
+        // A public token is made to be in pages: carried into the URLs.
+        let r = client
+            .get(page(&server, path, &public))
+            .header("origin", "https://shop.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(&format!("bearer_token={public}")), "{path}");
+    }
+    // No token at all: a browser gets a page saying how to open it, any
+    // other client the JSON error.
+    let r = client
+        .get(server.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("?bearer_token="));
+    let r = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    server.stop().await;
+
+    // With signing keys the page signs its URLs instead of copying the token.
+    let mut s = settings();
+    s.signing.keys = vec!["k".repeat(32)];
+    let server = Server::start(s, Arc::new(Counting::new())).await;
+    let (private, _) = server.app.tokens().create(None, "ci", false, &[]).await.unwrap();
+    let r = client.get(page(&server, "/", &private)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(&private), "the private token is not in the page");
+    assert!(body.contains("signature="), "the URLs are signed");
+    server.stop().await;
+}

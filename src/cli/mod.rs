@@ -11,6 +11,7 @@
 //! This is the only module that uses `anyhow`: errors here end the process
 //! with a message, they are not matched on.
 
+mod catalog;
 mod gc;
 pub mod prefetch;
 mod render;
@@ -19,7 +20,6 @@ mod token;
 mod url;
 mod worker;
 
-use crate::catalog::Catalog;
 use crate::config::{Overrides, Settings};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -125,8 +125,25 @@ enum Command {
 enum CatalogCommand {
     /// Load and validate every asset file in a folder (default: the built-in demo).
     Check {
-        /// Folder of *.json / *.toml asset files.
+        #[command(flatten)]
+        common: Common,
+        /// Folder of *.json / *.toml asset files (default: --catalog, then
+        /// catalog.dir, then the built-in demo); the caps are the
+        /// configuration's.
         dir: Option<PathBuf>,
+    },
+    /// Write a small working asset (two attributes, two views, an SVG
+    /// template per view and layer) into a catalogue folder, to change
+    /// into your own product; `serve --catalog <dir>` shows it at once.
+    New(catalog::NewArgs),
+    /// Write an asset's live definition, with its template files, into a
+    /// catalogue folder (e.g. one defined through the API, to keep it in
+    /// files from then on); the loader reads it back as the same version.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: catalog::ExportArgs,
     },
 }
 
@@ -182,6 +199,10 @@ struct Common {
     /// Where state lives (overrides storage.data_dir).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Folder of asset definitions (overrides catalog.dir; the format is
+    /// docs/assets.md; `layercake catalog new` starts one).
+    #[arg(long, global = true)]
+    catalog: Option<PathBuf>,
 }
 
 impl Common {
@@ -189,6 +210,7 @@ impl Common {
         let flags = Overrides {
             listen,
             data_dir: self.data_dir.clone(),
+            catalog: self.catalog.clone(),
         };
         Ok(Settings::load(self.config.as_deref(), &flags)?)
     }
@@ -236,28 +258,14 @@ pub fn main() -> anyhow::Result<()> {
             print!("{}", s.to_toml());
             Ok(())
         }
-        Command::Catalog {
-            command: CatalogCommand::Check { dir },
-        } => {
-            let catalog = match &dir {
-                Some(d) => Catalog::from_dir(d, &crate::catalog::Limits::default())?,
-                None => Catalog::demo()?,
-            };
-            for a in catalog.assets() {
-                let visible = a.layers.len();
-                println!(
-                    "ok  {}  {} v{}: {} attributes, {} views, {} layers, {}x{}",
-                    a.id,
-                    a.name,
-                    a.version,
-                    a.attributes.len(),
-                    a.views.len(),
-                    visible,
-                    a.width,
-                    a.height
-                );
+        Command::Catalog { command } => match command {
+            CatalogCommand::Check { common, dir } => {
+                catalog::check(&common.settings(None)?, dir.as_deref())
             }
-            Ok(())
-        }
+            CatalogCommand::New(args) => catalog::new(&args),
+            CatalogCommand::Export { common, args } => {
+                catalog::export(common.settings(None)?, &args)
+            }
+        },
     }
 }

@@ -81,6 +81,8 @@ impl LogSettings {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `--catalog`: the catalogue folder (over `catalog.dir`).
+    pub catalog: Option<PathBuf>,
 }
 
 /// Why settings are not usable.
@@ -222,6 +224,9 @@ impl Settings {
         }
         if let Some(d) = &flags.data_dir {
             fig = fig.merge(Serialized::default("storage.data_dir", d));
+        }
+        if let Some(d) = &flags.catalog {
+            fig = fig.merge(Serialized::default("catalog.dir", d));
         }
         let mut s: Settings = fig.extract().map_err(load_error)?;
         // A path written in a file is relative to that file's folder, so

@@ -36,6 +36,7 @@ fn environment_and_flags_override_in_order() {
         let flags = Overrides {
             listen: Some("127.0.0.1:9100".into()),
             data_dir: None,
+            catalog: None,
         };
         assert_eq!(
             Settings::load(None, &flags).unwrap().http.listen,
@@ -72,6 +73,7 @@ fn paths_in_a_file_are_relative_to_its_folder() {
         let flags = Overrides {
             listen: None,
             data_dir: Some(PathBuf::from("here")),
+            catalog: None,
         };
         let s = Settings::load(Some(Path::new("conf/c.toml")), &flags).unwrap();
         assert_eq!(s.catalog.dir, "mine");

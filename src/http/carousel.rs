@@ -23,7 +23,8 @@ use crate::error::Error;
 use crate::keys::Configuration;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::response::Html;
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -59,6 +60,23 @@ pub struct Slide {
     /// `<url> <width>w, …` for `<img srcset>`.
     pub srcset: String,
     pub widths: Vec<u32>,
+}
+
+/// The token a page carries into its links and image URLs: the query's
+/// `bearer_token` when it is a public token (made to be read in pages).
+/// Never a private one: with `signing.keys` the page's URLs are signed and
+/// need none; without, the page is refused (403) rather than publish it.
+///
+/// # Errors
+/// 403 for a private token without signing keys.
+pub fn page_token(app: &App, caller: &Caller, query: Option<&str>) -> Result<Option<String>, Error> {
+    match caller.kind {
+        super::auth::CallerKind::Private if app.signer().can_sign() => Ok(None),
+        super::auth::CallerKind::Private => Err(Error::Forbidden(
+            "this page was asked for with a private token, which it would copy into every image URL; use a public token (layercake token create --public), or set signing.keys so the page's URLs are signed".into(),
+        )),
+        _ => Ok(token_param(query)),
+    }
 }
 
 /// `bearer_token=<t>` of the request's query, to carry into the links and
@@ -256,13 +274,14 @@ pub async fn api(
         ("widths" = Option<String>, Query, description = "srcset widths."),
         ("format" = Option<String>, Query, description = "auto (default), png, jpg, webp, avif."),
     ),
-    responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "Invalid parameter, named")))]
+    responses((status = 200, description = "HTML", content_type = "text/html"), (status = 403, description = "Asked for with a private token and no signing keys (the page would publish the token)"), (status = 422, description = "Invalid parameter, named")))]
 pub async fn embed(
     State(app): State<Arc<App>>,
-    Reader(caller): Reader,
+    reader: Result<Reader, ApiError>,
+    headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Result<Html<String>, ApiError> {
-    page(&app, &caller, q.as_deref(), Page::Carousel)
+) -> Response {
+    page(&app, reader, &headers, q.as_deref(), Page::Carousel)
 }
 
 /// A self-contained 360° spin page for an iframe: the turntable's views.
@@ -273,13 +292,14 @@ pub async fn embed(
         ("widths" = Option<String>, Query, description = "srcset widths."),
         ("format" = Option<String>, Query, description = "auto (default), png, jpg, webp, avif."),
     ),
-    responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "Invalid parameter, named")))]
+    responses((status = 200, description = "HTML", content_type = "text/html"), (status = 403, description = "Asked for with a private token and no signing keys (the page would publish the token)"), (status = 422, description = "Invalid parameter, named")))]
 pub async fn spin(
     State(app): State<Arc<App>>,
-    Reader(caller): Reader,
+    reader: Result<Reader, ApiError>,
+    headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Result<Html<String>, ApiError> {
-    page(&app, &caller, q.as_deref(), Page::Spin)
+) -> Response {
+    page(&app, reader, &headers, q.as_deref(), Page::Spin)
 }
 
 #[derive(Clone, Copy)]
@@ -288,9 +308,24 @@ enum Page {
     Spin,
 }
 
-fn page(app: &App, caller: &Caller, q: Option<&str>, kind: Page) -> Result<Html<String>, ApiError> {
+/// A carousel or spin page; its errors as a page for a browser.
+fn page(
+    app: &App,
+    reader: Result<Reader, ApiError>,
+    headers: &HeaderMap,
+    q: Option<&str>,
+    kind: Page,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match reader.and_then(|Reader(caller)| page_html(app, &caller, q, kind)) {
+        Ok(html) => html.into_response(),
+        Err(e) => super::error::for_page(e, accept),
+    }
+}
+
+fn page_html(app: &App, caller: &Caller, q: Option<&str>, kind: Page) -> Result<Html<String>, ApiError> {
     let (asset, config, widths, format) = parse(app, caller, q)?;
-    let token = token_param(q);
+    let token = page_token(app, caller, q)?;
     let (views, html) = match kind {
         Page::Carousel => (asset.stills(), EMBED),
         Page::Spin => (asset.turntable(), SPIN),

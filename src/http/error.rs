@@ -30,6 +30,11 @@ tokio::task_local! {
 #[derive(Clone)]
 struct Cause(String);
 
+/// Marks an error answered as an HTML page on purpose ([`for_page`]): the
+/// boundary leaves it as it is.
+#[derive(Clone)]
+struct AsPage;
+
 /// An [`Error`] on its way out as a response.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
@@ -136,6 +141,48 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error of an HTML page (the listing page, the embeds): a browser (an
+/// `Accept` naming `text/html`) gets a page saying what went wrong and
+/// what to do, with the same status and headers; any other client the JSON
+/// error body.
+pub fn for_page(e: ApiError, accept: Option<&str>) -> Response {
+    if !accept.is_some_and(|a| a.contains("text/html")) {
+        return e.into_response();
+    }
+    let status = e.status();
+    let message = if status.is_server_error() {
+        public_sentence(status).to_string()
+    } else {
+        e.0.to_string()
+    };
+    let hint = match status {
+        StatusCode::UNAUTHORIZED => {
+            "This server has API tokens. Open the page with <code>?bearer_token=</code> and a <em>public</em> token (<code>layercake token create --public --origin https://your.shop</code>): it may only read what a storefront shows, so it can be in a page's image URLs."
+        }
+        StatusCode::FORBIDDEN => {
+            "A page puts its token into every image URL, where anyone can read it: open it with a public token, or configure <code>signing.keys</code> so its URLs are signed instead."
+        }
+        _ => "",
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · layercake</title>\n\
+         <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;color:#222}}code{{background:#f2f0ed;padding:0 .2em}}</style></head>\n\
+         <body><h1>{}</h1><p>{}</p><p>{hint}</p><p><small>request id {}</small></p></body></html>\n",
+        status.as_u16(),
+        status,
+        super::plp::escape(&message),
+        super::plp::escape(&request_id()),
+    );
+    let mut res = e.into_response();
+    *res.body_mut() = axum::body::Body::from(html);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    res.extensions_mut().insert(AsPage);
+    res
+}
+
 /// The error boundary (see the module docs). Runs inside the request's
 /// trace span, so the log line carries the request id as well.
 pub async fn boundary(req: Request, next: Next) -> Response {
@@ -160,7 +207,8 @@ pub async fn boundary(req: Request, next: Next) -> Response {
             let ours = res
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+                || res.extensions().get::<AsPage>().is_some();
             if !(status.is_client_error() || status.is_server_error()) || ours {
                 return res;
             }

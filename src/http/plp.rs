@@ -15,8 +15,8 @@
 //! every option appears somewhere on the page. URLs are pinned to the live
 //! definition and signed when keys are configured.
 
-use super::auth::Reader;
-use super::carousel::{token_param, with_token};
+use super::auth::{Caller, Reader};
+use super::carousel::{page_token, with_token};
 use super::error::ApiError;
 use crate::app::App;
 use crate::app::params::Params;
@@ -24,7 +24,8 @@ use crate::app::image::{pinned_url, query_of};
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
 use axum::extract::{RawQuery, State};
-use axum::response::Html;
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -37,30 +38,45 @@ const TILE_WIDTHS: [u32; 4] = [320, 480, 640, 960];
 const TILE_SIZES: &str = "(max-width: 523px) 90vw, (max-width: 783px) 45vw, 280px";
 
 /// The demo product-listing page.
-#[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html"), (status = 422, description = "A parameter the page does not take, named")))]
+#[utoipa::path(get, path = "/", tag = "demo", responses((status = 200, description = "HTML", content_type = "text/html"), (status = 403, description = "Asked for with a private token and no signing keys (the page would publish the token)"), (status = 422, description = "A parameter the page does not take, named")))]
 pub async fn page(
     State(app): State<Arc<App>>,
-    Reader(caller): Reader,
+    reader: Result<Reader, ApiError>,
+    headers: HeaderMap,
     RawQuery(q): RawQuery,
-) -> Result<Html<String>, ApiError> {
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match reader.and_then(|Reader(caller)| listing(&app, &caller, q.as_deref())) {
+        Ok(html) => html.into_response(),
+        Err(e) => super::error::for_page(e, accept),
+    }
+}
+
+fn listing(app: &App, caller: &Caller, q: Option<&str>) -> Result<Html<String>, ApiError> {
     let http = &app.settings().http;
-    Params::parse(q.as_deref(), http.max_query_bytes)?
-        .only(&["bearer_token", "orgId"], &http.ignored_params)?;
-    // A page loaded with `bearer_token` carries it into its image URLs and
-    // carousel links (outside development mode they need it).
-    let token = token_param(q.as_deref());
+    Params::parse(q, http.max_query_bytes)?.only(&["bearer_token", "orgId"], &http.ignored_params)?;
+    // A page loaded with a public `bearer_token` carries it into its image
+    // URLs and carousel links (outside development mode they need it).
+    let token = page_token(app, caller, q)?;
     let token = token.as_deref();
     let mut tiles = String::new();
     let catalog = app.catalog().snapshot();
-    for asset in catalog.assets().filter(|a| a.org == caller.org) {
+    let shown: Vec<_> = catalog.assets().filter(|a| a.org == caller.org).collect();
+    // The page is titled after what it lists: one product's name, or how many.
+    let title = match shown.as_slice() {
+        [one] => escape(&one.name),
+        many => format!("{} products", many.len()),
+    };
+    for asset in shown {
         let swatch = swatch_attribute(asset);
         for (values, caption) in sample(asset, TILES_PER_ASSET, swatch) {
-            tile(&app, asset, swatch, &values, &caption, token, &mut tiles);
+            tile(app, asset, swatch, &values, &caption, token, &mut tiles);
         }
     }
     let foot = FOOT.replacen("/*PENDING*/", super::carousel::PENDING, 1);
     Ok(Html(format!(
-        "{HEAD}<main class=\"grid\">\n{tiles}</main>\n{foot}"
+        "{}<main class=\"grid\">\n{tiles}</main>\n{foot}",
+        HEAD.replace("/*TITLE*/", &title)
     )))
 }
 
@@ -274,7 +290,7 @@ pub(super) fn escape(s: &str) -> String {
 
 const HEAD: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>layercake · demo catalogue</title>
+<title>layercake · /*TITLE*/</title>
 <link rel="icon" href="data:,">
 <style>
 body{margin:0;font:15px/1.4 system-ui,sans-serif;color:#222;background:#faf9f7}
@@ -296,7 +312,7 @@ figcaption .opt{display:block;color:#222}
 .swatch{width:20px;height:20px;border-radius:50%;border:2px solid #fff;box-shadow:0 0 0 1px #bbb;padding:0;cursor:pointer}
 .swatch[aria-pressed=true]{box-shadow:0 0 0 2px #222}
 </style></head><body>
-<header><h1>Sofas</h1><p>Every picture is composed on request by layercake's fast compositor from cached layers.</p></header>
+<header><h1>/*TITLE*/</h1><p>Every picture is composed on request by layercake's fast compositor from cached layers.</p></header>
 "#;
 
 /// Swatch clicks switch the tile's image, its carousel and spin links and

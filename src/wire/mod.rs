@@ -325,8 +325,10 @@ pub enum LatestLayer {
     Url(LayerUrl),
 }
 
-/// `resultType=url` answer of `GET /api/layers/layer`.
+/// `resultType=url` answer of `GET /api/layers/layer`. Closed (no other
+/// field), so that the layer JSON is not also one of these.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LayerUrl {
     pub url: String,
     #[schema(value_type = Object)]
