@@ -151,7 +151,7 @@ pub fn export(settings: Settings, args: &ExportArgs) -> anyhow::Result<()> {
 
 /// `Desk lamp` → `desk-lamp`: lowercase letters and digits, runs of
 /// anything else one `-`; `None` when nothing is left.
-fn slug(name: &str) -> Option<String> {
+pub(super) fn slug(name: &str) -> Option<String> {
     let mut out = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {

@@ -13,6 +13,7 @@
 
 mod catalog;
 mod gc;
+mod import;
 pub mod prefetch;
 mod render;
 mod serve;
@@ -87,6 +88,15 @@ enum Command {
         common: Common,
         #[command(flatten)]
         args: prefetch::PrefetchArgs,
+    },
+    /// Register a folder of pre-rendered layer images (your own renders)
+    /// with a server: <view>/<layer>/<value>[+<value>].png; resumable, with
+    /// a dry run (see docs/assets.md, "Importing layer images").
+    Import {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: import::ImportArgs,
     },
     /// Remove the layers and composites of asset versions that are no longer
     /// live, and their records; print what was removed (count, bytes).
@@ -241,6 +251,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Render { common, args } => render::run(common.settings(None)?, args),
         Command::Token { common, command } => token::run(common.settings(None)?, command),
         Command::Prefetch { common, args } => prefetch::run(common.settings(None)?, args),
+        Command::Import { common, args } => import::run(common.settings(None)?, args),
         Command::Gc {
             common,
             dry_run,

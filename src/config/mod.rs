@@ -127,7 +127,7 @@ impl SettingsError {
 
 /// `LAYERCAKE_` variables that belong to a command, not to the settings
 /// (as figment names them: lower case, without the prefix).
-const NOT_SETTINGS: [&str; 1] = ["worker_token"];
+const NOT_SETTINGS: [&str; 2] = ["worker_token", "api_token"];
 
 /// A figment error as one sentence naming where the value came from (the
 /// file, or the environment variable itself), the key, and for an unknown
