@@ -62,6 +62,33 @@ pub const STORE_OUTBOX: &str = "layercake_store_outbox";
 pub const STORE_COMPOSITES: &str = "layercake_store_composites";
 pub const COMPOSITES_EVICTED: &str = "layercake_composites_evicted_total";
 
+/// Every metric's `# HELP` line on `/metrics`.
+pub const DESCRIPTIONS: [(&str, &str); 23] = [
+    (HTTP_REQUESTS, "HTTP requests answered, by route and status class"),
+    (HTTP_DURATION, "Time to answer an HTTP request, by route"),
+    (CACHE_REQUESTS, "Cache lookups, by cache, tier and hit or miss"),
+    (RENDERS, "Layer renders finished, by backend and outcome"),
+    (ENCODES, "Composites encoded, by output format (one per miss, however many wait)"),
+    (RENDERS_DUPLICATE, "Renders of a layer key that was already stored (should stay 0)"),
+    (RENDERS_REUSED, "Render requests answered by a task already running or done"),
+    (RENDER_DURATION, "Time one layer render took, by backend"),
+    (QUEUE_WAIT, "Time a render task waited in the queue before a worker claimed it"),
+    (QUEUE_DEPTH, "Render tasks queued and not yet claimed"),
+    (WAKE_DELAY, "From a task stopping to a waiting request seeing so"),
+    (CACHE_BYTES, "Bytes held by each in-memory cache"),
+    (COMPOSE_WAITING, "Composes waiting for a CPU slot"),
+    (REJECTED, "Requests refused for capacity (429), by reason"),
+    (WEBHOOK_DELIVERIES, "Webhook delivery attempts, by outcome"),
+    (STORE_CORRUPT, "Objects read from the store whose integrity seal did not match"),
+    (STORE_ERRORS, "Object store operations that failed, by operation"),
+    (STORE_UP, "Whether the object store answers (1) or not (0)"),
+    (CONNECTIONS_REFUSED, "Connections refused at http.max_connections"),
+    (WEBHOOKS_REFUSED, "Webhook addresses refused (not public)"),
+    (STORE_OUTBOX, "Objects written locally, waiting to reach the object store"),
+    (STORE_COMPOSITES, "Composites kept in the object store"),
+    (COMPOSITES_EVICTED, "Composites removed from the object store past its budget"),
+];
+
 /// Seconds: from a memory hit (tens of µs) to a long render (minutes).
 const BUCKETS: &[f64] = &[
     0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -81,6 +108,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            for (name, help) in DESCRIPTIONS {
+                // The kind is the exporter's concern; the text is the same.
+                metrics::describe_counter!(name, help);
+            }
             Some(handle)
         })
         .as_ref()

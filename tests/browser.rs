@@ -55,8 +55,21 @@ fn plp_and_carousel_in_headless_chromium() {
         report["carousel"]["views"].as_array().unwrap().len() >= 2,
         "{report}"
     );
-    for shot in ["plp.png", "carousel.png"] {
+    for shot in ["plp.png", "carousel.png", "spin.png"] {
         let meta = std::fs::metadata(out.join(shot)).expect("screenshot");
         assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
+        // Painted: at least a tenth of the page differs clearly from its
+        // top-left corner (a blank page would not).
+        let img = image::open(out.join(shot)).expect("a PNG").to_rgba8();
+        let corner = img.get_pixel(0, 0).0;
+        let far = img
+            .pixels()
+            .filter(|p| p.0.iter().zip(corner).any(|(a, b)| a.abs_diff(b) > 48))
+            .count();
+        assert!(
+            far * 10 > img.pixels().len(),
+            "{shot}: only {far} of {} pixels are painted",
+            img.pixels().len()
+        );
     }
 }

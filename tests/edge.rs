@@ -463,6 +463,11 @@ async fn metrics_health_readiness_and_request_ids() {
     assert!(metric(&after_miss, MISS) >= metric(&before, MISS) + 1.0);
     assert!(metric(&after_miss, RENDERED) >= metric(&before, RENDERED) + rendered);
     assert!(metric(&text, HIT) >= metric(&after_miss, HIT) + 1.0);
+    // Every metric says what it is.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no # HELP");
+    }
     for needle in [
         "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"hit\"}",
         "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"miss\"}",

@@ -51,7 +51,12 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 pub(super) fn init_tracing(s: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&s.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only for a terminal: a log file or a pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour);
     if s.log.format == "json" {
         builder.json().init();
     } else {

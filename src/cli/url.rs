@@ -18,8 +18,12 @@ use std::sync::Arc;
 pub struct UrlArgs {
     #[command(flatten)]
     pub of: super::ViewArgs,
+    /// Output width in pixels (at most http.max_dimension); alone, the
+    /// height follows the canvas's aspect ratio.
     #[arg(long)]
     pub width: Option<u32>,
+    /// Output height in pixels (at most http.max_dimension); alone, the
+    /// width follows the canvas's aspect ratio.
     #[arg(long)]
     pub height: Option<u32>,
     /// png, jpg, webp, avif.

@@ -172,15 +172,19 @@ pub fn router(app: Arc<App>) -> Router {
     .layer(tower_http::catch_panic::CatchPanicLayer::new())
     .layer(axum::middleware::from_fn(error::boundary))
     // Every log line of a request carries its id; the response echoes it.
+    // Failures are logged once, by the error boundary, at the level their
+    // kind deserves (an expected 503 is a warning, not an error).
     .layer(
-        TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
-        }),
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+            })
+            .on_failure(()),
     )
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -99,6 +99,14 @@ try {
   if (!widths.every((w) => w > 0)) throw new Error(`carousel images: naturalWidth ${widths}`);
   report.carousel = { views: seen, ms: Date.now() - started };
 
+  // The spin of the same configuration, as a page of its own: its first
+  // frame paints (a screenshot of it is the sofa, not a blank page).
+  await page.goto(new URL(href.replace('/embed/carousel', '/embed/spin'), base).href, { waitUntil: 'domcontentloaded', timeout: LOAD });
+  await page.waitForFunction(() => Number(document.documentElement.dataset.loaded || 0) >= 1, null, { timeout: LOAD });
+  await page.waitForFunction(() => !document.getElementById('c').classList.contains('pending'), null, { timeout: LOAD });
+  await page.screenshot({ path: join(out, 'spin.png') });
+  report.spin = { view: await page.evaluate(() => document.documentElement.dataset.view) };
+
   if (errors.length) throw new Error(`errors in the browser:\n${errors.join('\n')}`);
   console.log(JSON.stringify(report));
 } catch (e) {
