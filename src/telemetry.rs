@@ -64,29 +64,65 @@ pub const COMPOSITES_EVICTED: &str = "layercake_composites_evicted_total";
 
 /// Every metric's `# HELP` line on `/metrics`.
 pub const DESCRIPTIONS: [(&str, &str); 23] = [
-    (HTTP_REQUESTS, "HTTP requests answered, by route and status class"),
+    (
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route and status class",
+    ),
     (HTTP_DURATION, "Time to answer an HTTP request, by route"),
-    (CACHE_REQUESTS, "Cache lookups, by cache, tier and hit or miss"),
+    (
+        CACHE_REQUESTS,
+        "Cache lookups, by cache, tier and hit or miss",
+    ),
     (RENDERS, "Layer renders finished, by backend and outcome"),
-    (ENCODES, "Composites encoded, by output format (one per miss, however many wait)"),
-    (RENDERS_DUPLICATE, "Renders of a layer key that was already stored (should stay 0)"),
-    (RENDERS_REUSED, "Render requests answered by a task already running or done"),
+    (
+        ENCODES,
+        "Composites encoded, by output format (one per miss, however many wait)",
+    ),
+    (
+        RENDERS_DUPLICATE,
+        "Renders of a layer key that was already stored (should stay 0)",
+    ),
+    (
+        RENDERS_REUSED,
+        "Render requests answered by a task already running or done",
+    ),
     (RENDER_DURATION, "Time one layer render took, by backend"),
-    (QUEUE_WAIT, "Time a render task waited in the queue before a worker claimed it"),
+    (
+        QUEUE_WAIT,
+        "Time a render task waited in the queue before a worker claimed it",
+    ),
     (QUEUE_DEPTH, "Render tasks queued and not yet claimed"),
-    (WAKE_DELAY, "From a task stopping to a waiting request seeing so"),
+    (
+        WAKE_DELAY,
+        "From a task stopping to a waiting request seeing so",
+    ),
     (CACHE_BYTES, "Bytes held by each in-memory cache"),
     (COMPOSE_WAITING, "Composes waiting for a CPU slot"),
     (REJECTED, "Requests refused for capacity (429), by reason"),
     (WEBHOOK_DELIVERIES, "Webhook delivery attempts, by outcome"),
-    (STORE_CORRUPT, "Objects read from the store whose integrity seal did not match"),
-    (STORE_ERRORS, "Object store operations that failed, by operation"),
+    (
+        STORE_CORRUPT,
+        "Objects read from the store whose integrity seal did not match",
+    ),
+    (
+        STORE_ERRORS,
+        "Object store operations that failed, by operation",
+    ),
     (STORE_UP, "Whether the object store answers (1) or not (0)"),
-    (CONNECTIONS_REFUSED, "Connections refused at http.max_connections"),
+    (
+        CONNECTIONS_REFUSED,
+        "Connections refused at http.max_connections",
+    ),
     (WEBHOOKS_REFUSED, "Webhook addresses refused (not public)"),
-    (STORE_OUTBOX, "Objects written locally, waiting to reach the object store"),
+    (
+        STORE_OUTBOX,
+        "Objects written locally, waiting to reach the object store",
+    ),
     (STORE_COMPOSITES, "Composites kept in the object store"),
-    (COMPOSITES_EVICTED, "Composites removed from the object store past its budget"),
+    (
+        COMPOSITES_EVICTED,
+        "Composites removed from the object store past its budget",
+    ),
 ];
 
 /// Seconds: from a memory hit (tens of µs) to a long render (minutes).

@@ -34,7 +34,10 @@ fn documented_assets() -> Vec<(usize, String)> {
             }
         }
     }
-    assert!(block.is_none(), "docs/assets.md: an unterminated `json asset` block");
+    assert!(
+        block.is_none(),
+        "docs/assets.md: an unterminated `json asset` block"
+    );
     out
 }
 
@@ -80,7 +83,11 @@ fn every_shipped_catalogue_file_loads_and_follows_the_schema() {
             let doc: Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
             let found = errors(&v, &doc);
-            assert!(found.is_empty(), "{} breaks the schema: {found:?}", path.display());
+            assert!(
+                found.is_empty(),
+                "{} breaks the schema: {found:?}",
+                path.display()
+            );
         }
     }
 }
@@ -112,16 +119,24 @@ fn the_schema_refuses_what_the_loader_refuses_by_shape() {
         ("a layer without its id", |d| {
             d["layers"][0].as_object_mut().map(|l| l.remove("id"));
         }),
-        ("a view name with capitals", |d| d["views"][0]["name"] = json!("Front")),
+        ("a view name with capitals", |d| {
+            d["views"][0]["name"] = json!("Front")
+        }),
         ("an empty stage", |d| d["views"][0]["stage"] = json!({})),
-        ("an unknown attribute type", |d| d["attributes"][0]["type"] = json!("text")),
+        ("an unknown attribute type", |d| {
+            d["attributes"][0]["type"] = json!("text")
+        }),
         ("a zero width", |d| d["width"] = json!(0)),
         ("no views", |d| d["views"] = json!([])),
-        ("a layer without art", |d| d["layers"][0]["render"] = json!({})),
+        ("a layer without art", |d| {
+            d["layers"][0]["render"] = json!({})
+        }),
         ("a layer with two kinds of art", |d| {
             d["layers"][0]["render"]["svg"] = json!("tile/{view}.svg")
         }),
-        ("a camera on a 2D view", |d| d["views"][0]["camera"] = json!({"azimuth": 0})),
+        ("a camera on a 2D view", |d| {
+            d["views"][0]["camera"] = json!({"azimuth": 0})
+        }),
         ("a 3D layer in a 2D asset", |d| {
             d["layers"][0]["render"] = json!({"blender": {"objects": ["Tile"]}})
         }),
@@ -148,7 +163,11 @@ fn what_the_api_answers_follows_the_schema_and_loads_back() {
     answered["createdAt"] = json!("2026-12-08T00:00:00Z");
     answered["updatedAt"] = json!("2026-12-08T00:00:00Z");
     answered["$schema"] = json!("http://127.0.0.1:8080/api/assets/schema.json");
-    assert!(errors(&v, &answered).is_empty(), "{:?}", errors(&v, &answered));
+    assert!(
+        errors(&v, &answered).is_empty(),
+        "{:?}",
+        errors(&v, &answered)
+    );
     let limits = Limits::default();
     let plain = load_asset_str("plain", &minimal().to_string(), &limits).expect("loads");
     let back = load_asset_str("answered", &answered.to_string(), &limits).expect("loads");

@@ -154,7 +154,9 @@ async fn a_get_answer_puts_back_unchanged_and_views_take_their_own_templates() {
     assert_eq!(created.status(), 201);
     // Each view draws its own template.
     for (view, want) in [("front", [255, 0, 0, 255]), ("back", [0, 0, 255, 255])] {
-        let url = server.url(&format!("/api/fast-compositor?assetId={id}&view={view}&format=png"));
+        let url = server.url(&format!(
+            "/api/fast-compositor?assetId={id}&view={view}&format=png"
+        ));
         assert_eq!(pixel(&client, &url).await, want, "{view}");
     }
     // GET, then PUT the answer as it is: accepted, nothing changes.
@@ -174,7 +176,9 @@ async fn a_get_answer_puts_back_unchanged_and_views_take_their_own_templates() {
     let mut edited = answer.clone();
     edited["layers"][0]["render"]["templates"]["back"] = json!(svg("#00ff00"));
     assert_eq!(put(&client, &at, edited.to_string()).await["version"], 2);
-    let back = server.url(&format!("/api/fast-compositor?assetId={id}&view=back&format=png"));
+    let back = server.url(&format!(
+        "/api/fast-compositor?assetId={id}&view=back&format=png"
+    ));
     assert_eq!(pixel(&client, &back).await, [0, 255, 0, 255]);
     // The read-only orgId must be the caller's.
     let mut foreign = answer.clone();

@@ -466,7 +466,10 @@ async fn metrics_health_readiness_and_request_ids() {
     // Every metric says what it is.
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split_whitespace().nth(2).unwrap();
-        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no # HELP");
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no # HELP"
+        );
     }
     for needle in [
         "layercake_cache_requests_total{cache=\"composite\",tier=\"memory\",result=\"hit\"}",
@@ -657,9 +660,17 @@ async fn pages_never_publish_a_private_token() {
             .await
             .unwrap();
         assert_eq!(r.status(), 403, "{path}");
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         let body = r.text().await.unwrap();
-        assert!(body.contains("public token") && !body.contains(&private), "{path}: {body}");
+        assert!(
+            body.contains("public token") && !body.contains(&private),
+            "{path}: {body}"
+        );
         // A public token is made to be in pages: carried into the URLs.
         let r = client
             .get(page(&server, path, &public))
@@ -683,18 +694,35 @@ async fn pages_never_publish_a_private_token() {
     assert!(r.text().await.unwrap().contains("?bearer_token="));
     let r = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     server.stop().await;
 
     // With signing keys the page signs its URLs instead of copying the token.
     let mut s = settings();
     s.signing.keys = vec!["k".repeat(32)];
     let server = Server::start(s, Arc::new(Counting::new())).await;
-    let (private, _) = server.app.tokens().create(None, "ci", false, &[]).await.unwrap();
-    let r = client.get(page(&server, "/", &private)).send().await.unwrap();
+    let (private, _) = server
+        .app
+        .tokens()
+        .create(None, "ci", false, &[])
+        .await
+        .unwrap();
+    let r = client
+        .get(page(&server, "/", &private))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
-    assert!(!body.contains(&private), "the private token is not in the page");
+    assert!(
+        !body.contains(&private),
+        "the private token is not in the page"
+    );
     assert!(body.contains("signature="), "the URLs are signed");
     server.stop().await;
 }

@@ -300,14 +300,22 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
         ),
         (server.url("/?assetid=x"), 422, "assetid: unknown parameter"),
         // Views by name, and every view error lists the names.
-        (q(&format!("assetId={SOFA}&view=top")), 422, "\"top\" is not a view of this asset (views: front {\"Camera\":0}, "),
         (
-            q(&format!("assetId={SOFA}&stageConfiguration=%7B%22Camera%22%3A9%7D")),
+            q(&format!("assetId={SOFA}&view=top")),
+            422,
+            "\"top\" is not a view of this asset (views: front {\"Camera\":0}, ",
+        ),
+        (
+            q(&format!(
+                "assetId={SOFA}&stageConfiguration=%7B%22Camera%22%3A9%7D"
+            )),
             422,
             "side {\"Camera\":",
         ),
         (
-            q(&format!("assetId={SOFA}&view=side&stageConfiguration=%7B%22Camera%22%3A1%7D")),
+            q(&format!(
+                "assetId={SOFA}&view=side&stageConfiguration=%7B%22Camera%22%3A1%7D"
+            )),
             422,
             "view: give view or stageConfiguration, not both",
         ),
@@ -334,7 +342,11 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
 async fn a_view_by_name_and_ignored_parameters() {
     let server = Server::start(settings(), Arc::new(Counting::new())).await;
     let client = reqwest::Client::new();
-    let side = get(&client, &server.url(&image_url(&json!({}), "&view=side&width=64"))).await;
+    let side = get(
+        &client,
+        &server.url(&image_url(&json!({}), "&view=side&width=64")),
+    )
+    .await;
     assert_eq!(side.status(), 200);
     let side_etag = side.headers()["etag"].clone();
     let side_bytes = side.bytes().await.unwrap();
@@ -360,7 +372,10 @@ async fn a_view_by_name_and_ignored_parameters() {
     // not change the image.
     let decorated = get(
         &client,
-        &server.url(&image_url(&json!({}), "&view=side&width=64&utm_source=mail&fbclid=x")),
+        &server.url(&image_url(
+            &json!({}),
+            "&view=side&width=64&utm_source=mail&fbclid=x",
+        )),
     )
     .await;
     assert_eq!(decorated.status(), 200);

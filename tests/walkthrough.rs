@@ -12,7 +12,8 @@ use std::process::Command;
 
 /// The `sh` blocks of README's "Your own products".
 fn blocks() -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let start = readme.find("## Your own products").expect("the section");
     let rest = &readme[start + 3..];
     let section = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
@@ -33,19 +34,32 @@ fn blocks() -> Vec<String> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn png_pixel(path: &Path, x: u32, y: u32) -> [u8; 4] {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!((img.width(), img.height()), (800, 800), "{}", path.display());
+    assert_eq!(
+        (img.width(), img.height()),
+        (800, 800),
+        "{}",
+        path.display()
+    );
     img.to_rgba8().get_pixel(x, y).0
 }
 
 #[test]
 fn your_own_products_as_written() {
     let blocks = blocks();
-    assert_eq!(blocks.len(), 4, "start, first image, change, import: {blocks:?}");
+    assert_eq!(
+        blocks.len(),
+        4,
+        "start, first image, change, import: {blocks:?}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
@@ -97,7 +111,10 @@ make_renders() {{ mkdir -p renders/front/Body && cp {} renders/front/Body/Sage.p
         .arg("-c")
         .arg(format!("{helpers}{script}"))
         .current_dir(&work)
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
         .env("LAYERCAKE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env_remove("LAYERCAKE_API_TOKEN")
         .output()
@@ -110,11 +127,30 @@ make_renders() {{ mkdir -p renders/front/Body && cp {} renders/front/Body/Sage.p
         String::from_utf8_lossy(&out.stderr)
     );
     // The back view of Clay with its trim, and the new Moss option.
-    assert_eq!(png_pixel(&work.join("back.png"), 400, 400), [0xc0, 0x60, 0x3e, 255]);
-    assert_eq!(png_pixel(&work.join("back.png"), 400, 577), [0xd4, 0xaf, 0x37, 255], "the trim");
-    assert_eq!(png_pixel(&work.join("moss.png"), 400, 400), [0x6b, 0x7d, 0x4b, 255]);
+    assert_eq!(
+        png_pixel(&work.join("back.png"), 400, 400),
+        [0xc0, 0x60, 0x3e, 255]
+    );
+    assert_eq!(
+        png_pixel(&work.join("back.png"), 400, 577),
+        [0xd4, 0xaf, 0x37, 255],
+        "the trim"
+    );
+    assert_eq!(
+        png_pixel(&work.join("moss.png"), 400, 400),
+        [0x6b, 0x7d, 0x4b, 255]
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("would register 1, unchanged 0, failed 0"), "{stdout}");
-    assert!(stdout.contains("registered 1, unchanged 0, failed 0"), "{stdout}");
-    assert!(log.contains("asset from its catalogue file, changed"), "{log}");
+    assert!(
+        stdout.contains("would register 1, unchanged 0, failed 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("registered 1, unchanged 0, failed 0"),
+        "{stdout}"
+    );
+    assert!(
+        log.contains("asset from its catalogue file, changed"),
+        "{log}"
+    );
 }

@@ -168,10 +168,22 @@ mod tests {
                 other => panic!("{q}: {other:?}"),
             }
         };
-        assert_eq!(refused("widht=300"), "widht: unknown parameter; did you mean width?");
-        assert_eq!(refused("assetid=x"), "assetid: unknown parameter; did you mean assetId?");
-        assert_eq!(refused("heigth=1"), "heigth: unknown parameter; did you mean height?");
-        assert_eq!(refused("veiw=side"), "veiw: unknown parameter; did you mean view?");
+        assert_eq!(
+            refused("widht=300"),
+            "widht: unknown parameter; did you mean width?"
+        );
+        assert_eq!(
+            refused("assetid=x"),
+            "assetid: unknown parameter; did you mean assetId?"
+        );
+        assert_eq!(
+            refused("heigth=1"),
+            "heigth: unknown parameter; did you mean height?"
+        );
+        assert_eq!(
+            refused("veiw=side"),
+            "veiw: unknown parameter; did you mean view?"
+        );
         assert_eq!(
             refused("size=300"),
             "size: unknown parameter; this route takes assetId, width, height, view, configuration"
@@ -183,7 +195,6 @@ mod tests {
         let near_miss = Params::parse(Some("fbclid2=z"), 1000).unwrap();
         assert!(near_miss.only(&known, &ignored).is_err());
     }
-
 
     #[test]
     fn parameters_are_decoded_and_checked() {

@@ -33,9 +33,7 @@ pub fn asset_schema(limits: &Limits) -> Value {
     }
     // A 2D layer's art comes one way only (values given as null count as
     // absent, as the loader reads them).
-    let given = |field: &str, kind: &str| {
-        json!({"required": [field], "properties": {field: {"type": kind}}})
-    };
+    let given = |field: &str, kind: &str| json!({"required": [field], "properties": {field: {"type": kind}}});
     if let Some(Value::Object(render)) = schema.pointer_mut("/$defs/RenderSpec") {
         render.insert(
             "oneOf".into(),
@@ -109,9 +107,19 @@ mod tests {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         for field in ["name", "width", "height", "attributes", "views", "layers"] {
-            assert!(required.contains(&field), "{field} is required: {required:?}");
+            assert!(
+                required.contains(&field),
+                "{field} is required: {required:?}"
+            );
         }
-        for field in ["id", "version", "orgId", "createdAt", "updatedAt", "$schema"] {
+        for field in [
+            "id",
+            "version",
+            "orgId",
+            "createdAt",
+            "updatedAt",
+            "$schema",
+        ] {
             assert!(!required.contains(&field), "{field} is optional");
         }
         for field in ["orgId", "createdAt", "updatedAt"] {

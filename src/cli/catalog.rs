@@ -117,7 +117,10 @@ pub fn export(settings: Settings, args: &ExportArgs) -> anyhow::Result<()> {
         anyhow::Ok(assets.resolve(args.asset, version).await?)
     })?;
     if asset.scene.is_some() {
-        bail!("asset {} is a 3D asset: those are catalogue files already; copy its folder", asset.id);
+        bail!(
+            "asset {} is a 3D asset: those are catalogue files already; copy its folder",
+            asset.id
+        );
     }
     let (mut json, files) = asset.bundle();
     if let Some(m) = json.as_object_mut() {

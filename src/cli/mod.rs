@@ -91,7 +91,7 @@ enum Command {
     },
     /// Register a folder of pre-rendered layer images (your own renders)
     /// with a server: <view>/<layer>/<value>[+<value>].png; resumable, with
-    /// a dry run (see docs/assets.md, "Importing layer images").
+    /// a dry run (docs/assets.md, section 8).
     Import {
         #[command(flatten)]
         common: Common,

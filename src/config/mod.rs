@@ -158,7 +158,10 @@ fn load_error(e: figment::Error) -> SettingsError {
             }
             _ => None,
         };
-        let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+        let from_env = e
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.name.contains("environment"));
         let name = |k: &[String]| {
             if from_env {
                 format!("LAYERCAKE_{}", k.join("__").to_ascii_uppercase())
@@ -172,7 +175,11 @@ fn load_error(e: figment::Error) -> SettingsError {
         };
         let sentence = match hint {
             Some((Some(near), what)) => {
-                format!("{place}{}: {what}; did you mean {}?", name(&key), name(&near))
+                format!(
+                    "{place}{}: {what}; did you mean {}?",
+                    name(&key),
+                    name(&near)
+                )
             }
             Some((None, what)) => format!("{place}{}: {what}", name(&key)),
             None if key.is_empty() => format!("{place}{}", e.kind),

@@ -88,21 +88,28 @@ fn the_worker_token_variable_is_not_a_setting_and_typos_get_the_nearest_key() {
         jail.set_env("LAYERCAKE_WORKER_TOKEN", "lc_worker_abc");
         Settings::load(None, &Overrides::default()).expect("other commands start with it set");
         jail.set_env("LAYERCAKE_RENDER_CONCURRENCY", "2");
-        let e = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+        let e = Settings::load(None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "configuration: LAYERCAKE_RENDER_CONCURRENCY: unknown key; did you mean LAYERCAKE_RENDER__CONCURRENCY?"
         );
         jail.clear_env();
         jail.set_env("LAYERCAKE_RENDER__CONCURENCY", "2");
-        let e = Settings::load(None, &Overrides::default()).unwrap_err().to_string();
+        let e = Settings::load(None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("LAYERCAKE_RENDER__CONCURENCY: unknown key; did you mean LAYERCAKE_RENDER__CONCURRENCY?"), "{e}");
         jail.clear_env();
         jail.create_file("c.toml", "[http]\nmax_dimenson = 3\n")?;
         let e = Settings::load(Some(Path::new("c.toml")), &Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(e.ends_with("c.toml: http.max_dimenson: unknown key; did you mean http.max_dimension?"), "{e}");
+        assert!(
+            e.ends_with("c.toml: http.max_dimenson: unknown key; did you mean http.max_dimension?"),
+            "{e}"
+        );
         Ok(())
     });
 }
@@ -217,8 +224,12 @@ fn each_rule_names_its_key() {
             s.http.trusted_proxies = vec!["10.0.0.0/99".into()]
         }),
         ("http.cache_buster", |s| s.http.cache_buster = "a b".into()),
-        ("http.ignored_params", |s| s.http.ignored_params = vec!["utm_*x".into()]),
-        ("http.ignored_params", |s| s.http.ignored_params = vec![String::new()]),
+        ("http.ignored_params", |s| {
+            s.http.ignored_params = vec!["utm_*x".into()]
+        }),
+        ("http.ignored_params", |s| {
+            s.http.ignored_params = vec![String::new()]
+        }),
         ("catalog.max_views", |s| s.catalog.max_scene_bytes = 0),
         ("catalog.max_views", |s| s.catalog.max_compose_bytes = 0),
         ("meta.url", |s| s.meta.url = "mysql://db".into()),

@@ -69,7 +69,11 @@ pub struct Slide {
 ///
 /// # Errors
 /// 403 for a private token without signing keys.
-pub fn page_token(app: &App, caller: &Caller, query: Option<&str>) -> Result<Option<String>, Error> {
+pub fn page_token(
+    app: &App,
+    caller: &Caller,
+    query: Option<&str>,
+) -> Result<Option<String>, Error> {
     match caller.kind {
         super::auth::CallerKind::Private if app.signer().can_sign() => Ok(None),
         super::auth::CallerKind::Private => Err(Error::Forbidden(
@@ -323,7 +327,12 @@ fn page(
     }
 }
 
-fn page_html(app: &App, caller: &Caller, q: Option<&str>, kind: Page) -> Result<Html<String>, ApiError> {
+fn page_html(
+    app: &App,
+    caller: &Caller,
+    q: Option<&str>,
+    kind: Page,
+) -> Result<Html<String>, ApiError> {
     let (asset, config, widths, format) = parse(app, caller, q)?;
     let token = page_token(app, caller, q)?;
     let (views, html) = match kind {

@@ -210,7 +210,8 @@ fn asset_definition(doc: &mut Value, s: &Settings) -> Value {
 
 /// Routes that answer without a token (and so never 401/403).
 fn is_open(path: &str) -> bool {
-    path.ends_with("/healthcheck") || matches!(
+    path.ends_with("/healthcheck")
+        || matches!(
             path,
             "/api/openapi.json" | "/api/assets/schema.json" | "/healthz" | "/readyz"
         )
@@ -270,7 +271,9 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
         put["requestBody"]["required"] = json!(true);
     }
     for (method, status) in [("get", "200"), ("put", "200"), ("put", "201")] {
-        let at = format!("/paths/~1api~1assets~1{{id}}/{method}/responses/{status}/content/application~1json");
+        let at = format!(
+            "/paths/~1api~1assets~1{{id}}/{method}/responses/{status}/content/application~1json"
+        );
         if let Some(answer) = doc.pointer_mut(&at) {
             answer["schema"] = asset.clone();
         }

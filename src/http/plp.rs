@@ -19,8 +19,8 @@ use super::auth::{Caller, Reader};
 use super::carousel::{page_token, with_token};
 use super::error::ApiError;
 use crate::app::App;
-use crate::app::params::Params;
 use crate::app::image::{pinned_url, query_of};
+use crate::app::params::Params;
 use crate::catalog::{Asset, AttrKind, Value};
 use crate::keys;
 use axum::extract::{RawQuery, State};
@@ -54,7 +54,8 @@ pub async fn page(
 
 fn listing(app: &App, caller: &Caller, q: Option<&str>) -> Result<Html<String>, ApiError> {
     let http = &app.settings().http;
-    Params::parse(q, http.max_query_bytes)?.only(&["bearer_token", "orgId"], &http.ignored_params)?;
+    Params::parse(q, http.max_query_bytes)?
+        .only(&["bearer_token", "orgId"], &http.ignored_params)?;
     // A page loaded with a public `bearer_token` carries it into its image
     // URLs and carousel links (outside development mode they need it).
     let token = page_token(app, caller, q)?;

@@ -87,9 +87,13 @@ pub(super) fn recipe(
         h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
     }
     if let Some(per_view) = &r.templates
-        && let Some(name) = per_view.keys().find(|n| !views.iter().any(|v| &v.name == *n))
+        && let Some(name) = per_view
+            .keys()
+            .find(|n| !views.iter().any(|v| &v.name == *n))
     {
-        return Err(err(format!("templates: \"{name}\" is not a view of this asset")));
+        return Err(err(format!(
+            "templates: \"{name}\" is not a view of this asset"
+        )));
     }
     let mut templates = Vec::new();
     let mut read = Vec::new();

@@ -59,7 +59,9 @@ pub fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{}", settings.http.listen));
     let api = Api {
         client: Client::builder()
-            .timeout(std::time::Duration::from_secs(settings.http.request_timeout_secs + 30))
+            .timeout(std::time::Duration::from_secs(
+                settings.http.request_timeout_secs + 30,
+            ))
             .build()?,
         base: server.trim_end_matches('/').to_string(),
         token: args.token.clone(),
@@ -73,8 +75,11 @@ pub fn run(settings: Settings, args: ImportArgs) -> anyhow::Result<()> {
 
 async fn import(api: &Api, args: &ImportArgs, max_bytes: usize) -> anyhow::Result<()> {
     let started = Instant::now();
-    let spec: AssetSpec = serde_json::from_value(api.json(api.get(&format!("/api/assets/{}", args.asset))).await?)
-        .context("the server's asset definition does not read")?;
+    let spec: AssetSpec = serde_json::from_value(
+        api.json(api.get(&format!("/api/assets/{}", args.asset)))
+            .await?,
+    )
+    .context("the server's asset definition does not read")?;
     let plan = plan::plan(&args.dir, &spec)
         .with_context(|| format!("cannot read {}", args.dir.display()))?;
     let known = api.registered(&spec).await?;
@@ -84,8 +89,10 @@ async fn import(api: &Api, args: &ImportArgs, max_bytes: usize) -> anyhow::Resul
         ..Tally::default()
     };
     let bar = indicatif::ProgressBar::new(entries.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images, {elapsed} ({eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} images, {elapsed} ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut todo = 0;
     // The images that are (or, in a dry run, would be) registered.
@@ -115,7 +122,11 @@ async fn import(api: &Api, args: &ImportArgs, max_bytes: usize) -> anyhow::Resul
         println!("  {}: {}", p.path.display(), p.reason);
     }
     let (have, need) = coverage(&spec, &usable);
-    let verb = if args.dry_run { "would register" } else { "registered" };
+    let verb = if args.dry_run {
+        "would register"
+    } else {
+        "registered"
+    };
     println!(
         "asset {} \"{}\" v{}: {verb} {}, unchanged {}, failed {}, in {:.1} s",
         spec.id,
@@ -127,7 +138,9 @@ async fn import(api: &Api, args: &ImportArgs, max_bytes: usize) -> anyhow::Resul
         started.elapsed().as_secs_f64()
     );
     if let Some(need) = need {
-        println!("{have} of the {need} layer images the asset's configurations use are registered from the folder; the rest render on demand");
+        println!(
+            "{have} of the {need} layer images the asset's configurations use are registered from the folder; the rest render on demand"
+        );
     }
     if !tally.failed.is_empty() {
         bail!("{} file(s) not imported (listed above)", tally.failed.len());
@@ -154,7 +167,10 @@ async fn check(
 ) -> Result<Option<Vec<u8>>, String> {
     let bytes = std::fs::read(&e.path).map_err(|err| format!("cannot read: {err}"))?;
     if bytes.len() > max_bytes {
-        return Err(format!("{} bytes, over http.max_upload_bytes ({max_bytes})", bytes.len()));
+        return Err(format!(
+            "{} bytes, over http.max_upload_bytes ({max_bytes})",
+            bytes.len()
+        ));
     }
     // The header alone: a decompression bomb costs nothing here.
     let size = image::ImageReader::new(std::io::Cursor::new(&bytes))
@@ -168,10 +184,10 @@ async fn check(
             size.0, size.1, spec.width, spec.height
         ));
     }
-    if let Some(file) = known.get(&identity(spec, e)) {
-        if api.file_hash(file).await.as_deref() == Some(content_hash(&bytes).as_str()) {
-            return Ok(None);
-        }
+    if let Some(file) = known.get(&identity(spec, e))
+        && api.file_hash(file).await.as_deref() == Some(content_hash(&bytes).as_str())
+    {
+        return Ok(None);
     }
     Ok(Some(bytes))
 }
@@ -179,7 +195,12 @@ async fn check(
 /// Layer, values and stage as one comparable text.
 fn identity(spec: &AssetSpec, e: &Entry) -> String {
     let stage = Value::Object(spec.views[e.view].stage.clone());
-    format!("{} {} {}", spec.layers[e.layer].id, Value::Object(e.values.clone()), stage)
+    format!(
+        "{} {} {}",
+        spec.layers[e.layer].id,
+        Value::Object(e.values.clone()),
+        stage
+    )
 }
 
 /// How many distinct (layer, view, values) images of `entries` there are, and
@@ -192,7 +213,9 @@ fn coverage(spec: &AssetSpec, entries: &[&Entry]) -> (usize, Option<usize>) {
         for d in &l.depends_on {
             let a = spec.attributes.iter().find(|a| &a.name == d);
             n *= match a.map(|a| a.kind) {
-                Some(AttributeType::String) => a.and_then(|a| a.values.as_ref()).map_or(0, Vec::len),
+                Some(AttributeType::String) => {
+                    a.and_then(|a| a.values.as_ref()).map_or(0, Vec::len)
+                }
                 Some(AttributeType::Boolean) => 2,
                 _ => return (entries.len(), None),
             };
@@ -226,7 +249,10 @@ impl Api {
 
     /// The answer's JSON, or its error message.
     async fn json(&self, r: RequestBuilder) -> anyhow::Result<Value> {
-        let resp = r.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let resp = r
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
         answer(resp).await.map_err(|m| anyhow!(m))
     }
 
@@ -242,7 +268,12 @@ impl Api {
                 if l["assetVersion"] != json!(spec.version.to_string()) {
                     continue;
                 }
-                let key = format!("{} {} {}", l["assetLayer"].as_str().unwrap_or(""), l["assetLayerConfiguration"], l["stageConfiguration"]);
+                let key = format!(
+                    "{} {} {}",
+                    l["assetLayer"].as_str().unwrap_or(""),
+                    l["assetLayerConfiguration"],
+                    l["stageConfiguration"]
+                );
                 out.insert(key, l["fileId"].as_str().unwrap_or("").to_string());
             }
             if layers.len() < 100 {
@@ -254,19 +285,33 @@ impl Api {
 
     /// The `blake3-<hex>` of a file's content, if the server says it.
     async fn file_hash(&self, id: &str) -> Option<String> {
-        let f = self.json(self.get(&format!("/api/files/{id}"))).await.ok()?;
+        let f = self
+            .json(self.get(&format!("/api/files/{id}")))
+            .await
+            .ok()?;
         f["hash"].as_str().map(str::to_string)
     }
 
     /// Uploads the image and registers it as the entry's layer.
     async fn register(&self, e: &Entry, spec: &AssetSpec, bytes: Vec<u8>) -> Result<(), String> {
-        let name = e.path.file_name().and_then(|n| n.to_str()).unwrap_or("layer.png").to_string();
+        let name = e
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("layer.png")
+            .to_string();
         let part = reqwest::multipart::Part::bytes(bytes).file_name(name);
         let form = reqwest::multipart::Form::new().part("files", part);
         let post = |path: &str| self.auth(self.client.post(format!("{}{path}", self.base)));
-        let sent = post("/api/files").multipart(form).send().await.map_err(|err| err.to_string())?;
+        let sent = post("/api/files")
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
         let files = answer(sent).await?;
-        let file = files["files"][0]["id"].as_str().ok_or("the upload answered no file id")?;
+        let file = files["files"][0]["id"]
+            .as_str()
+            .ok_or("the upload answered no file id")?;
         let body = json!({
             "assetId": spec.id,
             "assetLayer": spec.layers[e.layer].id,
@@ -276,7 +321,11 @@ impl Api {
             "width": spec.width,
             "height": spec.height,
         });
-        let sent = post("/api/layers").json(&body).send().await.map_err(|err| err.to_string())?;
+        let sent = post("/api/layers")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
         answer(sent).await.map(|_| ())
     }
 }
@@ -289,5 +338,8 @@ async fn answer(resp: Response) -> Result<Value, String> {
         return Ok(body);
     }
     let message = body["error"]["message"].as_str().unwrap_or("no message");
-    Err(format!("the server answered {}: {message}", status.as_u16()))
+    Err(format!(
+        "the server answered {}: {message}",
+        status.as_u16()
+    ))
 }

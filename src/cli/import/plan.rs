@@ -49,7 +49,10 @@ pub fn plan(dir: &Path, spec: &AssetSpec) -> std::io::Result<Plan> {
         let name = file_name(&path);
         match spec.views.iter().position(|v| v.name == name) {
             Some(view) if path.is_dir() => view_folder(&path, view, spec, &mut out)?,
-            _ => out.problem(&path, format!("not a view folder (views: {})", views.join(", "))),
+            _ => out.problem(
+                &path,
+                format!("not a view folder (views: {})", views.join(", ")),
+            ),
         }
     }
     Ok(out)
@@ -67,24 +70,55 @@ impl Plan {
 fn view_folder(dir: &Path, view: usize, spec: &AssetSpec, out: &mut Plan) -> std::io::Result<()> {
     for path in listing(dir)? {
         let (stem, ext) = split(&path);
-        let Some(layer) = find_layer(spec, if path.is_dir() { file_name(&path) } else { stem }) else {
+        let Some(layer) = find_layer(
+            spec,
+            if path.is_dir() {
+                file_name(&path)
+            } else {
+                stem
+            },
+        ) else {
             let names: Vec<&str> = spec.layers.iter().map(|l| l.name.as_str()).collect();
-            out.problem(&path, format!("not a layer of the asset (layers: {})", names.join(", ")));
+            out.problem(
+                &path,
+                format!("not a layer of the asset (layers: {})", names.join(", ")),
+            );
             continue;
         };
         let deps = &spec.layers[layer].depends_on;
         if path.is_dir() {
             if deps.is_empty() {
-                out.problem(&path, format!("layer \"{}\" depends on nothing: its image is {}.png beside this folder", spec.layers[layer].name, file_name(&path)));
+                out.problem(
+                    &path,
+                    format!(
+                        "layer \"{}\" depends on nothing: its image is {}.png beside this folder",
+                        spec.layers[layer].name,
+                        file_name(&path)
+                    ),
+                );
                 continue;
             }
             for file in listing(&path)? {
                 image(&file, layer, view, spec, out);
             }
         } else if !deps.is_empty() {
-            out.problem(&path, format!("layer \"{}\" depends on {}: its images go in {}/<value>{}.{ext}", spec.layers[layer].name, deps.join(", "), stem, "+<value>".repeat(deps.len() - 1)));
+            out.problem(
+                &path,
+                format!(
+                    "layer \"{}\" depends on {}: its images go in {}/<value>{}.{ext}",
+                    spec.layers[layer].name,
+                    deps.join(", "),
+                    stem,
+                    "+<value>".repeat(deps.len() - 1)
+                ),
+            );
         } else if is_image(ext) {
-            out.entries.push(Entry { path, layer, view, values: Map::new() });
+            out.entries.push(Entry {
+                path,
+                layer,
+                view,
+                values: Map::new(),
+            });
         } else {
             out.problem(&path, not_an_image());
         }
@@ -101,12 +135,24 @@ fn image(path: &Path, layer: usize, view: usize, spec: &AssetSpec, out: &mut Pla
     let deps = &spec.layers[layer].depends_on;
     let parts: Vec<&str> = stem.split('+').collect();
     if parts.len() != deps.len() {
-        return out.problem(path, format!("{} value(s) in the name; layer \"{}\" depends on {} ({})", parts.len(), spec.layers[layer].name, deps.len(), deps.join(", ")));
+        return out.problem(
+            path,
+            format!(
+                "{} value(s) in the name; layer \"{}\" depends on {} ({})",
+                parts.len(),
+                spec.layers[layer].name,
+                deps.len(),
+                deps.join(", ")
+            ),
+        );
     }
     let mut values = Map::new();
     for (name, part) in deps.iter().zip(parts) {
         let Some(attr) = spec.attributes.iter().find(|a| &a.name == name) else {
-            return out.problem(path, format!("the layer depends on \"{name}\", which the asset does not define"));
+            return out.problem(
+                path,
+                format!("the layer depends on \"{name}\", which the asset does not define"),
+            );
         };
         match value_of(attr, part) {
             Ok(v) => {
@@ -115,7 +161,12 @@ fn image(path: &Path, layer: usize, view: usize, spec: &AssetSpec, out: &mut Pla
             Err(reason) => return out.problem(path, reason),
         }
     }
-    out.entries.push(Entry { path: path.to_path_buf(), layer, view, values });
+    out.entries.push(Entry {
+        path: path.to_path_buf(),
+        layer,
+        view,
+        values,
+    });
 }
 
 /// The layer a folder or file names: its id, its name (any case) or the
@@ -125,7 +176,10 @@ fn find_layer(spec: &AssetSpec, name: &str) -> Option<usize> {
     l.clone()
         .position(|l| l.id == name || l.name == name)
         .or_else(|| l.clone().position(|l| l.name.eq_ignore_ascii_case(name)))
-        .or_else(|| l.clone().position(|l| super::super::catalog::slug(&l.name).as_deref() == Some(name)))
+        .or_else(|| {
+            l.clone()
+                .position(|l| super::super::catalog::slug(&l.name).as_deref() == Some(name))
+        })
 }
 
 /// One value as a file name gives it, as a configuration would.
@@ -135,10 +189,17 @@ fn value_of(attr: &AttributeSpec, s: &str) -> Result<Value, String> {
         AttributeType::String => {
             let options: Vec<&str> = attr.values.iter().flatten().map(|o| o.value()).collect();
             let exact = options.iter().copied().find(|o| *o == s);
-            let loose: Vec<&str> = options.iter().copied().filter(|o| o.eq_ignore_ascii_case(s)).collect();
+            let loose: Vec<&str> = options
+                .iter()
+                .copied()
+                .filter(|o| o.eq_ignore_ascii_case(s))
+                .collect();
             match (exact, loose.as_slice()) {
                 (Some(o), _) | (None, &[o]) => Ok(Value::from(o.to_string())),
-                _ => Err(format!("\"{s}\" is not an option of {name} ({})", options.join(", "))),
+                _ => Err(format!(
+                    "\"{s}\" is not an option of {name} ({})",
+                    options.join(", ")
+                )),
             }
         }
         AttributeType::Boolean => match s.to_ascii_lowercase().as_str() {
@@ -150,7 +211,13 @@ fn value_of(attr: &AttributeSpec, s: &str) -> Result<Value, String> {
             .parse::<f64>()
             .ok()
             .filter(|n| n.is_finite())
-            .map(|n| if n.fract() == 0.0 && n.abs() < 9e15 { Value::from(n as i64) } else { Value::from(n) })
+            .map(|n| {
+                if n.fract() == 0.0 && n.abs() < 9e15 {
+                    Value::from(n as i64)
+                } else {
+                    Value::from(n)
+                }
+            })
             .ok_or_else(|| format!("\"{s}\": {name} is a number")),
         AttributeType::Color => {
             let hex = s.trim_start_matches('#');

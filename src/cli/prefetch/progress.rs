@@ -28,13 +28,18 @@ impl Meter {
         let bar = std::io::stdout().is_terminal().then(|| {
             let b = ProgressBar::new(total);
             b.set_style(
-                ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {rate} ETA {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    // `27.0/s`, not indicatif's `27.0167/s`.
-                    .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                ProgressStyle::with_template(
+                    "{prefix:>10} [{bar:40}] {pos}/{len} {rate} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                // `27.0/s`, not indicatif's `27.0167/s`.
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
                         let _ = write!(w, "{:.1}/s", s.per_sec());
-                    })
-                    .progress_chars("=> "),
+                    },
+                )
+                .progress_chars("=> "),
             );
             b.set_prefix(what);
             b

@@ -42,8 +42,12 @@ pub(super) async fn reconcile_file(
             asset = %a.id, name = %a.name, version, replaced = row.version, file = origin,
             "asset from its catalogue file; the version recorded through the API is replaced (a catalogue asset is edited in its file)"
         ),
-        Some(row) => tracing::info!(asset = %a.id, name = %a.name, version, was = row.version, file = origin, "asset from its catalogue file, changed"),
-        None => tracing::info!(asset = %a.id, name = %a.name, version, file = origin, "asset from its catalogue file, new"),
+        Some(row) => {
+            tracing::info!(asset = %a.id, name = %a.name, version, was = row.version, file = origin, "asset from its catalogue file, changed")
+        }
+        None => {
+            tracing::info!(asset = %a.id, name = %a.name, version, file = origin, "asset from its catalogue file, new")
+        }
     }
     Ok(a)
 }

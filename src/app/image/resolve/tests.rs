@@ -138,7 +138,14 @@ fn a_view_by_name_is_the_view_its_stage_selects() {
     let third = f.asset.views[2].name.clone();
     let request = |q: &str| {
         let q = ImageQuery::parse(&Params::parse(Some(q), 1000).unwrap(), &[]).unwrap();
-        resolve(&q, Arc::clone(&f.asset), None, &f.rules(), Exactness::Exact, None)
+        resolve(
+            &q,
+            Arc::clone(&f.asset),
+            None,
+            &f.rules(),
+            Exactness::Exact,
+            None,
+        )
     };
     let by_name = request(&format!("view={third}")).unwrap();
     let by_stage = request("stageConfiguration=%7B%22Camera%22%3A2%7D").unwrap();
@@ -156,7 +163,10 @@ fn a_view_by_name_is_the_view_its_stage_selects() {
     match request("stageConfiguration=%7B%22Camera%22%3A9%7D") {
         Err(Error::Invalid { param, message }) => {
             assert_eq!(param, "stageConfiguration");
-            assert!(message.contains(&format!("{third} {{\"Camera\":2}}")), "{message}");
+            assert!(
+                message.contains(&format!("{third} {{\"Camera\":2}}")),
+                "{message}"
+            );
         }
         other => panic!("expected a 422, got {other:?}"),
     }

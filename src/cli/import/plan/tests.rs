@@ -63,14 +63,38 @@ fn every_mistake_is_named_with_its_path() {
     // (the file made, the path reported: a folder that is not a view or a
     // layer is reported once, not file by file, the reason)
     let cases = [
-        ("top/Backdrop.png", "top", "not a view folder (views: front, side)"),
+        (
+            "top/Backdrop.png",
+            "top",
+            "not a view folder (views: front, side)",
+        ),
         ("stray.png", "stray.png", "not a view folder"),
-        ("front/Legs/Oak.png", "front/Legs", "not a layer of the asset (layers: Backdrop, Lamp Shade, Glow)"),
-        ("front/Lamp Shade/Walnut+true.png", "", "\"Walnut\" is not an option of Shade (Linen, Oak)"),
-        ("front/Lamp Shade/Oak.png", "", "1 value(s) in the name; layer \"Lamp Shade\" depends on 2 (Shade, Lit)"),
-        ("front/Lamp Shade/Oak+maybe.png", "", "\"maybe\": Lit is true or false"),
+        (
+            "front/Legs/Oak.png",
+            "front/Legs",
+            "not a layer of the asset (layers: Backdrop, Lamp Shade, Glow)",
+        ),
+        (
+            "front/Lamp Shade/Walnut+true.png",
+            "",
+            "\"Walnut\" is not an option of Shade (Linen, Oak)",
+        ),
+        (
+            "front/Lamp Shade/Oak.png",
+            "",
+            "1 value(s) in the name; layer \"Lamp Shade\" depends on 2 (Shade, Lit)",
+        ),
+        (
+            "front/Lamp Shade/Oak+maybe.png",
+            "",
+            "\"maybe\": Lit is true or false",
+        ),
         ("front/Lamp Shade/Oak+true.txt", "", "not an image file"),
-        ("front/Glow.png", "", "layer \"Glow\" depends on Tint: its images go in Glow/<value>.png"),
+        (
+            "front/Glow.png",
+            "",
+            "layer \"Glow\" depends on Tint: its images go in Glow/<value>.png",
+        ),
         ("side/Glow/red.png", "", "\"red\": Tint is a colour, rrggbb"),
         ("side/Backdrop/x.png", "side/Backdrop", "depends on nothing"),
     ];
@@ -83,7 +107,8 @@ fn every_mistake_is_named_with_its_path() {
     for (made, reported, reason) in cases {
         let at = root.join(if reported.is_empty() { made } else { reported });
         let hit = p.problems.iter().find(|x| x.path == at);
-        let hit = hit.unwrap_or_else(|| panic!("{made} is reported at {}: {:?}", at.display(), p.problems));
+        let hit = hit
+            .unwrap_or_else(|| panic!("{made} is reported at {}: {:?}", at.display(), p.problems));
         assert!(hit.reason.contains(reason), "{made}: {}", hit.reason);
     }
 }
