@@ -22,7 +22,7 @@ mod common;
 
 use common::{
     SOFA, base_of, enc, metric, postgres, render_script, scratch_postgres_on, seaweed,
-    start_binary, start_worker_with_metrics,
+    start_binary, start_binary_env, start_worker_with_metrics,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -198,16 +198,10 @@ request_timeout_secs = 180
     );
     let b = base_of(&line);
     let (db_worker, db_metrics) = start_worker_with_metrics(&config, &data("w"));
-    let (mut remote, line) = start_binary(
-        &[
-            "worker",
-            "--server",
-            &a,
-            "--token",
-            &worker_token,
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
+    // The node's token as README gives it: LAYERCAKE_WORKER_TOKEN.
+    let (mut remote, line) = start_binary_env(
+        &["worker", "--server", &a, "--metrics-listen", "127.0.0.1:0"],
+        &[("LAYERCAKE_WORKER_TOKEN", &worker_token)],
         &remote_config,
         &data("r"),
         "worker metrics on http://",

@@ -257,8 +257,20 @@ pub fn start_binary(
     data: &std::path::Path,
     ready: &'static str,
 ) -> (Proc, String) {
+    start_binary_env(args, &[], config, data, ready)
+}
+
+/// [`start_binary`] with environment variables set for the process.
+pub fn start_binary_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    config: &std::path::Path,
+    data: &std::path::Path,
+    ready: &'static str,
+) -> (Proc, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_layercake"))
         .args(args)
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(config)
         .arg("--data-dir")

@@ -72,20 +72,7 @@ pub(super) fn recipe(
     err: &dyn Fn(String) -> CatalogError,
     attrs: &[Attribute],
 ) -> Result<Recipe, CatalogError> {
-    let mut h = blake3::Hasher::new();
-    h.update(b"layercake/recipe/2\n");
-    h.update(if r.crop { b"crop\n" } else { b"full\n" });
-    for &d in depends_on {
-        h.update(
-            serde_json::to_string(&spec.attributes[d])
-                .unwrap_or_default()
-                .as_bytes(),
-        );
-        h.update(b"\n");
-    }
-    for v in views {
-        h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
-    }
+    let mut h = hash_header(r, spec, views, depends_on);
     if let Some(per_view) = &r.templates
         && let Some(name) = per_view
             .keys()
@@ -146,4 +133,29 @@ pub(super) fn recipe(
         files: read,
         fingerprint: *h.finalize().as_bytes(),
     })
+}
+
+/// The start of a 2D recipe's fingerprint: the format, the crop flag, the
+/// `dependsOn` attributes' definitions, and the views' names and labels.
+fn hash_header(
+    r: &RenderSpec,
+    spec: &AssetSpec,
+    views: &[View],
+    depends_on: &[usize],
+) -> blake3::Hasher {
+    let mut h = blake3::Hasher::new();
+    h.update(b"layercake/recipe/2\n");
+    h.update(if r.crop { b"crop\n" } else { b"full\n" });
+    for &d in depends_on {
+        h.update(
+            serde_json::to_string(&spec.attributes[d])
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        h.update(b"\n");
+    }
+    for v in views {
+        h.update(format!("view {:?} {:?} {:?}\n", v.name, v.label, v.stage_canonical).as_bytes());
+    }
+    h
 }
