@@ -261,6 +261,13 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
     if let Some(wait) = doc.pointer_mut("/components/schemas/ClaimRequest/properties/waitSeconds") {
         wait["maximum"] = json!(s.jobs.remote_claim_wait_secs);
     }
+    // A layer's bytes (resultType=file) are binary, not a list of numbers.
+    for kind in ["png", "jpeg", "webp"] {
+        let at = format!("/paths/~1api~1layers~1layer/get/responses/200/content/image~1{kind}");
+        if let Some(answer) = doc.pointer_mut(&at) {
+            answer["schema"] = json!({"type": "string", "format": "binary"});
+        }
+    }
     // The asset definition: the body of PUT, the answer of GET and PUT.
     let asset = asset_definition(&mut doc, s);
     if let Some(items) = doc.pointer_mut("/components/schemas/AssetList/properties/assets") {

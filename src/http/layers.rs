@@ -144,7 +144,8 @@ pub async fn list(
         ("optimization" = Option<String>, Query, description = "URL-encoded JSON {width, height, format: png|jpg|webp, quality}: a transformed copy of the layer on its canvas."),
     ),
     responses(
-        (status = 200, description = "Layer JSON with url (resultType=json, the default), {url, metadata} (resultType=url), or the image bytes (resultType=file)", body = LatestLayer),
+        (status = 200, description = "Layer JSON with url (resultType=json, the default), {url, metadata} (resultType=url), or the image bytes (resultType=file: PNG, or the optimization's format)",
+            content((LatestLayer = "application/json"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
     ))]
 pub async fn latest(
@@ -159,20 +160,26 @@ pub async fn latest(
         .layers()
         .latest(caller.org, &query(&app, caller.org, &p)?)
         .await?;
-    let optimization = p.json("optimization")?;
+    // Checked whatever the result type, as the document states it.
+    let canvas = (
+        u32::try_from(row.width).unwrap_or(0),
+        u32::try_from(row.height).unwrap_or(0),
+    );
+    let optimization = match p.json("optimization")? {
+        Some(o) => {
+            let limit = app.settings().http.max_dimension;
+            let out = optimization_output(&o, limit, canvas, &app.settings().compose)?;
+            check_output_size(canvas, &out, limit, Some("optimization"))?;
+            Some(out)
+        }
+        None => None,
+    };
     match p.str("resultType") {
         Some("file") => {
             let bytes = app.layers().image(&row).await?;
             let (bytes, content_type) = match optimization {
                 None => (bytes, "image/png"),
-                Some(o) => {
-                    let canvas = (
-                        u32::try_from(row.width).unwrap_or(0),
-                        u32::try_from(row.height).unwrap_or(0),
-                    );
-                    let limit = app.settings().http.max_dimension;
-                    let out = optimization_output(&o, limit, canvas, &app.settings().compose)?;
-                    check_output_size(canvas, &out, limit, Some("optimization"))?;
+                Some(out) => {
                     let ct = out.format.content_type();
                     let max = app.settings().render.max_pixels;
                     let meta: serde_json::Value =
