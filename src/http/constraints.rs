@@ -246,11 +246,38 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
             "At most {} images (and the body within http.max_body_bytes).",
             super::urls::MAX_IMAGES
         ));
+        // The image route's parameters, and those it is told to ignore;
+        // any other is refused by name, as on the route.
+        // Each typed as the route types it (a JSON parameter as an object);
+        // those the server sets itself (signature, v, a token) are not.
+        let value = json!({"type": ["string", "number", "boolean"]});
+        let properties: serde_json::Map<String, Value> = crate::app::image::PARAMS
+            .iter()
+            .filter(|p| !matches!(**p, "signature" | "v" | "bearer_token"))
+            .map(|p| {
+                let schema = match parameter("/api/fast-compositor", p, s) {
+                    Some(Param::Schema(schema)) => schema,
+                    Some(Param::Json(schema) | Param::Array(schema)) => schema,
+                    None => value.clone(),
+                };
+                (p.to_string(), schema)
+            })
+            .collect();
+        let ignored: serde_json::Map<String, Value> = s
+            .http
+            .ignored_params
+            .iter()
+            .map(|p| match p.strip_suffix('*') {
+                Some(prefix) => (format!("^{}", regex_escape(prefix)), value.clone()),
+                None => (format!("^{}$", regex_escape(p)), value.clone()),
+            })
+            .collect();
         images["items"] = json!({
             "type": "object",
             "required": ["assetId"],
-            "properties": {"assetId": uuid()},
-            "additionalProperties": {"type": ["string", "number", "boolean", "object"]},
+            "properties": properties,
+            "patternProperties": ignored,
+            "additionalProperties": false,
         });
     }
     // A registered layer's stageId: a UUID, or "" / null for none.
@@ -419,6 +446,20 @@ fn error_statuses(
     errors
 }
 
+/// `s` with the characters a regular expression reads specially escaped
+/// (parameter names are letters, digits and `_ - . [ ]`).
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = matches!(c, '.' | '[' | ']' | '\\');
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +471,21 @@ mod tests {
             figment::providers::Env::prefixed("LAYERCAKE_TEST_NOTHING_"),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn an_image_of_post_urls_takes_the_image_route_s_parameters_only() {
+        let doc =
+            json!({"components": {"schemas": {"UrlsRequest": {"properties": {"images": {}}}}}});
+        let doc = refine(doc, &settings());
+        let item = &doc["components"]["schemas"]["UrlsRequest"]["properties"]["images"]["items"];
+        assert_eq!(item["additionalProperties"], json!(false));
+        assert!(
+            item["properties"]["view"].is_object() && item["properties"]["assetId"].is_object()
+        );
+        assert!(item["patternProperties"]["^utm_"].is_object(), "{item}");
+        assert!(item["patternProperties"]["^gclid$"].is_object(), "{item}");
+        assert_eq!(regex_escape("a.b[0]"), "a\\.b\\[0\\]");
     }
 
     #[test]

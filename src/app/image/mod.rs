@@ -17,7 +17,7 @@ pub mod query;
 pub mod resolve;
 
 pub use cache::{Asker, CachePolicy, Ttl};
-pub use query::ImageQuery;
+pub use query::{ImageQuery, PARAMS};
 pub use resolve::{Rules, Saved, check_output_size};
 
 use super::App;
@@ -139,7 +139,13 @@ pub fn query_of(params: &serde_json::Map<String, Value>) -> Result<String, Error
         }
         let v = match &params[k] {
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            // A whole number written 300.0 is 300, as in request bodies.
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                    format!("{}", f as i64)
+                }
+                _ => n.to_string(),
+            },
             Value::Bool(b) => b.to_string(),
             v @ Value::Object(_) => v.to_string(),
             _ => {
