@@ -208,6 +208,43 @@ fn asset_definition(doc: &mut Value, s: &Settings) -> Value {
     json!({"$ref": "#/components/schemas/AssetDefinition"})
 }
 
+/// One image of `POST /api/urls`: the image route's parameters, each
+/// typed as the route types it, and those it is told to ignore
+/// (`http.ignored_params`); any other is refused by name, as on the route.
+fn url_image(s: &Settings) -> Value {
+    // A JSON parameter is an object; those the server sets itself
+    // (signature, v, a token) are not the client's.
+    let value = json!({"type": ["string", "number", "boolean"]});
+    let properties: serde_json::Map<String, Value> = crate::app::image::PARAMS
+        .iter()
+        .filter(|p| !matches!(**p, "signature" | "v" | "bearer_token"))
+        .map(|p| {
+            let schema = match parameter("/api/fast-compositor", p, s) {
+                Some(Param::Schema(schema)) => schema,
+                Some(Param::Json(schema) | Param::Array(schema)) => schema,
+                None => value.clone(),
+            };
+            (p.to_string(), schema)
+        })
+        .collect();
+    let ignored: serde_json::Map<String, Value> = s
+        .http
+        .ignored_params
+        .iter()
+        .map(|p| match p.strip_suffix('*') {
+            Some(prefix) => (format!("^{}", regex_escape(prefix)), value.clone()),
+            None => (format!("^{}$", regex_escape(p)), value.clone()),
+        })
+        .collect();
+    json!({
+        "type": "object",
+        "required": ["assetId"],
+        "properties": properties,
+        "patternProperties": ignored,
+        "additionalProperties": false,
+    })
+}
+
 /// Routes that answer without a token (and so never 401/403).
 fn is_open(path: &str) -> bool {
     path.ends_with("/healthcheck")
@@ -246,39 +283,7 @@ pub fn refine(mut doc: Value, s: &Settings) -> Value {
             "At most {} images (and the body within http.max_body_bytes).",
             super::urls::MAX_IMAGES
         ));
-        // The image route's parameters, and those it is told to ignore;
-        // any other is refused by name, as on the route.
-        // Each typed as the route types it (a JSON parameter as an object);
-        // those the server sets itself (signature, v, a token) are not.
-        let value = json!({"type": ["string", "number", "boolean"]});
-        let properties: serde_json::Map<String, Value> = crate::app::image::PARAMS
-            .iter()
-            .filter(|p| !matches!(**p, "signature" | "v" | "bearer_token"))
-            .map(|p| {
-                let schema = match parameter("/api/fast-compositor", p, s) {
-                    Some(Param::Schema(schema)) => schema,
-                    Some(Param::Json(schema) | Param::Array(schema)) => schema,
-                    None => value.clone(),
-                };
-                (p.to_string(), schema)
-            })
-            .collect();
-        let ignored: serde_json::Map<String, Value> = s
-            .http
-            .ignored_params
-            .iter()
-            .map(|p| match p.strip_suffix('*') {
-                Some(prefix) => (format!("^{}", regex_escape(prefix)), value.clone()),
-                None => (format!("^{}$", regex_escape(p)), value.clone()),
-            })
-            .collect();
-        images["items"] = json!({
-            "type": "object",
-            "required": ["assetId"],
-            "properties": properties,
-            "patternProperties": ignored,
-            "additionalProperties": false,
-        });
+        images["items"] = url_image(s);
     }
     // A registered layer's stageId: a UUID, or "" / null for none.
     if let Some(stage) = doc.pointer_mut("/components/schemas/NewLayerJson/properties/stageId") {

@@ -138,8 +138,9 @@ async fn import(api: &Api, args: &ImportArgs, max_bytes: usize) -> anyhow::Resul
         started.elapsed().as_secs_f64()
     );
     if let Some(need) = need {
+        let are = if args.dry_run { "would be" } else { "are" };
         println!(
-            "{have} of the {need} layer images the asset's configurations use are registered from the folder; the rest render on demand"
+            "{have} of the {need} layer images the asset's configurations use {are} registered from the folder; the rest render on demand"
         );
     }
     if !tally.failed.is_empty() {
