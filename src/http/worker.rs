@@ -152,16 +152,40 @@ pub async fn failure(
     let run = parse_uuid("runId", &run)?;
     let bytes = body::read(req.into_body(), app.settings().http.max_body_bytes).await?;
     let f: RunFailure = body::parse(&bytes)?;
-    if f.error.trim().is_empty() || f.error.chars().count() > 4000 {
+    if is_blank(&f.error) || f.error.chars().count() > 4000 {
         return Err(Error::invalid(
             "error",
             "a reason of 1 to 4000 characters, not all white space",
         )
         .into());
     }
+    // Kept as sent when trimming Rust's white space would leave nothing
+    // (a reason of U+0085 alone is not blank to the document).
+    let reason = match f.error.trim() {
+        "" => f.error.as_str(),
+        trimmed => trimmed,
+    };
     Ok(Json(
-        app.worker()
-            .fail_remote(run, f.error.trim(), f.transient)
-            .await?,
+        app.worker().fail_remote(run, reason, f.transient).await?,
     ))
+}
+
+/// All white space as the document's pattern (`\S`, ECMAScript) reads it:
+/// Rust's `char::is_whitespace` but for U+0085 (NEL), and U+FEFF besides.
+fn is_blank(s: &str) -> bool {
+    s.chars()
+        .all(|c| (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blank_is_what_the_document_s_pattern_calls_blank() {
+        for blank in ["", " ", "\t\n", "\u{a0}\u{3000}", "\u{feff}"] {
+            assert!(super::is_blank(blank), "{blank:?}");
+        }
+        for not in ["x", " x ", "\u{85}"] {
+            assert!(!super::is_blank(not), "{not:?}");
+        }
+    }
 }
