@@ -2,13 +2,11 @@
 //! start one with `new` (a small working asset to change into your own
 //! product), and `export` an asset's live definition into one.
 
-use crate::app::{load_catalog, open_stores};
+use crate::app::load_catalog;
 use crate::catalog::{Catalog, Limits};
 use crate::config::Settings;
-use crate::service::AssetRegistry;
 use anyhow::{Context, anyhow, bail};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// `catalog check`: every asset in `dir` (else the configured catalogue,
@@ -103,19 +101,7 @@ pub fn export(settings: Settings, args: &ExportArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let asset = runtime.block_on(async {
-        let catalog = load_catalog(&settings)?;
-        let (meta, _) = open_stores(&settings, false).await?;
-        let version = meta
-            .live_versions()
-            .await?
-            .into_iter()
-            .find(|(id, _)| *id == args.asset)
-            .map(|(_, v)| v)
-            .ok_or_else(|| anyhow!("asset {} is not known to this data dir", args.asset))?;
-        let assets = AssetRegistry::follower(Arc::clone(&meta), catalog);
-        anyhow::Ok(assets.resolve(args.asset, version).await?)
-    })?;
+    let asset = runtime.block_on(super::live_asset(&settings, args.asset))?;
     if asset.scene.is_some() {
         bail!(
             "asset {} is a 3D asset: those are catalogue files already; copy its folder",

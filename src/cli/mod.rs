@@ -226,6 +226,34 @@ impl Common {
     }
 }
 
+/// The live definition of asset `id` as the servers sharing this data dir
+/// (or `meta.url`) see it: what `url` pins and `catalog export` writes.
+///
+/// # Errors
+/// An asset the metadata store does not know, or store failures.
+async fn live_asset(
+    settings: &Settings,
+    id: uuid::Uuid,
+) -> anyhow::Result<std::sync::Arc<crate::catalog::Asset>> {
+    let catalog = crate::app::load_catalog(settings)?;
+    let (meta, _) = crate::app::open_stores(settings, false).await?;
+    let version = meta
+        .live_versions()
+        .await?
+        .into_iter()
+        .find(|(asset, _)| *asset == id)
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "asset {id} is not known to this data dir (start `layercake serve` on it once)"
+            )
+        })?;
+    let assets = crate::service::AssetRegistry::follower(std::sync::Arc::clone(&meta), catalog);
+    let asset = assets.resolve(id, version).await;
+    meta.close().await;
+    Ok(asset?)
+}
+
 /// Runs the command line; the binary's `main` is just this.
 ///
 /// # Errors

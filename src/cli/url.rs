@@ -6,12 +6,9 @@
 //! key of `signing.keys`.
 
 use crate::app::image::pinned_url;
-use crate::app::{load_catalog, open_stores};
 use crate::config::Settings;
-use crate::service::AssetRegistry;
 use crate::signing::Signer;
-use anyhow::{anyhow, bail};
-use std::sync::Arc;
+use anyhow::bail;
 
 /// What to put in the URL.
 #[derive(Debug, clap::Args)]
@@ -43,22 +40,7 @@ pub fn run(settings: Settings, args: UrlArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let url = runtime.block_on(async {
-        let catalog = load_catalog(&settings)?;
-        let (meta, _) = open_stores(&settings, false).await?;
-        let version = meta
-            .live_versions()
-            .await?
-            .into_iter()
-            .find(|(id, _)| *id == args.of.asset)
-            .map(|(_, v)| v)
-            .ok_or_else(|| {
-                anyhow!(
-                    "asset {} is not known to this data dir (start `layercake serve` on it once)",
-                    args.of.asset
-                )
-            })?;
-        let assets = AssetRegistry::follower(Arc::clone(&meta), catalog);
-        let asset = assets.resolve(args.of.asset, version).await?;
+        let asset = super::live_asset(&settings, args.of.asset).await?;
         let (json, _, view) = args.of.resolve(&asset)?;
         let view = &asset.views[view];
         let mut q = form_urlencoded::Serializer::new(String::new());
@@ -80,7 +62,6 @@ pub fn run(settings: Settings, args: UrlArgs) -> anyhow::Result<()> {
             }
             q.append_pair("format", f);
         }
-        meta.close().await;
         Ok::<_, anyhow::Error>(pinned_url(
             &signer,
             &asset,
